@@ -1,0 +1,86 @@
+// Package cluster owns the JetStream resources Holdfast's processes share: the object log
+// stream and the lease, gateway-presence and alarm buckets. Every process ensures them at
+// start, idempotently, so any process can come up first.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Options size the shared resources.
+type Options struct {
+	// Replicas for streams and buckets: 1 for a single server, 3 for a cluster.
+	Replicas int
+}
+
+// Resources are handles on the shared streams and buckets.
+type Resources struct {
+	Objects  jetstream.Stream
+	Leases   jetstream.KeyValue
+	Gateways jetstream.KeyValue
+	Alarms   jetstream.KeyValue
+}
+
+// Ensure creates or opens every shared resource.
+func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) (*Resources, error) {
+	r := opts.Replicas
+	if r <= 0 {
+		r = 1
+	}
+	var res Resources
+	var err error
+	res.Objects, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        wire.ObjectStream,
+		Description: "Holdfast object logs: one subject per object",
+		Subjects:    []string{wire.ObjectSubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    r,
+		AllowDirect: true,
+		// Dedupe window for retried commits (same Nats-Msg-Id).
+		Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: object stream: %w", err)
+	}
+	kv := func(name, desc string, markerTTL time.Duration) (jetstream.KeyValue, error) {
+		cfg := jetstream.KeyValueConfig{
+			Bucket: name, Description: desc, History: 1,
+			Storage: jetstream.FileStorage, Replicas: r, LimitMarkerTTL: markerTTL,
+		}
+		b, err := js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			b, err = js.KeyValue(ctx, name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)
+		}
+		return b, nil
+	}
+	if res.Leases, err = kv(wire.LeaseBucket, "Holdfast object leases", time.Minute); err != nil {
+		return nil, err
+	}
+	if res.Gateways, err = kv(wire.GatewayBucket, "Holdfast live gateways", time.Minute); err != nil {
+		return nil, err
+	}
+	if res.Alarms, err = kv(wire.AlarmBucket, "Holdfast pending object alarms (hints)", 0); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// IsWrongLastSeq reports whether err is JetStream's refusal of a conditional publish: the
+// fence that stops a former owner's late writes.
+func IsWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+}

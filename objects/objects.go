@@ -1,0 +1,152 @@
+// Package objects is the public SDK for Holdfast objects: single-active, stateful instances,
+// one per (class, name) across the whole cluster, like Cloudflare's Durable Objects.
+//
+// A user writes a Go type per class and registers a Class. The runtime constructs one
+// instance per name on demand, hands it a State, and calls its handlers one event at a time
+// (the input gate). Writes made to Storage during an event are applied at once in memory and
+// committed together, atomically, when the event ends; every reply, socket message and close
+// the event produced leaves only once that commit is durable (the output gate). A handler
+// that panics or returns an error commits nothing.
+//
+// This package imports nothing else of Holdfast.
+package objects
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Class declares one object class.
+type Class struct {
+	// Name is the class name used in holdfast.toml's class_name: one token of letters,
+	// digits, '_' and '-'.
+	Name string
+	// New constructs the instance for one name. It must not block: load what the instance
+	// needs from st.Storage(), which is already in memory.
+	New func(st State) Object
+}
+
+// Object is an instance of a class. Fetch is its only mandatory handler; an object that
+// takes WebSockets implements SocketHandler, one that uses the alarm implements
+// AlarmHandler.
+type Object interface {
+	// Fetch answers an HTTP request routed to this object. The response is buffered and
+	// sent once the event's writes are durable. A WebSocket upgrade request is accepted by
+	// calling State.Sockets().Accept from Fetch.
+	Fetch(w http.ResponseWriter, r *http.Request)
+}
+
+// SocketHandler receives events of the WebSockets accepted by the object. The sockets are
+// held by a gateway, so these events reach the object even after it was evicted and
+// re-activated, on whichever host owns it now.
+type SocketHandler interface {
+	SocketMessage(ctx context.Context, s Socket, msg Message) error
+	// SocketClose is called once when the client closes, the connection drops, or its
+	// gateway is lost. The socket is already removed from State.Sockets().
+	SocketClose(ctx context.Context, s Socket, code int, reason string) error
+}
+
+// AlarmHandler runs when the object's alarm fires. An error (or a panic) retries it with
+// exponential backoff, at most 6 times.
+type AlarmHandler interface {
+	Alarm(ctx context.Context, info AlarmInfo) error
+}
+
+// AlarmInfo tells an alarm handler about the attempt.
+type AlarmInfo struct {
+	Scheduled  time.Time
+	RetryCount int
+}
+
+// Message is one WebSocket message.
+type Message struct {
+	Data   []byte
+	Binary bool
+}
+
+// State is an instance's view of itself. It is only valid inside the instance's handlers
+// (and its New); it is not safe for use from other goroutines.
+type State interface {
+	Class() string
+	Name() string
+	Storage() Storage
+	Alarm() Alarm
+	Sockets() Sockets
+	// Vars returns the deployment's [vars].
+	Var(name string) (string, bool)
+}
+
+// Storage is the object's durable key-value store. Keys are non-empty UTF-8 strings that
+// do not start with "\x00"; values are bytes. Everything is in memory while the object is
+// active, so reads are immediate; limits bound one value and the whole store.
+type Storage interface {
+	Get(key string) ([]byte, bool)
+	Put(key string, value []byte) error
+	Delete(key string) error
+	// List returns the entries whose key starts with prefix, in key order, at most limit
+	// of them when limit > 0, starting after the key startAfter when it is not empty.
+	List(prefix, startAfter string, limit int) []Entry
+	// Bytes is the store's current size: keys plus values.
+	Bytes() int
+}
+
+// Entry is one key and value.
+type Entry struct {
+	Key   string
+	Value []byte
+}
+
+// Alarm is the object's single alarm. It fires at least once at or after its time, also
+// when the object is not active and when its host is lost.
+type Alarm interface {
+	Get() (time.Time, bool)
+	Set(at time.Time) error
+	Delete() error
+}
+
+// Sockets are the WebSockets accepted by this object, held open by gateways.
+type Sockets interface {
+	// Accept accepts the WebSocket upgrade request r (only from Fetch). Tags select
+	// sockets in List; the attachment is a small value kept with the socket across
+	// evictions and moves.
+	Accept(w http.ResponseWriter, r *http.Request, opts SocketOptions) (Socket, error)
+	// List returns the open sockets that carry tag, or all of them for "".
+	List(tag string) []Socket
+	Get(id string) (Socket, bool)
+	// Broadcast sends one text message to every socket carrying tag ("" for all) except
+	// the ids in except, with one publish per gateway rather than per socket.
+	Broadcast(tag string, data []byte, except ...string) error
+}
+
+// SocketOptions describe an accepted socket.
+type SocketOptions struct {
+	Tags       []string
+	Attachment []byte
+}
+
+// Socket is one WebSocket held by a gateway.
+type Socket interface {
+	ID() string
+	Tags() []string
+	Attachment() []byte
+	// SetAttachment replaces the attachment; it is committed like a storage write.
+	SetAttachment(b []byte) error
+	// Send queues a text message; SendBinary a binary one. They leave after the event's
+	// commit, in order.
+	Send(data []byte) error
+	SendBinary(data []byte) error
+	// Close closes the socket with a WebSocket close code and reason.
+	Close(code int, reason string) error
+}
+
+// Errors returned by the State methods.
+var (
+	ErrBadKey        = errors.New("objects: bad storage key")
+	ErrValueTooLarge = errors.New("objects: value too large")
+	ErrStorageFull   = errors.New("objects: object storage is full")
+	ErrNotUpgrade    = errors.New("objects: not a WebSocket upgrade request")
+	ErrTooManySocket = errors.New("objects: too many sockets on this object")
+	ErrSocketClosed  = errors.New("objects: socket is closed")
+)

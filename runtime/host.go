@@ -1,0 +1,273 @@
+// Package runtime is the object host: it activates objects on demand under a JetStream KV
+// lease, runs each one's events one at a time, commits their writes to the object's log with
+// fenced, group-committed publishes, fires alarms, and hands sockets' messages to objects.
+//
+// One Host serves a set of classes. Any number of hosts may serve the same classes against
+// one NATS cluster: the lease makes exactly one of them the owner of a given object, and the
+// log's conditional publishes refuse the writes of an owner that lost its lease.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/cluster"
+	"github.com/holdfast/holdfast/internal/names"
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/holdfast/holdfast/objects"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Options configure a Host.
+type Options struct {
+	Classes []objects.Class
+	// LeaseTTL is how long an owner keeps an object without renewing; a dead host's objects
+	// move after about this long. Whole seconds, at least 1s. Default 2s.
+	LeaseTTL time.Duration
+	// IdleTimeout evicts an object that had no event for this long. Default 60s.
+	IdleTimeout time.Duration
+	// Vars are the deployment's [vars], readable by objects.
+	Vars map[string]string
+	// Limits bound what one object may hold.
+	Limits Limits
+	// Replicas of the shared streams and buckets. Default 1.
+	Replicas int
+	Logger   *slog.Logger
+	// ID names this host in leases; default a random NUID.
+	ID string
+}
+
+// Limits bound an object's storage, sockets and queue.
+type Limits struct {
+	MaxValueBytes      int // one storage value; default 128 KiB
+	MaxStorageBytes    int // one object's keys plus values; default 4 MiB (a snapshot is one NATS message)
+	MaxSockets         int // default 10,000
+	MaxAttachmentBytes int // default 2048
+	MaxQueue           int // events waiting for one object; default 10,000
+	MaxResponseBytes   int // one buffered Fetch response; default 4 MiB
+}
+
+func (l *Limits) setDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxValueBytes, 128<<10)
+	def(&l.MaxStorageBytes, 4<<20)
+	def(&l.MaxSockets, 10000)
+	def(&l.MaxAttachmentBytes, 2048)
+	def(&l.MaxQueue, 10000)
+	def(&l.MaxResponseBytes, 4<<20)
+}
+
+// Host serves objects.
+type Host struct {
+	opts    Options
+	id      string
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	res     *cluster.Resources
+	classes map[string]objects.Class
+	log     *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	insts    map[string]*instance
+	closing  bool
+	subs     []*nats.Subscription
+	gateways *presence
+	alarms   *alarmScheduler
+
+	// skipClockCheck lets tests show that the storage fence alone stops a former owner.
+	skipClockCheck bool
+}
+
+// New starts a host on nc: it ensures the shared resources and subscribes to its classes'
+// activation subjects and its own subject.
+func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
+	if len(opts.Classes) == 0 {
+		return nil, errors.New("runtime: no classes to serve")
+	}
+	if opts.LeaseTTL == 0 {
+		opts.LeaseTTL = 2 * time.Second
+	}
+	if opts.LeaseTTL < time.Second || opts.LeaseTTL%time.Second != 0 {
+		return nil, fmt.Errorf("runtime: lease TTL %v: want whole seconds, at least 1s", opts.LeaseTTL)
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 60 * time.Second
+	}
+	opts.Limits.setDefaults()
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.ID == "" {
+		opts.ID = nuid.Next()
+	}
+	h := &Host{
+		opts: opts, id: opts.ID, nc: nc, classes: map[string]objects.Class{},
+		insts: map[string]*instance{}, log: opts.Logger.With("host", opts.ID),
+	}
+	for _, c := range opts.Classes {
+		if err := names.ValidateClass(c.Name); err != nil {
+			return nil, fmt.Errorf("runtime: class %q: %w", c.Name, err)
+		}
+		if c.New == nil {
+			return nil, fmt.Errorf("runtime: class %q has no New", c.Name)
+		}
+		if _, dup := h.classes[c.Name]; dup {
+			return nil, fmt.Errorf("runtime: class %q registered twice", c.Name)
+		}
+		h.classes[c.Name] = c
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	h.js = js
+	if h.res, err = cluster.Ensure(ctx, js, cluster.Options{Replicas: opts.Replicas}); err != nil {
+		return nil, err
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	if h.gateways, err = watchPresence(h.ctx, h.res.Gateways, h.gatewayLost); err != nil {
+		h.cancel()
+		return nil, err
+	}
+	sub, err := nc.Subscribe(wire.HostSubject(h.id), h.dispatch)
+	if err != nil {
+		h.cancel()
+		return nil, err
+	}
+	h.subs = append(h.subs, sub)
+	for name := range h.classes {
+		sub, err := nc.QueueSubscribe(wire.ActivateSubject(name), wire.ActivateQueue, h.dispatch)
+		if err != nil {
+			h.cancel()
+			return nil, err
+		}
+		h.subs = append(h.subs, sub)
+	}
+	for _, s := range h.subs {
+		// The dispatcher only enqueues; a deep pending queue is fine, dropping is not.
+		_ = s.SetPendingLimits(-1, 512<<20)
+	}
+	if err := nc.Flush(); err != nil {
+		h.cancel()
+		return nil, err
+	}
+	h.alarms = startAlarmScheduler(h)
+	h.log.Info("object host ready", "classes", len(h.classes), "lease_ttl", opts.LeaseTTL)
+	return h, nil
+}
+
+// ID is this host's id, as leases name it.
+func (h *Host) ID() string { return h.id }
+
+// Close stops taking requests, commits what is pending, and hands every lease back so the
+// objects can move at once. It waits until ctx ends at most.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closing = true
+	for _, s := range h.subs {
+		_ = s.Unsubscribe()
+	}
+	insts := make([]*instance, 0, len(h.insts))
+	for _, in := range h.insts {
+		insts = append(insts, in)
+	}
+	h.mu.Unlock()
+	for _, in := range insts {
+		in.requestStop(stopShutdown)
+	}
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("runtime: close: %w", ctx.Err())
+	}
+	h.cancel()
+	return err
+}
+
+// Active reports how many objects this host has active.
+func (h *Host) Active() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.insts)
+}
+
+// dispatch routes one request to its instance, activating it when needed. It never blocks
+// on the network: activation runs in the instance's goroutine.
+func (h *Host) dispatch(m *nats.Msg) {
+	class, name := m.Header.Get(wire.HdrClass), m.Header.Get(wire.HdrName)
+	if _, ok := h.classes[class]; !ok {
+		respond(m, wire.ErrorReply(wire.ErrNoClass, "this host does not serve class "+class))
+		return
+	}
+	if err := names.Validate(name); err != nil {
+		respond(m, wire.ErrorReply(wire.ErrBadRequest, err.Error()))
+		return
+	}
+	key := names.Key(class, name)
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		respond(m, wire.ErrorReply(wire.ErrNotOwner, "host is shutting down"))
+		return
+	}
+	in := h.insts[key]
+	if in == nil {
+		in = newInstance(h, class, name)
+		h.insts[key] = in
+		h.wg.Add(1)
+		go in.run()
+	}
+	h.mu.Unlock()
+	in.enqueue(event{msg: m})
+}
+
+// remove forgets in once it has stopped.
+func (h *Host) remove(in *instance) {
+	h.mu.Lock()
+	if h.insts[in.key] == in {
+		delete(h.insts, in.key)
+	}
+	h.mu.Unlock()
+}
+
+// gatewayLost tells every active object holding sockets on gateway gw that they are gone.
+func (h *Host) gatewayLost(gw string) {
+	h.mu.Lock()
+	insts := make([]*instance, 0, len(h.insts))
+	for _, in := range h.insts {
+		insts = append(insts, in)
+	}
+	h.mu.Unlock()
+	for _, in := range insts {
+		in.enqueue(event{gatewayLost: gw})
+	}
+}
+
+func respond(m *nats.Msg, reply *nats.Msg) {
+	if m.Reply == "" {
+		return
+	}
+	reply.Subject = m.Reply
+	_ = m.RespondMsg(reply)
+}

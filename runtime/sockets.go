@@ -1,0 +1,156 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/holdfast/holdfast/objects"
+	"github.com/nats-io/nats.go"
+)
+
+// socketRecord is what the object's log keeps of a socket held by a gateway.
+type socketRecord struct {
+	Gateway    string   `json:"g"`
+	Tags       []string `json:"t,omitempty"`
+	Attachment []byte   `json:"a,omitempty"`
+}
+
+type socket struct {
+	st     *state
+	id, gw string
+	tags   []string
+	att    []byte
+	closed bool
+}
+
+func (s *sockets) st() *state { return (*state)(s) }
+
+func (s *sockets) Accept(w http.ResponseWriter, r *http.Request, opts objects.SocketOptions) (objects.Socket, error) {
+	st := s.st()
+	if err := st.inEvent(); err != nil {
+		return nil, err
+	}
+	rw, ok := w.(*responseWriter)
+	id, gw := st.ev.msg.Header.Get(wire.HdrSocket), st.ev.msg.Header.Get(wire.HdrGateway)
+	if !ok || id == "" || gw == "" || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || st.ev.accepted != nil {
+		return nil, objects.ErrNotUpgrade
+	}
+	lim := st.in.h.opts.Limits
+	if len(st.sockets) >= lim.MaxSockets {
+		return nil, fmt.Errorf("%w: %d", objects.ErrTooManySocket, lim.MaxSockets)
+	}
+	if len(opts.Attachment) > lim.MaxAttachmentBytes {
+		return nil, fmt.Errorf("%w: attachment of %d bytes, the limit is %d", objects.ErrValueTooLarge, len(opts.Attachment), lim.MaxAttachmentBytes)
+	}
+	rec, _ := json.Marshal(socketRecord{Gateway: gw, Tags: opts.Tags, Attachment: opts.Attachment})
+	st.write(socketPrefix+id, rec, true)
+	sk := st.sockets[id]
+	st.ev.accepted = sk
+	rw.accepted = id
+	return sk, nil
+}
+
+func (s *sockets) List(tag string) []objects.Socket {
+	out := make([]objects.Socket, 0, len(s.sockets))
+	for _, sk := range s.sockets {
+		if tag == "" || slices.Contains(sk.tags, tag) {
+			out = append(out, sk)
+		}
+	}
+	slices.SortFunc(out, func(a, b objects.Socket) int { return strings.Compare(a.ID(), b.ID()) })
+	return out
+}
+
+func (s *sockets) Get(id string) (objects.Socket, bool) {
+	sk, ok := s.sockets[id]
+	if !ok {
+		return nil, false
+	}
+	return sk, true
+}
+
+func (s *sockets) Broadcast(tag string, data []byte, except ...string) error {
+	st := s.st()
+	if err := st.inEvent(); err != nil {
+		return err
+	}
+	byGW := map[string][]string{}
+	for id, sk := range s.sockets {
+		if (tag == "" || slices.Contains(sk.tags, tag)) && !slices.Contains(except, id) {
+			byGW[sk.gw] = append(byGW[sk.gw], id)
+		}
+	}
+	for gw, ids := range byGW {
+		st.ev.outputs = append(st.ev.outputs, output{msg: gatewayCommand(gw, wire.GwOpSend, ids, data, false)})
+	}
+	return nil
+}
+
+func gatewayCommand(gw, op string, ids []string, data []byte, binary bool) *nats.Msg {
+	m := nats.NewMsg(wire.GatewaySubject(gw))
+	m.Header.Set(wire.HdrOp, op)
+	m.Header.Set(wire.HdrSockets, strings.Join(ids, ","))
+	if binary {
+		m.Header.Set(wire.HdrBinary, "1")
+	}
+	m.Data = slices.Clone(data)
+	return m
+}
+
+func (sk *socket) ID() string         { return sk.id }
+func (sk *socket) Tags() []string     { return slices.Clone(sk.tags) }
+func (sk *socket) Attachment() []byte { return slices.Clone(sk.att) }
+
+func (sk *socket) SetAttachment(b []byte) error {
+	st := sk.st
+	if err := st.inEvent(); err != nil {
+		return err
+	}
+	if sk.closed {
+		return objects.ErrSocketClosed
+	}
+	if lim := st.in.h.opts.Limits.MaxAttachmentBytes; len(b) > lim {
+		return fmt.Errorf("%w: attachment of %d bytes, the limit is %d", objects.ErrValueTooLarge, len(b), lim)
+	}
+	rec, _ := json.Marshal(socketRecord{Gateway: sk.gw, Tags: sk.tags, Attachment: b})
+	st.write(socketPrefix+sk.id, rec, true)
+	return nil
+}
+
+func (sk *socket) send(data []byte, binary bool) error {
+	if err := sk.st.inEvent(); err != nil {
+		return err
+	}
+	if sk.closed {
+		return objects.ErrSocketClosed
+	}
+	sk.st.ev.outputs = append(sk.st.ev.outputs, output{msg: gatewayCommand(sk.gw, wire.GwOpSend, []string{sk.id}, data, binary)})
+	return nil
+}
+
+func (sk *socket) Send(data []byte) error       { return sk.send(data, false) }
+func (sk *socket) SendBinary(data []byte) error { return sk.send(data, true) }
+
+func (sk *socket) Close(code int, reason string) error {
+	st := sk.st
+	if err := st.inEvent(); err != nil {
+		return err
+	}
+	if sk.closed {
+		return nil
+	}
+	if code == 0 {
+		code = 1000
+	}
+	m := gatewayCommand(sk.gw, wire.GwOpClose, []string{sk.id}, nil, false)
+	m.Header.Set(wire.HdrCode, strconv.Itoa(code))
+	m.Header.Set(wire.HdrReason, reason)
+	st.write(socketPrefix+sk.id, nil, false)
+	st.ev.outputs = append(st.ev.outputs, output{msg: m})
+	return nil
+}
