@@ -112,4 +112,3 @@ func (a *alarmScheduler) wake(key string) {
 	defer cancel()
 	_, _ = a.h.nc.RequestMsgWithContext(ctx, m)
 }
-

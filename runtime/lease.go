@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/wire"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -52,16 +52,8 @@ func (in *instance) acquireLease(ctx context.Context) (uint64, error) {
 // renewLease republishes the lease with a fresh TTL, conditional on rev. kv.Update would
 // drop the TTL (nats.go issue 1994), so this publishes to the key's subject directly.
 func (in *instance) renewLease(ctx context.Context, rev uint64) (uint64, error) {
-	h := in.h
-	val, _ := json.Marshal(wire.Lease{Host: h.id})
-	m := nats.NewMsg("$KV." + wire.LeaseBucket + "." + in.key)
-	m.Data = val
-	ack, err := h.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(rev),
-		jetstream.WithMsgTTL(h.opts.LeaseTTL))
-	if err != nil {
-		return 0, err
-	}
-	return ack.Sequence, nil
+	val, _ := json.Marshal(wire.Lease{Host: in.h.id})
+	return cluster.RenewTTL(ctx, in.h.js, wire.LeaseBucket, in.key, val, rev, in.h.opts.LeaseTTL)
 }
 
 // renewer keeps the lease alive until quit closes, and stops the instance when the lease is

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -83,4 +84,17 @@ func IsWrongLastSeq(err error) bool {
 	}
 	return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+}
+
+// RenewTTL rewrites a KV key with a fresh per-key TTL, conditional on the key's current
+// revision rev, and returns the new revision. kv.Update cannot do this: it drops the TTL,
+// and a key renewed with it never expires (nats.go issue 1994).
+func RenewTTL(ctx context.Context, js jetstream.JetStream, bucket, key string, val []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	m := nats.NewMsg("$KV." + bucket + "." + key)
+	m.Data = val
+	ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }

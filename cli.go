@@ -1,0 +1,353 @@
+package holdfast
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/internal/app"
+	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/localdev"
+	hfruntime "github.com/holdfast/holdfast/runtime"
+)
+
+// usageError is a mistake on the command line: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	var u *usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `holdfast: a self-hosted runtime for stateful real-time apps on NATS JetStream.
+
+Usage:
+  holdfast dev      [flags]   the local emulator: embedded NATS, gateway and objects in one process
+  holdfast gateway  [flags]   a stateless edge gateway, against a NATS cluster
+  holdfast objects  [flags]   an object host, against a NATS cluster
+  holdfast version            print versions
+
+Every flag can also be set by its environment variable, shown in each command's --help.
+`
+
+func runCLI(ctx context.Context, args []string, reg app.Registry) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return &usageError{"no command given"}
+	}
+	switch args[0] {
+	case "dev":
+		return runDev(ctx, args[1:], reg)
+	case "gateway":
+		return runGateway(ctx, args[1:], reg)
+	case "objects":
+		return runObjects(ctx, args[1:], reg)
+	case "version", "--version", "-v":
+		fmt.Println(versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return &usageError{fmt.Sprintf("unknown command %q", args[0])}
+	}
+}
+
+// flags is a flag set whose every flag falls back to an environment variable
+// HOLDFAST_<NAME>, with '-' as '_'.
+type flags struct {
+	fs  *flag.FlagSet
+	cmd string
+}
+
+func newFlags(cmd, summary string) *flags {
+	f := &flags{fs: flag.NewFlagSet("holdfast "+cmd, flag.ContinueOnError), cmd: cmd}
+	f.fs.Usage = func() {
+		out := f.fs.Output()
+		fmt.Fprintf(out, "Usage: holdfast %s [flags]\n\n%s\n\nFlags (each also read from the environment variable shown):\n", cmd, summary)
+		f.fs.VisitAll(func(fl *flag.Flag) {
+			fmt.Fprintf(out, "  --%s  (%s)\n", fl.Name, envName(fl.Name))
+			fmt.Fprintf(out, "        %s", fl.Usage)
+			if fl.DefValue != "" && fl.DefValue != "false" {
+				fmt.Fprintf(out, " (default %q)", fl.DefValue)
+			}
+			fmt.Fprintln(out)
+		})
+	}
+	return f
+}
+
+func envName(flagName string) string {
+	return "HOLDFAST_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parse applies the command line, then the environment for flags not given.
+func (f *flags) parse(args []string) error {
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return &usageError{err.Error()}
+	}
+	if f.fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("unexpected argument %q", f.fs.Arg(0))}
+	}
+	set := map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	var err error
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		if set[fl.Name] || err != nil {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(fl.Name)); ok {
+			if e := f.fs.Set(fl.Name, v); e != nil {
+				err = &usageError{fmt.Sprintf("%s=%q: %v", envName(fl.Name), v, e)}
+			}
+		}
+	})
+	return err
+}
+
+// set reports whether a flag was given, on the command line or in the environment.
+func (f *flags) set(name string) bool {
+	given := false
+	f.fs.Visit(func(fl *flag.Flag) { given = given || fl.Name == name })
+	return given
+}
+
+var errHelp = errors.New("help requested")
+
+// common are the flags every serving command has.
+type common struct {
+	config, logLevel, logFormat string
+}
+
+func (f *flags) common() *common {
+	c := &common{}
+	f.fs.StringVar(&c.config, "config", "", "path of holdfast.toml (default ./holdfast.toml when present)")
+	f.fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	return c
+}
+
+func (c *common) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, &usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", c.logLevel)}
+	}
+	o := &slog.HandlerOptions{Level: lvl}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
+	}
+	return nil, &usageError{fmt.Sprintf("--log-format %q: want text or json", c.logFormat)}
+}
+
+// load reads the config file: --config, else ./holdfast.toml when present, else the
+// built-in defaults.
+func (c *common) load() (*config.Config, error) {
+	path := c.config
+	if path == "" {
+		if _, err := os.Stat("holdfast.toml"); err == nil {
+			path = "holdfast.toml"
+		}
+	}
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}
+
+// natsFlags are the flags of commands that join a NATS cluster.
+type natsFlags struct {
+	urls     string
+	auth     app.NATSAuth
+	insecure bool
+	replicas int
+}
+
+func (f *flags) nats() *natsFlags {
+	n := &natsFlags{}
+	f.fs.StringVar(&n.urls, "nats", "nats://127.0.0.1:4222", "NATS server URLs, comma-separated")
+	f.fs.StringVar(&n.auth.CredsFile, "nats-creds", "", "NATS credentials file")
+	f.fs.StringVar(&n.auth.NKeyFile, "nats-nkey", "", "NATS nkey seed file")
+	f.fs.StringVar(&n.auth.User, "nats-user", "", "NATS user")
+	f.fs.StringVar(&n.auth.Password, "nats-password", "", "NATS password")
+	f.fs.StringVar(&n.auth.Token, "nats-token", "", "NATS token")
+	f.fs.IntVar(&n.replicas, "replicas", 1, "replicas of Holdfast's streams and buckets (3 on a NATS cluster)")
+	f.fs.BoolVar(&n.insecure, "insecure", false, "start without authentication (tests and trusted networks only)")
+	return n
+}
+
+func runDev(ctx context.Context, args []string, reg app.Registry) error {
+	f := newFlags("dev", "Runs the local emulator: an embedded nats-server with JetStream, one object host and\none gateway in one process. Needs no config file. Ctrl-C drains and exits.")
+	c := f.common()
+	listen := f.fs.String("listen", config.DefaultListen, "HTTP and WebSocket listen address")
+	persist := f.fs.String("persist-to", config.DefaultPersistTo, "directory holding all state")
+	natsListen := f.fs.String("nats-listen", "", "also expose the embedded NATS here (e.g. 127.0.0.1:4222) so other holdfast processes can join")
+	s3Listen := f.fs.String("s3-listen", config.DefaultS3Listen, "S3-compatible endpoint listen address")
+	if err := f.parse(args); err != nil {
+		return helpOK(err)
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	if f.set("listen") || cfg.Dev.Listen == "" {
+		cfg.Dev.Listen = *listen
+	}
+	if f.set("persist-to") || cfg.Dev.PersistTo == "" {
+		cfg.Dev.PersistTo = *persist
+	}
+	if f.set("nats-listen") {
+		cfg.Dev.NATSListen = *natsListen
+	}
+	if f.set("s3-listen") || cfg.Dev.S3Listen == "" {
+		cfg.Dev.S3Listen = *s3Listen
+	}
+	return localdev.Run(ctx, localdev.Options{Config: cfg, Registry: reg, Logger: log})
+}
+
+func runGateway(ctx context.Context, args []string, reg app.Registry) error {
+	f := newFlags("gateway", "Runs a stateless edge gateway against a NATS cluster. Refuses to start without\n[auth] api_keys in the config unless given --insecure.")
+	c := f.common()
+	n := f.nats()
+	listen := f.fs.String("listen", "0.0.0.0:8787", "HTTP and WebSocket listen address")
+	if err := f.parse(args); err != nil {
+		return helpOK(err)
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	if len(cfg.Auth.APIKeys) == 0 && !n.insecure {
+		return &usageError{"refusing to start an open gateway: set [auth] api_keys in holdfast.toml, or pass --insecure to run without authentication"}
+	}
+	opts, err := app.GatewayOptions(cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	opts.Replicas = n.replicas
+	nc, err := app.ConnectNATS(n.urls, "holdfast-gateway", n.auth, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ln, err := app.Listen(*listen, "holdfast gateway")
+	if err != nil {
+		return err
+	}
+	gw, err := gateway.New(nc, opts)
+	if err != nil {
+		return err
+	}
+	srv := app.NewServer(gw.Handler(), log)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Printf("holdfast gateway %s listening on http://%s (nats %s)\n", gw.ID(), ln.Addr(), n.urls)
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	app.Shutdown(sctx, srv)
+	_ = gw.Close(sctx)
+	return nc.Drain()
+}
+
+func runObjects(ctx context.Context, args []string, reg app.Registry) error {
+	f := newFlags("objects", "Runs an object host against a NATS cluster. Refuses to start without NATS credentials\nunless given --insecure.")
+	c := f.common()
+	n := f.nats()
+	id := f.fs.String("host-id", "", "this host's id in leases (default: random)")
+	if err := f.parse(args); err != nil {
+		return helpOK(err)
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	if !n.auth.Configured(n.urls) && !n.insecure {
+		return &usageError{"refusing to start an object host without NATS authentication: pass --nats-creds, --nats-nkey, --nats-user/--nats-password or --nats-token, or --insecure"}
+	}
+	nc, err := app.ConnectNATS(n.urls, "holdfast-objects", n.auth, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	opts := app.HostOptions(cfg, reg, log)
+	opts.Replicas, opts.ID = n.replicas, *id
+	var host *hfruntime.Host
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		host, err = hfruntime.New(sctx, nc, opts)
+		cancel()
+		if err == nil {
+			break
+		}
+		log.Warn("cannot start the object host yet; retrying", "in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+	fmt.Printf("holdfast objects host %s ready (nats %s)\n", host.ID(), n.urls)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_ = host.Close(sctx)
+	return nc.Drain()
+}
+
+func helpOK(err error) error {
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+func versionString() string {
+	v, natsV := "(devel)", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/nats-io/nats-server/v2" {
+				natsV = d.Version
+			}
+		}
+	}
+	return fmt.Sprintf("holdfast %s (nats-server %s)", v, natsV)
+}
+

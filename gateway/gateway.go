@@ -1,0 +1,363 @@
+// Package gateway is Holdfast's stateless edge: it serves HTTP and WebSockets, runs
+// functions, and routes each request for an object to the host that owns it over NATS.
+// It holds clients' WebSockets itself, so that objects can sleep or move while their
+// sockets stay open. Any number of gateways may run against one NATS cluster.
+//
+// The gateway never imports the object runtime: it speaks to hosts only through the
+// protocol in internal/wire.
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/holdfast/holdfast/functions"
+	"github.com/holdfast/holdfast/internal/cluster"
+	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/internal/objclient"
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"github.com/olahol/melody"
+)
+
+// Route sends requests matching a net/http ServeMux pattern to an object class or a
+// function.
+type Route struct {
+	Pattern string
+	// Class routes to objects of this class, named by the pattern's {name} wildcard (or
+	// {name...}), or by Name when it is set.
+	Class string
+	Name  string
+	// Function routes to this handler instead.
+	Function functions.Handler
+}
+
+// Options configure a Gateway.
+type Options struct {
+	// ID names this gateway; default a random NUID.
+	ID     string
+	Routes []Route
+	// Namespaces maps object binding names to classes, for functions' Env.
+	Namespaces map[string]string
+	Buckets    map[string]functions.Bucket
+	Vars       map[string]string
+	// APIKeys, when set, are required on every request but /healthz, as
+	// "Authorization: Bearer <key>" or "?token=<key>".
+	APIKeys []string
+	// AllowedOrigins for WebSocket upgrades; "*" allows any. Empty: same origin only
+	// (non-browser clients, which send no Origin, are allowed).
+	AllowedOrigins []string
+	MaxBodyBytes   int64 // default 1 MiB
+	MaxMessage     int64 // one WebSocket message; default 64 KiB
+	MaxConnections int   // open WebSockets; default 100,000
+	RequestTimeout time.Duration
+	// Mounts are extra handlers by pattern (the file API, for instance); they get the same
+	// authentication as routes.
+	Mounts   map[string]http.Handler
+	Replicas int
+	Logger   *slog.Logger
+}
+
+// presenceTTL is how long a gateway stays "live" without renewing; objects close the
+// sockets of a gateway that is not.
+const presenceTTL = 5 * time.Second
+
+// Gateway is one edge process's HTTP front.
+type Gateway struct {
+	opts    Options
+	id      string
+	nc      *nats.Conn
+	log     *slog.Logger
+	mux     *http.ServeMux
+	ready   atomic.Bool
+	client  atomic.Pointer[objclient.Client]
+	res     *cluster.Resources
+	js      jetstream.JetStream
+	melody  *melody.Melody
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	keys    [][32]byte
+	sockets socketTable
+	env     *env
+}
+
+// New builds a gateway on nc. It serves at once: until JetStream answers, /healthz says
+// 503 and every other request is refused with 503, while a background loop keeps trying.
+func New(nc *nats.Conn, opts Options) (*Gateway, error) {
+	if opts.ID == "" {
+		opts.ID = nuid.Next()
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.MaxMessage <= 0 {
+		opts.MaxMessage = 64 << 10
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = 100000
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	g := &Gateway{opts: opts, id: opts.ID, nc: nc, log: opts.Logger.With("gateway", opts.ID)}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	for _, k := range opts.APIKeys {
+		g.keys = append(g.keys, sha256.Sum256([]byte(k)))
+	}
+	g.sockets.m = map[string]*gwSocket{}
+	g.env = &env{g: g}
+	g.setupMelody()
+	if err := g.buildMux(); err != nil {
+		return nil, err
+	}
+	g.wg.Add(1)
+	go g.connect()
+	return g, nil
+}
+
+// ID is the gateway's id.
+func (g *Gateway) ID() string { return g.id }
+
+// Ready reports whether the gateway reaches JetStream and serves requests.
+func (g *Gateway) Ready() bool { return g.ready.Load() && g.nc.IsConnected() }
+
+// connect sets up the shared resources, the owner cache, presence and the socket command
+// subscription, retrying with backoff until it works or the gateway closes.
+func (g *Gateway) connect() {
+	defer g.wg.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		err := g.setup()
+		if err == nil {
+			g.ready.Store(true)
+			g.log.Info("gateway ready")
+			return
+		}
+		g.log.Warn("cannot reach JetStream yet; retrying", "in", backoff, "err", err)
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (g *Gateway) setup() error {
+	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
+	defer cancel()
+	js, err := jetstream.New(g.nc)
+	if err != nil {
+		return err
+	}
+	res, err := cluster.Ensure(ctx, js, cluster.Options{Replicas: g.opts.Replicas})
+	if err != nil {
+		return err
+	}
+	owners, err := objclient.WatchOwners(g.ctx, res.Leases)
+	if err != nil {
+		return err
+	}
+	sub, err := g.nc.Subscribe(wire.GatewaySubject(g.id), g.command)
+	if err != nil {
+		return err
+	}
+	_ = sub.SetPendingLimits(-1, 256<<20)
+	rev, err := res.Gateways.Create(ctx, g.id, []byte(time.Now().UTC().Format(time.RFC3339)), jetstream.KeyTTL(presenceTTL))
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("presence: %w", err)
+	}
+	g.js, g.res = js, res
+	g.client.Store(objclient.New(g.nc, owners))
+	g.wg.Add(1)
+	go g.keepPresence(rev)
+	return nil
+}
+
+// keepPresence renews the gateway's presence key until the gateway closes.
+func (g *Gateway) keepPresence(rev uint64) {
+	defer g.wg.Done()
+	t := time.NewTicker(presenceTTL / 5)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = g.res.Gateways.Delete(ctx, g.id)
+			cancel()
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(g.ctx, presenceTTL/2)
+		next, err := cluster.RenewTTL(ctx, g.js, wire.GatewayBucket, g.id, []byte(time.Now().UTC().Format(time.RFC3339)), rev, presenceTTL)
+		cancel()
+		switch {
+		case err == nil:
+			rev = next
+		case cluster.IsWrongLastSeq(err):
+			// Our presence lapsed (we were paused or cut off): objects have closed our
+			// sockets already, so close them here too and start a fresh presence.
+			g.log.Warn("gateway presence lapsed; closing its sockets")
+			g.sockets.closeAll(1012, "gateway presence lapsed")
+			ctx, cancel := context.WithTimeout(g.ctx, presenceTTL/2)
+			if r, err := g.res.Gateways.Create(ctx, g.id, nil, jetstream.KeyTTL(presenceTTL)); err == nil {
+				rev = r
+			}
+			cancel()
+		default:
+			g.log.Warn("gateway presence renewal failed; retrying", "err", err)
+		}
+	}
+}
+
+// Close closes every WebSocket (their objects get close events) and leaves.
+func (g *Gateway) Close(ctx context.Context) error {
+	_ = g.melody.Close()
+	g.cancel()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Handler is the gateway's HTTP handler.
+func (g *Gateway) Handler() http.Handler { return http.HandlerFunc(g.serve) }
+
+func (g *Gateway) buildMux() (err error) {
+	g.mux = http.NewServeMux()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("gateway: route: %v", r)
+		}
+	}()
+	for _, rt := range g.opts.Routes {
+		rt := rt
+		switch {
+		case rt.Function != nil:
+			g.mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
+				r.Body = http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes)
+				rt.Function.ServeFetch(w, r, g.env)
+			})
+		case rt.Class != "":
+			g.mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
+				name := rt.Name
+				if name == "" {
+					name = r.PathValue("name")
+				}
+				g.serveObject(w, r, rt.Class, name)
+			})
+		default:
+			return fmt.Errorf("gateway: route %q has neither a class nor a function", rt.Pattern)
+		}
+	}
+	for pattern, h := range g.opts.Mounts {
+		g.mux.Handle(pattern, h)
+	}
+	return nil
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/healthz" {
+		if g.Ready() {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+			return
+		}
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
+		return
+	}
+	if !g.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="holdfast"`)
+		httperr.Write(w, http.StatusUnauthorized, httperr.CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> or ?token=<key>")
+		return
+	}
+	if !g.ready.Load() {
+		w.Header().Set("Retry-After", "1")
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
+		return
+	}
+	if _, pattern := g.mux.Handler(r); pattern == "" {
+		httperr.Write(w, http.StatusNotFound, httperr.CodeNotFound, "no route for "+r.Method+" "+r.URL.Path)
+		return
+	}
+	g.mux.ServeHTTP(w, r)
+}
+
+// authorized checks the API key in constant time (over digests, so that a key's length
+// does not leak either).
+func (g *Gateway) authorized(r *http.Request) bool {
+	if len(g.keys) == 0 {
+		return true
+	}
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		key = r.URL.Query().Get("token")
+	}
+	if key == "" {
+		return false
+	}
+	d := sha256.Sum256([]byte(key))
+	match := 0
+	for i := range g.keys {
+		match |= subtle.ConstantTimeCompare(d[:], g.keys[i][:])
+	}
+	return match == 1
+}
+
+// checkOrigin enforces AllowedOrigins on WebSocket upgrades.
+func (g *Gateway) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, o := range g.opts.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	if len(g.opts.AllowedOrigins) == 0 {
+		host, ok := strings.CutPrefix(origin, "http://")
+		if !ok {
+			host, _ = strings.CutPrefix(origin, "https://")
+		}
+		return strings.EqualFold(host, r.Host)
+	}
+	return false
+}
+
+// writeClientError maps an objclient error onto the JSON error shape.
+func writeClientError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, objclient.ErrNoHosts):
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
+	case errors.Is(err, objclient.ErrOverloaded):
+		w.Header().Set("Retry-After", "1")
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
+	case errors.Is(err, objclient.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		httperr.Write(w, http.StatusGatewayTimeout, httperr.CodeTimeout, "the object did not answer in time; the request may or may not have taken effect")
+	case errors.Is(err, objclient.ErrBadRequest):
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, err.Error())
+	default:
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
+	}
+}

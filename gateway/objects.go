@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/internal/names"
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+	"github.com/gorilla/websocket"
+)
+
+// serveObject hands r to object (class, name): a plain request is answered with the
+// object's response, a WebSocket upgrade becomes a socket held here once the object
+// accepts it.
+func (g *Gateway) serveObject(w http.ResponseWriter, r *http.Request, class, name string) {
+	if err := names.Validate(name); err != nil {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
+		return
+	}
+	upgrade := websocket.IsWebSocketUpgrade(r)
+	if upgrade && !g.checkOrigin(r) {
+		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, "origin not allowed: "+r.Header.Get("Origin"))
+		return
+	}
+	body, ok := readBody(w, r, g.opts.MaxBodyBytes)
+	if !ok {
+		return
+	}
+	m := wire.EncodeRequest("", class, name, r, body)
+	var sock *gwSocket
+	if upgrade {
+		if g.sockets.count() >= g.opts.MaxConnections {
+			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "too many open WebSockets on this gateway")
+			return
+		}
+		sock = g.sockets.add(nuid.Next(), class, name)
+		m.Header.Set(wire.HdrSocket, sock.id)
+		m.Header.Set(wire.HdrGateway, g.id)
+	}
+	reply, err := g.request(r.Context(), class, name, m)
+	if err != nil {
+		if sock != nil {
+			g.sockets.remove(sock.id)
+		}
+		writeClientError(w, err)
+		return
+	}
+	if sock == nil {
+		wire.WriteResponse(w, reply)
+		return
+	}
+	if reply.Header.Get(wire.HdrAccept) != sock.id {
+		g.sockets.remove(sock.id)
+		wire.WriteResponse(w, reply)
+		return
+	}
+	g.upgrade(w, r, sock)
+}
+
+// request sends m to the object within the request timeout.
+func (g *Gateway) request(ctx context.Context, class, name string, m *nats.Msg) (*nats.Msg, error) {
+	c := g.client.Load()
+	if c == nil {
+		return nil, errors.New("gateway: not connected to NATS JetStream yet")
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.opts.RequestTimeout)
+	defer cancel()
+	return c.Request(ctx, class, name, m)
+}
+
+// readBody reads a request body of at most limit bytes, answering 413 beyond it.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	if r.ContentLength > limit {
+		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, "request body over the limit")
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, "request body over the limit")
+		} else {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "reading the body: "+err.Error())
+		}
+		return nil, false
+	}
+	return body, true
+}

@@ -1,0 +1,266 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/holdfast/holdfast/internal/objclient"
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/olahol/melody"
+)
+
+// Close codes the gateway uses.
+const (
+	// CloseSlowConsumer: the client did not read fast enough and its queue filled up.
+	CloseSlowConsumer = 4008
+	// CloseObjectUnavailable: the object could not take the client's message; reconnect.
+	CloseObjectUnavailable = 1013
+)
+
+// maxPending bounds messages an object sends to a socket before its upgrade completes.
+const maxPending = 256
+
+// gwSocket is one WebSocket held for an object. Until the upgrade completes, messages the
+// object sends wait in pending: the object's sends and its accept reply travel on
+// different subscriptions and may arrive in either order.
+type gwSocket struct {
+	id, class, name string
+	mu              sync.Mutex
+	sess            *melody.Session
+	pending         []frame
+	closedByObject  bool
+	closeCode       int
+	closeReason     string
+}
+
+type frame struct {
+	data   []byte
+	binary bool
+}
+
+type socketTable struct {
+	mu sync.RWMutex
+	m  map[string]*gwSocket
+}
+
+func (t *socketTable) add(id, class, name string) *gwSocket {
+	s := &gwSocket{id: id, class: class, name: name}
+	t.mu.Lock()
+	t.m[id] = s
+	t.mu.Unlock()
+	return s
+}
+
+func (t *socketTable) get(id string) *gwSocket {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.m[id]
+}
+
+func (t *socketTable) remove(id string) {
+	t.mu.Lock()
+	delete(t.m, id)
+	t.mu.Unlock()
+}
+
+func (t *socketTable) count() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.m)
+}
+
+func (t *socketTable) closeAll(code int, reason string) {
+	t.mu.RLock()
+	all := make([]*gwSocket, 0, len(t.m))
+	for _, s := range t.m {
+		all = append(all, s)
+	}
+	t.mu.RUnlock()
+	for _, s := range all {
+		s.close(code, reason, false)
+	}
+}
+
+// close closes the socket; byObject marks a close the object asked for, which it need not
+// be told about.
+func (s *gwSocket) close(code int, reason string, byObject bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if byObject {
+		s.closedByObject = true
+	}
+	s.closeCode, s.closeReason = code, reason
+	if s.sess != nil {
+		_ = s.sess.CloseWithMsg(melody.FormatCloseMessage(code, reason))
+	}
+}
+
+func (s *gwSocket) write(f frame) {
+	s.mu.Lock()
+	sess := s.sess
+	if sess == nil {
+		defer s.mu.Unlock()
+		if s.closeCode != 0 {
+			return
+		}
+		if len(s.pending) >= maxPending {
+			s.closeCode, s.closeReason = CloseSlowConsumer, "too many messages before the upgrade completed"
+			return
+		}
+		s.pending = append(s.pending, f)
+		return
+	}
+	s.mu.Unlock()
+	// Not under s.mu: a full buffer calls the error handler, which closes s.
+	if f.binary {
+		_ = sess.WriteBinary(f.data)
+	} else {
+		_ = sess.Write(f.data)
+	}
+}
+
+const sessKey = "hf.socket"
+
+func (g *Gateway) setupMelody() {
+	m := melody.New()
+	m.Config.MaxMessageSize = g.opts.MaxMessage
+	m.Config.MessageBufferSize = 1024
+	// Origins are checked before the object sees the request; by now it is allowed.
+	m.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
+	m.HandleConnect(func(sess *melody.Session) {
+		s := sessSocket(sess)
+		s.mu.Lock()
+		s.sess = sess
+		pending := s.pending
+		s.pending = nil
+		code, reason := s.closeCode, s.closeReason
+		s.mu.Unlock()
+		for _, f := range pending {
+			s.write(f)
+		}
+		if code != 0 {
+			_ = sess.CloseWithMsg(melody.FormatCloseMessage(code, reason))
+		}
+	})
+	m.HandleMessage(func(sess *melody.Session, data []byte) { g.forward(sess, data, false) })
+	m.HandleMessageBinary(func(sess *melody.Session, data []byte) { g.forward(sess, data, true) })
+	m.HandleClose(func(sess *melody.Session, code int, reason string) error {
+		s := sessSocket(sess)
+		s.mu.Lock()
+		if s.closeCode == 0 {
+			s.closeCode, s.closeReason = code, reason
+		}
+		s.mu.Unlock()
+		return nil
+	})
+	m.HandleError(func(sess *melody.Session, err error) {
+		// melody drops a message when a session's buffer is full: for an ordered stream
+		// that is a silent gap. Close the socket instead; the client resumes.
+		if errors.Is(err, melody.ErrMessageBufferFull) {
+			sessSocket(sess).close(CloseSlowConsumer, "slow consumer", false)
+		}
+	})
+	m.HandleDisconnect(func(sess *melody.Session) {
+		s := sessSocket(sess)
+		g.sockets.remove(s.id)
+		s.mu.Lock()
+		byObject, code, reason := s.closedByObject, s.closeCode, s.closeReason
+		s.mu.Unlock()
+		if byObject {
+			return
+		}
+		if code == 0 {
+			code = 1006
+		}
+		g.notifyClose(s, code, reason)
+	})
+	g.melody = m
+}
+
+func sessSocket(sess *melody.Session) *gwSocket { return sess.MustGet(sessKey).(*gwSocket) }
+
+// upgrade completes an accepted WebSocket upgrade.
+func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, s *gwSocket) {
+	if err := g.melody.HandleRequestWithKeys(w, r, map[string]any{sessKey: s}); err != nil {
+		g.log.Debug("upgrade failed", "err", err)
+		s.mu.Lock()
+		connected := s.sess != nil
+		s.mu.Unlock()
+		if !connected {
+			// The object registered a socket that never opened: tell it so.
+			g.sockets.remove(s.id)
+			g.notifyClose(s, 1006, "upgrade failed")
+		}
+	}
+}
+
+// forward hands one client message to the object and waits for it to be taken. It runs
+// on the session's read loop, so a slow object slows only this client's reads, and
+// messages reach the object in order.
+func (g *Gateway) forward(sess *melody.Session, data []byte, binary bool) {
+	s := sessSocket(sess)
+	m := nats.NewMsg("")
+	m.Header.Set(wire.HdrOp, wire.OpSocketMsg)
+	m.Header.Set(wire.HdrClass, s.class)
+	m.Header.Set(wire.HdrName, s.name)
+	m.Header.Set(wire.HdrSocket, s.id)
+	m.Header.Set(wire.HdrGateway, g.id)
+	if binary {
+		m.Header.Set(wire.HdrBinary, "1")
+	}
+	m.Data = data
+	_, err := g.request(g.ctx, s.class, s.name, m)
+	switch {
+	case err == nil:
+	case errors.Is(err, objclient.ErrBadRequest):
+		// The object does not know this socket (closed on its side): close it here too.
+		s.close(1008, "socket unknown to its object", true)
+	default:
+		g.log.Warn("socket message not delivered", "class", s.class, "name", s.name, "err", err)
+		s.close(CloseObjectUnavailable, "object unavailable, reconnect", false)
+	}
+}
+
+// notifyClose tells the object its socket closed, retrying through moves.
+func (g *Gateway) notifyClose(s *gwSocket, code int, reason string) {
+	m := nats.NewMsg("")
+	m.Header.Set(wire.HdrOp, wire.OpSocketClose)
+	m.Header.Set(wire.HdrClass, s.class)
+	m.Header.Set(wire.HdrName, s.name)
+	m.Header.Set(wire.HdrSocket, s.id)
+	m.Header.Set(wire.HdrGateway, g.id)
+	m.Header.Set(wire.HdrCode, strconv.Itoa(code))
+	m.Header.Set(wire.HdrReason, reason)
+	ctx, cancel := context.WithTimeout(context.Background(), g.opts.RequestTimeout)
+	defer cancel()
+	if _, err := g.request(ctx, s.class, s.name, m); err != nil {
+		g.log.Warn("socket close not delivered to its object", "class", s.class, "name", s.name, "err", err)
+	}
+}
+
+// command runs what an object asks of this gateway's sockets.
+func (g *Gateway) command(m *nats.Msg) {
+	ids := strings.Split(m.Header.Get(wire.HdrSockets), ",")
+	switch m.Header.Get(wire.HdrOp) {
+	case wire.GwOpSend:
+		f := frame{data: m.Data, binary: m.Header.Get(wire.HdrBinary) == "1"}
+		for _, id := range ids {
+			if s := g.sockets.get(id); s != nil {
+				s.write(f)
+			}
+		}
+	case wire.GwOpClose:
+		code, _ := strconv.Atoi(m.Header.Get(wire.HdrCode))
+		for _, id := range ids {
+			if s := g.sockets.get(id); s != nil {
+				s.close(code, m.Header.Get(wire.HdrReason), true)
+			}
+		}
+	}
+}
+

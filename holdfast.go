@@ -1,0 +1,57 @@
+// Package holdfast assembles the holdfast binary. A user who wants their own object
+// classes and functions builds a binary in one line of main:
+//
+//	func main() { holdfast.Main(holdfast.WithClasses(chat.Room, chat.Limiter), holdfast.WithFunction("chat", chat.Edge)) }
+//
+// The public SDKs are packages objects and functions; everything else is internal.
+package holdfast
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/holdfast/holdfast/examples/counter"
+	"github.com/holdfast/holdfast/functions"
+	"github.com/holdfast/holdfast/internal/app"
+	"github.com/holdfast/holdfast/objects"
+)
+
+// Option adds to what a binary serves.
+type Option func(*app.Registry)
+
+// WithClasses registers object classes.
+func WithClasses(classes ...objects.Class) Option {
+	return func(r *app.Registry) { r.Classes = append(r.Classes, classes...) }
+}
+
+// WithFunction registers a function under the name routes use.
+func WithFunction(name string, h functions.Handler) Option {
+	return func(r *app.Registry) { r.Functions[name] = h }
+}
+
+// BuiltinClasses are the classes the stock binary ships.
+func BuiltinClasses() []objects.Class { return []objects.Class{counter.Class} }
+
+// Main runs the CLI with os.Args and exits. The stock binary's built-in classes are
+// always included.
+func Main(opts ...Option) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Run(ctx, os.Args[1:], opts...)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "holdfast:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// Run runs one CLI invocation until ctx ends.
+func Run(ctx context.Context, args []string, opts ...Option) error {
+	reg := app.Registry{Classes: BuiltinClasses(), Functions: map[string]functions.Handler{}}
+	for _, o := range opts {
+		o(&reg)
+	}
+	return runCLI(ctx, args, reg)
+}

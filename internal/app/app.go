@@ -1,0 +1,189 @@
+// Package app owns turning a loaded holdfast.toml and the registered classes and functions
+// into the options of a gateway and an object host, connecting to NATS, and serving HTTP.
+// The CLI (package holdfast) and localdev both assemble processes through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/holdfast/holdfast/functions"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/objects"
+	"github.com/holdfast/holdfast/runtime"
+	"github.com/nats-io/nats.go"
+)
+
+// Registry is what a binary was built with: object classes and named functions.
+type Registry struct {
+	Classes   []objects.Class
+	Functions map[string]functions.Handler
+}
+
+// Class returns the registered class called name.
+func (r Registry) Class(name string) (objects.Class, bool) {
+	for _, c := range r.Classes {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return objects.Class{}, false
+}
+
+// GatewayOptions builds a gateway's options from cfg. Every route must reach a declared
+// binding of a class this binary has, or a function it has.
+func GatewayOptions(cfg *config.Config, reg Registry, log *slog.Logger) (gateway.Options, error) {
+	opts := gateway.Options{
+		Namespaces:     map[string]string{},
+		Vars:           cfg.Vars,
+		APIKeys:        cfg.Auth.APIKeys,
+		AllowedOrigins: cfg.Auth.AllowedOrigins,
+		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
+		MaxMessage:     cfg.Limits.MaxWebSocketMessageBytes,
+		MaxConnections: cfg.Limits.MaxConnections,
+		RequestTimeout: cfg.Objects.RequestTimeout,
+		Logger:         log,
+	}
+	var errs []error
+	where := cfg.File
+	if where == "" {
+		where = "built-in defaults"
+	}
+	for _, b := range cfg.DurableObjects.Bindings {
+		if _, ok := reg.Class(b.ClassName); !ok {
+			errs = append(errs, fmt.Errorf("%s: binding %q: class %q is not built into this binary (it has: %s)", where, b.Name, b.ClassName, classList(reg)))
+		}
+		opts.Namespaces[b.Name] = b.ClassName
+	}
+	for _, r := range cfg.Routes {
+		rt := gateway.Route{Pattern: r.Pattern, Name: r.Name}
+		switch {
+		case r.Function != "":
+			fn, ok := reg.Functions[r.Function]
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: route %q: function %q is not built into this binary", where, r.Pattern, r.Function))
+				continue
+			}
+			rt.Function = fn
+		default:
+			b, ok := cfg.Binding(r.Object)
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: route %q: no object binding %q", where, r.Pattern, r.Object))
+				continue
+			}
+			rt.Class = b.ClassName
+		}
+		opts.Routes = append(opts.Routes, rt)
+	}
+	return opts, errors.Join(errs...)
+}
+
+func classList(reg Registry) string {
+	var n []string
+	for _, c := range reg.Classes {
+		n = append(n, c.Name)
+	}
+	if len(n) == 0 {
+		return "none"
+	}
+	return strings.Join(n, ", ")
+}
+
+// HostOptions builds an object host's options from cfg.
+func HostOptions(cfg *config.Config, reg Registry, log *slog.Logger) runtime.Options {
+	return runtime.Options{
+		Classes:     reg.Classes,
+		LeaseTTL:    cfg.Objects.LeaseTTL,
+		IdleTimeout: cfg.Objects.IdleTimeout,
+		Vars:        cfg.Vars,
+		Logger:      log,
+		Limits: runtime.Limits{
+			MaxValueBytes:      cfg.Limits.MaxStorageValueBytes,
+			MaxSockets:         cfg.Limits.MaxSocketsPerObject,
+			MaxAttachmentBytes: cfg.Limits.MaxAttachmentBytes,
+		},
+	}
+}
+
+// NATSAuth holds client credentials for a NATS cluster.
+type NATSAuth struct {
+	CredsFile, User, Password, Token, NKeyFile string
+}
+
+// Configured reports whether any credential is set (in the fields or the URLs).
+func (a NATSAuth) Configured(urls string) bool {
+	return a.CredsFile != "" || a.User != "" || a.Token != "" || a.NKeyFile != "" || strings.Contains(urls, "@")
+}
+
+// ConnectNATS connects to urls (comma-separated), retrying in the background when the
+// cluster is not reachable yet and logging every disconnect and reconnect.
+func ConnectNATS(urls, name string, auth NATSAuth, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("disconnected from NATS; reconnecting", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ConnectHandler(func(nc *nats.Conn) { log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	switch {
+	case auth.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(auth.CredsFile))
+	case auth.NKeyFile != "":
+		o, err := nats.NkeyOptionFromSeed(auth.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats nkey: %w", err)
+		}
+		opts = append(opts, o)
+	case auth.User != "":
+		opts = append(opts, nats.UserInfo(auth.User, auth.Password))
+	case auth.Token != "":
+		opts = append(opts, nats.Token(auth.Token))
+	}
+	nc, err := nats.Connect(urls, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	if !nc.IsConnected() {
+		log.Warn("NATS not reachable yet; retrying with backoff", "urls", urls)
+	}
+	return nc, nil
+}
+
+// Listen opens a TCP listener, saying clearly what is wrong when it cannot.
+func Listen(addr, what string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot listen on %s: %w", what, addr, err)
+	}
+	return ln, nil
+}
+
+// NewServer wraps h in an http.Server with timeouts that bound slow clients.
+func NewServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Shutdown drains srv within ctx.
+func Shutdown(ctx context.Context, srv *http.Server) {
+	if err := srv.Shutdown(ctx); err != nil {
+		_ = srv.Close()
+	}
+}
