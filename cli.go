@@ -350,4 +350,3 @@ func versionString() string {
 	}
 	return fmt.Sprintf("holdfast %s (nats-server %s)", v, natsV)
 }
-

@@ -6,12 +6,12 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
-	"github.com/gorilla/websocket"
 )
 
 // serveObject hands r to object (class, name): a plain request is answered with the

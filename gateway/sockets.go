@@ -263,4 +263,3 @@ func (g *Gateway) command(m *nats.Msg) {
 		}
 	}
 }
-
