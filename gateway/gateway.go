@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -294,6 +295,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if !g.ready.Load() {
 		w.Header().Set("Retry-After", "1")
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
+		return
+	}
+	if p := r.URL.Path; p != "/" && path.Clean(p) != strings.TrimSuffix(p, "/") {
+		// ServeMux would redirect to the cleaned path; for names, "a//b" is an error.
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, "the path has empty, '.' or '..' segments")
 		return
 	}
 	if _, pattern := g.mux.Handler(r); pattern == "" {
