@@ -31,6 +31,11 @@ func (g *Gateway) serveObject(w http.ResponseWriter, r *http.Request, class, nam
 	if !ok {
 		return
 	}
+	if mp := g.nc.MaxPayload(); mp > 0 && int64(len(body))+16<<10 > mp {
+		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge,
+			"request body larger than the NATS server's max_payload allows; raise max_payload or lower [limits] max_body_bytes")
+		return
+	}
 	m := wire.EncodeRequest("", class, name, r, body)
 	var sock *gwSocket
 	if upgrade {

@@ -40,13 +40,13 @@ func (in *instance) handle(ev event) {
 // finishEvent ends the current event, attaching reply to m as its last output.
 func (in *instance) finishEvent(ok bool, m *nats.Msg, reply *nats.Msg) {
 	st := in.st
-	if m != nil && m.Reply != "" && reply != nil {
-		if ok {
-			st.ev.outputs = append(st.ev.outputs, output{reply: m, msg: reply})
-		}
+	if ok && reply != nil {
+		st.ev.outputs = append(st.ev.outputs, output{reply: m, msg: reply})
 	}
-	st.end(ok)
-	if !ok && reply != nil {
+	if kept := st.end(ok); !kept && reply != nil {
+		if ok {
+			reply = objectError(fmt.Errorf("the event wrote more than %d bytes; nothing was written", in.h.opts.Limits.MaxEventBytes))
+		}
 		// An event that failed wrote nothing, but an earlier event's writes may still be in
 		// flight and this reply may say what it saw: it waits for them too.
 		in.open.outputs = append(in.open.outputs, output{reply: m, msg: reply})

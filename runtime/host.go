@@ -47,10 +47,13 @@ type Options struct {
 type Limits struct {
 	MaxValueBytes      int // one storage value; default 128 KiB
 	MaxStorageBytes    int // one object's keys plus values; default 4 MiB (a snapshot is one NATS message)
+	MaxEventBytes      int // writes of one event; default 1 MiB
 	MaxSockets         int // default 10,000
 	MaxAttachmentBytes int // default 2048
 	MaxQueue           int // events waiting for one object; default 10,000
 	MaxResponseBytes   int // one buffered Fetch response; default 4 MiB
+
+	batchBytes int // set by fitPayload
 }
 
 func (l *Limits) setDefaults() {
@@ -65,6 +68,24 @@ func (l *Limits) setDefaults() {
 	def(&l.MaxAttachmentBytes, 2048)
 	def(&l.MaxQueue, 10000)
 	def(&l.MaxResponseBytes, 4<<20)
+	def(&l.MaxEventBytes, 1<<20)
+}
+
+// fitPayload lowers the limits so that every record, snapshot and reply fits in one NATS
+// message of the server's max_payload (1 MiB by default on a standalone nats-server).
+func (l *Limits) fitPayload(maxPayload int64) {
+	room := int(maxPayload) - 64<<10 // headers and framing
+	if room < 64<<10 {
+		room = 64 << 10
+	}
+	// A snapshot encodes every key and value with a few bytes of framing each.
+	l.MaxStorageBytes = min(l.MaxStorageBytes, room*7/8)
+	l.MaxResponseBytes = min(l.MaxResponseBytes, room)
+	// A record holds one batch: taking stops at half the room, and one event adds at most
+	// a quarter, so a record never outgrows the room.
+	l.MaxEventBytes = min(l.MaxEventBytes, room/4)
+	l.MaxValueBytes = min(l.MaxValueBytes, l.MaxEventBytes)
+	l.batchBytes = room / 2
 }
 
 // Host serves objects.
@@ -135,6 +156,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
 		return nil, err
 	}
 	h.js = js
+	h.opts.Limits.fitPayload(nc.MaxPayload())
 	if h.res, err = cluster.Ensure(ctx, js, cluster.Options{Replicas: opts.Replicas}); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -194,6 +195,14 @@ func (p *probe) Fetch(w http.ResponseWriter, r *http.Request) {
 	case "/alarm":
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		_ = p.st.Alarm().Set(time.Now().Add(time.Duration(ms) * time.Millisecond))
+	case "/many":
+		// 12 values of 100 KiB: each fits, together they pass the 1 MiB per-event limit.
+		for i := 0; i < 12; i++ {
+			if err := s.Put("many"+strconv.Itoa(i), make([]byte, 100<<10)); err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+		}
 	case "/put":
 		_ = s.Put("k", []byte(r.URL.Query().Get("v")))
 	case "/big":
@@ -245,6 +254,12 @@ func TestPanicUndoesWrites(t *testing.T) {
 	}
 	if got := probeGet(t, c, "p", "/big"); got != "200 kept|" {
 		t.Fatalf("value limit: %q", got)
+	}
+	if got := probeGet(t, c, "p", "/many"); !strings.HasPrefix(got, "500 ") || !strings.Contains(got, "nothing was written") {
+		t.Fatalf("event limit: %q", got)
+	}
+	if got := probeGet(t, c, "p", "/"); got != "200 kept|" {
+		t.Fatalf("after an oversized event: %q", got)
 	}
 }
 

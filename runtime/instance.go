@@ -49,10 +49,6 @@ type batch struct {
 
 func (b *batch) empty() bool { return len(b.ops) == 0 && len(b.outputs) == 0 && b.alarm == nil }
 
-// maxBatchBytes stops an instance from taking more events while a commit is in flight and
-// the next record is already this large.
-const maxBatchBytes = 1 << 20
-
 // Snapshot policy: a snapshot replaces the log once enough records piled up since the last
 // one, bounding activation cost while keeping snapshots rare for large states.
 const (
@@ -221,7 +217,8 @@ func (in *instance) loop() stopReason {
 // runQueued runs waiting events until the queue is empty or the next record is full.
 func (in *instance) runQueued() bool {
 	ran := false
-	for !(in.inflight && in.open.opBytes >= maxBatchBytes) {
+	// While a commit is in flight and the next record is already large, events wait.
+	for !(in.inflight && in.open.opBytes >= in.h.opts.Limits.batchBytes) {
 		in.mu.Lock()
 		if len(in.queue) == 0 {
 			in.mu.Unlock()

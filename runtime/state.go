@@ -45,6 +45,7 @@ type evctx struct {
 	outputs      []output
 	alarmChanged bool
 	accepted     *socket
+	bytes        int // of ops
 }
 
 type undoRec struct {
@@ -138,6 +139,7 @@ func (s *state) set(key string, val []byte, present bool) {
 func (s *state) write(key string, val []byte, present bool) {
 	old, existed := s.data[key]
 	s.ev.undo = append(s.ev.undo, undoRec{key, old, existed})
+	s.ev.bytes += len(key) + len(val) + 4
 	if present {
 		val = slices.Clone(val)
 		if val == nil {
@@ -187,19 +189,25 @@ func (s *state) sortedKeys() []string {
 	return s.keys
 }
 
-// begin starts an event; end commits it into the open batch or, when ok is false, undoes
-// everything it did.
+// begin starts an event; end commits it into the open batch or, when ok is false (or the
+// event wrote more than one record may hold), undoes everything it did. It reports whether
+// the event was kept.
 func (s *state) begin(m *nats.Msg) { s.ev = &evctx{msg: m} }
 
-func (s *state) end(ok bool) {
+func (s *state) end(ok bool) bool {
 	ev := s.ev
 	s.ev = nil
+	if ok && ev.bytes > s.in.h.opts.Limits.MaxEventBytes {
+		// One record must hold the whole event: refuse it rather than fail the commit.
+		s.in.h.log.Warn("event wrote too much; undone", "object", s.in.key, "bytes", ev.bytes)
+		ok = false
+	}
 	if !ok {
 		for i := len(ev.undo) - 1; i >= 0; i-- {
 			u := ev.undo[i]
 			s.set(u.key, u.old, u.existed)
 		}
-		return
+		return false
 	}
 	b := s.in.open
 	for _, op := range ev.ops {
@@ -211,6 +219,7 @@ func (s *state) end(ok bool) {
 		at := s.alarmAt
 		b.alarm = &at
 	}
+	return true
 }
 
 // protect runs fn, turning a panic into an error.
