@@ -289,3 +289,43 @@ func TestAlarmFiresAfterEvictionAndRetries(t *testing.T) {
 		t.Fatalf("flaky: %q", got)
 	}
 }
+
+// TestOneOwnerAcrossHosts races first requests for many names across three hosts: exactly
+// one host wins each name, and every increment is counted once.
+func TestOneOwnerAcrossHosts(t *testing.T) {
+	s := natstest.Server(t)
+	hosts := []*Host{startHost(t, s, Options{ID: "h1"}), startHost(t, s, Options{ID: "h2"}), startHost(t, s, Options{ID: "h3"})}
+	c := newClient(t, s)
+	const names, per = 20, 10
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for n := 0; n < names; n++ {
+		for g := 0; g < per; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if m, err := fetch(ctx, c, "Counter", "n"+strconv.Itoa(n), "POST", "/"); err == nil && wire.Status(m) == 200 {
+					ok.Add(1)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if ok.Load() != names*per {
+		t.Fatalf("%d of %d increments succeeded", ok.Load(), names*per)
+	}
+	total := 0
+	for _, h := range hosts {
+		total += h.Active()
+	}
+	if total != names {
+		t.Fatalf("%d active instances across hosts for %d names", total, names)
+	}
+	for n := 0; n < names; n++ {
+		if v := counterValue(t, c, "n"+strconv.Itoa(n)); v != per {
+			t.Fatalf("n%d = %d, want %d", n, v, per)
+		}
+	}
+}
