@@ -167,6 +167,20 @@ func (v *Verifier) Verify(r *http.Request) (*Result, error) {
 		return nil, errf(400, "InvalidRequest", "streaming payloads need header authentication")
 	}
 
+	// Headers that change what is stored must be covered by the signature (S3 answers
+	// AccessDenied "There were headers present in the request which were not signed").
+	for k := range r.Header {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "x-amz-meta-") || strings.HasPrefix(lk, "x-amz-copy-source") || lk == "x-amz-metadata-directive" {
+			found := false
+			for _, sh := range p.signedHeaders {
+				found = found || sh == lk
+			}
+			if !found {
+				return nil, errf(403, "AccessDenied", "There were headers present in the request which were not signed: %s", lk)
+			}
+		}
+	}
 	creq, err := canonicalRequest(r, p, payload)
 	if err != nil {
 		return nil, err

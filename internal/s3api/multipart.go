@@ -1,0 +1,231 @@
+package s3api
+
+import (
+	"encoding/xml"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/holdfast/holdfast/internal/blob"
+	"github.com/holdfast/holdfast/internal/sigv4"
+)
+
+func (h *handler) createUpload(rq *request) {
+	opts, err := h.putOptions(rq)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	if a := rq.Header.Get("X-Amz-Checksum-Algorithm"); a != "" && sigv4.NewChecksum(a) == nil {
+		h.fail(rq, newErr(400, "InvalidRequest", "Checksum algorithm "+a+" is not supported"))
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(rq.auth.Body, 1<<20))
+	id, err := h.store.CreateMultipart(rq.Context(), rq.bucket, rq.key, opts)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	if a := rq.Header.Get("X-Amz-Checksum-Algorithm"); a != "" {
+		rq.w.Header().Set("x-amz-checksum-algorithm", strings.ToUpper(a))
+	}
+	type result struct {
+		XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
+		Xmlns    string   `xml:"xmlns,attr"`
+		Bucket   string   `xml:"Bucket"`
+		Key      string   `xml:"Key"`
+		UploadID string   `xml:"UploadId"`
+	}
+	h.writeXML(rq, 200, result{Xmlns: ns, Bucket: rq.bucket, Key: rq.key, UploadID: id})
+}
+
+func partNumber(rq *request) (int, error) {
+	n, err := strconv.Atoi(rq.URL.Query().Get("partNumber"))
+	if err != nil || n < 1 || n > blob.MaxParts {
+		return 0, errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
+	}
+	return n, nil
+}
+
+func (h *handler) uploadPart(rq *request, id string) {
+	n, err := partNumber(rq)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	if rq.Header.Get("X-Amz-Copy-Source") != "" {
+		h.uploadPartCopy(rq, id, n)
+		return
+	}
+	c, err := h.newChecker(rq)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	body, size, err := h.body(rq, c)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	pi, err := h.store.UploadPart(rq.Context(), rq.bucket, rq.key, id, n, body, size, func(p *blob.PartInfo) error {
+		return c.check(p.ETag, &p.Checksums)
+	})
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	rq.w.Header().Set("ETag", `"`+pi.ETag+`"`)
+	for alg, v := range pi.Checksums {
+		rq.w.Header().Set(sigv4.ChecksumHeader(alg), v)
+	}
+	rq.w.WriteHeader(200)
+}
+
+func (h *handler) uploadPartCopy(rq *request, id string, n int) {
+	sb, sk, err := copySource(rq.Header.Get("X-Amz-Copy-Source"))
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	obj, err := h.store.OpenObject(rq.Context(), sb, sk)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	if err := conditions(rq.Header, "X-Amz-Copy-Source-", &obj.Info, false); err != nil {
+		h.fail(rq, err)
+		return
+	}
+	off, length := int64(0), obj.Info.Size
+	if rg := rq.Header.Get("X-Amz-Copy-Source-Range"); rg != "" {
+		o, l, ok, err := parseRange(rg, obj.Info.Size)
+		if err != nil || !ok || strings.HasPrefix(strings.TrimPrefix(rg, "bytes="), "-") {
+			h.fail(rq, newErr(400, "InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"))
+			return
+		}
+		off, length = o, l
+	}
+	r, err := obj.NewReader(rq.Context(), off, length)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	defer r.Close()
+	pi, err := h.store.UploadPart(rq.Context(), rq.bucket, rq.key, id, n, r, length, nil)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	type result struct {
+		XMLName      xml.Name `xml:"CopyPartResult"`
+		Xmlns        string   `xml:"xmlns,attr"`
+		LastModified string   `xml:"LastModified"`
+		ETag         string   `xml:"ETag"`
+	}
+	h.writeXML(rq, 200, result{Xmlns: ns, LastModified: isoTime(pi.Modified), ETag: `"` + pi.ETag + `"`})
+}
+
+func (h *handler) completeUpload(rq *request, id string) {
+	raw, err := h.readSmallBody(rq, 4<<20)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	var req struct {
+		Parts []struct {
+			PartNumber int    `xml:"PartNumber"`
+			ETag       string `xml:"ETag"`
+		} `xml:"Part"`
+	}
+	if err := xml.Unmarshal(raw, &req); err != nil || len(req.Parts) == 0 || len(req.Parts) > blob.MaxParts {
+		h.fail(rq, errMalformedXML)
+		return
+	}
+	parts := make([]blob.CompletePart, len(req.Parts))
+	for i, p := range req.Parts {
+		parts[i] = blob.CompletePart{Number: p.PartNumber, ETag: p.ETag}
+	}
+	cond := blob.PutOptions{IfMatch: rq.Header.Get("If-Match"), IfNoneMatch: rq.Header.Get("If-None-Match")}
+	info, err := h.store.CompleteMultipart(rq.Context(), rq.bucket, rq.key, id, parts, cond)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	type result struct {
+		XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
+		Xmlns    string   `xml:"xmlns,attr"`
+		Location string   `xml:"Location"`
+		Bucket   string   `xml:"Bucket"`
+		Key      string   `xml:"Key"`
+		ETag     string   `xml:"ETag"`
+	}
+	scheme := "http"
+	if rq.TLS != nil {
+		scheme = "https"
+	}
+	h.writeXML(rq, 200, result{Xmlns: ns, Location: scheme + "://" + rq.Host + "/" + rq.bucket + "/" + sigv4.EncodePath(rq.key), Bucket: rq.bucket, Key: rq.key, ETag: `"` + info.ETag + `"`})
+}
+
+func (h *handler) abortUpload(rq *request, id string) {
+	if err := h.store.AbortMultipart(rq.Context(), rq.bucket, rq.key, id); err != nil {
+		h.fail(rq, err)
+		return
+	}
+	rq.w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) listParts(rq *request, id string) {
+	maxParts, err := maxParam(rq, "max-parts", 1000)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	marker := 0
+	if m := rq.URL.Query().Get("part-number-marker"); m != "" {
+		if marker, err = strconv.Atoi(m); err != nil {
+			h.fail(rq, errInvalidArgument("part-number-marker must be an integer"))
+			return
+		}
+	}
+	_, parts, err := h.store.ListParts(rq.Context(), rq.bucket, rq.key, id)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	type part struct {
+		PartNumber   int    `xml:"PartNumber"`
+		LastModified string `xml:"LastModified"`
+		ETag         string `xml:"ETag"`
+		Size         int64  `xml:"Size"`
+	}
+	type result struct {
+		XMLName              xml.Name `xml:"ListPartsResult"`
+		Xmlns                string   `xml:"xmlns,attr"`
+		Bucket               string   `xml:"Bucket"`
+		Key                  string   `xml:"Key"`
+		UploadID             string   `xml:"UploadId"`
+		Initiator            owner    `xml:"Initiator"`
+		Owner                owner    `xml:"Owner"`
+		StorageClass         string   `xml:"StorageClass"`
+		PartNumberMarker     int      `xml:"PartNumberMarker"`
+		NextPartNumberMarker int      `xml:"NextPartNumberMarker"`
+		MaxParts             int      `xml:"MaxParts"`
+		IsTruncated          bool     `xml:"IsTruncated"`
+		Parts                []part   `xml:"Part"`
+	}
+	res := result{Xmlns: ns, Bucket: rq.bucket, Key: rq.key, UploadID: id, Initiator: theOwner, Owner: theOwner,
+		StorageClass: "STANDARD", PartNumberMarker: marker, MaxParts: maxParts}
+	for _, p := range parts {
+		if p.Number <= marker {
+			continue
+		}
+		if len(res.Parts) >= maxParts {
+			res.IsTruncated = true
+			break
+		}
+		res.Parts = append(res.Parts, part{p.Number, isoTime(p.Modified), `"` + p.ETag + `"`, p.Size})
+		res.NextPartNumberMarker = p.Number
+	}
+	h.writeXML(rq, 200, res)
+}
