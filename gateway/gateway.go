@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"path"
 	"strings"
@@ -63,6 +64,11 @@ type Options struct {
 	MaxMessage     int64 // one WebSocket message; default 64 KiB
 	MaxConnections int   // open WebSockets; default 100,000
 	RequestTimeout time.Duration
+	// TrustedProxyHeader names the header a trusted proxy in front of the gateway sets to
+	// the client's address ("X-Forwarded-For", "CF-Connecting-IP"). When set, objects and
+	// functions see that address (its last entry) as the request's RemoteAddr; when not,
+	// the header is ignored and RemoteAddr is the TCP peer.
+	TrustedProxyHeader string
 	// Mounts are extra handlers by pattern (the file API, for instance); they get the same
 	// authentication as routes.
 	Mounts   map[string]http.Handler
@@ -292,6 +298,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusUnauthorized, httperr.CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> or ?token=<key>")
 		return
 	}
+	r.RemoteAddr = g.clientAddr(r)
 	if !g.ready.Load() {
 		w.Header().Set("Retry-After", "1")
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
@@ -366,4 +373,23 @@ func writeClientError(w http.ResponseWriter, err error) {
 	default:
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
 	}
+}
+
+// clientAddr is the client's address: from the trusted proxy header when configured (its
+// last entry, the one the proxy itself added), else the TCP peer's IP.
+func (g *Gateway) clientAddr(r *http.Request) string {
+	if h := g.opts.TrustedProxyHeader; h != "" {
+		if v := r.Header.Get(h); v != "" {
+			if i := strings.LastIndexByte(v, ','); i >= 0 {
+				v = v[i+1:]
+			}
+			if ip := strings.TrimSpace(v); ip != "" {
+				return ip
+			}
+		}
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }

@@ -318,3 +318,17 @@ func TestFunctionsReachObjects(t *testing.T) {
 		t.Fatalf("bad name through a function: %d", resp.StatusCode)
 	}
 }
+
+func TestClientAddress(t *testing.T) {
+	g := &Gateway{}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "10.1.2.3:5555"
+	r.Header.Set("X-Forwarded-For", "6.6.6.6, 1.2.3.4")
+	if got := g.clientAddr(r); got != "10.1.2.3" {
+		t.Fatalf("untrusted header used: %q", got)
+	}
+	g.opts.TrustedProxyHeader = "X-Forwarded-For"
+	if got := g.clientAddr(r); got != "1.2.3.4" {
+		t.Fatalf("trusted header: %q", got)
+	}
+}

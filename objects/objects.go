@@ -74,8 +74,27 @@ type State interface {
 	Storage() Storage
 	Alarm() Alarm
 	Sockets() Sockets
-	// Vars returns the deployment's [vars].
+	// Var returns the deployment's [vars] entry.
 	Var(name string) (string, bool)
+	// Namespace returns the object namespace bound as binding in holdfast.toml, or nil:
+	// how one object calls another (a room calling a shared rate limiter, say).
+	Namespace(binding string) Namespace
+}
+
+// Namespace is one object class, reached by object name.
+type Namespace interface {
+	// Get returns a stub for the object called name, or an error wrapping ErrBadName.
+	Get(name string) (Stub, error)
+}
+
+// Stub sends requests to one object.
+type Stub interface {
+	Name() string
+	// Fetch sends req to the object and returns its response; the caller closes the body.
+	// The calling object's event waits for the answer (nothing else runs on it meanwhile),
+	// and the request leaves at once, before the caller's own writes are durable. An
+	// object calling itself gets ErrSelfCall instead of waiting for ever.
+	Fetch(ctx context.Context, req *http.Request) (*http.Response, error)
 }
 
 // Storage is the object's durable key-value store. Keys are non-empty UTF-8 strings that
@@ -149,4 +168,6 @@ var (
 	ErrNotUpgrade    = errors.New("objects: not a WebSocket upgrade request")
 	ErrTooManySocket = errors.New("objects: too many sockets on this object")
 	ErrSocketClosed  = errors.New("objects: socket is closed")
+	ErrBadName       = errors.New("objects: bad object name")
+	ErrSelfCall      = errors.New("objects: an object cannot call itself")
 )

@@ -17,6 +17,7 @@ import (
 
 	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/names"
+	"github.com/holdfast/holdfast/internal/objclient"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/objects"
 	"github.com/nats-io/nats.go"
@@ -34,6 +35,10 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Vars are the deployment's [vars], readable by objects.
 	Vars map[string]string
+	// Namespaces maps binding names to classes, for objects calling objects.
+	Namespaces map[string]string
+	// RequestTimeout bounds one object's call to another. Default 30s.
+	RequestTimeout time.Duration
 	// Limits bound what one object may hold.
 	Limits Limits
 	// Replicas of the shared streams and buckets. Default 1.
@@ -108,6 +113,7 @@ type Host struct {
 	subs     []*nats.Subscription
 	gateways *presence
 	alarms   *alarmScheduler
+	client   *objclient.Client // for objects calling objects
 
 	// skipClockCheck lets tests show that the storage fence alone stops a former owner.
 	skipClockCheck bool
@@ -124,6 +130,9 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
 	}
 	if opts.LeaseTTL < time.Second || opts.LeaseTTL%time.Second != 0 {
 		return nil, fmt.Errorf("runtime: lease TTL %v: want whole seconds, at least 1s", opts.LeaseTTL)
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 30 * time.Second
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 60 * time.Second
@@ -165,6 +174,12 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
 		h.cancel()
 		return nil, err
 	}
+	owners, err := objclient.WatchOwners(h.ctx, h.res.Leases)
+	if err != nil {
+		h.cancel()
+		return nil, err
+	}
+	h.client = objclient.New(nc, owners)
 	sub, err := nc.Subscribe(wire.HostSubject(h.id), h.dispatch)
 	if err != nil {
 		h.cancel()

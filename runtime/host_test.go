@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -203,6 +204,28 @@ func (p *probe) Fetch(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	case "/call":
+		ns := p.st.Namespace("COUNTERS")
+		if ns == nil {
+			http.Error(w, "no binding", 500)
+			return
+		}
+		stub, _ := ns.Get(r.URL.Query().Get("target"))
+		resp, err := stub.Fetch(r.Context(), httptest.NewRequest("POST", "/", nil))
+		if err != nil {
+			http.Error(w, err.Error(), 502)
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		_, _ = w.Write(b)
+		return
+	case "/self":
+		stub, _ := p.st.Namespace("PROBES").Get(p.st.Name())
+		if _, err := stub.Fetch(r.Context(), httptest.NewRequest("GET", "/", nil)); errors.Is(err, objects.ErrSelfCall) {
+			_, _ = w.Write([]byte("refused"))
+		}
+		return
 	case "/put":
 		_ = s.Put("k", []byte(r.URL.Query().Get("v")))
 	case "/big":
@@ -327,5 +350,17 @@ func TestOneOwnerAcrossHosts(t *testing.T) {
 		if v := counterValue(t, c, "n"+strconv.Itoa(n)); v != per {
 			t.Fatalf("n%d = %d, want %d", n, v, per)
 		}
+	}
+}
+
+func TestObjectsCallObjects(t *testing.T) {
+	s := natstest.Server(t)
+	startHost(t, s, Options{Namespaces: map[string]string{"COUNTERS": "Counter", "PROBES": "Probe"}})
+	c := newClient(t, s)
+	if got := probeGet(t, c, "caller", "/call?target=callee"); got != "200 {\"name\":\"callee\",\"value\":1}\n" {
+		t.Fatalf("call: %q", got)
+	}
+	if got := probeGet(t, c, "caller", "/self"); got != "200 refused" {
+		t.Fatalf("self call: %q", got)
 	}
 }

@@ -41,15 +41,16 @@ func (r Registry) Class(name string) (objects.Class, bool) {
 // binding of a class this binary has, or a function it has.
 func GatewayOptions(cfg *config.Config, reg Registry, log *slog.Logger) (gateway.Options, error) {
 	opts := gateway.Options{
-		Namespaces:     map[string]string{},
-		Vars:           cfg.Vars,
-		APIKeys:        cfg.Auth.APIKeys,
-		AllowedOrigins: cfg.Auth.AllowedOrigins,
-		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
-		MaxMessage:     cfg.Limits.MaxWebSocketMessageBytes,
-		MaxConnections: cfg.Limits.MaxConnections,
-		RequestTimeout: cfg.Objects.RequestTimeout,
-		Logger:         log,
+		Namespaces:         map[string]string{},
+		Vars:               cfg.Vars,
+		APIKeys:            cfg.Auth.APIKeys,
+		AllowedOrigins:     cfg.Auth.AllowedOrigins,
+		MaxBodyBytes:       cfg.Limits.MaxBodyBytes,
+		MaxMessage:         cfg.Limits.MaxWebSocketMessageBytes,
+		MaxConnections:     cfg.Limits.MaxConnections,
+		RequestTimeout:     cfg.Objects.RequestTimeout,
+		TrustedProxyHeader: cfg.Auth.TrustedProxyHeader,
+		Logger:             log,
 	}
 	var errs []error
 	where := cfg.File
@@ -98,12 +99,18 @@ func classList(reg Registry) string {
 
 // HostOptions builds an object host's options from cfg.
 func HostOptions(cfg *config.Config, reg Registry, log *slog.Logger) runtime.Options {
+	ns := map[string]string{}
+	for _, b := range cfg.DurableObjects.Bindings {
+		ns[b.Name] = b.ClassName
+	}
 	return runtime.Options{
-		Classes:     reg.Classes,
-		LeaseTTL:    cfg.Objects.LeaseTTL,
-		IdleTimeout: cfg.Objects.IdleTimeout,
-		Vars:        cfg.Vars,
-		Logger:      log,
+		Classes:        reg.Classes,
+		LeaseTTL:       cfg.Objects.LeaseTTL,
+		IdleTimeout:    cfg.Objects.IdleTimeout,
+		RequestTimeout: cfg.Objects.RequestTimeout,
+		Vars:           cfg.Vars,
+		Namespaces:     ns,
+		Logger:         log,
 		Limits: runtime.Limits{
 			MaxValueBytes:      cfg.Limits.MaxStorageValueBytes,
 			MaxSockets:         cfg.Limits.MaxSocketsPerObject,
