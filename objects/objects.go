@@ -76,9 +76,55 @@ type State interface {
 	Sockets() Sockets
 	// Var returns the deployment's [vars] entry.
 	Var(name string) (string, bool)
+	// Log returns the object's append-only message log.
+	Log() Log
 	// Namespace returns the object namespace bound as binding in holdfast.toml, or nil:
 	// how one object calls another (a room calling a shared rate limiter, say).
 	Namespace(binding string) Namespace
+}
+
+// Log is an object's append-only message log, numbered 1, 2, 3, ... with no gaps and no
+// reuse, across restarts and moves. It lives in its own JetStream stream, so other
+// processes (gateways) can read it directly, and its retention is JetStream's.
+//
+// Appends are committed with the event, like storage writes, and the event's replies wait
+// for them (the output gate). Storage writes and appends of one event are each durable
+// before the reply; they are not one atomic unit: state that must be atomic with a message
+// belongs in the message's headers.
+type Log interface {
+	// Append adds a message and returns its seq, known at once.
+	Append(data []byte, headers map[string]string) (uint64, error)
+	// Info describes the log, appends of the current event included.
+	Info() LogInfo
+	// Read returns up to max committed messages from seq from on (fewer where retention or
+	// Trim removed some). It reads JetStream, so it may take a round trip.
+	Read(ctx context.Context, from uint64, max int) ([]LogMessage, error)
+	// Trim drops every message up to and including seq upTo; numbering continues.
+	Trim(upTo uint64) error
+	// Configure sets the log's retention, applied with the event's commit.
+	Configure(cfg LogConfig) error
+	// Stream is the JetStream stream holding the log, for readers outside the object.
+	Stream() string
+}
+
+// LogInfo describes a log. FirstSeq > LastSeq when it holds no message.
+type LogInfo struct {
+	FirstSeq, LastSeq uint64
+}
+
+// LogMessage is one message of a log.
+type LogMessage struct {
+	Seq     uint64
+	Time    time.Time
+	Data    []byte
+	Headers map[string]string
+}
+
+// LogConfig is a log's retention: zero means no limit.
+type LogConfig struct {
+	MaxMsgs  int64
+	MaxBytes int64
+	MaxAge   time.Duration
 }
 
 // Namespace is one object class, reached by object name.

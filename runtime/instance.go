@@ -45,9 +45,12 @@ type batch struct {
 	snapshot []byte // when set, the record to publish instead of ops
 	outputs  []output
 	alarm    *int64 // when set, the alarm (unix ms, 0 = none) to mirror into the hint bucket
+	log      *logChange
 }
 
-func (b *batch) empty() bool { return len(b.ops) == 0 && len(b.outputs) == 0 && b.alarm == nil }
+func (b *batch) empty() bool {
+	return len(b.ops) == 0 && len(b.outputs) == 0 && b.alarm == nil && b.log.empty()
+}
 
 // Snapshot policy: a snapshot replaces the log once enough records piled up since the last
 // one, bounding activation cost while keeping snapshots rare for large states.
@@ -69,7 +72,8 @@ type instance struct {
 	stopReq              chan stopReason
 	obj                  objects.Object
 	st                   *state
-	lastSeq              uint64 // owned by the committer once active
+	log                  *objLog // nil until the object first uses its log
+	lastSeq              uint64  // owned by the committer once active
 	open                 *batch
 	inflight             bool
 	commitCh             chan *batch
@@ -352,6 +356,16 @@ func (in *instance) commit(b *batch) error {
 				jetstream.WithPurgeSequence(seq)); err != nil {
 				in.h.log.Warn("purge after snapshot failed", "object", in.key, "err", err)
 			}
+		}
+	}
+	// The log after the record: the record's fenced publish has just shown this host
+	// still owns the object, and the appends are fenced on their own sequence too.
+	if !b.log.empty() {
+		if !in.leaseValid() {
+			return errors.New("lease expired before commit")
+		}
+		if err := in.commitLog(ctx, b.log); err != nil {
+			return err
 		}
 	}
 	if b.alarm != nil && *b.alarm == 0 {

@@ -46,6 +46,10 @@ type evctx struct {
 	alarmChanged bool
 	accepted     *socket
 	bytes        int // of ops
+	log          *logChange
+	// the log's counters before the event, to undo it
+	logFirst uint64
+	logCfg   objects.LogConfig
 }
 
 type undoRec struct {
@@ -192,7 +196,12 @@ func (s *state) sortedKeys() []string {
 // begin starts an event; end commits it into the open batch or, when ok is false (or the
 // event wrote more than one record may hold), undoes everything it did. It reports whether
 // the event was kept.
-func (s *state) begin(m *nats.Msg) { s.ev = &evctx{msg: m} }
+func (s *state) begin(m *nats.Msg) {
+	s.ev = &evctx{msg: m}
+	if l := s.in.log; l != nil {
+		s.ev.logFirst, s.ev.logCfg = l.first, l.cfg
+	}
+}
 
 func (s *state) end(ok bool) bool {
 	ev := s.ev
@@ -207,6 +216,9 @@ func (s *state) end(ok bool) bool {
 			u := ev.undo[i]
 			s.set(u.key, u.old, u.existed)
 		}
+		if !ev.log.empty() {
+			s.in.log.undo(ev.log, ev.logFirst, ev.logCfg)
+		}
 		return false
 	}
 	b := s.in.open
@@ -215,6 +227,13 @@ func (s *state) end(ok bool) bool {
 		b.opBytes += len(op.Key) + len(op.Value) + 4
 	}
 	b.outputs = append(b.outputs, ev.outputs...)
+	if !ev.log.empty() {
+		if b.log == nil {
+			b.log = &logChange{}
+		}
+		b.log.merge(ev.log)
+		b.opBytes += ev.bytes
+	}
 	if ev.alarmChanged {
 		at := s.alarmAt
 		b.alarm = &at

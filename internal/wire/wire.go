@@ -6,6 +6,8 @@ package wire
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,6 +41,11 @@ const (
 	// name-as-subject.
 	ObjectStream        = "HF_OBJECTS"
 	ObjectSubjectPrefix = "hf.obj."
+
+	// LogStreamPrefix + a hash of the object's key names the JetStream stream holding one
+	// object's message log; its subject is LogSubjectPrefix + class + "." + name.
+	LogStreamPrefix  = "HFL_"
+	LogSubjectPrefix = "hf.log."
 )
 
 // Headers of requests and replies. Client headers with these prefixes are dropped at the
@@ -233,4 +240,16 @@ func ToHTTPResponse(m *nats.Msg, req *http.Request) *http.Response {
 		Header: h, Body: io.NopCloser(bytes.NewReader(m.Data)),
 		ContentLength: int64(len(m.Data)), Request: req,
 	}
+}
+
+// LogStream is the JetStream stream of the message log of object (class, name). Stream
+// names cannot hold '.' or '/', so the key is hashed; the stream's metadata keeps it.
+func LogStream(class, name string) string {
+	sum := sha256.Sum256([]byte(class + "." + name))
+	return LogStreamPrefix + hex.EncodeToString(sum[:16])
+}
+
+// LogSubject is the subject of the message log of object (class, name).
+func LogSubject(class, name string) string {
+	return LogSubjectPrefix + class + "." + strings.ReplaceAll(name, "/", ".")
 }

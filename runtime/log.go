@@ -1,0 +1,286 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/holdfast/holdfast/objects"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// objLog is an object's message log: its own JetStream stream, whose sequence is the log's
+// seq. Appends are published pipelined, each conditional on the previous seq
+// (Nats-Expected-Last-Sequence), so a former owner's late append is refused by JetStream
+// while one owner still streams without waiting a round trip per message.
+//
+// The event loop owns first, next and cfg; the committer owns exists; durable is shared.
+type objLog struct {
+	in              *instance
+	stream, subject string
+	loaded          bool
+	first, next     uint64
+	cfg             objects.LogConfig
+	exists          bool
+	handle          jetstream.Stream
+	durable         atomic.Uint64 // last committed seq
+}
+
+type logAppend struct {
+	seq     uint64
+	data    []byte
+	headers map[string]string
+}
+
+// logChange is what one event (and then one batch) does to the log.
+type logChange struct {
+	appends []logAppend
+	trim    uint64 // drop up to and including; 0 = none
+	cfg     *objects.LogConfig
+}
+
+func (c *logChange) empty() bool {
+	return c == nil || len(c.appends) == 0 && c.trim == 0 && c.cfg == nil
+}
+
+func (c *logChange) merge(o *logChange) {
+	c.appends = append(c.appends, o.appends...)
+	c.trim = max(c.trim, o.trim)
+	if o.cfg != nil {
+		c.cfg = o.cfg
+	}
+}
+
+var _ objects.Log = (*logView)(nil)
+
+// logView is the objects.Log handed to the object.
+type logView state
+
+func (s *state) Log() objects.Log { return (*logView)(s) }
+
+func (v *logView) s() *state { return (*state)(v) }
+
+// log returns the instance's log, reading its state from JetStream on first use.
+func (s *state) log() (*objLog, error) {
+	in := s.in
+	if in.log == nil {
+		in.log = &objLog{in: in, stream: wire.LogStream(in.class, in.name), subject: wire.LogSubject(in.class, in.name)}
+	}
+	l := in.log
+	if l.loaded {
+		return l, nil
+	}
+	ctx, cancel := context.WithTimeout(in.h.ctx, 10*time.Second)
+	defer cancel()
+	st, err := in.h.js.Stream(ctx, l.stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		l.first, l.next = 1, 1
+	case err != nil:
+		return nil, fmt.Errorf("runtime: log: %w", err)
+	default:
+		info := st.CachedInfo()
+		l.handle, l.exists = st, true
+		l.first, l.next = info.State.FirstSeq, info.State.LastSeq+1
+		if info.State.Msgs == 0 {
+			l.first = l.next
+		}
+		l.cfg = objects.LogConfig{MaxMsgs: max(info.Config.MaxMsgs, 0), MaxBytes: max(info.Config.MaxBytes, 0), MaxAge: info.Config.MaxAge}
+		l.durable.Store(info.State.LastSeq)
+	}
+	l.loaded = true
+	return l, nil
+}
+
+func (s *state) logChange() *logChange {
+	if s.ev.log == nil {
+		s.ev.log = &logChange{}
+	}
+	return s.ev.log
+}
+
+func (v *logView) Stream() string { return wire.LogStream(v.in.class, v.in.name) }
+
+func (v *logView) Append(data []byte, headers map[string]string) (uint64, error) {
+	s := v.s()
+	if err := s.inEvent(); err != nil {
+		return 0, err
+	}
+	for k := range headers {
+		if len(k) >= 3 && strings.EqualFold(k[:3], "Hf-") || len(k) >= 5 && strings.EqualFold(k[:5], "Nats-") || k == "" {
+			return 0, fmt.Errorf("%w: header %q is reserved", objects.ErrBadKey, k)
+		}
+	}
+	if lim := s.in.h.opts.Limits.MaxValueBytes; len(data) > lim {
+		return 0, fmt.Errorf("%w: message of %d bytes, the limit is %d", objects.ErrValueTooLarge, len(data), lim)
+	}
+	l, err := s.log()
+	if err != nil {
+		return 0, err
+	}
+	seq := l.next
+	l.next++
+	c := s.logChange()
+	c.appends = append(c.appends, logAppend{seq: seq, data: append([]byte(nil), data...), headers: headers})
+	s.ev.bytes += len(data) + 64
+	return seq, nil
+}
+
+func (v *logView) Info() objects.LogInfo {
+	l, err := v.s().log()
+	if err != nil {
+		v.in.h.log.Warn("log info unavailable", "object", v.in.key, "err", err)
+		return objects.LogInfo{FirstSeq: 1}
+	}
+	return objects.LogInfo{FirstSeq: l.first, LastSeq: l.next - 1}
+}
+
+func (v *logView) Trim(upTo uint64) error {
+	s := v.s()
+	if err := s.inEvent(); err != nil {
+		return err
+	}
+	l, err := s.log()
+	if err != nil {
+		return err
+	}
+	upTo = min(upTo, l.next-1)
+	if upTo < l.first {
+		return nil
+	}
+	c := s.logChange()
+	c.trim = max(c.trim, upTo)
+	l.first = upTo + 1
+	return nil
+}
+
+func (v *logView) Configure(cfg objects.LogConfig) error {
+	s := v.s()
+	if err := s.inEvent(); err != nil {
+		return err
+	}
+	if cfg.MaxMsgs < 0 || cfg.MaxBytes < 0 || cfg.MaxAge < 0 {
+		return errors.New("objects: negative log limit")
+	}
+	l, err := s.log()
+	if err != nil {
+		return err
+	}
+	if cfg == l.cfg {
+		return nil
+	}
+	l.cfg = cfg
+	s.logChange().cfg = &cfg
+	return nil
+}
+
+func (v *logView) Read(ctx context.Context, from uint64, maxMsgs int) ([]objects.LogMessage, error) {
+	l, err := v.s().log()
+	if err != nil {
+		return nil, err
+	}
+	last := l.durable.Load()
+	if l.handle == nil || from > last || maxMsgs <= 0 {
+		return nil, nil
+	}
+	from = max(from, 1)
+	var out []objects.LogMessage
+	for seq := from; seq <= last && len(out) < maxMsgs; seq++ {
+		m, err := l.handle.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // removed by retention or a trim
+		}
+		if err != nil {
+			return out, err
+		}
+		lm := objects.LogMessage{Seq: m.Sequence, Time: m.Time, Data: m.Data}
+		if len(m.Header) > 0 {
+			lm.Headers = map[string]string{}
+			for k := range m.Header {
+				lm.Headers[k] = m.Header.Get(k)
+			}
+		}
+		out = append(out, lm)
+	}
+	return out, nil
+}
+
+// undo rolls back what a failed event did to the log's counters.
+func (l *objLog) undo(c *logChange, first uint64, cfg objects.LogConfig) {
+	l.next -= uint64(len(c.appends))
+	l.first, l.cfg = first, cfg
+}
+
+// commitLog makes a batch's log changes durable: creates the stream on first use, applies
+// a new retention, publishes the appends pipelined and fenced, then trims.
+func (in *instance) commitLog(ctx context.Context, c *logChange) error {
+	l := in.log
+	js := in.h.js
+	scfg := func(cfg objects.LogConfig) jetstream.StreamConfig {
+		sc := jetstream.StreamConfig{
+			Name: l.stream, Subjects: []string{l.subject}, Storage: jetstream.FileStorage,
+			Replicas: max(in.h.opts.Replicas, 1), AllowDirect: true, Discard: jetstream.DiscardOld,
+			Metadata: map[string]string{"holdfast.object": in.key},
+			MaxMsgs:  -1, MaxBytes: -1, MaxAge: cfg.MaxAge,
+		}
+		if cfg.MaxMsgs > 0 {
+			sc.MaxMsgs = cfg.MaxMsgs
+		}
+		if cfg.MaxBytes > 0 {
+			sc.MaxBytes = cfg.MaxBytes
+		}
+		return sc
+	}
+	if !l.exists || c.cfg != nil {
+		cfg := objects.LogConfig{}
+		if c.cfg != nil {
+			cfg = *c.cfg
+		} else if l.handle != nil {
+			cfg = l.cfg
+		}
+		st, err := js.CreateOrUpdateStream(ctx, scfg(cfg))
+		if err != nil {
+			return fmt.Errorf("log stream: %w", err)
+		}
+		l.handle, l.exists = st, true
+	}
+	if len(c.appends) > 0 {
+		futures := make([]jetstream.PubAckFuture, 0, len(c.appends))
+		for _, a := range c.appends {
+			m := nats.NewMsg(l.subject)
+			m.Data = a.data
+			for k, v := range a.headers {
+				m.Header.Set(k, v)
+			}
+			f, err := js.PublishMsgAsync(m, jetstream.WithExpectLastSequence(a.seq-1))
+			if err != nil {
+				return fmt.Errorf("log append: %w", err)
+			}
+			futures = append(futures, f)
+		}
+		for i, f := range futures {
+			select {
+			case ack := <-f.Ok():
+				if ack.Sequence != c.appends[i].seq {
+					return fmt.Errorf("log append: stored at %d, expected %d", ack.Sequence, c.appends[i].seq)
+				}
+				l.durable.Store(ack.Sequence)
+			case err := <-f.Err():
+				return fmt.Errorf("log append %d: %w", c.appends[i].seq, err)
+			case <-ctx.Done():
+				return fmt.Errorf("log append: %w", ctx.Err())
+			}
+		}
+	}
+	if c.trim > 0 {
+		if err := l.handle.Purge(ctx, jetstream.WithPurgeSequence(c.trim+1)); err != nil {
+			return fmt.Errorf("log trim: %w", err)
+		}
+	}
+	return nil
+}
