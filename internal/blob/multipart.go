@@ -188,7 +188,7 @@ func (s *Store) CompleteMultipart(ctx context.Context, bucket, key, id string, p
 	}
 	rec := &objectRecord{ObjectInfo: ObjectInfo{
 		Key: key, Modified: time.Now().UTC(), ContentType: up.Put.ContentType,
-		Headers: up.Put.Headers, Meta: up.Put.Meta, Parts: len(parts),
+		Headers: up.Put.Headers, Meta: up.Put.Meta, Parts: len(parts), Checksums: cond.Checksums,
 	}}
 	for i, cp := range parts {
 		if i > 0 && cp.Number <= parts[i-1].Number {
@@ -210,7 +210,9 @@ func (s *Store) CompleteMultipart(ctx context.Context, bucket, key, id string, p
 		sum, _ := hex.DecodeString(p.MD5)
 		h.Write(sum)
 		rec.Size += p.Size
-		rec.Layout = append(rec.Layout, p.Seg)
+		seg := p.Seg
+		seg.Sums = p.Checksums
+		rec.Layout = append(rec.Layout, seg)
 	}
 	rec.ETag = fmt.Sprintf("%s-%d", hex.EncodeToString(h.Sum(nil)), len(parts))
 	info, err := s.commit(ctx, bucket, rec, cond.IfMatch, cond.IfNoneMatch)

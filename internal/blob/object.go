@@ -210,7 +210,7 @@ func (s *Store) commit(ctx context.Context, bucket string, rec *objectRecord, if
 		}
 		if ifMatch != "" {
 			if !exists {
-				return nil, ErrPrecondition
+				return nil, ErrNoSuchKey
 			}
 			var c objectRecord
 			if json.Unmarshal(cur.Value(), &c) != nil || !etagMatch(ifMatch, c.ETag) {
@@ -334,6 +334,14 @@ func (o *Object) PartRange(n int) (off, length int64, ok bool) {
 		off += o.rec.Layout[i].Size
 	}
 	return off, o.rec.Layout[n-1].Size, true
+}
+
+// PartChecksums returns the checksums recorded for part n of a multipart object.
+func (o *Object) PartChecksums(n int) map[string]string {
+	if n < 1 || n > len(o.rec.Layout) {
+		return nil
+	}
+	return o.rec.Layout[n-1].Sums
 }
 
 // DeleteObject deletes key; deleting a missing key is not an error. ifMatch, when set,

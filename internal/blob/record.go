@@ -36,6 +36,8 @@ type segment struct {
 	Size  int64    `json:"s"`
 	Chunk int      `json:"c"`
 	Ext   []uint64 `json:"x,omitempty"` // pairs: first stream seq, number of consecutive seqs
+	// Sums are the checksums of a multipart object's part.
+	Sums map[string]string `json:"cs,omitempty"`
 }
 
 type objectRecord struct {

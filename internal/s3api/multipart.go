@@ -1,6 +1,7 @@
 package s3api
 
 import (
+	"encoding/base64"
 	"encoding/xml"
 	"io"
 	"net/http"
@@ -18,7 +19,7 @@ func (h *handler) createUpload(rq *request) {
 		return
 	}
 	if a := rq.Header.Get("X-Amz-Checksum-Algorithm"); a != "" && sigv4.NewChecksum(a) == nil {
-		h.fail(rq, newErr(400, "InvalidRequest", "Checksum algorithm "+a+" is not supported"))
+		h.fail(rq, errNotImplemented("checksum algorithm "+a))
 		return
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(rq.auth.Body, 1<<20))
@@ -127,7 +128,7 @@ func (h *handler) uploadPartCopy(rq *request, id string, n int) {
 }
 
 func (h *handler) completeUpload(rq *request, id string) {
-	raw, err := h.readSmallBody(rq, 4<<20)
+	raw, err := h.readSmallBody(rq, 4<<20, false)
 	if err != nil {
 		h.fail(rq, err)
 		return
@@ -147,10 +148,20 @@ func (h *handler) completeUpload(rq *request, id string) {
 		parts[i] = blob.CompletePart{Number: p.PartNumber, ETag: p.ETag}
 	}
 	cond := blob.PutOptions{IfMatch: rq.Header.Get("If-Match"), IfNoneMatch: rq.Header.Get("If-None-Match")}
+	sums, err := h.fullObjectChecksums(rq, id, parts)
+	if err != nil {
+		h.fail(rq, err)
+		return
+	}
+	cond.Checksums = sums
 	info, err := h.store.CompleteMultipart(rq.Context(), rq.bucket, rq.key, id, parts, cond)
 	if err != nil {
 		h.fail(rq, err)
 		return
+	}
+	for alg, v := range info.Checksums {
+		rq.w.Header().Set(sigv4.ChecksumHeader(alg), v)
+		rq.w.Header().Set("x-amz-checksum-type", "FULL_OBJECT")
 	}
 	type result struct {
 		XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
@@ -159,12 +170,83 @@ func (h *handler) completeUpload(rq *request, id string) {
 		Bucket   string   `xml:"Bucket"`
 		Key      string   `xml:"Key"`
 		ETag     string   `xml:"ETag"`
+		CRC32    string   `xml:"ChecksumCRC32,omitempty"`
+		CRC32C   string   `xml:"ChecksumCRC32C,omitempty"`
+		CRC64    string   `xml:"ChecksumCRC64NVME,omitempty"`
+		Type     string   `xml:"ChecksumType,omitempty"`
 	}
 	scheme := "http"
 	if rq.TLS != nil {
 		scheme = "https"
 	}
-	h.writeXML(rq, 200, result{Xmlns: ns, Location: scheme + "://" + rq.Host + "/" + rq.bucket + "/" + sigv4.EncodePath(rq.key), Bucket: rq.bucket, Key: rq.key, ETag: `"` + info.ETag + `"`})
+	h.writeXML(rq, 200, result{Xmlns: ns, Location: scheme + "://" + rq.Host + "/" + rq.bucket + "/" + sigv4.EncodePath(rq.key), Bucket: rq.bucket, Key: rq.key, ETag: `"` + info.ETag + `"`,
+		CRC32: info.Checksums[sigv4.CRC32], CRC32C: info.Checksums[sigv4.CRC32C], CRC64: info.Checksums[sigv4.CRC64NVME], Type: checksumType(info.Checksums)})
+}
+
+func checksumType(m map[string]string) string {
+	if len(m) > 0 {
+		return "FULL_OBJECT"
+	}
+	return ""
+}
+
+// fullObjectChecksums derives the whole object's CRC from the parts' CRCs (when every
+// listed part has one) and checks it against a checksum header of the completion request.
+func (h *handler) fullObjectChecksums(rq *request, id string, parts []blob.CompletePart) (map[string]string, error) {
+	_, stored, err := h.store.ListParts(rq.Context(), rq.bucket, rq.key, id)
+	if err != nil {
+		return nil, err
+	}
+	byNum := make(map[int]blob.PartInfo, len(stored))
+	for _, p := range stored {
+		byNum[p.Number] = p
+	}
+	composite := strings.EqualFold(rq.Header.Get("X-Amz-Checksum-Type"), "COMPOSITE")
+	out := map[string]string{}
+	for _, alg := range sigv4.Algorithms {
+		want := rq.Header.Get(sigv4.ChecksumHeader(alg))
+		var raws [][]byte
+		for _, cp := range parts {
+			p, ok := byNum[cp.Number]
+			b, err := base64.StdEncoding.DecodeString(p.Checksums[alg])
+			if !ok || err != nil || len(b) == 0 {
+				raws = nil
+				break
+			}
+			raws = append(raws, b)
+		}
+		if raws == nil {
+			continue
+		}
+		if want != "" && (composite || alg == sigv4.SHA1 || alg == sigv4.SHA256) {
+			// Checksum of the parts' checksums, shown as "<base64>-<parts>".
+			h := sigv4.NewChecksum(alg)
+			for _, b := range raws {
+				h.Write(b)
+			}
+			if w, _, _ := strings.Cut(want, "-"); w != sigv4.EncodeSum(h.Sum(nil)) {
+				return nil, errChecksum(alg)
+			}
+			want = ""
+		}
+		acc := raws[0]
+		ok := true
+		for i := 1; i < len(raws) && ok; i++ {
+			acc, ok = sigv4.CombineCRC(alg, acc, raws[i], byNum[parts[i].Number].Size)
+		}
+		if !ok {
+			continue
+		}
+		got := sigv4.EncodeSum(acc)
+		if want != "" && want != got {
+			return nil, errChecksum(alg)
+		}
+		out[alg] = got
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
 }
 
 func (h *handler) abortUpload(rq *request, id string) {

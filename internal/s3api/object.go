@@ -46,6 +46,13 @@ func (h *handler) putOptions(rq *request) (blob.PutOptions, error) {
 			return o, errNotImplemented("the " + strings.ToLower(name) + " header")
 		}
 	}
+	switch sc := rq.Header.Get("X-Amz-Storage-Class"); sc {
+	case "", "STANDARD", "REDUCED_REDUNDANCY":
+	case "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "OUTPOSTS", "EXPRESS_ONEZONE", "SNOW":
+		return o, errNotImplemented("storage class " + sc)
+	default:
+		return o, newErr(400, "InvalidStorageClass", "The storage class you specified is not valid")
+	}
 	if acl := rq.Header.Get("X-Amz-Acl"); acl != "" && acl != "private" && acl != "bucket-owner-full-control" {
 		return o, errNotImplemented("canned ACL " + acl)
 	}
@@ -103,6 +110,15 @@ type checker struct {
 
 func (h *handler) newChecker(rq *request) (*checker, error) {
 	c := &checker{rq: rq}
+	for k := range rq.Header {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "x-amz-checksum-") && lk != "x-amz-checksum-type" && lk != "x-amz-checksum-algorithm" && sigv4.AlgorithmOfHeader(lk) == "" {
+			return nil, errNotImplemented("the checksum " + lk)
+		}
+	}
+	if t := rq.Header.Get("X-Amz-Checksum-Type"); t != "" && !strings.EqualFold(t, "FULL_OBJECT") {
+		return nil, errNotImplemented("checksum type " + t)
+	}
 	for _, alg := range sigv4.Algorithms {
 		if v := rq.Header.Get(sigv4.ChecksumHeader(alg)); v != "" {
 			if c.alg != "" {
@@ -118,7 +134,7 @@ func (h *handler) newChecker(rq *request) (*checker, error) {
 			}
 			alg := sigv4.AlgorithmOfHeader(t)
 			if alg == "" {
-				return nil, newErr(400, "InvalidRequest", "The value specified in the x-amz-trailer header is not supported")
+				return nil, errNotImplemented("the trailer " + t)
 			}
 			c.alg, c.trailer = alg, true
 		}
@@ -126,7 +142,7 @@ func (h *handler) newChecker(rq *request) (*checker, error) {
 	if c.alg == "" {
 		if a := rq.Header.Get("X-Amz-Sdk-Checksum-Algorithm"); a != "" {
 			if sigv4.NewChecksum(a) == nil {
-				return nil, newErr(400, "InvalidRequest", "Checksum algorithm "+a+" is not supported")
+				return nil, errNotImplemented("checksum algorithm " + a)
 			}
 			c.alg = strings.ToUpper(a)
 		}
@@ -384,6 +400,11 @@ func (h *handler) getObject(rq *request, head bool) {
 			}
 			off, n, ranged = o, l, true
 			rq.w.Header().Set("x-amz-mp-parts-count", strconv.Itoa(info.Parts))
+			if strings.EqualFold(rq.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") {
+				for alg, v := range obj.PartChecksums(num) {
+					rq.w.Header().Set(sigv4.ChecksumHeader(alg), v)
+				}
+			}
 		}
 	} else if rg := rq.Header.Get("Range"); rg != "" {
 		o, l, ok, err := parseRange(rg, info.Size)
@@ -441,7 +462,7 @@ func (h *handler) deleteObject(rq *request) {
 
 // readSmallBody reads an XML request body (at most max bytes), verifying Content-MD5 if
 // given.
-func (h *handler) readSmallBody(rq *request, max int64) ([]byte, error) {
+func (h *handler) readSmallBody(rq *request, max int64, checksums bool) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(rq.auth.Body, max+1))
 	if err != nil {
 		return nil, err
@@ -460,7 +481,7 @@ func (h *handler) readSmallBody(rq *request, max int64) ([]byte, error) {
 		}
 	}
 	for _, alg := range sigv4.Algorithms {
-		if v := rq.Header.Get(sigv4.ChecksumHeader(alg)); v != "" {
+		if v := rq.Header.Get(sigv4.ChecksumHeader(alg)); v != "" && checksums {
 			c := sigv4.NewChecksum(alg)
 			c.Write(b)
 			if sigv4.EncodeSum(c.Sum(nil)) != v {
@@ -472,7 +493,7 @@ func (h *handler) readSmallBody(rq *request, max int64) ([]byte, error) {
 }
 
 func (h *handler) deleteObjects(rq *request) {
-	raw, err := h.readSmallBody(rq, 2<<20)
+	raw, err := h.readSmallBody(rq, 2<<20, true)
 	if err != nil {
 		h.fail(rq, err)
 		return

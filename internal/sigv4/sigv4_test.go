@@ -274,3 +274,23 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestCombineCRC(t *testing.T) {
+	a, b := []byte("hello, multipart "), bytes.Repeat([]byte("world"), 3001)
+	for _, alg := range []string{CRC32, CRC32C, CRC64NVME} {
+		sum := func(p ...[]byte) []byte {
+			h := NewChecksum(alg)
+			for _, x := range p {
+				h.Write(x)
+			}
+			return h.Sum(nil)
+		}
+		got, ok := CombineCRC(alg, sum(a), sum(b), int64(len(b)))
+		if !ok || !bytes.Equal(got, sum(a, b)) {
+			t.Errorf("%s: combined %x, want %x", alg, got, sum(a, b))
+		}
+	}
+	if _, ok := CombineCRC(SHA256, nil, nil, 1); ok {
+		t.Fatal("SHA256 cannot be combined")
+	}
+}

@@ -83,7 +83,7 @@ func (v *Verifier) Verify(r *http.Request) (*Result, error) {
 	case q.Get("X-Amz-Algorithm") != "" || q.Get("X-Amz-Signature") != "" || q.Get("X-Amz-Credential") != "":
 		p, err = parsePresigned(q)
 	case q.Get("Signature") != "" || q.Get("AWSAccessKeyId") != "":
-		return nil, errf(400, "InvalidRequest", "Signature Version 2 is not supported; use AWS4-HMAC-SHA256")
+		return nil, errf(501, "NotImplemented", "Signature Version 2 is not implemented; use AWS4-HMAC-SHA256")
 	default:
 		return nil, ErrMissingAuth
 	}
@@ -266,7 +266,7 @@ func parseAuthorization(h string) (*authParams, error) {
 	alg, rest, ok := strings.Cut(strings.TrimSpace(h), " ")
 	if !ok || alg != algorithm {
 		if strings.HasPrefix(h, "AWS ") {
-			return nil, errf(400, "InvalidRequest", "Signature Version 2 is not supported; use AWS4-HMAC-SHA256")
+			return nil, errf(501, "NotImplemented", "Signature Version 2 is not implemented; use AWS4-HMAC-SHA256")
 		}
 		return nil, errf(400, "AuthorizationHeaderMalformed", "unsupported authorization type")
 	}
