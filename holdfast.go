@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/holdfast/holdfast/examples/chat"
 	"github.com/holdfast/holdfast/examples/counter"
 	"github.com/holdfast/holdfast/functions"
 	"github.com/holdfast/holdfast/internal/app"
@@ -33,7 +34,14 @@ func WithFunction(name string, h functions.Handler) Option {
 }
 
 // BuiltinClasses are the classes the stock binary ships.
-func BuiltinClasses() []objects.Class { return []objects.Class{counter.Class} }
+func BuiltinClasses() []objects.Class {
+	return []objects.Class{counter.Class, chat.Room, chat.Limiter}
+}
+
+// builtinFunctions are the functions the stock binary ships.
+func builtinFunctions() map[string]functions.Handler {
+	return map[string]functions.Handler{"chat": chat.Edge}
+}
 
 // Main runs the CLI with os.Args and exits. The stock binary's built-in classes are
 // always included.
@@ -49,7 +57,7 @@ func Main(opts ...Option) {
 
 // Run runs one CLI invocation until ctx ends.
 func Run(ctx context.Context, args []string, opts ...Option) error {
-	reg := app.Registry{Classes: BuiltinClasses(), Functions: map[string]functions.Handler{}}
+	reg := app.Registry{Classes: BuiltinClasses(), Functions: builtinFunctions()}
 	for _, o := range opts {
 		o(&reg)
 	}

@@ -1,0 +1,279 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf16"
+
+	"github.com/holdfast/holdfast/objects"
+)
+
+// Protocol limits and texts, as in Cloudflare's original demo: its page (and ours) shows
+// these strings to the user verbatim.
+const (
+	maxNameLen    = 32  // UTF-16 units, as JavaScript's String.length counts
+	maxMessageLen = 256 // likewise
+	historyLen    = 100 // messages a joining member is sent
+
+	errNameTooLong    = "Name too long."
+	errMessageTooLong = "Message too long."
+	errRateLimited    = "Your IP is being rate-limited, please try again later."
+	errBadFrame       = "Bad message: expected a JSON object."
+)
+
+// Storage layout: one key per message, named by its zero-padded timestamp so that key
+// order is time order and List gives the history in order.
+const msgPrefix = "msg/"
+
+func msgKey(ts int64) string { return fmt.Sprintf("%s%016d", msgPrefix, ts) }
+
+// Room is the ChatRoom class: one instance per room, holding its members' WebSockets
+// (hibernating: the gateway holds them, so the instance can be evicted or move host) and
+// the last 100 messages.
+var Room = objects.Class{Name: "ChatRoom", New: newRoom}
+
+type room struct {
+	st objects.State
+	// keys are the stored messages' keys, oldest first: kept in memory so that trimming
+	// to historyLen does not list storage on every message.
+	keys []string
+	// last is the newest message's timestamp (ms): timestamps are strictly increasing.
+	last int64
+}
+
+// member is a socket's attachment: all the per-connection state the room has, so that it
+// survives eviction and moves.
+type member struct {
+	Name    string `json:"name,omitempty"` // empty until the name frame
+	IP      string `json:"ip"`
+	Limiter string `json:"limiter"` // the RateLimiter object for IP
+}
+
+func newRoom(st objects.State) objects.Object {
+	r := &room{st: st}
+	for _, e := range st.Storage().List(msgPrefix, "", 0) {
+		r.keys = append(r.keys, e.Key)
+	}
+	if n := len(r.keys); n > 0 {
+		r.last, _ = strconv.ParseInt(strings.TrimPrefix(r.keys[n-1], msgPrefix), 10, 64)
+	}
+	return r
+}
+
+// Fetch accepts a member's WebSocket. Nothing is sent until the member names itself: the
+// original protocol sends who is here and the history only then.
+func (r *room) Fetch(w http.ResponseWriter, req *http.Request) {
+	if !strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
+		writeError(w, http.StatusBadRequest, "bad_request", "expected a WebSocket upgrade")
+		return
+	}
+	ip := req.RemoteAddr
+	att, _ := json.Marshal(member{IP: ip, Limiter: LimiterName(ip)})
+	if _, err := r.st.Sockets().Accept(w, req, objects.SocketOptions{Attachment: att}); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+	}
+}
+
+// SocketMessage handles one frame: the name frame first, then chat messages.
+func (r *room) SocketMessage(ctx context.Context, s objects.Socket, msg objects.Message) error {
+	var m member
+	_ = json.Unmarshal(s.Attachment(), &m)
+	// The limiter is asked before the frame is even parsed, as in the original: every
+	// frame costs, malformed ones and the name frame included.
+	ok, err := r.allowed(ctx, m.Limiter)
+	if err != nil {
+		return s.Close(1011, "rate limiter unavailable")
+	}
+	if !ok {
+		return sendJSON(s, map[string]string{"error": errRateLimited})
+	}
+	var frame struct {
+		Name    json.RawMessage `json:"name"`
+		Message json.RawMessage `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &frame); err != nil {
+		return sendJSON(s, map[string]string{"error": errBadFrame})
+	}
+	if m.Name == "" {
+		name := jsString(frame.Name)
+		if name == "" {
+			name = "anonymous" // the original's `data.name || "anonymous"`
+		}
+		return r.join(s, m, name)
+	}
+	text := jsString(frame.Message)
+	if jsLen(text) > maxMessageLen {
+		return sendJSON(s, map[string]string{"error": errMessageTooLong})
+	}
+	ts := max(time.Now().UnixMilli(), r.last+1)
+	out, _ := json.Marshal(struct {
+		Name      string `json:"name"`
+		Message   string `json:"message"`
+		Timestamp int64  `json:"timestamp"`
+	}{m.Name, text, ts})
+	key := msgKey(ts)
+	if err := r.st.Storage().Put(key, out); err != nil {
+		return err
+	}
+	keys := append(r.keys, key)
+	for len(keys) > historyLen {
+		if err := r.st.Storage().Delete(keys[0]); err != nil {
+			return err
+		}
+		keys = keys[1:]
+	}
+	// Fields change only once every write succeeded: a failed event is undone in storage,
+	// and must not leave the fields ahead of it.
+	r.keys, r.last = keys, ts
+	return r.broadcast(out)
+}
+
+// join handles the name frame: the member gets who is here and the history, everyone
+// (the member included) learns it joined, then the member gets ready.
+func (r *room) join(s objects.Socket, m member, name string) error {
+	if jsLen(name) > maxNameLen {
+		if err := sendJSON(s, map[string]string{"error": errNameTooLong}); err != nil {
+			return err
+		}
+		return s.Close(1009, errNameTooLong)
+	}
+	for _, o := range r.st.Sockets().List("") {
+		if o.ID() == s.ID() {
+			continue
+		}
+		if om := attachment(o); om.Name != "" {
+			if err := sendJSON(s, map[string]string{"joined": om.Name}); err != nil {
+				return err
+			}
+		}
+	}
+	for _, e := range r.st.Storage().List(msgPrefix, "", 0) {
+		if err := s.Send(e.Value); err != nil {
+			return err
+		}
+	}
+	m.Name = name
+	att, _ := json.Marshal(m)
+	if err := s.SetAttachment(att); err != nil {
+		return err
+	}
+	joined, _ := json.Marshal(map[string]string{"joined": name})
+	if err := r.broadcast(joined); err != nil {
+		return err
+	}
+	return sendJSON(s, map[string]bool{"ready": true})
+}
+
+// SocketClose tells the others a named member left.
+func (r *room) SocketClose(ctx context.Context, s objects.Socket, code int, reason string) error {
+	if m := attachment(s); m.Name != "" {
+		quit, _ := json.Marshal(map[string]string{"quit": m.Name})
+		return r.broadcast(quit)
+	}
+	return nil
+}
+
+// broadcast sends data to every named member. Members that have not sent their name yet
+// get the room's messages from the history when they do, so they are skipped here.
+func (r *room) broadcast(data []byte) error {
+	all := r.st.Sockets().List("")
+	var except []string
+	for _, o := range all {
+		if attachment(o).Name == "" {
+			except = append(except, o.ID())
+		}
+	}
+	if len(except) == len(all) {
+		return nil
+	}
+	return r.st.Sockets().Broadcast("", data, except...)
+}
+
+// allowed asks the member's RateLimiter whether it may send a frame now. Without a
+// "limiters" binding the room does not limit.
+func (r *room) allowed(ctx context.Context, limiter string) (bool, error) {
+	ns := r.st.Namespace(LimitersBinding)
+	if ns == nil || limiter == "" {
+		return true, nil
+	}
+	stub, err := ns.Get(limiter)
+	if err != nil {
+		return false, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://limiter/check", nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := stub.Fetch(ctx, req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusTooManyRequests:
+		return false, nil
+	}
+	return false, fmt.Errorf("chat: rate limiter answered %s", resp.Status)
+}
+
+func attachment(s objects.Socket) member {
+	var m member
+	_ = json.Unmarshal(s.Attachment(), &m)
+	return m
+}
+
+func sendJSON(s objects.Socket, v any) error {
+	b, _ := json.Marshal(v)
+	return s.Send(b)
+}
+
+// jsString converts a JSON value to a string as the original's `"" + value` does for the
+// cases that matter: strings as they are, other values as their JSON text, and a missing
+// or null value as "".
+func jsString(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
+}
+
+// jsLen is a string's length as JavaScript counts it (UTF-16 code units), so that the
+// limits match the page's maxlength and the original's checks.
+func jsLen(s string) int {
+	n := 0
+	for _, c := range s {
+		n += utf16.RuneLen(c)
+	}
+	return n
+}
+
+// LimiterName is the RateLimiter object for a client IP: a digest, since an IPv6 address
+// has characters, and a length, that object names do not allow.
+func LimiterName(ip string) string {
+	sum := sha256.Sum256([]byte("ip:" + ip))
+	return hex.EncodeToString(sum[:])
+}
+
+// writeError writes Holdfast's JSON error shape.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]map[string]string{"error": {"code": code, "message": message}})
+}
