@@ -61,7 +61,7 @@ func (c *Client) Request(ctx context.Context, class, name string, m *nats.Msg) (
 		} else {
 			m.Subject = wire.ActivateSubject(class)
 		}
-		reply, err := c.nc.RequestMsgWithContext(ctx, m)
+		reply, err := c.send(ctx, key, owner, m)
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
 			if owner == "" {
@@ -114,6 +114,32 @@ func (c *Client) Request(ctx context.Context, class, name string, m *nats.Msg) (
 	}
 }
 
+// send makes one request. When it goes to a known owner and the lease moves to another
+// host (or lapses) while the answer is outstanding, the owner died or was paused: waiting
+// for the full timeout would only delay the inevitable, so it gives up with ErrTimeout at
+// once (never a retry: the request may have run).
+func (c *Client) send(ctx context.Context, key, owner string, m *nats.Msg) (*nats.Msg, error) {
+	if owner == "" || c.owners == nil {
+		return c.nc.RequestMsgWithContext(ctx, m)
+	}
+	moved, stop := c.owners.onChange(key, owner)
+	defer stop()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-moved:
+			cancel()
+		case <-rctx.Done():
+		}
+	}()
+	reply, err := c.nc.RequestMsgWithContext(rctx, m)
+	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+		return nil, fmt.Errorf("%w: its owner changed while the request was outstanding", ErrTimeout)
+	}
+	return reply, err
+}
+
 func timeoutOr(last error) error {
 	if last != nil {
 		return last
@@ -130,8 +156,61 @@ func (c *Client) forget(key, owner string) {
 // Owners is a cache of the lease bucket: object key to owning host. It is fed by a watch,
 // so a request costs no KV read.
 type Owners struct {
-	mu sync.RWMutex
-	m  map[string]string
+	mu       sync.RWMutex
+	m        map[string]string
+	watchers map[string][]*ownerWatch
+}
+
+// ownerWatch fires once when key's owner is no longer host.
+type ownerWatch struct {
+	host string
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (w *ownerWatch) fire() { w.once.Do(func() { close(w.ch) }) }
+
+// onChange returns a channel closed when key's owner stops being host, and a function
+// that forgets the watch.
+func (o *Owners) onChange(key, host string) (<-chan struct{}, func()) {
+	w := &ownerWatch{host: host, ch: make(chan struct{})}
+	o.mu.Lock()
+	if o.watchers == nil {
+		o.watchers = map[string][]*ownerWatch{}
+	}
+	o.watchers[key] = append(o.watchers[key], w)
+	o.mu.Unlock()
+	return w.ch, func() {
+		o.mu.Lock()
+		ws := o.watchers[key]
+		for i, x := range ws {
+			if x == w {
+				ws = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(ws) == 0 {
+			delete(o.watchers, key)
+		} else {
+			o.watchers[key] = ws
+		}
+		o.mu.Unlock()
+	}
+}
+
+// set records key's owner ("" for none) and fires the watches it invalidates. Called with
+// o.mu held.
+func (o *Owners) set(key, host string) {
+	if host == "" {
+		delete(o.m, key)
+	} else {
+		o.m[key] = host
+	}
+	for _, w := range o.watchers[key] {
+		if w.host != host {
+			w.fire()
+		}
+	}
 }
 
 // WatchOwners starts the cache; it lives until ctx ends.
@@ -154,15 +233,15 @@ func WatchOwners(ctx context.Context, leases jetstream.KeyValue) (*Owners, error
 				if e == nil {
 					continue
 				}
-				o.mu.Lock()
+				host := ""
 				if e.Operation() == jetstream.KeyValuePut {
 					var l wire.Lease
-					if json.Unmarshal(e.Value(), &l) == nil && l.Host != "" {
-						o.m[e.Key()] = l.Host
+					if json.Unmarshal(e.Value(), &l) == nil {
+						host = l.Host
 					}
-				} else {
-					delete(o.m, e.Key())
 				}
+				o.mu.Lock()
+				o.set(e.Key(), host)
 				o.mu.Unlock()
 			}
 		}
@@ -179,14 +258,14 @@ func (o *Owners) Lookup(key string) string {
 
 func (o *Owners) learn(key, host string) {
 	o.mu.Lock()
-	o.m[key] = host
+	o.set(key, host)
 	o.mu.Unlock()
 }
 
 func (o *Owners) forget(key, host string) {
 	o.mu.Lock()
 	if o.m[key] == host {
-		delete(o.m, key)
+		o.set(key, "")
 	}
 	o.mu.Unlock()
 }
