@@ -138,7 +138,8 @@ type PutOptions struct {
 	Checksums   map[string]string `json:"cs,omitempty"`
 	// IfMatch commits only if the current object's ETag (unquoted) is this one.
 	IfMatch string `json:"-"`
-	// IfNoneMatch "*" commits only if the key does not exist.
+	// IfNoneMatch "*" commits only if the key does not exist; an ETag list, only if the
+	// current object's ETag is not in it.
 	IfNoneMatch string `json:"-"`
 	// BeforeCommit, if set, is called once the body is stored and before the object is
 	// committed, with its size and ETag; an error aborts the write (checksum checks).
@@ -205,8 +206,11 @@ func (s *Store) commit(ctx context.Context, bucket string, rec *objectRecord, if
 			exists = true
 			rev = cur.Revision()
 		}
-		if ifNoneMatch == "*" && exists {
-			return nil, ErrPrecondition
+		if ifNoneMatch != "" && exists {
+			var c objectRecord
+			if ifNoneMatch == "*" || (json.Unmarshal(cur.Value(), &c) == nil && etagMatch(ifNoneMatch, c.ETag)) {
+				return nil, ErrPrecondition
+			}
 		}
 		if ifMatch != "" {
 			if !exists {
@@ -427,6 +431,9 @@ type ListOptions struct {
 	Continue string
 	// Limit is the most objects plus common prefixes returned (0 means 1000).
 	Limit int
+	// WithMetadata fills ContentType, Headers, Meta and Checksums of each object (one
+	// metadata read per object of the page).
+	WithMetadata bool
 }
 
 // ListResult is one page.
@@ -442,6 +449,25 @@ type ListResult struct {
 
 // List returns one page of a bucket's keys, in O(log n + page).
 func (s *Store) List(ctx context.Context, bucket string, o ListOptions) (*ListResult, error) {
+	res, err := s.list(ctx, bucket, o)
+	if err != nil || !o.WithMetadata {
+		return res, err
+	}
+	for i := range res.Objects {
+		ob := &res.Objects[i]
+		rec, err := s.getRecord(ctx, bucket, ob.Key)
+		if errors.Is(err, ErrNoSuchKey) {
+			continue // deleted since: keep the summary
+		}
+		if err != nil {
+			return nil, err
+		}
+		ob.ContentType, ob.Headers, ob.Meta, ob.Checksums = rec.ContentType, rec.Headers, rec.Meta, rec.Checksums
+	}
+	return res, nil
+}
+
+func (s *Store) list(ctx context.Context, bucket string, o ListOptions) (*ListResult, error) {
 	if err := s.checkBucket(ctx, bucket); err != nil {
 		return nil, err
 	}

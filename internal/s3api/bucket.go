@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -115,6 +116,55 @@ type content struct {
 	Size         int64  `xml:"Size"`
 	StorageClass string `xml:"StorageClass"`
 	Owner        *owner `xml:"Owner,omitempty"`
+	// UserMetadata is minio's listing extension (metadata=true).
+	UserMetadata userMeta `xml:"UserMetadata,omitempty"`
+}
+
+// userMeta marshals as <UserMetadata><X-Amz-Meta-Name>value</X-Amz-Meta-Name>...</UserMetadata>.
+type userMeta map[string]string
+
+func (m userMeta) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	if len(m) == 0 {
+		return nil
+	}
+	if err := e.EncodeToken(start); err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !xmlName(k) {
+			continue
+		}
+		if err := e.EncodeElement(m[k], xml.StartElement{Name: xml.Name{Local: k}}); err != nil {
+			return err
+		}
+	}
+	return e.EncodeToken(start.End())
+}
+
+func xmlName(s string) bool {
+	for i, c := range s {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '.')
+		if !ok {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func listMeta(o *blob.ObjectInfo) userMeta {
+	m := userMeta{}
+	for k, v := range o.Meta {
+		m[http.CanonicalHeaderKey("X-Amz-Meta-"+k)] = v
+	}
+	if o.ContentType != "" {
+		m["content-type"] = o.ContentType
+	}
+	return m
 }
 
 type commonPrefix struct {
@@ -174,7 +224,8 @@ func (h *handler) listObjects(rq *request, version int) {
 		return s
 	}
 	prefix, delim := q.Get("prefix"), q.Get("delimiter")
-	opts := blob.ListOptions{Prefix: prefix, Delimiter: delim, Limit: maxKeys}
+	withMeta := version == 2 && q.Get("metadata") == "true"
+	opts := blob.ListOptions{Prefix: prefix, Delimiter: delim, Limit: maxKeys, WithMetadata: withMeta}
 	res := listResult{Xmlns: ns, Name: rq.bucket, Prefix: e(prefix), Delimiter: e(delim), MaxKeys: maxKeys, EncodingType: enc}
 	if version == 2 {
 		if tok := q.Get("continuation-token"); tok != "" {
@@ -212,6 +263,9 @@ func (h *handler) listObjects(rq *request, version int) {
 	}
 	for _, o := range page.Objects {
 		c := content{Key: e(o.Key), LastModified: isoTime(o.Modified), ETag: `"` + o.ETag + `"`, Size: o.Size, StorageClass: "STANDARD"}
+		if withMeta {
+			c.UserMetadata = listMeta(&o)
+		}
 		if version == 1 || q.Get("fetch-owner") == "true" {
 			c.Owner = &theOwner
 		}

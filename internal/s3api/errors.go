@@ -127,6 +127,8 @@ func (h *handler) fail(rq *request, err error) {
 	e := toS3(err)
 	if e == errInternal {
 		h.log.Error("s3: internal error", "method", rq.Method, "path", rq.URL.Path, "err", err)
+	} else {
+		h.log.Debug("s3: error", "method", rq.Method, "path", rq.URL.Path, "query", rq.URL.RawQuery, "code", e.Code, "message", e.Message)
 	}
 	for k, v := range e.header {
 		rq.w.Header().Set(k, v)

@@ -246,10 +246,6 @@ func (h *handler) putObject(rq *request) {
 	}
 	opts.IfMatch = rq.Header.Get("If-Match")
 	opts.IfNoneMatch = rq.Header.Get("If-None-Match")
-	if opts.IfNoneMatch != "" && opts.IfNoneMatch != "*" {
-		h.fail(rq, errNotImplemented("If-None-Match other than * on PUT"))
-		return
-	}
 	opts.BeforeCommit = func(info *blob.ObjectInfo) error { return c.check(info.ETag, &info.Checksums) }
 	info, err := h.store.PutObject(rq.Context(), rq.bucket, rq.key, body, size, opts)
 	if err != nil {
