@@ -74,6 +74,13 @@ type Options struct {
 	Mounts   map[string]http.Handler
 	Replicas int
 	Logger   *slog.Logger
+	// Streams serves durable message streams at GET /v1/stream/{name...} (a WebSocket;
+	// docs/streams.md), kept by objects of class StreamClass, which hosts must serve.
+	Streams bool
+	// StreamRetention limits streams by name pattern; the first match applies.
+	StreamRetention []StreamRetention
+	// StreamQueueBytes bounds each stream connection's outgoing queue; default 1 MiB.
+	StreamQueueBytes int
 }
 
 // presenceTTL is how long a gateway stays "live" without renewing; objects close the
@@ -98,6 +105,7 @@ type Gateway struct {
 	keys    [][32]byte
 	sockets socketTable
 	env     *env
+	streams *streamHub
 }
 
 // New builds a gateway on nc. It serves at once: until JetStream answers, /healthz says
@@ -279,6 +287,10 @@ func (g *Gateway) buildMux() (err error) {
 	}
 	for pattern, h := range g.opts.Mounts {
 		g.mux.Handle(pattern, h)
+	}
+	if g.opts.Streams {
+		g.streams = newStreamHub(g)
+		g.mux.HandleFunc("GET /v1/stream/{name...}", g.serveStream)
 	}
 	return nil
 }

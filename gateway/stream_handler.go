@@ -1,0 +1,351 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/internal/names"
+)
+
+// streamUpgrader upgrades stream connections; origins are checked before.
+var streamUpgrader = websocket.Upgrader{
+	ReadBufferSize: 4096, WriteBufferSize: 4096,
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// parseFrom reads a from value: a seq >= 1, or "latest".
+func parseFrom(s string) (seq uint64, latest bool, err error) {
+	if s == "latest" {
+		return 0, true, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 {
+		return 0, false, fmt.Errorf("from=%q: want a seq of 1 or more, or \"latest\"", s)
+	}
+	return n, false, nil
+}
+
+// serveStream is GET /v1/stream/{name...}: a WebSocket to a durable stream.
+func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := names.Validate(name); err != nil {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "GET /v1/stream/{name} takes a WebSocket upgrade")
+		return
+	}
+	if !g.checkOrigin(r) {
+		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, "origin not allowed: "+r.Header.Get("Origin"))
+		return
+	}
+	q := r.URL.Query()
+	var from uint64
+	var latest bool
+	if v := q.Get("from"); v != "" {
+		var err error
+		if from, latest, err = parseFrom(v); err != nil {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, err.Error())
+			return
+		}
+	}
+	window := defaultStreamWindow
+	if v := q.Get("window"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxStreamWindow {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, fmt.Sprintf("window=%q: want 1 to %d", v, maxStreamWindow))
+			return
+		}
+		window = n
+	}
+	if q.Has("group") {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "consumer groups (group=) are not supported yet")
+		return
+	}
+	client := q.Get("client")
+	if q.Has("client") && !validClientID(client) {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "client= wants 1 to 128 letters, digits, '_', '-', '.', ':'")
+		return
+	}
+	qmax := g.opts.StreamQueueBytes
+	if qmax <= 0 {
+		qmax = defaultStreamQueueBytes
+	}
+	c := &streamConn{g: g, primary: name, client: client, window: window, qmax: qmax, qwake: make(chan struct{}, 1),
+		subs: map[string]*streamSub{}, acks: map[string]uint64{}, pubs: make(chan pubReq, maxPublishBatch), cmds: make(chan cmdReq, 64)}
+	c.ctx, c.cancel = context.WithCancel(g.ctx)
+	defer c.cancel()
+	// Subscribe before upgrading, so that a stream that cannot be opened is an HTTP error.
+	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
+	_, err := c.subscribe(ctx, name, from, latest)
+	cancel()
+	if err != nil {
+		var se *streamError
+		if errors.As(err, &se) && se.code != "unavailable" && se.code != "internal" {
+			httperr.Write(w, http.StatusBadRequest, se.code, se.message)
+		} else {
+			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
+		}
+		c.closeSubs()
+		return
+	}
+	ws, err := streamUpgrader.Upgrade(w, r, nil)
+	if err != nil {
+		c.closeSubs()
+		return
+	}
+	c.ws = ws
+	limit := g.opts.MaxMessage
+	ws.SetReadLimit(max(16*limit, 1<<20))
+	c.wg.Add(4)
+	go c.writer()
+	go c.ackLoop()
+	go c.publisher()
+	go c.commander()
+	c.readLoop(limit)
+	c.cancel()
+	c.closeSubs()
+	c.wg.Wait()
+}
+
+func (c *streamConn) closeSubs() {
+	c.smu.Lock()
+	subs := c.subs
+	c.subs = map[string]*streamSub{}
+	c.smu.Unlock()
+	for _, s := range subs {
+		s.stop()
+	}
+}
+
+func validClientID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-' || b == '.' || b == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// readLoop reads client frames until the connection ends. A bad frame is answered with an
+// error frame; the connection stays usable.
+func (c *streamConn) readLoop(limit int64) {
+	for {
+		mt, rd, err := c.ws.NextReader()
+		if err != nil {
+			return
+		}
+		data, err := io.ReadAll(io.LimitReader(rd, limit+1))
+		if err != nil {
+			return
+		}
+		if int64(len(data)) > limit {
+			if _, err := io.Copy(io.Discard, rd); err != nil {
+				return
+			}
+			c.sendError("", "too_large", fmt.Sprintf("frame over %d bytes", limit))
+			continue
+		}
+		if mt != websocket.TextMessage {
+			c.sendError("", "bad_frame", "binary frames are not supported: send JSON text frames")
+			continue
+		}
+		if !c.frame(data) {
+			return
+		}
+	}
+}
+
+// frame handles one client frame; false ends the connection.
+func (c *streamConn) frame(data []byte) bool {
+	var f map[string]json.RawMessage
+	if err := json.Unmarshal(data, &f); err != nil || f == nil {
+		c.sendError("", "bad_json", "a frame is one JSON object")
+		return true
+	}
+	var id string
+	if raw, ok := f["id"]; ok {
+		if json.Unmarshal(raw, &id) != nil {
+			c.sendError("", "bad_field", "id must be a string")
+			return true
+		}
+	}
+	var typ string
+	if json.Unmarshal(f["type"], &typ) != nil || typ == "" {
+		c.sendError(id, "bad_field", "type must be a string")
+		return true
+	}
+	switch typ {
+	case "publish":
+		if _, ok := f["id"]; !ok {
+			c.sendError("", "bad_field", "publish needs an id")
+			return true
+		}
+		d, ok := f["data"]
+		if !ok {
+			c.sendError(id, "bad_field", "publish needs data")
+			return true
+		}
+		select {
+		case c.pubs <- pubReq{id: id, data: d}:
+		case <-c.ctx.Done():
+			return false
+		}
+	case "ack":
+		var seq uint64
+		if json.Unmarshal(f["seq"], &seq) != nil || seq == 0 {
+			c.sendError(id, "bad_field", "ack needs seq, a positive integer")
+			return true
+		}
+		name := c.primary
+		if raw, ok := f["stream"]; ok && json.Unmarshal(raw, &name) != nil {
+			c.sendError(id, "bad_field", "stream must be a string")
+			return true
+		}
+		if msg := c.ack(name, seq); msg != "" {
+			c.sendError(id, "bad_ack", msg)
+		}
+	case "command":
+		if _, ok := f["id"]; !ok {
+			c.sendError("", "bad_field", "command needs an id")
+			return true
+		}
+		var name string
+		if json.Unmarshal(f["command"], &name) != nil || name == "" {
+			c.sendError(id, "bad_field", "command must be a string")
+			return true
+		}
+		args := f["args"]
+		if len(args) == 0 || string(args) == "null" {
+			args = json.RawMessage("{}")
+		}
+		select {
+		case c.cmds <- cmdReq{id: id, name: name, args: args}:
+		case <-c.ctx.Done():
+			return false
+		}
+	default:
+		c.sendError(id, "unknown_type", fmt.Sprintf("unknown frame type %q", typ))
+	}
+	return true
+}
+
+// command runs one command and returns its result.
+func (c *streamConn) command(cmd cmdReq) (any, error) {
+	var a struct {
+		Stream     *string         `json:"stream"`
+		From       json.RawMessage `json:"from"`
+		UpTo       *uint64         `json:"upTo"`
+		State      json.RawMessage `json:"state"`
+		Checkpoint *uint64         `json:"checkpoint"`
+	}
+	if err := json.Unmarshal(cmd.args, &a); err != nil {
+		return nil, &streamError{"bad_args", "args: " + err.Error()}
+	}
+	name := c.primary
+	if a.Stream != nil {
+		name = *a.Stream
+		if err := names.Validate(name); err != nil {
+			return nil, &streamError{"bad_name", err.Error()}
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.g.opts.RequestTimeout)
+	defer cancel()
+	switch cmd.name {
+	case "getServerInfo":
+		return map[string]any{"version": version(), "node": c.g.id, "uptime": time.Since(c.g.streams.started).Seconds()}, nil
+	case "getStreamInfo":
+		first, last, err := c.g.streams.info(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		subs := 0
+		c.g.streams.mu.Lock()
+		up := c.g.streams.ups[name]
+		c.g.streams.mu.Unlock()
+		if up != nil {
+			subs = up.subscribers()
+		}
+		return map[string]any{"stream": name, "firstSeq": first, "lastSeq": last, "subscribers": subs}, nil
+	case "subscribe":
+		if a.Stream == nil {
+			return nil, &streamError{"bad_args", "subscribe needs stream"}
+		}
+		var from uint64
+		var latest bool
+		if len(a.From) > 0 && string(a.From) != "null" {
+			var s string
+			if json.Unmarshal(a.From, &s) == nil {
+				if s != "latest" {
+					return nil, &streamError{"bad_args", `from must be a seq of 1 or more, or "latest"`}
+				}
+				latest = true
+			} else if json.Unmarshal(a.From, &from) != nil || from == 0 {
+				return nil, &streamError{"bad_args", `from must be a seq of 1 or more, or "latest"`}
+			}
+		}
+		s, err := c.subscribe(ctx, name, from, latest)
+		if err != nil {
+			return nil, err
+		}
+		s.up.mu.Lock()
+		next := s.next
+		s.up.mu.Unlock()
+		return map[string]any{"stream": name, "from": next}, nil
+	case "unsubscribe":
+		if a.Stream == nil {
+			return nil, &streamError{"bad_args", "unsubscribe needs stream"}
+		}
+		if !c.unsubscribe(name) {
+			return nil, &streamError{"not_subscribed", "not subscribed to " + name}
+		}
+		return map[string]any{"stream": name}, nil
+	case "deleteMessages":
+		if a.UpTo == nil {
+			return nil, &streamError{"bad_args", "deleteMessages needs upTo"}
+		}
+		body, _ := json.Marshal(map[string]uint64{"upTo": *a.UpTo})
+		var out json.RawMessage
+		_, err := c.g.streamCall(ctx, name, "POST", "/delete", body, &out)
+		return out, err
+	case "getState":
+		var out json.RawMessage
+		_, err := c.g.streamCall(ctx, name, "GET", "/state", nil, &out)
+		return out, err
+	case "putState":
+		if len(a.State) == 0 {
+			return nil, &streamError{"bad_args", "putState needs state"}
+		}
+		req := map[string]any{"state": a.State}
+		if a.Checkpoint != nil {
+			req["checkpoint"] = *a.Checkpoint
+		}
+		body, _ := json.Marshal(req)
+		var out json.RawMessage
+		_, err := c.g.streamCall(ctx, name, "PUT", "/state", body, &out)
+		return out, err
+	}
+	return nil, &streamError{"unknown_command", fmt.Sprintf("unknown command %q", cmd.name)}
+}
+
+// version is the binary's module version.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

@@ -1,0 +1,427 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamClass is the class of the objects behind durable streams (package
+// builtin/stream): the hosts must serve it when Options.Streams is set.
+const StreamClass = "Stream"
+
+// StreamRetention limits the streams whose names match Pattern: tokens separated by "/",
+// "*" matching one token and a last ">" one or more. Zero is no limit.
+type StreamRetention struct {
+	Pattern  string
+	MaxMsgs  int64
+	MaxBytes int64
+	MaxAge   time.Duration
+}
+
+// matchPattern reports whether stream name matches a retention pattern.
+func matchPattern(pattern, name string) bool {
+	p, n := strings.Split(pattern, "/"), strings.Split(name, "/")
+	for i, tok := range p {
+		if tok == ">" && i == len(p)-1 {
+			return len(n) > i
+		}
+		if i >= len(n) || tok != "*" && tok != n[i] {
+			return false
+		}
+	}
+	return len(n) == len(p)
+}
+
+// streamHub holds, per stream name, the one upstream this gateway reads for all its local
+// subscribers.
+type streamHub struct {
+	g       *Gateway
+	started time.Time
+	mu      sync.Mutex
+	ups     map[string]*upstream
+	// slowClosed counts connections closed as slow consumers.
+	slowClosed atomic.Int64
+}
+
+func newStreamHub(g *Gateway) *streamHub {
+	return &streamHub{g: g, started: time.Now(), ups: map[string]*upstream{}}
+}
+
+// upstream is one stream's shared live feed: an ordered consumer on the stream's JetStream
+// stream from the tail at the time it started. Each stored message is encoded into its
+// frame once and handed to every subscriber that is live (caught up and within its
+// window). Subscribers behind it read the stream themselves up to up.last, then join.
+type upstream struct {
+	hub           *streamHub
+	name, subject string
+	prefix        []byte
+	ready         chan struct{}
+	err           error
+	refs          int // under hub.mu
+	js            jetstream.Stream
+	cc            jetstream.ConsumeContext
+
+	mu   sync.Mutex
+	last uint64 // highest seq handed out to live subscribers
+	subs map[*streamSub]struct{}
+}
+
+// acquire returns the started upstream of name, starting it on first use.
+func (h *streamHub) acquire(ctx context.Context, name string) (*upstream, error) {
+	h.mu.Lock()
+	up := h.ups[name]
+	if up == nil {
+		nameJSON, _ := json.Marshal(name)
+		up = &upstream{hub: h, name: name, subject: wire.LogSubject(StreamClass, name), ready: make(chan struct{}),
+			subs: map[*streamSub]struct{}{}, prefix: []byte(`{"type":"message","stream":` + string(nameJSON) + `,"seq":`)}
+		h.ups[name] = up
+		up.refs++
+		h.mu.Unlock()
+		up.err = up.start()
+		close(up.ready)
+	} else {
+		up.refs++
+		h.mu.Unlock()
+	}
+	select {
+	case <-up.ready:
+	case <-ctx.Done():
+		h.release(up)
+		return nil, ctx.Err()
+	}
+	if up.err != nil {
+		h.release(up)
+		return nil, up.err
+	}
+	return up, nil
+}
+
+// release drops one reference; the last one stops the upstream.
+func (h *streamHub) release(up *upstream) {
+	h.mu.Lock()
+	up.refs--
+	last := up.refs == 0
+	if last && h.ups[up.name] == up {
+		delete(h.ups, up.name)
+	}
+	h.mu.Unlock()
+	if last {
+		<-up.ready
+		if up.cc != nil {
+			up.cc.Stop()
+		}
+	}
+}
+
+// retention is the configured retention of stream name: the first matching pattern's.
+func (h *streamHub) retention(name string) StreamRetention {
+	for _, r := range h.g.opts.StreamRetention {
+		if matchPattern(r.Pattern, name) {
+			return r
+		}
+	}
+	return StreamRetention{}
+}
+
+// start makes the stream object create its log (and apply retention), then reads the log's
+// tail and starts the live feed right after it.
+func (up *upstream) start() error {
+	g := up.hub.g
+	ctx, cancel := context.WithTimeout(g.ctx, g.opts.RequestTimeout)
+	defer cancel()
+	r := up.hub.retention(up.name)
+	body, _ := json.Marshal(map[string]int64{"maxMsgs": r.MaxMsgs, "maxBytes": r.MaxBytes, "maxAgeMs": r.MaxAge.Milliseconds()})
+	if _, err := g.streamCall(ctx, up.name, http.MethodPost, "/configure", body, nil); err != nil {
+		return err
+	}
+	st, err := g.js.Stream(ctx, wire.LogStream(StreamClass, up.name))
+	if err != nil {
+		return fmt.Errorf("stream %q: %w", up.name, err)
+	}
+	up.js = st
+	up.last = st.CachedInfo().State.LastSeq
+	cons, err := g.js.OrderedConsumer(ctx, st.CachedInfo().Config.Name, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: up.last + 1,
+	})
+	if err != nil {
+		return fmt.Errorf("stream %q: consumer: %w", up.name, err)
+	}
+	up.cc, err = cons.Consume(up.onMsg, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		g.log.Debug("stream feed", "stream", up.name, "err", err)
+	}))
+	if err != nil {
+		return fmt.Errorf("stream %q: consume: %w", up.name, err)
+	}
+	return nil
+}
+
+// info reads a stream's retained range from JetStream itself, which applies retention
+// limits the object does not see: firstSeq > lastSeq when it holds no message.
+func (h *streamHub) info(ctx context.Context, name string) (first, last uint64, err error) {
+	st, err := h.g.js.Stream(ctx, wire.LogStream(StreamClass, name))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 1, 0, nil
+	}
+	if err != nil {
+		return 0, 0, &streamError{"unavailable", err.Error()}
+	}
+	s := st.CachedInfo().State
+	if s.Msgs == 0 {
+		return s.LastSeq + 1, s.LastSeq, nil
+	}
+	return s.FirstSeq, s.LastSeq, nil
+}
+
+// encode builds a message frame; it is built once per message and shared.
+func (up *upstream) encode(seq uint64, t time.Time, data []byte) []byte {
+	b := make([]byte, 0, len(up.prefix)+len(data)+64)
+	b = append(b, up.prefix...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"time":"`...)
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","data":`...)
+	if json.Valid(data) {
+		b = append(b, data...)
+	} else {
+		q, _ := json.Marshal(string(data))
+		b = append(b, q...)
+	}
+	return append(b, '}')
+}
+
+// onMsg is the live feed: in seq order, one message at a time.
+func (up *upstream) onMsg(m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	seq := md.Sequence.Stream
+	f := up.encode(seq, md.Timestamp, m.Data())
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if seq <= up.last {
+		return // a restarted consumer's repeat
+	}
+	up.last = seq
+	for s := range up.subs {
+		if s.live {
+			s.offerLive(seq, f)
+		}
+	}
+}
+
+// subscribers is the number of local subscribers.
+func (up *upstream) subscribers() int {
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	return len(up.subs)
+}
+
+type storedMsg struct {
+	seq   uint64
+	frame []byte
+}
+
+// read returns up to max stored messages with seqs in [from, to], in order; done is true
+// when it scanned the whole range (nothing else stored in it).
+func (up *upstream) read(ctx context.Context, from, to uint64, max int) (out []storedMsg, done bool, err error) {
+	for cur := from; cur <= to; {
+		if len(out) >= max {
+			return out, false, nil
+		}
+		m, err := up.js.GetMsg(ctx, cur, jetstream.WithGetMsgSubject(up.subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, true, nil
+		}
+		if err != nil {
+			return out, false, err
+		}
+		if m.Sequence > to {
+			return out, true, nil
+		}
+		out = append(out, storedMsg{m.Sequence, up.encode(m.Sequence, m.Time, m.Data)})
+		cur = m.Sequence + 1
+	}
+	return out, true, nil
+}
+
+// streamSub is one connection's subscription to one stream. It is live while it keeps up
+// with the upstream's feed; otherwise its own goroutine (run) reads the stream from next
+// until it reaches the feed's position, and joins it under up.mu, so that nothing is
+// missed or repeated at the handover.
+type streamSub struct {
+	conn   *streamConn
+	up     *upstream
+	name   string
+	window int
+	wake   chan struct{}
+
+	// under up.mu
+	next     uint64   // next seq the client needs
+	live     bool     // fed by the upstream
+	inflight []uint64 // delivered, not acknowledged
+	acked    uint64
+	closed   bool
+}
+
+func (s *streamSub) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// deliver queues one message (under up.mu).
+func (s *streamSub) deliver(seq uint64, f []byte) {
+	if seq > s.next {
+		s.conn.gap(s.name, s.next, seq)
+	}
+	s.next = seq + 1
+	s.inflight = append(s.inflight, seq)
+	s.conn.enqueue(f)
+}
+
+// offerLive hands a live subscriber the feed's next message (under up.mu). With its window
+// full it leaves the feed and catches up later by reading.
+func (s *streamSub) offerLive(seq uint64, f []byte) {
+	if seq < s.next {
+		return
+	}
+	if len(s.inflight) >= s.window {
+		s.live = false
+		s.poke()
+		return
+	}
+	s.deliver(seq, f)
+}
+
+// ack records a cumulative ack; it returns an error message when seq was never delivered.
+func (s *streamSub) ack(seq uint64) string {
+	up := s.up
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if seq >= s.next {
+		return fmt.Sprintf("seq %d was not delivered yet (next is %d)", seq, s.next)
+	}
+	if seq <= s.acked {
+		return ""
+	}
+	s.acked = seq
+	full := len(s.inflight) >= s.window
+	i := 0
+	for i < len(s.inflight) && s.inflight[i] <= seq {
+		i++
+	}
+	s.inflight = append(s.inflight[:0], s.inflight[i:]...)
+	if full && !s.live {
+		s.poke()
+	}
+	return ""
+}
+
+// run catches the subscriber up by reading the stream, then joins the live feed; it runs
+// again whenever the subscriber falls off the feed.
+func (s *streamSub) run() {
+	up, ctx := s.up, s.conn.ctx
+	for {
+		up.mu.Lock()
+		if s.closed {
+			up.mu.Unlock()
+			return
+		}
+		room := s.window - len(s.inflight)
+		if s.live || room <= 0 {
+			up.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+			}
+			continue
+		}
+		from, to := s.next, up.last
+		if from > to {
+			s.live = true // caught up: the feed's next message is ours
+			up.mu.Unlock()
+			continue
+		}
+		up.mu.Unlock()
+		msgs, done, err := up.read(ctx, from, to, min(room, 256))
+		if err != nil {
+			if ctx.Err() == nil {
+				s.conn.g.log.Warn("stream replay failed", "stream", s.name, "err", err)
+				s.conn.fail(CloseStreamUnavailable, "reading the stream failed; reconnect")
+			}
+			return
+		}
+		up.mu.Lock()
+		if s.closed || s.live || s.next != from {
+			up.mu.Unlock()
+			continue
+		}
+		for _, m := range msgs {
+			s.deliver(m.seq, m.frame)
+		}
+		if done && s.next <= to {
+			s.conn.gap(s.name, s.next, to+1)
+			s.next = to + 1
+		}
+		up.mu.Unlock()
+	}
+}
+
+// streamCall sends one request to the stream object name and decodes its JSON answer into
+// out (when not nil). An answer with an error status comes back as a *streamError.
+func (g *Gateway) streamCall(ctx context.Context, name, method, path string, body []byte, out any) ([]byte, error) {
+	r, err := http.NewRequestWithContext(ctx, method, "http://stream"+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	m := wire.EncodeRequest("", StreamClass, name, r, body)
+	var reply *nats.Msg
+	reply, err = g.request(ctx, StreamClass, name, m)
+	if err != nil {
+		return nil, &streamError{code: "unavailable", message: err.Error()}
+	}
+	if e := reply.Header.Get(wire.HdrError); e != "" {
+		msg := reply.Header.Get(wire.HdrMessage)
+		if msg == "" {
+			msg = e
+		}
+		return nil, &streamError{code: "unavailable", message: msg}
+	}
+	if st := wire.Status(reply); st >= 300 {
+		var eb struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(reply.Data, &eb) != nil || eb.Error.Code == "" {
+			return nil, &streamError{code: "internal", message: fmt.Sprintf("stream object answered %d", st)}
+		}
+		return nil, &streamError{code: eb.Error.Code, message: eb.Error.Message}
+	}
+	if out != nil {
+		if err := json.Unmarshal(reply.Data, out); err != nil {
+			return nil, &streamError{code: "internal", message: "stream object's answer: " + err.Error()}
+		}
+	}
+	return reply.Data, nil
+}
+
+// streamError is an error with a protocol error code.
+type streamError struct{ code, message string }
+
+func (e *streamError) Error() string { return e.code + ": " + e.message }
