@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/holdfast/holdfast/builtin/stream"
 	"github.com/holdfast/holdfast/examples/chat"
 	"github.com/holdfast/holdfast/examples/counter"
 	"github.com/holdfast/holdfast/functions"
@@ -35,7 +36,7 @@ func WithFunction(name string, h functions.Handler) Option {
 
 // BuiltinClasses are the classes the stock binary ships.
 func BuiltinClasses() []objects.Class {
-	return []objects.Class{counter.Class, chat.Room, chat.Limiter}
+	return []objects.Class{counter.Class, chat.Room, chat.Limiter, stream.Class}
 }
 
 // builtinFunctions are the functions the stock binary ships.

@@ -52,6 +52,11 @@ func GatewayOptions(cfg *config.Config, reg Registry, log *slog.Logger) (gateway
 		TrustedProxyHeader: cfg.Auth.TrustedProxyHeader,
 		Logger:             log,
 	}
+	// Durable streams (/v1/stream) are served when the binary has the Stream class.
+	_, opts.Streams = reg.Class(gateway.StreamClass)
+	for _, r := range cfg.Streams.Retention {
+		opts.StreamRetention = append(opts.StreamRetention, gateway.StreamRetention{Pattern: r.Pattern, MaxMsgs: r.MaxMsgs, MaxBytes: r.MaxBytes, MaxAge: r.MaxAge})
+	}
 	var errs []error
 	where := cfg.File
 	if where == "" {
