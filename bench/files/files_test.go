@@ -205,7 +205,7 @@ func BenchmarkBlobRange(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		off  int64
-	}{{"start", 0}, {"end", size - 1<<20}} {
+	}{{"start", 0}, {"end", size - 1<<20}, {"start-again", 0}, {"middle", size / 2}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(1 << 20)
 			for i := 0; i < b.N; i++ {
