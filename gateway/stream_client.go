@@ -191,6 +191,15 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 	if err != nil {
 		return nil, err
 	}
+	if latest {
+		// The stream's own tail: the shared feed may not have seen the last appends yet.
+		_, tail, err := c.g.streams.info(ctx, name)
+		if err != nil {
+			c.g.streams.release(up)
+			return nil, err
+		}
+		from = tail + 1
+	}
 	s := &streamSub{conn: c, up: up, name: name, window: c.window, wake: make(chan struct{}, 1), next: from}
 	c.smu.Lock()
 	if _, dup := c.subs[name]; dup {
@@ -202,7 +211,7 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 	c.smu.Unlock()
 	up.mu.Lock()
 	if latest {
-		s.next = up.last + 1
+		s.next = max(s.next, up.last+1)
 	}
 	s.acked = s.next - 1
 	up.subs[s] = struct{}{}
