@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/names"
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// failoverConfig is the holdfast.toml of the multi-process cluster: the counter route and a
+// 2s lease, so that a dead host's objects move after at most about 2s.
+const failoverConfig = `name = "bench-failover"
+
+[objects]
+lease_ttl = "2s"
+
+[[durable_objects.bindings]]
+name = "COUNTER"
+class_name = "Counter"
+
+[[routes]]
+pattern = "/counter/{name}"
+object = "COUNTER"
+`
+
+// failoverResult is what the failover scenario measured.
+type failoverResult struct {
+	times []time.Duration // kill to first 200, per trial
+	// accepted counts POSTs answered 200; value is the counter read at the end. Every
+	// accepted increment must be counted exactly once, whatever was killed.
+	accepted, value int64
+	ambiguous       int // POSTs that failed or timed out: they may or may not have counted
+}
+
+// failover runs a nats-server, two `holdfast objects` hosts and one `holdfast gateway` as
+// separate processes, then trials times: SIGKILLs the host owning a counter and measures
+// the time until the counter answers a POST with 200 again, then starts a replacement host.
+func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
+	cfgPath := filepath.Join(dir, "holdfast.toml")
+	if err := os.WriteFile(cfgPath, []byte(failoverConfig), 0o644); err != nil {
+		return nil, err
+	}
+	natsAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	host, port, _ := net.SplitHostPort(natsAddr)
+	ns, _, err := start("nats-server", dir, filepath.Join(dir, "nats-server.log"), "", natsBin,
+		"-a", host, "-p", port, "-js", "-sd", filepath.Join(dir, "nats"))
+	if err != nil {
+		return nil, err
+	}
+	defer ns.stop()
+	natsURL := "nats://" + natsAddr
+	nc, err := connectRetry(natsURL, 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+
+	hosts := map[string]*proc{}
+	defer func() {
+		for _, p := range hosts {
+			p.stop()
+		}
+	}()
+	seq := 0
+	startHost := func() error {
+		seq++
+		id := fmt.Sprintf("host%d", seq)
+		p, _, err := start(id, dir, filepath.Join(dir, id+".log"), "holdfast objects host", hfBin,
+			"objects", "--insecure", "--nats", natsURL, "--host-id", id, "--config", cfgPath)
+		if err != nil {
+			return err
+		}
+		hosts[id] = p
+		return nil
+	}
+	for range 2 {
+		if err := startHost(); err != nil {
+			return nil, err
+		}
+	}
+	gwAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	gw, _, err := start("gateway", dir, filepath.Join(dir, "gateway.log"), "holdfast gateway", hfBin,
+		"gateway", "--insecure", "--nats", natsURL, "--listen", gwAddr, "--config", cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	defer gw.stop()
+	base := "http://" + gwAddr
+	if err := waitHealthy(base, 30*time.Second); err != nil {
+		return nil, err
+	}
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	leases, err := js.KeyValue(ctx, wire.LeaseBucket)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	const name = "failover"
+	url := base + "/counter/" + name
+	c := newClient(1)
+	res := &failoverResult{}
+	send := func(timeout time.Duration) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := post(ctx, c, url); err != nil {
+			res.ambiguous++
+			return false
+		}
+		res.accepted++
+		return true
+	}
+	for range 10 {
+		if !send(10 * time.Second) {
+			return nil, fmt.Errorf("failover: the counter does not answer before any kill")
+		}
+	}
+	for range trials {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		e, err := leases.Get(ctx, names.Key("Counter", name))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("failover: reading the lease: %w", err)
+		}
+		var l wire.Lease
+		if err := json.Unmarshal(e.Value(), &l); err != nil {
+			return nil, err
+		}
+		owner := hosts[l.Host]
+		if owner == nil {
+			return nil, fmt.Errorf("failover: lease names unknown host %q", l.Host)
+		}
+		owner.kill()
+		killed := time.Now()
+		delete(hosts, l.Host)
+		// Each probe gives up after 1s, as a client with a timeout would: a request that
+		// reached the dying host is lost and would otherwise hang for the gateway's
+		// request timeout (30s), which is not what this measures. Such probes are counted.
+		for !send(time.Second) {
+			if time.Since(killed) > 30*time.Second {
+				return nil, fmt.Errorf("failover: no 200 within 30s of killing %s", l.Host)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		res.times = append(res.times, time.Since(killed))
+		// A replacement joins, so the next trial again has a survivor to move to.
+		if err := startHost(); err != nil {
+			return nil, err
+		}
+		for range 10 {
+			send(10 * time.Second)
+		}
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var v struct{ Value int64 }
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return nil, err
+	}
+	res.value = v.Value
+	return res, nil
+}
+
+// connectRetry connects to url, retrying until within passes (the server may still start).
+func connectRetry(url string, within time.Duration) (*nats.Conn, error) {
+	deadline := time.Now().Add(within)
+	for {
+		nc, err := nats.Connect(url, nats.Name("holdfast-bench"))
+		if err == nil {
+			return nc, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,73 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast/examples/counter"
+	"github.com/holdfast/holdfast/internal/natstest"
+	"github.com/holdfast/holdfast/objects"
+	"github.com/holdfast/holdfast/runtime"
+)
+
+// BenchmarkCounterHTTP is the whole request path in one process, as `holdfast dev` runs
+// it: HTTP keep-alive → gateway → NATS → host → fenced commit → reply → HTTP. Profile it
+// with -cpuprofile; bench/core measures the same path across processes.
+func BenchmarkCounterHTTP(b *testing.B) {
+	s := natstest.Server(b)
+	log := slog.New(slog.DiscardHandler)
+	h, err := runtime.New(context.Background(), natstest.Conn(b, s), runtime.Options{
+		Classes: []objects.Class{counter.Class}, Logger: log,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	gw, err := New(natstest.Conn(b, s), Options{
+		Routes: []Route{{Pattern: "/counter/{name}", Class: "Counter"}}, Logger: log,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(gw.Handler())
+	b.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = gw.Close(ctx)
+		_ = h.Close(ctx)
+	})
+	for deadline := time.Now().Add(10 * time.Second); !gw.Ready(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("gateway not ready")
+		}
+	}
+	const par = 32 // × GOMAXPROCS keep-alive clients
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: par * 8, DisableCompression: true}}
+	post := func() {
+		resp, err := c.Post(srv.URL+"/counter/hot", "", nil)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Errorf("HTTP %d", resp.StatusCode)
+		}
+	}
+	post()
+	b.ReportAllocs()
+	b.SetParallelism(par)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			post()
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
