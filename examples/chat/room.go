@@ -48,6 +48,10 @@ type room struct {
 	keys []string
 	// last is the newest message's timestamp (ms): timestamps are strictly increasing.
 	last int64
+	// names caches each socket's member name ("" until its name frame), so a broadcast
+	// does not decode 100 attachments per message. The attachments stay the truth: the
+	// cache is rebuilt from them after an eviction.
+	names map[string]string
 }
 
 // member is a socket's attachment: all the per-connection state the room has, so that it
@@ -59,7 +63,7 @@ type member struct {
 }
 
 func newRoom(st objects.State) objects.Object {
-	r := &room{st: st}
+	r := &room{st: st, names: map[string]string{}}
 	for _, e := range st.Storage().List(msgPrefix, "", 0) {
 		r.keys = append(r.keys, e.Key)
 	}
@@ -139,7 +143,7 @@ func (r *room) SocketMessage(ctx context.Context, s objects.Socket, msg objects.
 
 // join handles the name frame: the member gets who is here and the history, everyone
 // (the member included) learns it joined, then the member gets ready.
-func (r *room) join(s objects.Socket, m member, name string) error {
+func (r *room) join(s objects.Socket, m member, name string) (err error) {
 	if jsLen(name) > maxNameLen {
 		if err := sendJSON(s, map[string]string{"error": errNameTooLong}); err != nil {
 			return err
@@ -150,8 +154,8 @@ func (r *room) join(s objects.Socket, m member, name string) error {
 		if o.ID() == s.ID() {
 			continue
 		}
-		if om := attachment(o); om.Name != "" {
-			if err := sendJSON(s, map[string]string{"joined": om.Name}); err != nil {
+		if n := r.nameOf(o); n != "" {
+			if err := sendJSON(s, map[string]string{"joined": n}); err != nil {
 				return err
 			}
 		}
@@ -166,6 +170,13 @@ func (r *room) join(s objects.Socket, m member, name string) error {
 	if err := s.SetAttachment(att); err != nil {
 		return err
 	}
+	// A failed event undoes the attachment, so the cache must forget the name too.
+	r.names[s.ID()] = name
+	defer func() {
+		if err != nil {
+			delete(r.names, s.ID())
+		}
+	}()
 	joined, _ := json.Marshal(map[string]string{"joined": name})
 	if err := r.broadcast(joined); err != nil {
 		return err
@@ -175,8 +186,10 @@ func (r *room) join(s objects.Socket, m member, name string) error {
 
 // SocketClose tells the others a named member left.
 func (r *room) SocketClose(ctx context.Context, s objects.Socket, code int, reason string) error {
-	if m := attachment(s); m.Name != "" {
-		quit, _ := json.Marshal(map[string]string{"quit": m.Name})
+	name := r.nameOf(s)
+	delete(r.names, s.ID())
+	if name != "" {
+		quit, _ := json.Marshal(map[string]string{"quit": name})
 		return r.broadcast(quit)
 	}
 	return nil
@@ -188,7 +201,7 @@ func (r *room) broadcast(data []byte) error {
 	all := r.st.Sockets().List("")
 	var except []string
 	for _, o := range all {
-		if attachment(o).Name == "" {
+		if r.nameOf(o) == "" {
 			except = append(except, o.ID())
 		}
 	}
@@ -226,6 +239,16 @@ func (r *room) allowed(ctx context.Context, limiter string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("chat: rate limiter answered %s", resp.Status)
+}
+
+// nameOf is a socket's member name, from the cache or its attachment.
+func (r *room) nameOf(s objects.Socket) string {
+	if n, ok := r.names[s.ID()]; ok {
+		return n
+	}
+	n := attachment(s).Name
+	r.names[s.ID()] = n
+	return n
 }
 
 func attachment(s objects.Socket) member {
