@@ -164,11 +164,14 @@ func (in *instance) run() {
 		in.closeQueue(wire.ErrUnavailable, "activation failed: "+err.Error())
 		return
 	}
-	quit := make(chan struct{})
-	go in.renewer(quit)
+	quit, renewed := make(chan struct{}), make(chan struct{})
+	go func() { in.renewer(quit); close(renewed) }()
 	go in.committer()
 	reason := in.loop()
 	close(quit)
+	// A renewal in flight must land before finish reads the revision to hand the lease
+	// back; otherwise the release is refused and the lease lingers for a TTL.
+	<-renewed
 	in.finish(reason)
 }
 
