@@ -94,17 +94,22 @@ type State interface {
 type Log interface {
 	// Append adds a message and returns its seq, known at once.
 	Append(data []byte, headers map[string]string) (uint64, error)
-	// Info describes the log, appends of the current event included.
+	// Info describes the log, appends of the current event included. With retention
+	// configured it asks JetStream where the log now starts (a round trip).
 	Info() LogInfo
 	// Read returns up to max committed messages from seq from on (fewer where retention or
 	// Trim removed some). It reads JetStream, so it may take a round trip.
 	Read(ctx context.Context, from uint64, max int) ([]LogMessage, error)
 	// Trim drops every message up to and including seq upTo; numbering continues.
 	Trim(upTo uint64) error
-	// Configure sets the log's retention, applied with the event's commit.
+	// Configure sets the log's retention, applied with the event's commit. It also
+	// creates the log's JetStream stream if nothing was appended yet, so that readers can
+	// wait on an empty log.
 	Configure(cfg LogConfig) error
-	// Stream is the JetStream stream holding the log, for readers outside the object.
+	// Stream and Subject are the JetStream stream holding the log and its subject, for
+	// readers outside the object.
 	Stream() string
+	Subject() string
 }
 
 // LogInfo describes a log. FirstSeq > LastSeq when it holds no message.

@@ -26,7 +26,7 @@ type objLog struct {
 	loaded          bool
 	first, next     uint64
 	cfg             objects.LogConfig
-	exists          bool
+	exists          atomic.Bool // its JetStream stream exists
 	handle          jetstream.Stream
 	durable         atomic.Uint64 // last committed seq
 }
@@ -85,7 +85,8 @@ func (s *state) log() (*objLog, error) {
 		return nil, fmt.Errorf("runtime: log: %w", err)
 	default:
 		info := st.CachedInfo()
-		l.handle, l.exists = st, true
+		l.handle = st
+		l.exists.Store(true)
 		l.first, l.next = info.State.FirstSeq, info.State.LastSeq+1
 		if info.State.Msgs == 0 {
 			l.first = l.next
@@ -104,7 +105,8 @@ func (s *state) logChange() *logChange {
 	return s.ev.log
 }
 
-func (v *logView) Stream() string { return wire.LogStream(v.in.class, v.in.name) }
+func (v *logView) Stream() string  { return wire.LogStream(v.in.class, v.in.name) }
+func (v *logView) Subject() string { return wire.LogSubject(v.in.class, v.in.name) }
 
 func (v *logView) Append(data []byte, headers map[string]string) (uint64, error) {
 	s := v.s()
@@ -136,6 +138,17 @@ func (v *logView) Info() objects.LogInfo {
 	if err != nil {
 		v.in.h.log.Warn("log info unavailable", "object", v.in.key, "err", err)
 		return objects.LogInfo{FirstSeq: 1}
+	}
+	// Retention removes messages from the front without telling us: ask JetStream.
+	if l.handle != nil && (l.cfg != objects.LogConfig{}) {
+		ctx, cancel := context.WithTimeout(v.in.h.ctx, 5*time.Second)
+		info, err := l.handle.Info(ctx)
+		cancel()
+		if err == nil && info.State.Msgs > 0 {
+			l.first = max(l.first, info.State.FirstSeq)
+		} else if err == nil && info.State.LastSeq >= l.first {
+			l.first = info.State.LastSeq + 1
+		}
 	}
 	return objects.LogInfo{FirstSeq: l.first, LastSeq: l.next - 1}
 }
@@ -171,7 +184,7 @@ func (v *logView) Configure(cfg objects.LogConfig) error {
 	if err != nil {
 		return err
 	}
-	if cfg == l.cfg {
+	if cfg == l.cfg && l.exists.Load() {
 		return nil
 	}
 	l.cfg = cfg
@@ -236,7 +249,7 @@ func (in *instance) commitLog(ctx context.Context, c *logChange) error {
 		}
 		return sc
 	}
-	if !l.exists || c.cfg != nil {
+	if !l.exists.Load() || c.cfg != nil {
 		cfg := objects.LogConfig{}
 		if c.cfg != nil {
 			cfg = *c.cfg
@@ -247,7 +260,8 @@ func (in *instance) commitLog(ctx context.Context, c *logChange) error {
 		if err != nil {
 			return fmt.Errorf("log stream: %w", err)
 		}
-		l.handle, l.exists = st, true
+		l.handle = st
+		l.exists.Store(true)
 	}
 	if len(c.appends) > 0 {
 		futures := make([]jetstream.PubAckFuture, 0, len(c.appends))

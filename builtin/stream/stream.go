@@ -52,9 +52,8 @@ type stream struct{ st objects.State }
 
 // Storage keys.
 const (
-	keyLogCreated = "log"
-	keyState      = "state"
-	keyClient     = "client/"
+	keyState  = "state"
+	keyClient = "client/"
 )
 
 type apiError struct {
@@ -207,29 +206,14 @@ func (s *stream) publish(r *http.Request) (any, error) {
 	return out, nil
 }
 
-// configure makes sure the log's stream exists and applies retention.
-//
-// The SDK creates a log's JetStream stream on its first append or on a Configure that
-// changes the limits; a stream nobody published to yet must exist too, so that readers
-// can wait on it. Configure to a different value and back (applied once, at commit) forces
-// that on first touch. (An SDK Log.Ensure would say this plainly.)
+// configure makes sure the log's stream exists (readers wait on it before anyone
+// published) and applies retention.
 func (s *stream) configure(c Config) (any, error) {
 	if c.MaxMsgs < 0 || c.MaxBytes < 0 || c.MaxAgeMs < 0 {
 		return nil, bad("bad_args", "negative limit")
 	}
 	cfg := objects.LogConfig{MaxMsgs: c.MaxMsgs, MaxBytes: c.MaxBytes, MaxAge: time.Duration(c.MaxAgeMs) * time.Millisecond}
-	log := s.st.Log()
-	if _, ok := s.st.Storage().Get(keyLogCreated); !ok {
-		other := cfg
-		other.MaxMsgs++
-		if err := log.Configure(other); err != nil {
-			return nil, err
-		}
-		if err := s.st.Storage().Put(keyLogCreated, []byte("1")); err != nil {
-			return nil, err
-		}
-	}
-	if err := log.Configure(cfg); err != nil {
+	if err := s.st.Log().Configure(cfg); err != nil {
 		return nil, err
 	}
 	return s.info(), nil
