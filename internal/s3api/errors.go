@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/holdfast/holdfast/internal/blob"
 	"github.com/holdfast/holdfast/internal/sigv4"
@@ -112,17 +113,6 @@ func toS3(err error) *s3Error {
 	return errInternal
 }
 
-type errorBody struct {
-	XMLName   xml.Name `xml:"Error"`
-	Code      string   `xml:"Code"`
-	Message   string   `xml:"Message"`
-	Resource  string   `xml:"Resource,omitempty"`
-	BucketN   string   `xml:"BucketName,omitempty"`
-	Key       string   `xml:"Key,omitempty"`
-	RequestID string   `xml:"RequestId"`
-	HostID    string   `xml:"HostId"`
-}
-
 func (h *handler) fail(rq *request, err error) {
 	e := toS3(err)
 	if e == errInternal {
@@ -146,9 +136,23 @@ func (h *handler) fail(rq *request, err error) {
 	}
 	rq.w.Header().Set("Content-Type", "application/xml")
 	rq.w.WriteHeader(e.Status)
-	_, _ = io.WriteString(rq.w, xml.Header)
-	_ = xml.NewEncoder(rq.w).Encode(errorBody{Code: e.Code, Message: e.Message, Resource: rq.URL.Path, BucketN: rq.bucket, Key: rq.key, RequestID: rq.id, HostID: rq.id})
+	// Written by hand: encoding/xml escapes quotes in text (&#34;), S3 does not, and
+	// clients match on messages.
+	var b strings.Builder
+	b.WriteString(xml.Header)
+	b.WriteString("<Error><Code>" + xmlText.Replace(e.Code) + "</Code><Message>" + xmlText.Replace(e.Message) + "</Message>")
+	b.WriteString("<Resource>" + xmlText.Replace(rq.URL.Path) + "</Resource>")
+	if rq.bucket != "" {
+		b.WriteString("<BucketName>" + xmlText.Replace(rq.bucket) + "</BucketName>")
+	}
+	if rq.key != "" {
+		b.WriteString("<Key>" + xmlText.Replace(rq.key) + "</Key>")
+	}
+	b.WriteString("<RequestId>" + rq.id + "</RequestId><HostId>" + rq.id + "</HostId></Error>")
+	_, _ = io.WriteString(rq.w, b.String())
 }
+
+var xmlText = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\r", "&#xD;")
 
 func (h *handler) writeXML(rq *request, status int, v any) {
 	rq.w.Header().Set("Content-Type", "application/xml")

@@ -112,6 +112,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-amz-id-2", rq.id)
 	w.Header().Set("Server", "Holdfast")
 	rq.bucket, rq.key = h.route(r)
+	if rq.bucket != "" && isPostUpload(r, rq.key) {
+		h.postObject(rq) // authenticated by its signed policy
+		return
+	}
 	res, err := h.v.Verify(r)
 	if err != nil {
 		h.fail(rq, err)
@@ -182,7 +186,7 @@ func (h *handler) dispatch(rq *request) {
 				h.deleteObjects(rq)
 				return
 			}
-			h.fail(rq, errNotImplemented("POST on a bucket (browser form uploads)"))
+			h.fail(rq, errNotImplemented("this POST operation on a bucket"))
 		default:
 			h.fail(rq, errMethod)
 		}

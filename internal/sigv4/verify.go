@@ -548,3 +548,30 @@ func (d *digestReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// VerifyPostPolicy checks the signature of a browser POST upload: the form's
+// x-amz-credential, x-amz-date and x-amz-signature over its base64 policy document. It
+// does not check the policy's conditions (the caller does).
+func (v *Verifier) VerifyPostPolicy(credential, amzDate, policy, signature string) (accessKey string, err error) {
+	p := &authParams{}
+	if err := p.setCredential(credential); err != nil {
+		return "", err
+	}
+	t, perr := time.Parse(timeFormat, amzDate)
+	if perr != nil || t.UTC().Format(dateFormat) != p.date {
+		return "", errf(400, "AuthorizationQueryParametersError", "x-amz-date must be the credential's date in ISO8601 long format")
+	}
+	if p.service != "s3" {
+		return "", errf(400, "AuthorizationHeaderMalformed", "the credential's service must be 's3'")
+	}
+	secret, ok := v.Secret(p.accessKey)
+	if !ok {
+		return "", ErrAccessKey
+	}
+	want := hmacSHA256(v.signingKey(secret, p.date, p.region, p.service), []byte(policy))
+	got, derr := hex.DecodeString(signature)
+	if derr != nil || !hmac.Equal(want, got) {
+		return "", ErrSignature
+	}
+	return p.accessKey, nil
+}

@@ -16,7 +16,7 @@ import (
 
 // minFunctionalPass is the number of minio-go functional tests that must pass; raise it
 // as the endpoint grows. (A fake S3 server, gofakes3 v1.2.0, passes 27.)
-const minFunctionalPass = 38
+const minFunctionalPass = 41
 
 // TestMinioFunctional builds minio-go's own functional test program (functional_tests.go
 // in the minio-go module, build tag mint) and runs it in full mode against the endpoint,
