@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/holdfast/holdfast/builtin/stream"
@@ -45,8 +46,13 @@ func builtinFunctions() map[string]functions.Handler {
 }
 
 // Main runs the CLI with os.Args and exits. The stock binary's built-in classes are
-// always included.
+// always included. Unless GOGC is set, it collects garbage at 200% heap growth.
 func Main(opts ...Option) {
+	if os.Getenv("GOGC") == "" {
+		// Requests allocate small, short-lived objects; collecting at 2x the live heap
+		// instead of 1x costs some memory and saves a good share of CPU.
+		debug.SetGCPercent(200)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := Run(ctx, os.Args[1:], opts...)
 	stop()

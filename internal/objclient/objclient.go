@@ -122,17 +122,10 @@ func (c *Client) send(ctx context.Context, key, owner string, m *nats.Msg) (*nat
 	if owner == "" || c.owners == nil {
 		return c.nc.RequestMsgWithContext(ctx, m)
 	}
-	moved, stop := c.owners.onChange(key, owner)
-	defer stop()
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-moved:
-			cancel()
-		case <-rctx.Done():
-		}
-	}()
+	stop := c.owners.onChange(key, owner, cancel)
+	defer stop()
 	reply, err := c.nc.RequestMsgWithContext(rctx, m)
 	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
 		return nil, fmt.Errorf("%w: its owner changed while the request was outstanding", ErrTimeout)
@@ -161,26 +154,23 @@ type Owners struct {
 	watchers map[string][]*ownerWatch
 }
 
-// ownerWatch fires once when key's owner is no longer host.
+// ownerWatch cancels a request once when key's owner is no longer host.
 type ownerWatch struct {
-	host string
-	ch   chan struct{}
-	once sync.Once
+	host   string
+	cancel context.CancelFunc
 }
 
-func (w *ownerWatch) fire() { w.once.Do(func() { close(w.ch) }) }
-
-// onChange returns a channel closed when key's owner stops being host, and a function
-// that forgets the watch.
-func (o *Owners) onChange(key, host string) (<-chan struct{}, func()) {
-	w := &ownerWatch{host: host, ch: make(chan struct{})}
+// onChange calls cancel when key's owner stops being host, until the returned function
+// forgets the watch.
+func (o *Owners) onChange(key, host string, cancel context.CancelFunc) func() {
+	w := &ownerWatch{host: host, cancel: cancel}
 	o.mu.Lock()
 	if o.watchers == nil {
 		o.watchers = map[string][]*ownerWatch{}
 	}
 	o.watchers[key] = append(o.watchers[key], w)
 	o.mu.Unlock()
-	return w.ch, func() {
+	return func() {
 		o.mu.Lock()
 		ws := o.watchers[key]
 		for i, x := range ws {
@@ -208,7 +198,7 @@ func (o *Owners) set(key, host string) {
 	}
 	for _, w := range o.watchers[key] {
 		if w.host != host {
-			w.fire()
+			w.cancel() // idempotent
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package objclient
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -8,8 +9,10 @@ import (
 func TestOwnerWatchFiresOnlyOnChange(t *testing.T) {
 	o := &Owners{m: map[string]string{}}
 	o.learn("C.a", "h1")
-	moved, stop := o.onChange("C.a", "h1")
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := o.onChange("C.a", "h1", cancel)
 	defer stop()
+	moved := ctx.Done()
 	o.learn("C.a", "h1") // a renewal: same owner
 	select {
 	case <-moved:
