@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/holdfast/holdfast/internal/objclient"
 	"github.com/holdfast/holdfast/internal/wire"
@@ -36,6 +37,7 @@ type gwSocket struct {
 	closedByObject  bool
 	closeCode       int
 	closeReason     string
+	seq             uint64 // client messages forwarded; only the read loop touches it
 }
 
 type frame struct {
@@ -201,28 +203,43 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, s *gwSocket) {
 
 // forward hands one client message to the object and waits for it to be taken. It runs
 // on the session's read loop, so a slow object slows only this client's reads, and
-// messages reach the object in order.
+// messages reach the object in order. Each message carries the socket's next number, so a
+// message resent after a failover (its answer lost with the old owner) is taken once.
 func (g *Gateway) forward(sess *melody.Session, data []byte, binary bool) {
 	s := sessSocket(sess)
+	s.seq++
 	m := nats.NewMsg("")
 	m.Header.Set(wire.HdrOp, wire.OpSocketMsg)
 	m.Header.Set(wire.HdrClass, s.class)
 	m.Header.Set(wire.HdrName, s.name)
 	m.Header.Set(wire.HdrSocket, s.id)
 	m.Header.Set(wire.HdrGateway, g.id)
+	m.Header.Set(wire.HdrSeq, strconv.FormatUint(s.seq, 10))
 	if binary {
 		m.Header.Set(wire.HdrBinary, "1")
 	}
 	m.Data = data
-	_, err := g.request(g.ctx, s.class, s.name, m)
-	switch {
-	case err == nil:
-	case errors.Is(err, objclient.ErrBadRequest):
-		// The object does not know this socket (closed on its side): close it here too.
-		s.close(1008, "socket unknown to its object", true)
-	default:
-		g.log.Warn("socket message not delivered", "class", s.class, "name", s.name, "err", err)
-		s.close(CloseObjectUnavailable, "object unavailable, reconnect", false)
+	ctx, cancel := context.WithTimeout(g.ctx, g.opts.RequestTimeout)
+	defer cancel()
+	for backoff := 10 * time.Millisecond; ; backoff = min(backoff*2, 500*time.Millisecond) {
+		_, err := g.request(ctx, s.class, s.name, m)
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, objclient.ErrBadRequest):
+			// The object does not know this socket (closed on its side): close it here too.
+			s.close(1008, "socket unknown to its object", true)
+			return
+		}
+		// The owner died, froze or moved: the socket stays open and the message goes to
+		// the next owner, which drops it if the last one took it already.
+		select {
+		case <-ctx.Done():
+			g.log.Warn("socket message not delivered", "class", s.class, "name", s.name, "err", err)
+			s.close(CloseObjectUnavailable, "object unavailable, reconnect", false)
+			return
+		case <-time.After(backoff):
+		}
 	}
 }
 

@@ -95,20 +95,34 @@ func (in *instance) handleSocketMessage(m *nats.Msg) {
 		return
 	}
 	ok := wire.EncodeResponse(http.StatusNoContent, nil, nil)
-	sh, isHandler := in.obj.(objects.SocketHandler)
-	if !isHandler {
-		respond(m, ok)
+	seq, _ := strconv.ParseUint(m.Header.Get(wire.HdrSeq), 10, 64)
+	if seq != 0 && seq <= sk.seq {
+		// A gateway resent a message this object already took (its answer was lost in a
+		// failover). It waits for the commit that took it, like any reply.
+		in.open.outputs = append(in.open.outputs, output{reply: m, msg: ok})
 		return
 	}
+	sh, isHandler := in.obj.(objects.SocketHandler)
 	in.st.begin(m)
-	msg := objects.Message{Data: m.Data, Binary: m.Header.Get(wire.HdrBinary) == "1"}
-	var herr error
-	err := in.st.protect(func() { herr = sh.SocketMessage(in.h.ctx, sk, msg) })
-	if err == nil && herr != nil {
-		err = herr
-		in.h.log.Warn("socket message handler failed; its writes are undone", "object", in.key, "err", err)
+	var err error
+	if isHandler {
+		msg := objects.Message{Data: m.Data, Binary: m.Header.Get(wire.HdrBinary) == "1"}
+		var herr error
+		err = in.st.protect(func() { herr = sh.SocketMessage(in.h.ctx, sk, msg) })
+		if err == nil && herr != nil {
+			err = herr
+			in.h.log.Warn("socket message handler failed; its writes are undone", "object", in.key, "err", err)
+		}
 	}
-	in.finishEvent(err == nil, m, ok)
+	if err != nil {
+		in.st.end(false)
+		in.st.begin(m)
+	}
+	// The message was taken (even if the handler refused it): remember its number.
+	if seq != 0 && !sk.closed {
+		sk.save(sk.att, seq)
+	}
+	in.finishEvent(true, m, ok)
 }
 
 func (in *instance) handleSocketClose(m *nats.Msg) {

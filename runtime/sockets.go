@@ -18,6 +18,8 @@ type socketRecord struct {
 	Gateway    string   `json:"g"`
 	Tags       []string `json:"t,omitempty"`
 	Attachment []byte   `json:"a,omitempty"`
+	// Seq is the last client message the object took, so a resent one is dropped.
+	Seq uint64 `json:"n,omitempty"`
 }
 
 type socket struct {
@@ -25,7 +27,14 @@ type socket struct {
 	id, gw string
 	tags   []string
 	att    []byte
+	seq    uint64
 	closed bool
+}
+
+// save writes the socket's record as part of the current event.
+func (sk *socket) save(att []byte, seq uint64) {
+	rec, _ := json.Marshal(socketRecord{Gateway: sk.gw, Tags: sk.tags, Attachment: att, Seq: seq})
+	sk.st.write(socketPrefix+sk.id, rec, true)
 }
 
 func (s *sockets) st() *state { return (*state)(s) }
@@ -117,8 +126,7 @@ func (sk *socket) SetAttachment(b []byte) error {
 	if lim := st.in.h.opts.Limits.MaxAttachmentBytes; len(b) > lim {
 		return fmt.Errorf("%w: attachment of %d bytes, the limit is %d", objects.ErrValueTooLarge, len(b), lim)
 	}
-	rec, _ := json.Marshal(socketRecord{Gateway: sk.gw, Tags: sk.tags, Attachment: b})
-	st.write(socketPrefix+sk.id, rec, true)
+	sk.save(b, sk.seq)
 	return nil
 }
 

@@ -127,7 +127,7 @@ func (s *state) set(key string, val []byte, present bool) {
 		sk.closed = false
 		var rec socketRecord
 		if json.Unmarshal(val, &rec) == nil {
-			sk.gw, sk.tags, sk.att = rec.Gateway, rec.Tags, rec.Attachment
+			sk.gw, sk.tags, sk.att, sk.seq = rec.Gateway, rec.Tags, rec.Attachment, rec.Seq
 		}
 		s.sockets[id] = sk
 	case key == alarmKey:

@@ -69,6 +69,9 @@ const (
 	HdrOwner   = "Hf-Owner"
 	HdrMessage = "Hf-Message"
 	HdrHost    = "Hf-Host"
+	// HdrSeq numbers a socket's messages from 1, so that an object drops a message a
+	// gateway resends after a failover.
+	HdrSeq = "Hf-Seq"
 )
 
 // Ops: what a request to an object carries.
