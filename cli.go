@@ -158,6 +158,22 @@ func (c *common) logger() (*slog.Logger, error) {
 	return nil, &usageError{fmt.Sprintf("--log-format %q: want text or json", c.logFormat)}
 }
 
+// setup parses the command line and returns the logger and the config.
+func (c *common) setup(f *flags, args []string) (*slog.Logger, *config.Config, error) {
+	if err := f.parse(args); err != nil {
+		return nil, nil, err
+	}
+	log, err := c.logger()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	return log, cfg, nil
+}
+
 // load reads the config file: --config, else ./holdfast.toml when present, else the
 // built-in defaults.
 func (c *common) load() (*config.Config, error) {
@@ -201,16 +217,9 @@ func runDev(ctx context.Context, args []string, reg app.Registry) error {
 	persist := f.fs.String("persist-to", config.DefaultPersistTo, "directory holding all state")
 	natsListen := f.fs.String("nats-listen", "", "also expose the embedded NATS here (e.g. 127.0.0.1:4222) so other holdfast processes can join")
 	s3Listen := f.fs.String("s3-listen", config.DefaultS3Listen, "S3-compatible endpoint listen address")
-	if err := f.parse(args); err != nil {
+	log, cfg, err := c.setup(f, args)
+	if err != nil {
 		return helpOK(err)
-	}
-	log, err := c.logger()
-	if err != nil {
-		return err
-	}
-	cfg, err := c.load()
-	if err != nil {
-		return err
 	}
 	if f.set("listen") || cfg.Dev.Listen == "" {
 		cfg.Dev.Listen = *listen
@@ -232,16 +241,9 @@ func runGateway(ctx context.Context, args []string, reg app.Registry) error {
 	c := f.common()
 	n := f.nats()
 	listen := f.fs.String("listen", "0.0.0.0:8787", "HTTP and WebSocket listen address")
-	if err := f.parse(args); err != nil {
+	log, cfg, err := c.setup(f, args)
+	if err != nil {
 		return helpOK(err)
-	}
-	log, err := c.logger()
-	if err != nil {
-		return err
-	}
-	cfg, err := c.load()
-	if err != nil {
-		return err
 	}
 	if len(cfg.Auth.APIKeys) == 0 && !n.insecure {
 		return &usageError{"refusing to start an open gateway: set [auth] api_keys in holdfast.toml, or pass --insecure to run without authentication"}
@@ -285,16 +287,9 @@ func runObjects(ctx context.Context, args []string, reg app.Registry) error {
 	c := f.common()
 	n := f.nats()
 	id := f.fs.String("host-id", "", "this host's id in leases (default: random)")
-	if err := f.parse(args); err != nil {
+	log, cfg, err := c.setup(f, args)
+	if err != nil {
 		return helpOK(err)
-	}
-	log, err := c.logger()
-	if err != nil {
-		return err
-	}
-	cfg, err := c.load()
-	if err != nil {
-		return err
 	}
 	if !n.auth.Configured(n.urls) && !n.insecure {
 		return &usageError{"refusing to start an object host without NATS authentication: pass --nats-creds, --nats-nkey, --nats-user/--nats-password or --nats-token, or --insecure"}
