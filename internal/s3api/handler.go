@@ -129,7 +129,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var unsupportedBucket = []string{"acl", "policy", "policyStatus", "cors", "lifecycle", "tagging", "encryption",
 	"notification", "object-lock", "replication", "website", "logging", "ownershipControls",
 	"publicAccessBlock", "accelerate", "requestPayment", "intelligent-tiering", "analytics", "metrics",
-	"inventory", "select", "restore", "torrent", "retention", "legal-hold", "attributes", "session"}
+	"inventory", "select", "restore", "torrent", "retention", "legal-hold", "session"}
 
 func has(r *http.Request, name string) bool {
 	_, ok := r.URL.Query()[name]
@@ -210,6 +210,10 @@ func (h *handler) dispatch(rq *request) {
 	case http.MethodGet:
 		if hasUpload {
 			h.listParts(rq, uploadID[0])
+			return
+		}
+		if has(rq.Request, "attributes") {
+			h.getAttributes(rq)
 			return
 		}
 		h.getObject(rq, false)

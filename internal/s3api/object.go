@@ -128,7 +128,7 @@ func (h *handler) newChecker(rq *request) (*checker, error) {
 		}
 	}
 	if c.alg == "" {
-		for _, t := range strings.Split(rq.Header.Get("X-Amz-Trailer"), ",") {
+		for _, t := range strings.Split(strings.Join(rq.Header.Values("X-Amz-Trailer"), ","), ",") {
 			if t = strings.TrimSpace(t); t == "" {
 				continue
 			}

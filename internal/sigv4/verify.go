@@ -226,7 +226,7 @@ func (v *Verifier) Verify(r *http.Request) (*Result, error) {
 			cr.stsPrefix = p.amzDate.UTC().Format(timeFormat) + "\n" + scope + "\n"
 		}
 		if cr.trailer {
-			for _, t := range strings.Split(r.Header.Get("X-Amz-Trailer"), ",") {
+			for _, t := range strings.Split(strings.Join(r.Header.Values("X-Amz-Trailer"), ","), ",") {
 				if t = strings.ToLower(strings.TrimSpace(t)); t != "" {
 					cr.allowed = append(cr.allowed, t)
 				}

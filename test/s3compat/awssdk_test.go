@@ -257,6 +257,11 @@ func sdkSuite(t *testing.T, s *server, c *s3.Client, bucket string) {
 	if !bytes.Equal(b, whole) || *got.ContentType != "application/x-multi" {
 		t.Fatal("multipart body differs")
 	}
+	attrs, err := c.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: &bucket, Key: aws.String("multi.bin"),
+		ObjectAttributes: []types.ObjectAttributes{types.ObjectAttributesEtag, types.ObjectAttributesObjectSize, types.ObjectAttributesObjectParts, types.ObjectAttributesStorageClass}})
+	if err != nil || *attrs.ObjectSize != int64(len(whole)) || *attrs.ObjectParts.TotalPartsCount != 4 || len(attrs.ObjectParts.Parts) != 4 || *attrs.ObjectParts.Parts[3].Size != 1234 {
+		t.Fatalf("attributes: %+v %v", attrs, err)
+	}
 	// Abort.
 	mp2, _ := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: aws.String("aborted")})
 	if _, err := c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: aws.String("aborted"), UploadId: mp2.UploadId}); err != nil {
