@@ -2,6 +2,7 @@ package blob
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -72,6 +73,11 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) {
 	for _, id := range orphanParts {
 		s.dropParts(ctx, id)
 		st.PartsFreed++
+	}
+
+	// Delete markers of deleted keys would otherwise stay in the KV for ever.
+	if err := s.kv.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(s.opts.GCGrace)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.opts.Logger.Debug("blob: purge delete markers", "err", err)
 	}
 
 	info, err := s.chunks.Info(ctx, jetstream.WithSubjectFilter(s.subj+">"))
