@@ -241,6 +241,7 @@ func runGateway(ctx context.Context, args []string, reg app.Registry) error {
 	c := f.common()
 	n := f.nats()
 	listen := f.fs.String("listen", "0.0.0.0:8787", "HTTP and WebSocket listen address")
+	s3Listen := f.fs.String("s3-listen", "", "also serve the S3-compatible endpoint here (needs [[auth.s3]] credentials)")
 	log, cfg, err := c.setup(f, args)
 	if err != nil {
 		return helpOK(err)
@@ -252,6 +253,9 @@ func runGateway(ctx context.Context, args []string, reg app.Registry) error {
 	if err != nil {
 		return err
 	}
+	if *s3Listen != "" && len(cfg.Auth.S3) == 0 {
+		return &usageError{"--s3-listen needs S3 credentials: add [[auth.s3]] access_key and secret_key to holdfast.toml"}
+	}
 	opts.Replicas = n.replicas
 	nc, err := app.ConnectNATS(n.urls, "holdfast-gateway", n.auth, log)
 	if err != nil {
@@ -261,6 +265,22 @@ func runGateway(ctx context.Context, args []string, reg app.Registry) error {
 	ln, err := app.Listen(*listen, "holdfast gateway")
 	if err != nil {
 		return err
+	}
+	files := app.StartFiles(ctx, nc, cfg, cfg.Auth.S3, n.replicas, log)
+	defer files.Close()
+	opts.Mounts, opts.Buckets = files.Mounts(), files.Buckets()
+	if *s3Listen != "" {
+		s3ln, err := app.Listen(*s3Listen, "holdfast gateway S3 endpoint (--s3-listen)")
+		if err != nil {
+			return err
+		}
+		s3srv := app.NewServer(files.S3Handler(), log)
+		go func() { _ = s3srv.Serve(s3ln) }()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			app.Shutdown(sctx, s3srv)
+		}()
 	}
 	gw, err := gateway.New(nc, opts)
 	if err != nil {

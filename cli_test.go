@@ -63,12 +63,12 @@ func freeAddr(t *testing.T) string {
 // TestDevRestartKeepsState runs `holdfast dev` twice on one state directory.
 func TestDevRestartKeepsState(t *testing.T) {
 	state := t.TempDir()
-	run := func(fn func(base string)) {
-		addr := freeAddr(t)
+	run := func(fn func(base, s3 string)) {
+		addr, s3 := freeAddr(t), freeAddr(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- Run(ctx, []string{"dev", "--listen", addr, "--persist-to", state, "--log-level", "warn"})
+			done <- Run(ctx, []string{"dev", "--listen", addr, "--s3-listen", s3, "--persist-to", state, "--log-level", "warn"})
 		}()
 		base := "http://" + addr
 		deadline := time.Now().Add(20 * time.Second)
@@ -85,7 +85,7 @@ func TestDevRestartKeepsState(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		fn(base)
+		fn(base, "http://"+s3)
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
@@ -101,16 +101,48 @@ func TestDevRestartKeepsState(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
 	}
-	run(func(base string) {
+	put := func(url, body string) int {
+		req, _ := http.NewRequest("PUT", url, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	run(func(base, s3 string) {
 		for i := 1; i <= 3; i++ {
 			if got, want := call("POST", base+"/counter/kept"), fmt.Sprintf(`200 {"name":"kept","value":%d}`, i); got != want {
 				t.Fatalf("got %s, want %s", got, want)
 			}
 		}
+		// The file store opens in the background: wait until it takes the upload.
+		deadline := time.Now().Add(20 * time.Second)
+		for st := 0; st != http.StatusCreated && st != http.StatusOK; st = put(base+"/v1/files/files/notes/a.txt", "kept across restarts") {
+			if time.Now().After(deadline) {
+				t.Fatal("file upload never accepted")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// The S3 endpoint answers, and refuses an unsigned request.
+		if got := call("GET", s3+"/"); !strings.HasPrefix(got, "403 ") || !strings.Contains(got, "<Code>AccessDenied</Code>") {
+			t.Fatalf("unsigned S3 request: %s", got)
+		}
 	})
-	run(func(base string) {
+	run(func(base, _ string) {
 		if got := call("GET", base+"/counter/kept"); got != `200 {"name":"kept","value":3}` {
 			t.Fatalf("after restart: %s", got)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			got := call("GET", base+"/v1/files/files/notes/a.txt")
+			if got == "200 kept across restarts" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("file after restart: %s", got)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 }

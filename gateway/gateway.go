@@ -55,7 +55,7 @@ type Options struct {
 	Buckets    map[string]functions.Bucket
 	Vars       map[string]string
 	// APIKeys, when set, are required on every request but /healthz, as
-	// "Authorization: Bearer <key>" or "?token=<key>".
+	// "Authorization: Bearer <key>", "?token=<key>" or (durable-stream's) "?apiKey=<key>".
 	APIKeys []string
 	// AllowedOrigins for WebSocket upgrades; "*" allows any. Empty: same origin only
 	// (non-browser clients, which send no Origin, are allowed).
@@ -69,8 +69,8 @@ type Options struct {
 	// functions see that address (its last entry) as the request's RemoteAddr; when not,
 	// the header is ignored and RemoteAddr is the TCP peer.
 	TrustedProxyHeader string
-	// Mounts are extra handlers by pattern (the file API, for instance); they get the same
-	// authentication as routes.
+	// Mounts are extra handlers by path prefix ending in "/" (the file API, for instance).
+	// They get the same authentication as routes, and the raw path: keys may hold "//".
 	Mounts   map[string]http.Handler
 	Replicas int
 	Logger   *slog.Logger
@@ -285,9 +285,6 @@ func (g *Gateway) buildMux() (err error) {
 			return fmt.Errorf("gateway: route %q has neither a class nor a function", rt.Pattern)
 		}
 	}
-	for pattern, h := range g.opts.Mounts {
-		g.mux.Handle(pattern, h)
-	}
 	if g.opts.Streams {
 		g.streams = newStreamHub(g)
 		g.mux.HandleFunc("GET /v1/stream/{name...}", g.serveStream)
@@ -316,6 +313,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
 		return
 	}
+	for prefix, h := range g.opts.Mounts {
+		if strings.HasPrefix(r.URL.Path, prefix) {
+			h.ServeHTTP(w, r)
+			return
+		}
+	}
 	if p := r.URL.Path; p != "/" && path.Clean(p) != strings.TrimSuffix(p, "/") {
 		// ServeMux would redirect to the cleaned path; for names, "a//b" is an error.
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, "the path has empty, '.' or '..' segments")
@@ -336,7 +339,10 @@ func (g *Gateway) authorized(r *http.Request) bool {
 	}
 	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
-		key = r.URL.Query().Get("token")
+		q := r.URL.Query()
+		if key = q.Get("token"); key == "" {
+			key = q.Get("apiKey") // durable-stream's clients
+		}
 	}
 	if key == "" {
 		return false

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,7 +45,6 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	gwOpts.Mounts = o.Mounts
 	storeDir, err := filepath.Abs(filepath.Join(cfg.Dev.PersistTo, "nats"))
 	if err != nil {
 		return err
@@ -70,6 +70,31 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer gwConn.Close()
 
+	s3creds := cfg.Auth.S3
+	if len(s3creds) == 0 {
+		s3creds = []config.S3Credential{app.DevS3Credential}
+	}
+	files := app.StartFiles(ctx, gwConn, cfg, s3creds, 1, log)
+	defer files.Close()
+	gwOpts.Mounts = map[string]http.Handler{}
+	for p, h := range files.Mounts() {
+		gwOpts.Mounts[p] = h
+	}
+	for p, h := range o.Mounts {
+		gwOpts.Mounts[p] = h
+	}
+	gwOpts.Buckets = files.Buckets()
+	var s3srv *http.Server
+	var s3ln net.Listener
+	if cfg.Dev.S3Listen != "" {
+		if s3ln, err = app.Listen(cfg.Dev.S3Listen, "holdfast dev S3 endpoint (--s3-listen)"); err != nil {
+			return err
+		}
+		defer s3ln.Close()
+		s3srv = app.NewServer(files.S3Handler(), log)
+		go func() { _ = s3srv.Serve(s3ln) }()
+	}
+
 	var host *runtime.Host
 	if len(o.Registry.Classes) > 0 {
 		host, err = runtime.New(ctx, hostConn, app.HostOptions(cfg, o.Registry, log))
@@ -93,7 +118,14 @@ func Run(ctx context.Context, o Options) error {
 	if ready == nil {
 		ready = os.Stdout
 	}
-	fmt.Fprintf(ready, "holdfast dev ready: http://%s  nats: %s  state: %s\n", ln.Addr(), natsURL, cfg.Dev.PersistTo)
+	s3 := "off"
+	if s3ln != nil {
+		s3 = "http://" + s3ln.Addr().String()
+		if len(cfg.Auth.S3) == 0 {
+			s3 += fmt.Sprintf(" (access key %q, secret key %q)", app.DevS3Credential.AccessKey, app.DevS3Credential.SecretKey)
+		}
+	}
+	fmt.Fprintf(ready, "holdfast dev ready: http://%s  s3: %s  nats: %s  state: %s\n", ln.Addr(), s3, natsURL, cfg.Dev.PersistTo)
 
 	select {
 	case <-ctx.Done():
@@ -104,6 +136,9 @@ func Run(ctx context.Context, o Options) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	app.Shutdown(sctx, srv)
+	if s3srv != nil {
+		app.Shutdown(sctx, s3srv)
+	}
 	_ = gw.Close(sctx)
 	if host != nil {
 		_ = host.Close(sctx)
