@@ -79,6 +79,10 @@ type instance struct {
 	commitCh             chan *batch
 	doneCh               chan error
 	sinceSnap, bytesSnap int
+
+	purgeMu sync.Mutex
+	purgeTo uint64 // the newest snapshot's seq not yet purged before; 0 = none
+	purging bool
 }
 
 func newInstance(h *Host, class, name string) *instance {
@@ -354,11 +358,7 @@ func (in *instance) commit(b *batch) error {
 			return err
 		}
 		if b.snapshot != nil {
-			// Everything before the snapshot is now redundant.
-			if err := in.h.res.Objects.Purge(ctx, jetstream.WithPurgeSubject(in.subject),
-				jetstream.WithPurgeSequence(seq)); err != nil {
-				in.h.log.Warn("purge after snapshot failed", "object", in.key, "err", err)
-			}
+			in.schedulePurge(seq)
 		}
 	}
 	// The log after the record: the record's fenced publish has just shown this host
@@ -466,4 +466,38 @@ func (in *instance) load(ctx context.Context) (uint64, error) {
 		seq = m.Sequence + 1
 	}
 	return last.Sequence, nil
+}
+
+// schedulePurge drops the log records before the snapshot at seq, off the commit path: a
+// purge can take milliseconds, and commits must not wait for it. One purge runs at a time
+// per object; a newer snapshot replaces a pending one. A purge that never happens (the host
+// died) only leaves records the next snapshot's purge removes.
+func (in *instance) schedulePurge(seq uint64) {
+	in.purgeMu.Lock()
+	in.purgeTo = max(in.purgeTo, seq)
+	running := in.purging
+	in.purging = true
+	in.purgeMu.Unlock()
+	if running {
+		return
+	}
+	go func() {
+		for {
+			in.purgeMu.Lock()
+			upTo := in.purgeTo
+			in.purgeTo = 0
+			if upTo == 0 {
+				in.purging = false
+				in.purgeMu.Unlock()
+				return
+			}
+			in.purgeMu.Unlock()
+			ctx, cancel := context.WithTimeout(in.h.ctx, 30*time.Second)
+			err := in.h.res.Objects.Purge(ctx, jetstream.WithPurgeSubject(in.subject), jetstream.WithPurgeSequence(upTo))
+			cancel()
+			if err != nil && in.h.ctx.Err() == nil {
+				in.h.log.Warn("purge after snapshot failed", "object", in.key, "err", err)
+			}
+		}
+	}()
 }
