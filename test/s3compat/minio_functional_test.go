@@ -58,6 +58,7 @@ func TestMinioFunctional(t *testing.T) {
 	}
 	s := startServer(t, false)
 	cmd := exec.Command(bin)
+	cmd.Dir = t.TempDir() // the program leaves scratch files in its working directory
 	cmd.Env = append(os.Environ(),
 		"SERVER_ENDPOINT="+s.Addr, "ACCESS_KEY="+accessKey, "SECRET_KEY="+secretKey,
 		"ENABLE_HTTPS=0", "MINT_MODE=full", "RUN_ON_FAIL=1", "ENABLE_KMS=0", "MINT_DATA_DIR=")
