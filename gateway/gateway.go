@@ -288,6 +288,7 @@ func (g *Gateway) buildMux() (err error) {
 	if g.opts.Streams {
 		g.streams = newStreamHub(g)
 		g.mux.HandleFunc("GET /v1/stream/{name...}", g.serveStream)
+		g.mux.HandleFunc("GET /stream/{subject...}", g.serveStreamCompat) // durable-stream's clients
 	}
 	return nil
 }

@@ -77,6 +77,33 @@ type upstream struct {
 	mu   sync.Mutex
 	last uint64 // highest seq handed out to live subscribers
 	subs map[*streamSub]struct{}
+	// watchers are poked (never blocking) after each live message: readers that keep their
+	// own position (durable-stream compatibility, consumer groups) wait on them instead of
+	// polling.
+	watchers map[chan struct{}]struct{}
+}
+
+// watch registers ch to be poked after each live message; unwatch removes it.
+func (up *upstream) watch(ch chan struct{}) {
+	up.mu.Lock()
+	if up.watchers == nil {
+		up.watchers = map[chan struct{}]struct{}{}
+	}
+	up.watchers[ch] = struct{}{}
+	up.mu.Unlock()
+}
+
+func (up *upstream) unwatch(ch chan struct{}) {
+	up.mu.Lock()
+	delete(up.watchers, ch)
+	up.mu.Unlock()
+}
+
+// tail is the highest seq the live feed has seen.
+func (up *upstream) tail() uint64 {
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	return up.last
 }
 
 // acquire returns the started upstream of name, starting it on first use.
@@ -219,6 +246,12 @@ func (up *upstream) onMsg(m jetstream.Msg) {
 	for s := range up.subs {
 		if s.live {
 			s.offerLive(seq, f)
+		}
+	}
+	for ch := range up.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
 		}
 	}
 }

@@ -1,0 +1,438 @@
+package gateway
+
+// Drop-in compatibility with durable-stream (github.com/voxoco/durable-stream): its clients
+// connect to GET /stream/<subject>?apiKey=K and speak its frames unchanged. The subject is
+// a Holdfast stream name, so the same stream is also reachable at /v1/stream/<subject>.
+//
+// Its protocol, as the original server implements it:
+//
+//   - A client frame is {"data":X,"cMsgId":N,"clientId":N}. A frame whose data or cMsgId
+//     is falsy (in JavaScript's sense: missing, null, false, 0, "") is ignored: neither
+//     published nor answered.
+//   - A frame whose data.cmd is getStreamInfo, subscribe{startSequence}, unsubscribe,
+//     deleteMessages{sequence}, getState or putState{state} is a command; any other frame
+//     (an unknown cmd included, as in the original) is published.
+//   - Every answer is the client's object, echoed as sent (cMsgId keeps its exact JSON
+//     number), plus "ip" and "sequence": the message's seq for a publish, the stream's
+//     last seq for a command; getState adds "state".
+//   - A stored message is the publisher's object plus "ip"; it is pushed as that object
+//     plus "sequence", "pub":1 and "sMsgId". The client acknowledges by echoing the push
+//     without "pub"; the next push waits for that ack (the original did so for a late
+//     subscriber's backlog only), so a client that never acks costs one message.
+//   - durable-stream numbers messages after a counter that starts at 100000000000: the
+//     first message is 100000000001. Here compat seq = compatBase + Holdfast seq.
+//
+// Replies share the connection's byte-bounded outgoing queue; a client that publishes
+// without reading is closed with 4008 like any slow consumer.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/internal/names"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// compatBase is durable-stream's sequence counter before its first message.
+const compatBase = 100000000000
+
+// compatOpsQueue bounds the frames read and not yet handled; past it the reader stops
+// reading, so TCP pushes back on the client.
+const compatOpsQueue = 256
+
+// compatConn is one durable-stream client connection.
+type compatConn struct {
+	sc   *streamConn // its queue, writer and context
+	name string
+	ip   string
+	up   *upstream
+	wake chan struct{}
+	ops  chan map[string]json.RawMessage
+
+	mu         sync.Mutex
+	gen        int    // bumped by each subscribe and unsubscribe
+	subscribed bool   //
+	next       uint64 // next Holdfast seq to push
+	inflight   uint64 // sMsgId of the push awaiting its ack, 0 when none
+	lastID     uint64
+}
+
+// serveStreamCompat is GET /stream/{subject...}: durable-stream's WebSocket.
+func (g *Gateway) serveStreamCompat(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("subject")
+	if err := names.Validate(name); err != nil {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName,
+			fmt.Sprintf("subject %q is not a valid stream name (tokens of letters, digits, '_' and '-' separated by '/'): %v", name, err))
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "GET /stream/{subject} takes a WebSocket upgrade")
+		return
+	}
+	if !g.checkOrigin(r) {
+		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, "origin not allowed: "+r.Header.Get("Origin"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
+	up, err := g.streams.acquire(ctx, name)
+	cancel()
+	if err != nil {
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
+		return
+	}
+	defer g.streams.release(up)
+	ws, err := streamUpgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	qmax := g.opts.StreamQueueBytes
+	if qmax <= 0 {
+		qmax = defaultStreamQueueBytes
+	}
+	sc := &streamConn{g: g, ws: ws, primary: name, qmax: qmax, qwake: make(chan struct{}, 1)}
+	sc.ctx, sc.cancel = context.WithCancel(g.ctx)
+	defer sc.cancel()
+	c := &compatConn{sc: sc, name: name, ip: r.RemoteAddr, up: up, wake: make(chan struct{}, 1),
+		ops: make(chan map[string]json.RawMessage, compatOpsQueue)}
+	up.watch(c.wake)
+	defer up.unwatch(c.wake)
+	// A frame over the limit closes the connection with 1009: the protocol has no error frame.
+	ws.SetReadLimit(max(g.opts.MaxMessage, 1<<10))
+	sc.wg.Add(3)
+	go sc.writer()
+	go func() { defer sc.wg.Done(); c.worker() }()
+	go func() { defer sc.wg.Done(); c.pusher() }()
+	c.readLoop()
+	sc.cancel()
+	sc.wg.Wait()
+}
+
+// readLoop reads frames until the connection ends; frames the original would ignore are
+// ignored, and acks are applied at once (they never wait behind publishes).
+func (c *compatConn) readLoop() {
+	for {
+		mt, rd, err := c.sc.ws.NextReader()
+		if err != nil {
+			return
+		}
+		data, err := io.ReadAll(rd)
+		if err != nil {
+			return
+		}
+		if mt != websocket.TextMessage {
+			continue
+		}
+		var f map[string]json.RawMessage
+		if json.Unmarshal(data, &f) != nil || f == nil {
+			continue
+		}
+		if id, ok := f["sMsgId"]; ok && jsTruthy(id) {
+			c.ack(id)
+			continue
+		}
+		if !jsTruthy(f["data"]) || !jsTruthy(f["cMsgId"]) {
+			continue
+		}
+		select {
+		case c.ops <- f:
+		case <-c.sc.ctx.Done():
+			return
+		}
+	}
+}
+
+// jsTruthy is JavaScript's truthiness of a JSON value; a missing value is falsy.
+func jsTruthy(raw json.RawMessage) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return false
+	}
+	switch v := v.(type) {
+	case nil:
+		return false
+	case bool:
+		return v
+	case float64:
+		return v != 0 && !math.IsNaN(v)
+	case string:
+		return v != ""
+	}
+	return true
+}
+
+func (c *compatConn) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ack takes the echo of a push; an echo of anything but the push in flight is ignored.
+func (c *compatConn) ack(raw json.RawMessage) {
+	id, err := strconv.ParseUint(string(raw), 10, 64)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	if id == c.inflight {
+		c.inflight = 0
+		c.poke()
+	}
+	c.mu.Unlock()
+}
+
+// compatCommand is the command a frame carries, or "" when it is to be published.
+func compatCommand(f map[string]json.RawMessage) (string, map[string]json.RawMessage) {
+	var d map[string]json.RawMessage
+	if json.Unmarshal(f["data"], &d) != nil {
+		return "", nil
+	}
+	var cmd string
+	if json.Unmarshal(d["cmd"], &cmd) != nil {
+		return "", nil
+	}
+	switch cmd {
+	case "getStreamInfo", "subscribe", "unsubscribe", "deleteMessages", "getState", "putState":
+		return cmd, d
+	}
+	return "", nil // the original publishes a frame with an unknown cmd
+}
+
+// worker handles publishes and commands in the order they arrived; consecutive publishes
+// go to the stream object in one batch.
+func (c *compatConn) worker() {
+	var held map[string]json.RawMessage
+	for {
+		f := held
+		held = nil
+		if f == nil {
+			select {
+			case <-c.sc.ctx.Done():
+				return
+			case f = <-c.ops:
+			}
+		}
+		if cmd, d := compatCommand(f); cmd != "" {
+			if err := c.command(cmd, d, f); err != nil {
+				c.fail(err)
+				return
+			}
+			continue
+		}
+		batch := []map[string]json.RawMessage{f}
+	more:
+		for len(batch) < maxPublishBatch {
+			select {
+			case g := <-c.ops:
+				if cmd, _ := compatCommand(g); cmd != "" {
+					held = g
+					break more
+				}
+				batch = append(batch, g)
+			default:
+				break more
+			}
+		}
+		if err := c.publish(batch); err != nil {
+			c.fail(err)
+			return
+		}
+	}
+}
+
+// fail closes the connection: the protocol has no error frame, and a client that
+// reconnects finds out what was stored by subscribing.
+func (c *compatConn) fail(err error) {
+	if c.sc.ctx.Err() == nil {
+		c.sc.g.log.Warn("durable-stream connection failed", "stream", c.name, "err", err)
+		c.sc.fail(CloseStreamUnavailable, "stream unavailable; reconnect")
+	}
+}
+
+func (c *compatConn) reply(f map[string]json.RawMessage, seq uint64) {
+	f["ip"], _ = json.Marshal(c.ip)
+	f["sequence"] = json.RawMessage(strconv.FormatUint(compatBase+seq, 10))
+	c.sc.send(f)
+}
+
+func (c *compatConn) publish(batch []map[string]json.RawMessage) error {
+	ipJSON, _ := json.Marshal(c.ip)
+	items := make([]map[string]any, len(batch))
+	for i, f := range batch {
+		f["ip"] = ipJSON
+		delete(f, "sequence") // set from the seq on every push
+		items[i] = map[string]any{"id": "", "data": f}
+	}
+	body, _ := json.Marshal(items)
+	var out []compatPublished
+	ctx, cancel := context.WithTimeout(c.sc.ctx, c.sc.g.opts.RequestTimeout)
+	defer cancel()
+	if _, err := c.sc.g.streamCall(ctx, c.name, http.MethodPost, "/publish", body, &out); err != nil {
+		return err
+	}
+	if len(out) != len(batch) {
+		return errors.New("stream object answered a different number of messages")
+	}
+	for i, f := range batch {
+		c.reply(f, out[i].Seq)
+	}
+	return nil
+}
+
+// compatPublished is the stream object's answer for one published message.
+type compatPublished struct {
+	Seq uint64 `json:"seq"`
+}
+
+func (c *compatConn) command(cmd string, d, f map[string]json.RawMessage) error {
+	g := c.sc.g
+	ctx, cancel := context.WithTimeout(c.sc.ctx, g.opts.RequestTimeout)
+	defer cancel()
+	_, last, err := g.streams.info(ctx, c.name)
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "subscribe":
+		// As the original: from startSequence inclusive, but nothing old when it is at or
+		// past the last message; missing or not positive is from the start.
+		var start float64
+		_ = json.Unmarshal(d["startSequence"], &start)
+		next := uint64(1)
+		switch {
+		case start >= float64(compatBase+last):
+			next = last + 1
+		case start > compatBase:
+			next = uint64(start) - compatBase
+		}
+		c.reply(f, last) // the original answers before the backlog
+		c.mu.Lock()
+		c.gen++
+		c.subscribed, c.next, c.inflight = true, next, 0
+		c.mu.Unlock()
+		c.poke()
+	case "unsubscribe":
+		c.mu.Lock()
+		c.gen++
+		c.subscribed, c.inflight = false, 0
+		c.mu.Unlock()
+		c.reply(f, last)
+	case "deleteMessages":
+		var s float64
+		_ = json.Unmarshal(d["sequence"], &s)
+		if s > compatBase && last > 0 {
+			upTo := min(uint64(s)-compatBase, last)
+			body, _ := json.Marshal(map[string]uint64{"upTo": upTo})
+			if _, err := g.streamCall(ctx, c.name, http.MethodPost, "/delete", body, nil); err != nil {
+				return err
+			}
+		}
+		c.reply(f, last)
+	case "getState":
+		var st struct {
+			State json.RawMessage `json:"state"`
+		}
+		if _, err := g.streamCall(ctx, c.name, http.MethodGet, "/state", nil, &st); err != nil {
+			return err
+		}
+		if len(st.State) == 0 || string(st.State) == "null" {
+			// The original's initial state.
+			st.State = json.RawMessage(`{"lock":false,"sequence":` + strconv.Itoa(compatBase) + `}`)
+		}
+		f["state"] = st.State
+		c.reply(f, last)
+	case "putState":
+		state := d["state"]
+		if len(state) == 0 {
+			state = json.RawMessage("null")
+		}
+		body, _ := json.Marshal(map[string]json.RawMessage{"state": state})
+		if _, err := g.streamCall(ctx, c.name, http.MethodPut, "/state", body, nil); err != nil {
+			return err
+		}
+		c.reply(f, last)
+	default: // getStreamInfo
+		c.reply(f, last)
+	}
+	return nil
+}
+
+// pusher pushes stored messages to a subscribed client one at a time, each after the
+// previous one's ack, reading them from JetStream by seq.
+func (c *compatConn) pusher() {
+	ctx, up := c.sc.ctx, c.up
+	for {
+		c.mu.Lock()
+		gen, ready, from := c.gen, c.subscribed && c.inflight == 0, c.next
+		c.mu.Unlock()
+		if !ready || from > up.tail() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.wake:
+			}
+			continue
+		}
+		m, err := up.js.GetMsg(ctx, from, jetstream.WithGetMsgSubject(up.subject))
+		var seq uint64
+		var push []byte
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			seq = 0 // nothing retained from there on: skip to the tail
+		case err != nil:
+			if ctx.Err() == nil {
+				c.fail(err)
+			}
+			return
+		default:
+			seq = m.Sequence
+		}
+		c.mu.Lock()
+		if c.gen != gen || c.next != from {
+			c.mu.Unlock()
+			continue
+		}
+		if seq == 0 {
+			c.next = max(c.next, up.tail()+1)
+			c.mu.Unlock()
+			continue
+		}
+		c.lastID++
+		c.inflight, c.next = c.lastID, seq+1
+		push = compatPush(m.Data, seq, c.lastID)
+		c.mu.Unlock()
+		c.sc.enqueue(push)
+	}
+}
+
+// compatPush is the push of a stored message: the stored object plus "sequence", "pub"
+// and "sMsgId". A message published through /v1/stream is not such an object (one with
+// "data" and "cMsgId") and is wrapped as {"data":...}.
+func compatPush(data []byte, seq, id uint64) []byte {
+	var f map[string]json.RawMessage
+	if json.Unmarshal(data, &f) != nil || f == nil || len(f["data"]) == 0 || len(f["cMsgId"]) == 0 {
+		f = map[string]json.RawMessage{}
+		if json.Valid(data) {
+			f["data"] = data
+		} else {
+			f["data"], _ = json.Marshal(string(data))
+		}
+	}
+	f["sequence"] = json.RawMessage(strconv.FormatUint(compatBase+seq, 10))
+	f["pub"] = json.RawMessage("1")
+	f["sMsgId"] = json.RawMessage(strconv.FormatUint(id, 10))
+	b, _ := json.Marshal(f)
+	return b
+}
