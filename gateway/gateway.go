@@ -81,6 +81,8 @@ type Options struct {
 	StreamRetention []StreamRetention
 	// StreamQueueBytes bounds each stream connection's outgoing queue; default 1 MiB.
 	StreamQueueBytes int
+	// LongPollTimeout is how long a Durable Streams long-poll read waits for data; default 30 s.
+	LongPollTimeout time.Duration
 }
 
 // presenceTTL is how long a gateway stays "live" without renewing; objects close the
@@ -287,7 +289,8 @@ func (g *Gateway) buildMux() (err error) {
 	}
 	if g.opts.Streams {
 		g.streams = newStreamHub(g)
-		g.mux.HandleFunc("GET /v1/stream/{name...}", g.serveStream)
+		// /v1/stream/{name...}: WebSocket, Durable Streams HTTP, EventSource (durable_http.go).
+		g.registerHTTPStreams()
 		g.mux.HandleFunc("GET /stream/{subject...}", g.serveStreamCompat) // durable-stream's clients
 	}
 	return nil

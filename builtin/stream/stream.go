@@ -48,7 +48,10 @@ const (
 // Class is the Stream class.
 var Class = objects.Class{Name: ClassName, New: func(st objects.State) objects.Object { return &stream{st: st} }}
 
-type stream struct{ st objects.State }
+type stream struct {
+	st objects.State
+	ds *dsState // the Durable Streams view (durable.go), nil until first used
+}
 
 // Storage keys.
 const (
@@ -105,6 +108,10 @@ type Ack struct {
 }
 
 func (s *stream) Fetch(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ds" || strings.HasPrefix(r.URL.Path, "/ds/") {
+		s.dsRoute(w, r)
+		return
+	}
 	res, err := s.route(r)
 	if err != nil {
 		var ae *apiError
@@ -191,6 +198,12 @@ func (s *stream) publish(r *http.Request) (any, error) {
 		if len(it.Data) == 0 {
 			return nil, bad("bad_args", "message %d has no data", i)
 		}
+	}
+	if err := s.dsCurrent(r.Context()); err != nil {
+		return nil, err
+	}
+	if s.ds.closed {
+		return nil, &apiError{http.StatusConflict, "stream_closed", "the stream was closed (Durable Streams Stream-Closed)"}
 	}
 	out := make([]Published, len(items))
 	for i, it := range items {

@@ -104,6 +104,9 @@ type Objects struct {
 // Streams is the [streams] table.
 type Streams struct {
 	Retention []Retention
+	// LongPollTimeout bounds a Durable Streams long-poll read (flag --long-poll-timeout);
+	// zero is the gateway's default (30 s).
+	LongPollTimeout time.Duration
 }
 
 // Retention limits the streams whose names match Pattern. A zero limit is no limit.

@@ -1,0 +1,461 @@
+package stream
+
+// The Durable Streams protocol's state, kept by the Stream object (issue 4). The gateway
+// parses and validates HTTP; the object decides, one request at a time (the input gate),
+// what exists, what is closed and which producer writes are new.
+//
+// Everything that must be atomic with data lives in the log message that carries the data:
+// the create record (header Ds-Create, with the initial body), closure (Ds-Closed on the
+// final message or on an empty marker), the idempotent producer's (id, epoch, seq) and the
+// writer's Stream-Seq. One request is one log message, so a crash either stored all of it
+// or none of it; the in-memory view is rebuilt from the log at the first request of an
+// activation. The stream's configuration (content type, TTL, expiry) is in storage, and
+// counts only once its create record is in the log.
+//
+//	PUT    /ds          DSCreate  -> 201 | 200 | 409, DSResult
+//	POST   /ds          DSAppend  -> 200 | 204 | 400 | 403 | 404 | 409, DSResult
+//	GET    /ds/read?from=N&max=M[&touch=1] -> 200 DSRead | 404 | 410
+//	DELETE /ds                    -> 204 | 404
+//
+// Offsets are log seqs: a stream's data starts at its create record's seq and its tail is
+// the log's last seq + 1.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/holdfast/holdfast/objects"
+)
+
+// Log message headers of Durable Streams records.
+const (
+	HdrCreate    = "Ds-Create"
+	HdrClosed    = "Ds-Closed"
+	HdrBatch     = "Ds-Batch" // the data is a JSON array of this many messages (JSON mode)
+	HdrProdID    = "Ds-Producer-Id"
+	HdrProdEpoch = "Ds-Producer-Epoch"
+	HdrProdSeq   = "Ds-Producer-Seq"
+	HdrStreamSeq = "Ds-Stream-Seq"
+)
+
+const keyDSMeta = "ds/meta"
+
+// DSMeta is a stream's configuration.
+type DSMeta struct {
+	ContentType string `json:"contentType"`
+	TTL         *int64 `json:"ttl,omitempty"`       // sliding, in seconds
+	ExpiresAt   string `json:"expiresAt,omitempty"` // RFC 3339, as given
+	CreateSeq   uint64 `json:"createSeq"`
+	// Touched is the last read or write (Unix ms), for the sliding TTL.
+	Touched int64 `json:"touched,omitempty"`
+}
+
+// DSProducer names an idempotent producer's request.
+type DSProducer struct {
+	ID    string `json:"id"`
+	Epoch uint64 `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+}
+
+// DSCreate is a PUT /ds body.
+type DSCreate struct {
+	ContentType string `json:"contentType"`
+	TTL         *int64 `json:"ttl,omitempty"`
+	ExpiresAt   string `json:"expiresAt,omitempty"`
+	Closed      bool   `json:"closed,omitempty"`
+	Data        []byte `json:"data,omitempty"`
+	Batch       int    `json:"batch,omitempty"`
+}
+
+// DSAppend is a POST /ds body. Empty Data is a close-only request (Closed is then set).
+type DSAppend struct {
+	ContentType string      `json:"contentType,omitempty"`
+	Data        []byte      `json:"data,omitempty"`
+	Batch       int         `json:"batch,omitempty"`
+	Closed      bool        `json:"closed,omitempty"`
+	Producer    *DSProducer `json:"producer,omitempty"`
+	StreamSeq   string      `json:"streamSeq,omitempty"`
+}
+
+// DSResult answers PUT and POST /ds; the gateway turns it into headers.
+type DSResult struct {
+	Next          uint64  `json:"next"`
+	Closed        bool    `json:"closed,omitempty"`
+	Meta          *DSMeta `json:"meta,omitempty"`
+	ProducerEpoch *uint64 `json:"producerEpoch,omitempty"`
+	ProducerSeq   *uint64 `json:"producerSeq,omitempty"`
+	ExpectedSeq   *uint64 `json:"expectedSeq,omitempty"`
+	ReceivedSeq   *uint64 `json:"receivedSeq,omitempty"`
+	Message       string  `json:"message,omitempty"`
+}
+
+// DSMsg is one stored record in a read.
+type DSMsg struct {
+	Seq   uint64 `json:"seq"`
+	Data  []byte `json:"data"`
+	Batch int    `json:"batch,omitempty"`
+}
+
+// DSRead answers GET /ds/read.
+type DSRead struct {
+	Meta   DSMeta  `json:"meta"`
+	Next   uint64  `json:"next"` // the tail: last seq + 1
+	Closed bool    `json:"closed,omitempty"`
+	Msgs   []DSMsg `json:"msgs"`
+	// Upto is the seq after the last record scanned (Next when the read reached the tail).
+	Upto uint64 `json:"upto"`
+}
+
+type prodState struct{ epoch, seq uint64 }
+
+// dsState is the in-memory view, rebuilt from storage and the log once per activation.
+type dsState struct {
+	loaded    bool
+	meta      *DSMeta
+	closed    bool
+	closedBy  *DSProducer
+	producers map[string]prodState
+	streamSeq string
+}
+
+const maxDSScan = 1024
+
+// maxDSRead bounds the data of one read's answer.
+const maxDSRead = 256 << 10
+
+// dsLoad rebuilds the view: the configuration from storage, validated against the log (a
+// create record that never reached the log means no stream), then producers, Stream-Seq
+// and closure from the stream's records.
+func (s *stream) dsLoad(ctx context.Context) error {
+	if s.ds != nil && s.ds.loaded {
+		return nil
+	}
+	d := &dsState{producers: map[string]prodState{}}
+	b, ok := s.st.Storage().Get(keyDSMeta)
+	if ok {
+		var m DSMeta
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		first := true
+		for from := m.CreateSeq; ; {
+			msgs, err := s.st.Log().Read(ctx, from, maxDSScan)
+			if err != nil {
+				return err
+			}
+			if first && (len(msgs) == 0 || msgs[0].Seq != m.CreateSeq || msgs[0].Headers[HdrCreate] == "") {
+				// The create record is not in the log: the create never committed.
+				d.loaded = true
+				s.ds = d
+				return s.st.Storage().Delete(keyDSMeta)
+			}
+			first = false
+			for _, lm := range msgs {
+				d.apply(lm.Headers)
+			}
+			if len(msgs) < maxDSScan {
+				break
+			}
+			from = msgs[len(msgs)-1].Seq + 1
+		}
+		d.meta = &m
+	}
+	d.loaded = true
+	s.ds = d
+	return nil
+}
+
+// apply folds one record's headers into the view.
+func (d *dsState) apply(h map[string]string) {
+	var p *DSProducer
+	if id := h[HdrProdID]; id != "" {
+		e, _ := strconv.ParseUint(h[HdrProdEpoch], 10, 64)
+		q, _ := strconv.ParseUint(h[HdrProdSeq], 10, 64)
+		p = &DSProducer{ID: id, Epoch: e, Seq: q}
+		d.producers[id] = prodState{e, q}
+	}
+	if v := h[HdrStreamSeq]; v != "" {
+		d.streamSeq = v
+	}
+	if h[HdrClosed] != "" {
+		d.closed = true
+		d.closedBy = p
+	}
+}
+
+// dsExpired reports whether the stream's TTL or expiry passed.
+func dsExpired(m *DSMeta, now time.Time) bool {
+	if m.ExpiresAt != "" {
+		if t, err := time.Parse(time.RFC3339Nano, m.ExpiresAt); err == nil && !now.Before(t) {
+			return true
+		}
+	}
+	if m.TTL != nil && m.Touched > 0 && now.UnixMilli() >= m.Touched+*m.TTL*1000 {
+		return true
+	}
+	return false
+}
+
+// dsCurrent loads the view and drops an expired stream; nil meta means no stream.
+func (s *stream) dsCurrent(ctx context.Context) error {
+	if err := s.dsLoad(ctx); err != nil {
+		return err
+	}
+	if s.ds.meta != nil && dsExpired(s.ds.meta, time.Now()) {
+		return s.dsDrop()
+	}
+	return nil
+}
+
+// dsDrop deletes the stream: its configuration and its records.
+func (s *stream) dsDrop() error {
+	if err := s.st.Storage().Delete(keyDSMeta); err != nil {
+		return err
+	}
+	if last := s.st.Log().Info().LastSeq; last > 0 {
+		if err := s.st.Log().Trim(last); err != nil {
+			return err
+		}
+	}
+	s.ds = &dsState{loaded: true, producers: map[string]prodState{}}
+	return nil
+}
+
+// dsTouch restarts a sliding TTL.
+func (s *stream) dsTouch() error {
+	m := s.ds.meta
+	if m == nil || m.TTL == nil {
+		return nil
+	}
+	now := time.Now().UnixMilli()
+	if now-m.Touched < 200 {
+		return nil // a burst of requests: one write is enough
+	}
+	m.Touched = now
+	b, _ := json.Marshal(m)
+	return s.st.Storage().Put(keyDSMeta, b)
+}
+
+func (s *stream) tail() uint64 { return s.st.Log().Info().LastSeq + 1 }
+
+func dsHeaders(closed bool, p *DSProducer, streamSeq string, batch int) map[string]string {
+	h := map[string]string{}
+	if closed {
+		h[HdrClosed] = "1"
+	}
+	if p != nil {
+		h[HdrProdID] = p.ID
+		h[HdrProdEpoch] = strconv.FormatUint(p.Epoch, 10)
+		h[HdrProdSeq] = strconv.FormatUint(p.Seq, 10)
+	}
+	if streamSeq != "" {
+		h[HdrStreamSeq] = streamSeq
+	}
+	if batch > 1 {
+		h[HdrBatch] = strconv.Itoa(batch)
+	}
+	return h
+}
+
+func sameTTL(a, b *int64) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
+
+// dsRoute serves the /ds routes; it writes the status itself.
+func (s *stream) dsRoute(w http.ResponseWriter, r *http.Request) {
+	status, v, err := s.dsServe(r)
+	if err != nil {
+		s.ds = nil // the event is undone: rebuild the view from what is committed
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			ae = &apiError{http.StatusInternalServerError, "internal", err.Error()}
+		}
+		writeJSON(w, ae.status, map[string]any{"error": map[string]string{"code": ae.code, "message": ae.message}})
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+func (s *stream) dsServe(r *http.Request) (int, any, error) {
+	ctx := r.Context()
+	if err := s.dsCurrent(ctx); err != nil {
+		return 0, nil, err
+	}
+	d := s.ds
+	switch r.Method + " " + r.URL.Path {
+	case "PUT /ds":
+		var c DSCreate
+		if err := decode(r, &c); err != nil {
+			return 0, nil, err
+		}
+		if m := d.meta; m != nil {
+			res := DSResult{Next: s.tail(), Closed: d.closed, Meta: m}
+			if m.ContentType != c.ContentType || !sameTTL(m.TTL, c.TTL) || m.ExpiresAt != c.ExpiresAt || d.closed != c.Closed {
+				res.Message = "the stream exists with a different configuration"
+				return http.StatusConflict, res, nil
+			}
+			return http.StatusOK, res, nil
+		}
+		// Create the log first so its seq is known; the create record is the stream.
+		if err := s.st.Log().Configure(objects.LogConfig{}); err != nil {
+			return 0, nil, err
+		}
+		h := dsHeaders(c.Closed, nil, "", c.Batch)
+		h[HdrCreate] = "1"
+		seq, err := s.st.Log().Append(c.Data, h)
+		if err != nil {
+			return 0, nil, s.appendErr(err)
+		}
+		m := &DSMeta{ContentType: c.ContentType, TTL: c.TTL, ExpiresAt: c.ExpiresAt, CreateSeq: seq, Touched: time.Now().UnixMilli()}
+		b, _ := json.Marshal(m)
+		if err := s.st.Storage().Put(keyDSMeta, b); err != nil {
+			return 0, nil, err
+		}
+		s.ds = &dsState{loaded: true, meta: m, closed: c.Closed, producers: map[string]prodState{}}
+		return http.StatusCreated, DSResult{Next: seq + 1, Closed: c.Closed, Meta: m}, nil
+	case "POST /ds":
+		var a DSAppend
+		if err := decode(r, &a); err != nil {
+			return 0, nil, err
+		}
+		return s.dsAppend(a)
+	case "GET /ds/read":
+		q := r.URL.Query()
+		meta := d.meta
+		if meta == nil && q.Get("implicit") != "" {
+			// A stream used only over WebSocket or EventSource: JSON messages from seq 1.
+			meta = &DSMeta{ContentType: "application/json", CreateSeq: 1}
+		}
+		if meta == nil {
+			return http.StatusNotFound, DSResult{Message: "no such stream"}, nil
+		}
+		from, _ := strconv.ParseUint(q.Get("from"), 10, 64)
+		max, _ := strconv.Atoi(q.Get("max"))
+		if max <= 0 || max > maxDSScan {
+			max = maxDSScan
+		}
+		if q.Get("touch") != "" {
+			if err := s.dsTouch(); err != nil {
+				return 0, nil, err
+			}
+		}
+		out := DSRead{Meta: *meta, Next: s.tail(), Closed: d.closed, Msgs: []DSMsg{}}
+		if from < meta.CreateSeq {
+			from = meta.CreateSeq
+		}
+		out.Upto = from
+		if from < out.Next {
+			msgs, err := s.st.Log().Read(ctx, from, max)
+			if err != nil {
+				return 0, nil, err
+			}
+			if len(msgs) > 0 && msgs[0].Seq > from {
+				return http.StatusGone, DSResult{Message: "the offset is before the earliest retained data"}, nil
+			}
+			size := 0
+			for _, m := range msgs {
+				if size += len(m.Data); size > maxDSRead && len(out.Msgs) > 0 {
+					break // the rest in the next read: the answer stays one NATS message
+				}
+				if len(m.Data) > 0 {
+					n, _ := strconv.Atoi(m.Headers[HdrBatch])
+					out.Msgs = append(out.Msgs, DSMsg{Seq: m.Seq, Data: m.Data, Batch: n})
+				}
+				out.Upto = m.Seq + 1
+			}
+		}
+		return http.StatusOK, out, nil
+	case "DELETE /ds":
+		if d.meta == nil {
+			return http.StatusNotFound, DSResult{Message: "no such stream"}, nil
+		}
+		if err := s.dsDrop(); err != nil {
+			return 0, nil, err
+		}
+		return http.StatusNoContent, DSResult{}, nil
+	}
+	return 0, nil, &apiError{http.StatusNotFound, "not_found", "no such operation: " + r.Method + " " + r.URL.Path}
+}
+
+func (s *stream) appendErr(err error) error {
+	if errors.Is(err, objects.ErrValueTooLarge) {
+		return &apiError{http.StatusRequestEntityTooLarge, "too_large", err.Error()}
+	}
+	return err
+}
+
+// dsAppend is POST: closure first, then content type, then the producer, then Stream-Seq
+// (the protocol's precedence).
+func (s *stream) dsAppend(a DSAppend) (int, any, error) {
+	d := s.ds
+	if d.meta == nil {
+		return http.StatusNotFound, DSResult{Message: "no such stream"}, nil
+	}
+	closeOnly := len(a.Data) == 0
+	res := DSResult{Next: s.tail()}
+	if d.closed {
+		res.Closed = true
+		if p, c := a.Producer, d.closedBy; p != nil && c != nil && *p == *c {
+			res.ProducerEpoch, res.ProducerSeq = &p.Epoch, &p.Seq
+			return http.StatusNoContent, res, nil
+		}
+		if closeOnly && a.Closed {
+			return http.StatusNoContent, res, nil
+		}
+		res.Message = "the stream is closed"
+		return http.StatusConflict, res, nil
+	}
+	if !closeOnly && a.ContentType != d.meta.ContentType {
+		res.Message = "content type " + a.ContentType + " does not match the stream's " + d.meta.ContentType
+		return http.StatusConflict, res, nil
+	}
+	if p := a.Producer; p != nil {
+		st, known := d.producers[p.ID]
+		switch {
+		case known && p.Epoch < st.epoch:
+			res.ProducerEpoch = &st.epoch
+			res.Message = "stale producer epoch"
+			return http.StatusForbidden, res, nil
+		case known && p.Epoch == st.epoch:
+			if p.Seq <= st.seq {
+				res.ProducerEpoch, res.ProducerSeq = &st.epoch, &st.seq
+				return http.StatusNoContent, res, nil
+			}
+			if p.Seq > st.seq+1 {
+				exp := st.seq + 1
+				res.ExpectedSeq, res.ReceivedSeq = &exp, &p.Seq
+				res.Message = "producer sequence gap"
+				return http.StatusConflict, res, nil
+			}
+		default: // a new producer or a new epoch starts at seq 0
+			if p.Seq != 0 {
+				if !known {
+					var zero uint64
+					res.ExpectedSeq, res.ReceivedSeq = &zero, &p.Seq
+					res.Message = "a new producer starts at seq 0"
+					return http.StatusConflict, res, nil
+				}
+				return 0, nil, bad("bad_producer", "a new epoch starts at seq 0")
+			}
+		}
+	}
+	if a.StreamSeq != "" && d.streamSeq != "" && a.StreamSeq <= d.streamSeq {
+		res.Message = "Stream-Seq " + a.StreamSeq + " is not above " + d.streamSeq
+		return http.StatusConflict, res, nil
+	}
+	if _, err := s.st.Log().Append(a.Data, dsHeaders(a.Closed, a.Producer, a.StreamSeq, a.Batch)); err != nil {
+		return 0, nil, s.appendErr(err)
+	}
+	if err := s.dsTouch(); err != nil {
+		return 0, nil, err
+	}
+	d.apply(dsHeaders(a.Closed, a.Producer, a.StreamSeq, a.Batch))
+	res.Next, res.Closed = s.tail(), d.closed
+	if p := a.Producer; p != nil {
+		res.ProducerEpoch, res.ProducerSeq = &p.Epoch, &p.Seq
+		return http.StatusOK, res, nil
+	}
+	return http.StatusNoContent, res, nil
+}

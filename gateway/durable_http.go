@@ -1,0 +1,880 @@
+package gateway
+
+// The Durable Streams protocol over plain HTTP at /v1/stream/{name} (issue 4; PROTOCOL.md
+// of durable-streams/durable-streams): PUT create, POST append/close, GET catch-up,
+// long-poll and SSE, HEAD, DELETE. The gateway parses and validates the request; the
+// stream's object (builtin/stream, durable.go) decides and stores, one request at a time.
+// Offsets are the log's seqs, zero-padded so that they sort as strings, so HTTP, EventSource
+// and WebSocket clients share one numbering.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/internal/names"
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultLongPollTimeout is how long a long-poll read waits for data without
+// Options.LongPollTimeout.
+const DefaultLongPollTimeout = 30 * time.Second
+
+const (
+	// sseMaxLife closes protocol SSE responses after about a minute, as the protocol asks
+	// (CDN collapsing); clients reconnect from the last control event's offset.
+	sseMaxLife = 60 * time.Second
+	// sseHeartbeat is the longest silence on an SSE response: a comment line keeps proxies
+	// from closing an idle connection.
+	sseHeartbeat = 15 * time.Second
+	// maxDSBody bounds one append's body.
+	maxDSBody = 4 << 20
+)
+
+// offsetWidth digits make every offset the same length, so string order is seq order.
+const offsetWidth = 16
+
+func fmtOffset(seq uint64) string { return fmt.Sprintf("%0*d", offsetWidth, seq) }
+
+// parseOffset reads an offset: "-1" (start, seq 0), "now" or a server-minted offset.
+func parseOffset(s string) (seq uint64, now bool, ok bool) {
+	switch s {
+	case "-1":
+		return 0, false, true
+	case "now":
+		return 0, true, true
+	}
+	if len(s) != offsetWidth {
+		return 0, false, false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, false, err == nil
+}
+
+// httpStreams serves the HTTP faces of streams: the protocol, EventSource and sse-cluster.
+type httpStreams struct {
+	g        *Gateway
+	longPoll time.Duration
+
+	mu      sync.Mutex
+	watches map[string]*dsWatch
+}
+
+// registerHTTPStreams takes /v1/stream/{name...} for every method: WebSocket upgrades go to
+// serveStream, the rest to the protocol or EventSource.
+func (g *Gateway) registerHTTPStreams() {
+	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, watches: map[string]*dsWatch{}}
+	if h.longPoll <= 0 {
+		h.longPoll = DefaultLongPollTimeout
+	}
+	g.mux.HandleFunc("/v1/stream/{name...}", h.serve)
+	h.registerSSECluster()
+}
+
+// Response headers a browser may read (CORS).
+const dsExposed = "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, Stream-Expires-At, " +
+	"Stream-Sse-Data-Encoding, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, Producer-Received-Seq, ETag, Content-Type, Location"
+
+// cors answers for browsers: the security headers of the protocol's section 12.7 and, for
+// allowed origins, CORS. It reports false when the request was a preflight (answered).
+func (h *httpStreams) cors(w http.ResponseWriter, r *http.Request) bool {
+	hd := w.Header()
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Cross-Origin-Resource-Policy", "cross-origin")
+	if o := r.Header.Get("Origin"); o != "" && h.g.checkOrigin(r) {
+		hd.Set("Access-Control-Allow-Origin", o)
+		hd.Add("Vary", "Origin")
+		hd.Set("Access-Control-Expose-Headers", dsExposed)
+	} else if o == "" {
+		hd.Set("Access-Control-Allow-Origin", "*")
+		hd.Set("Access-Control-Expose-Headers", dsExposed)
+	}
+	if r.Method == http.MethodOptions {
+		hd.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
+		if v := r.Header.Get("Access-Control-Request-Headers"); v != "" {
+			hd.Set("Access-Control-Allow-Headers", v)
+		} else {
+			hd.Set("Access-Control-Allow-Headers", "*")
+		}
+		hd.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return false
+	}
+	return true
+}
+
+func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && websocket.IsWebSocketUpgrade(r) {
+		h.g.serveStream(w, r)
+		return
+	}
+	if !h.cors(w, r) {
+		return
+	}
+	name := r.PathValue("name")
+	if err := names.Validate(name); err != nil {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
+		return
+	}
+	q := r.URL.Query()
+	switch r.Method {
+	case http.MethodGet:
+		if !q.Has("offset") && !q.Has("live") && strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			h.serveEventSource(w, r, name, false)
+			return
+		}
+		h.read(w, r, name)
+	case http.MethodHead:
+		h.head(w, r, name)
+	case http.MethodPut:
+		h.create(w, r, name)
+	case http.MethodPost:
+		h.appendHTTP(w, r, name)
+	case http.MethodDelete:
+		st, _, err := h.call(r.Context(), name, http.MethodDelete, "/ds", nil)
+		if err != nil {
+			writeClientError(w, err)
+			return
+		}
+		w.WriteHeader(st)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
+		httperr.Write(w, http.StatusMethodNotAllowed, httperr.CodeBadRequest, r.Method+" is not supported on streams")
+	}
+}
+
+// call sends one request to the stream's object and returns its status and body.
+func (h *httpStreams) call(ctx context.Context, name, method, path string, body any) (int, []byte, error) {
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return 0, nil, err
+		}
+	}
+	r, err := http.NewRequestWithContext(ctx, method, "http://stream"+path, bytes.NewReader(b))
+	if err != nil {
+		return 0, nil, err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	var reply *nats.Msg
+	if reply, err = h.g.request(ctx, StreamClass, name, wire.EncodeRequest("", StreamClass, name, r, b)); err != nil {
+		return 0, nil, err
+	}
+	if e := reply.Header.Get(wire.HdrError); e != "" {
+		msg := reply.Header.Get(wire.HdrMessage)
+		if msg == "" {
+			msg = e
+		}
+		return 0, nil, fmt.Errorf("stream %q: %s", name, msg)
+	}
+	return wire.Status(reply), reply.Data, nil
+}
+
+// objectError relays an error answer of the object (a 4xx or 5xx with its JSON body).
+func objectError(w http.ResponseWriter, st int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(st)
+	_, _ = w.Write(body)
+}
+
+// mediaType is a Content-Type's lower-cased media type, "" when malformed.
+func mediaType(ct string) string {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(mt)
+}
+
+func isJSONType(ct string) bool { return mediaType(ct) == "application/json" }
+
+// closedHeader is the protocol's Stream-Closed: only "true", in any case, counts.
+func closedHeader(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Stream-Closed"), "true")
+}
+
+// parseTTL validates Stream-TTL: a decimal integer without sign or leading zeros.
+func parseTTL(v string) (int64, bool) {
+	if v == "" || len(v) > 1 && v[0] == '0' {
+		return 0, false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
+}
+
+// jsonBody validates a JSON-mode body and flattens one level of array: the bytes to store
+// and how many messages they hold (data is then a JSON array).
+func jsonBody(b []byte) (data []byte, batch int, err error) {
+	if !json.Valid(b) {
+		return nil, 0, fmt.Errorf("the body is not valid JSON")
+	}
+	t := bytes.TrimSpace(b)
+	if len(t) == 0 || t[0] != '[' {
+		return t, 1, nil
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(t, &elems); err != nil {
+		return nil, 0, err
+	}
+	switch len(elems) {
+	case 0:
+		return nil, 0, nil
+	case 1:
+		return bytes.TrimSpace(elems[0]), 1, nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, t); err != nil {
+		return nil, 0, err
+	}
+	return buf.Bytes(), len(elems), nil
+}
+
+func readDSBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDSBody))
+	if err != nil {
+		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeBadRequest, "the body is over the limit or could not be read")
+		return nil, false
+	}
+	return b, true
+}
+
+func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string) {
+	if r.Header.Get("Stream-Forked-From") != "" {
+		httperr.Write(w, http.StatusNotImplemented, httperr.CodeBadRequest, "forks are not supported yet")
+		return
+	}
+	c := stream.DSCreate{ContentType: "application/octet-stream", Closed: closedHeader(r)}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if c.ContentType = mediaType(ct); c.ContentType == "" {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "malformed Content-Type")
+			return
+		}
+	}
+	ttl, exp := r.Header.Get("Stream-TTL"), r.Header.Get("Stream-Expires-At")
+	if ttl != "" && exp != "" {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Stream-TTL and Stream-Expires-At exclude each other")
+		return
+	}
+	if ttl != "" {
+		n, ok := parseTTL(ttl)
+		if !ok {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Stream-TTL wants a non-negative integer of seconds")
+			return
+		}
+		c.TTL = &n
+	}
+	if exp != "" {
+		if _, err := time.Parse(time.RFC3339Nano, exp); err != nil {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Stream-Expires-At wants an RFC 3339 time")
+			return
+		}
+		c.ExpiresAt = exp
+	}
+	body, ok := readDSBody(w, r)
+	if !ok {
+		return
+	}
+	if len(body) > 0 {
+		if c.ContentType == "application/json" {
+			d, n, err := jsonBody(body)
+			if err != nil {
+				httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, err.Error())
+				return
+			}
+			c.Data, c.Batch = d, n
+		} else {
+			c.Data = body
+		}
+	}
+	st, out, err := h.call(r.Context(), name, http.MethodPut, "/ds", c)
+	if err != nil {
+		writeClientError(w, err)
+		return
+	}
+	var res stream.DSResult
+	if st >= 500 || json.Unmarshal(out, &res) != nil {
+		objectError(w, st, out)
+		return
+	}
+	hd := w.Header()
+	if res.Meta != nil {
+		hd.Set("Content-Type", res.Meta.ContentType)
+	}
+	hd.Set("Stream-Next-Offset", fmtOffset(res.Next))
+	if res.Closed {
+		hd.Set("Stream-Closed", "true")
+	}
+	if st == http.StatusCreated {
+		hd.Set("Location", requestURL(r))
+	}
+	w.WriteHeader(st)
+}
+
+// requestURL is the absolute URL the client used.
+func requestURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.EscapedPath()
+}
+
+func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name string) {
+	a := stream.DSAppend{Closed: closedHeader(r), StreamSeq: r.Header.Get("Stream-Seq")}
+	pid, pe, ps := r.Header.Values("Producer-Id"), r.Header.Get("Producer-Epoch"), r.Header.Get("Producer-Seq")
+	if len(pid) > 0 || pe != "" || ps != "" {
+		if len(pid) == 0 || pid[0] == "" || pe == "" || ps == "" {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Producer-Id, Producer-Epoch and Producer-Seq go together; Producer-Id is not empty")
+			return
+		}
+		e, ok1 := parseJSInt(pe)
+		s, ok2 := parseJSInt(ps)
+		if !ok1 || !ok2 {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Producer-Epoch and Producer-Seq want integers from 0 to 2^53-1")
+			return
+		}
+		a.Producer = &stream.DSProducer{ID: pid[0], Epoch: e, Seq: s}
+	}
+	body, ok := readDSBody(w, r)
+	if !ok {
+		return
+	}
+	if len(body) == 0 && !a.Closed {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "an append needs a body (or Stream-Closed: true)")
+		return
+	}
+	if len(body) > 0 {
+		ct := r.Header.Get("Content-Type")
+		if ct == "" {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "an append needs a Content-Type")
+			return
+		}
+		if a.ContentType = mediaType(ct); a.ContentType == "" {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "malformed Content-Type")
+			return
+		}
+		if a.ContentType == "application/json" {
+			d, n, err := jsonBody(body)
+			if err != nil {
+				httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, err.Error())
+				return
+			}
+			if n == 0 {
+				httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "an empty JSON array appends nothing")
+				return
+			}
+			a.Data, a.Batch = d, n
+		} else {
+			a.Data = body
+		}
+	}
+	st, out, err := h.call(r.Context(), name, http.MethodPost, "/ds", a)
+	if err != nil {
+		writeClientError(w, err)
+		return
+	}
+	var res stream.DSResult
+	if json.Unmarshal(out, &res) != nil || st >= 500 || st == http.StatusRequestEntityTooLarge || st == http.StatusBadRequest && res.Message == "" {
+		objectError(w, st, out)
+		return
+	}
+	hd := w.Header()
+	if st != http.StatusNotFound {
+		hd.Set("Stream-Next-Offset", fmtOffset(res.Next))
+	}
+	if res.Closed {
+		hd.Set("Stream-Closed", "true")
+	}
+	setU := func(k string, v *uint64) {
+		if v != nil {
+			hd.Set(k, strconv.FormatUint(*v, 10))
+		}
+	}
+	setU("Producer-Epoch", res.ProducerEpoch)
+	setU("Producer-Seq", res.ProducerSeq)
+	setU("Producer-Expected-Seq", res.ExpectedSeq)
+	setU("Producer-Received-Seq", res.ReceivedSeq)
+	if st >= 400 {
+		httperr.Write(w, st, httperr.CodeBadRequest, res.Message)
+		return
+	}
+	w.WriteHeader(st)
+}
+
+// parseJSInt reads a non-negative decimal integer of at most 2^53-1.
+func parseJSInt(s string) (uint64, bool) {
+	if s == "" || len(s) > 16 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil && n <= 1<<53-1
+}
+
+// readDS reads the stream's records from seq from.
+func (h *httpStreams) readDS(ctx context.Context, name string, from uint64, touch, implicit bool) (int, *stream.DSRead, []byte, error) {
+	v := url.Values{"from": {strconv.FormatUint(from, 10)}}
+	if touch {
+		v.Set("touch", "1")
+	}
+	if implicit {
+		v.Set("implicit", "1")
+	}
+	st, out, err := h.call(ctx, name, http.MethodGet, "/ds/read?"+v.Encode(), nil)
+	if err != nil || st != http.StatusOK {
+		return st, nil, out, err
+	}
+	var rd stream.DSRead
+	if err := json.Unmarshal(out, &rd); err != nil {
+		return 0, nil, nil, err
+	}
+	return st, &rd, nil, nil
+}
+
+func (h *httpStreams) head(w http.ResponseWriter, r *http.Request, name string) {
+	st, rd, _, err := h.readDS(r.Context(), name, 1<<62, false, false)
+	if err != nil {
+		writeClientError(w, err)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Cache-Control", "no-store")
+	if st != http.StatusOK {
+		w.WriteHeader(st)
+		return
+	}
+	h.metaHeaders(hd, rd)
+	hd.Set("Stream-Next-Offset", fmtOffset(rd.Next))
+	if rd.Closed {
+		hd.Set("Stream-Closed", "true")
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *httpStreams) metaHeaders(hd http.Header, rd *stream.DSRead) {
+	hd.Set("Content-Type", rd.Meta.ContentType)
+	if rd.Meta.TTL != nil {
+		hd.Set("Stream-TTL", strconv.FormatInt(*rd.Meta.TTL, 10))
+	}
+	if rd.Meta.ExpiresAt != "" {
+		hd.Set("Stream-Expires-At", rd.Meta.ExpiresAt)
+	}
+}
+
+// cursorEpoch and cursorInterval are the protocol's defaults for Stream-Cursor.
+var cursorEpoch = time.Date(2024, 10, 9, 0, 0, 0, 0, time.UTC)
+
+const cursorInterval = 20 * time.Second
+
+// cursor is the current interval number, strictly above the client's when it caught up.
+func cursor(client string) string {
+	cur := uint64(time.Since(cursorEpoch) / cursorInterval)
+	if c, err := strconv.ParseUint(client, 10, 64); err == nil && c >= cur {
+		cur = c + 1 + rand.Uint64N(180) // 1 to 180 intervals of jitter
+	}
+	return strconv.FormatUint(cur, 10)
+}
+
+// body renders records for the stream's content type: JSON mode as one array of messages.
+func body(rd *stream.DSRead) []byte {
+	var b []byte
+	if !isJSONType(rd.Meta.ContentType) {
+		for _, m := range rd.Msgs {
+			b = append(b, m.Data...)
+		}
+		return b
+	}
+	b = append(b, '[')
+	first := true
+	for _, m := range rd.Msgs {
+		for _, e := range jsonMessages(m) {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, e...)
+		}
+	}
+	return append(b, ']')
+}
+
+// jsonMessages splits a JSON-mode record into its messages.
+func jsonMessages(m stream.DSMsg) []json.RawMessage {
+	if m.Batch > 1 {
+		var elems []json.RawMessage
+		if json.Unmarshal(m.Data, &elems) == nil {
+			return elems
+		}
+	}
+	if !json.Valid(m.Data) {
+		q, _ := json.Marshal(string(m.Data))
+		return []json.RawMessage{q}
+	}
+	return []json.RawMessage{m.Data}
+}
+
+func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) {
+	q := r.URL.Query()
+	live := q.Get("live")
+	if live != "" && live != "long-poll" && live != "sse" {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "live= wants long-poll or sse")
+		return
+	}
+	var from uint64
+	var now bool
+	if q.Has("offset") {
+		var ok bool
+		if from, now, ok = parseOffset(q.Get("offset")); !ok || len(q["offset"]) > 1 {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "malformed offset")
+			return
+		}
+	} else if live != "" {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "live reads need an offset")
+		return
+	}
+	if now {
+		from = 1 << 62
+	}
+	ctx := r.Context()
+	st, rd, out, err := h.readDS(ctx, name, from, true, false)
+	if err != nil {
+		writeClientError(w, err)
+		return
+	}
+	if st != http.StatusOK {
+		objectError(w, st, out)
+		return
+	}
+	if now {
+		from = rd.Next
+	}
+	if from < rd.Meta.CreateSeq {
+		from = rd.Meta.CreateSeq
+	}
+	if live == "sse" {
+		h.protocolSSE(w, r, name, rd, from)
+		return
+	}
+	hd := w.Header()
+	h.metaHeaders(hd, rd)
+	if live == "long-poll" && len(rd.Msgs) == 0 && !rd.Closed {
+		rd, err = h.waitData(ctx, name, from, rd)
+		if err != nil {
+			writeClientError(w, err)
+			return
+		}
+		if rd == nil {
+			return // deleted meanwhile or the client left
+		}
+	}
+	next := rd.Upto
+	if len(rd.Msgs) == 0 && now {
+		next = rd.Next
+	}
+	upToDate := next >= rd.Next
+	hd.Set("Stream-Next-Offset", fmtOffset(next))
+	if upToDate {
+		hd.Set("Stream-Up-To-Date", "true")
+	}
+	closed := rd.Closed && upToDate
+	if closed {
+		hd.Set("Stream-Closed", "true")
+	}
+	if live != "" && !closed {
+		hd.Set("Stream-Cursor", cursor(q.Get("cursor")))
+	}
+	if live == "long-poll" && len(rd.Msgs) == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if now {
+		hd.Set("Cache-Control", "no-store")
+	} else {
+		etag := fmt.Sprintf(`"%s:%s:%s`, url.PathEscape(name), fmtOffset(from), fmtOffset(next))
+		if closed {
+			etag += ":c"
+		}
+		etag += `"`
+		hd.Set("ETag", etag)
+		if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == etag || inm == "*") {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		if upToDate {
+			hd.Set("Cache-Control", "no-store")
+		} else {
+			hd.Set("Cache-Control", "public, max-age=60, stale-while-revalidate=300")
+		}
+	}
+	b := body(rd)
+	hd.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// waitData waits for records at from (or closure) up to the long-poll timeout. A nil
+// result with no error means the request ended.
+func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd *stream.DSRead) (*stream.DSRead, error) {
+	wt, release, err := h.watch(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	timer := time.NewTimer(h.longPoll)
+	defer timer.Stop()
+	for {
+		ch := wt.changed()
+		// Read after taking the channel: anything stored later closes it.
+		st, cur, _, err := h.readDS(ctx, name, from, false, false)
+		if err != nil {
+			return nil, err
+		}
+		if st != http.StatusOK {
+			return rd, nil
+		}
+		rd = cur
+		if len(rd.Msgs) > 0 || rd.Closed || rd.Upto > from {
+			return rd, nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return rd, nil
+		case <-ctx.Done():
+			return nil, nil
+		}
+	}
+}
+
+// dsWatch tells waiters of one stream that something was stored: a JetStream ordered
+// consumer on the stream's log, shared by the gateway's waiters, closes the current
+// channel on every message.
+type dsWatch struct {
+	refs  int // under httpStreams.mu
+	ready chan struct{}
+	err   error
+	cc    jetstream.ConsumeContext
+
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (wt *dsWatch) changed() <-chan struct{} {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	return wt.ch
+}
+
+func (wt *dsWatch) fire() {
+	wt.mu.Lock()
+	close(wt.ch)
+	wt.ch = make(chan struct{})
+	wt.mu.Unlock()
+}
+
+// watch returns the stream's watch, starting it on first use; release drops it.
+func (h *httpStreams) watch(ctx context.Context, name string) (*dsWatch, func(), error) {
+	h.mu.Lock()
+	wt := h.watches[name]
+	if wt == nil {
+		wt = &dsWatch{ready: make(chan struct{}), ch: make(chan struct{})}
+		h.watches[name] = wt
+		wt.refs++
+		h.mu.Unlock()
+		wt.err = h.startWatch(name, wt)
+		close(wt.ready)
+	} else {
+		wt.refs++
+		h.mu.Unlock()
+	}
+	release := func() {
+		h.mu.Lock()
+		wt.refs--
+		last := wt.refs == 0
+		if last && h.watches[name] == wt {
+			delete(h.watches, name)
+		}
+		h.mu.Unlock()
+		if last {
+			<-wt.ready
+			if wt.cc != nil {
+				wt.cc.Stop()
+			}
+		}
+	}
+	select {
+	case <-wt.ready:
+	case <-ctx.Done():
+		release()
+		return nil, nil, ctx.Err()
+	}
+	if wt.err != nil {
+		release()
+		return nil, nil, wt.err
+	}
+	return wt, release, nil
+}
+
+func (h *httpStreams) startWatch(name string, wt *dsWatch) error {
+	g := h.g
+	ctx, cancel := context.WithTimeout(g.ctx, g.opts.RequestTimeout)
+	defer cancel()
+	cons, err := g.js.OrderedConsumer(ctx, wire.LogStream(StreamClass, name), jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverNewPolicy, HeadersOnly: true,
+	})
+	if err != nil {
+		return fmt.Errorf("stream %q: watch: %w", name, err)
+	}
+	wt.cc, err = cons.Consume(func(m jetstream.Msg) { wt.fire() })
+	return err
+}
+
+// protocolSSE is live=sse: data and control events from from on.
+func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *stream.DSRead, from uint64) {
+	ctx := r.Context()
+	fl, _ := w.(http.Flusher)
+	b64 := !isJSONType(rd.Meta.ContentType) && !strings.HasPrefix(rd.Meta.ContentType, "text/")
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-cache")
+	if b64 {
+		hd.Set("Stream-Sse-Data-Encoding", "base64")
+	}
+	w.WriteHeader(http.StatusOK)
+	if fl != nil {
+		fl.Flush()
+	}
+	wt, release, err := h.watch(ctx, name)
+	if err != nil {
+		return
+	}
+	defer release()
+	end := time.NewTimer(sseMaxLife)
+	defer end.Stop()
+	cur := r.URL.Query().Get("cursor")
+	var buf bytes.Buffer
+	first := true
+	for {
+		ch := wt.changed()
+		if !first {
+			st, next, _, err := h.readDS(ctx, name, from, false, false)
+			if err != nil || st != http.StatusOK {
+				return
+			}
+			rd = next
+		}
+		buf.Reset()
+		if len(rd.Msgs) > 0 {
+			buf.WriteString("event: data\n")
+			var payload []byte
+			if b64 {
+				payload = []byte(base64.StdEncoding.EncodeToString(body(rd)))
+			} else {
+				payload = body(rd)
+			}
+			writeSSEData(&buf, payload)
+			buf.WriteString("\n")
+		}
+		next := rd.Upto
+		if next < from {
+			next = from
+		}
+		upToDate := next >= rd.Next
+		closed := rd.Closed && upToDate
+		if len(rd.Msgs) > 0 || first || closed || next != from {
+			ctl := map[string]any{"streamNextOffset": fmtOffset(next)}
+			if closed {
+				ctl["streamClosed"] = true
+			} else {
+				cur = cursor(cur)
+				ctl["streamCursor"] = cur
+			}
+			if upToDate {
+				ctl["upToDate"] = true
+			}
+			cb, _ := json.Marshal(ctl)
+			buf.WriteString("event: control\ndata: ")
+			buf.Write(cb)
+			buf.WriteString("\n\n")
+		}
+		first = false
+		from = next
+		if buf.Len() > 0 {
+			if _, err := w.Write(buf.Bytes()); err != nil {
+				return
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if closed {
+			return
+		}
+		if !upToDate {
+			continue
+		}
+		if !h.sseWait(ctx, w, fl, ch, end.C) {
+			return
+		}
+	}
+}
+
+// sseWait waits for ch, writing heartbeat comments; false when the response should end.
+func (h *httpStreams) sseWait(ctx context.Context, w io.Writer, fl http.Flusher, ch <-chan struct{}, end <-chan time.Time) bool {
+	hb := time.NewTicker(sseHeartbeat)
+	defer hb.Stop()
+	for {
+		select {
+		case <-ch:
+			return true
+		case <-end:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-hb.C:
+			if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
+				return false
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+	}
+}
+
+// writeSSEData writes payload as data: lines (a line break in the payload starts a new
+// line, which the reader joins back with "\n").
+func writeSSEData(buf *bytes.Buffer, payload []byte) {
+	s := strings.ReplaceAll(strings.ReplaceAll(string(payload), "\r\n", "\n"), "\r", "\n")
+	for _, line := range strings.Split(s, "\n") {
+		buf.WriteString("data: ")
+		buf.WriteString(line)
+		buf.WriteByte('\n')
+	}
+}
