@@ -572,7 +572,7 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	if now {
-		from = rd.Next
+		from, rd.Upto = rd.Next, rd.Next
 	}
 	if from < rd.Meta.CreateSeq {
 		from = rd.Meta.CreateSeq
@@ -819,7 +819,7 @@ func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name s
 				ctl["upToDate"] = true
 			}
 			cb, _ := json.Marshal(ctl)
-			buf.WriteString("event: control\ndata: ")
+			buf.WriteString("event: control\ndata:")
 			buf.Write(cb)
 			buf.WriteString("\n\n")
 		}
@@ -873,7 +873,12 @@ func (h *httpStreams) sseWait(ctx context.Context, w io.Writer, fl http.Flusher,
 func writeSSEData(buf *bytes.Buffer, payload []byte) {
 	s := strings.ReplaceAll(strings.ReplaceAll(string(payload), "\r\n", "\n"), "\r", "\n")
 	for _, line := range strings.Split(s, "\n") {
-		buf.WriteString("data: ")
+		// "data:" then the line; a line that starts with a space gets one more, which the
+		// reader strips.
+		buf.WriteString("data:")
+		if strings.HasPrefix(line, " ") {
+			buf.WriteByte(' ')
+		}
 		buf.WriteString(line)
 		buf.WriteByte('\n')
 	}

@@ -455,7 +455,9 @@ func (s *stream) dsAppend(a DSAppend) (int, any, error) {
 	res.Next, res.Closed = s.tail(), d.closed
 	if p := a.Producer; p != nil {
 		res.ProducerEpoch, res.ProducerSeq = &p.Epoch, &p.Seq
-		return http.StatusOK, res, nil
+		if !closeOnly {
+			return http.StatusOK, res, nil
+		}
 	}
 	return http.StatusNoContent, res, nil
 }
