@@ -1,0 +1,94 @@
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import WebSocket from 'ws'
+import { StreamClient, StreamError } from '../src/index.js'
+import { Dev, until } from './server.js'
+
+let dev
+before(async () => { dev = await Dev.start() })
+after(async () => { await dev?.close() })
+
+function open (name, opts = {}) {
+  const c = new StreamClient(`${dev.url}/v1/stream/${name}`, { WebSocket, ...opts })
+  return c
+}
+
+test('publish resolves with the seq; subscribers get every message in order, acked', async (t) => {
+  const got = []
+  const sub = open('js/order', { window: 2, onMessage: (m) => { got.push(m) } })
+  const pub = open('js/order', { from: 'latest' })
+  t.after(() => { sub.close(); pub.close() })
+  await Promise.all([sub.ready(), pub.ready()])
+  const seqs = await Promise.all(Array.from({ length: 20 }, (_, i) => pub.publish({ n: i })))
+  assert.deepEqual(seqs, Array.from({ length: 20 }, (_, i) => i + 1))
+  // window 2: all 20 arrive only if acks flow.
+  await until(() => got.length === 20, 10000, '20 messages')
+  got.forEach((m, i) => {
+    assert.equal(m.seq, i + 1)
+    assert.deepEqual(m.data, { n: i })
+    assert.equal(m.stream, 'js/order')
+  })
+})
+
+test('commands: state, stream info, errors', async (t) => {
+  const c = open('js/cmd')
+  t.after(() => c.close())
+  await c.publish('x')
+  const info = await c.command('getStreamInfo')
+  assert.equal(info.lastSeq, 1)
+  await c.command('putState', { state: { a: 1 } })
+  assert.deepEqual((await c.command('getState')).state, { a: 1 })
+  await assert.rejects(c.command('nope'), (e) => e instanceof StreamError && e.code === 'unknown_command')
+})
+
+test('async handlers run one at a time, in order', async (t) => {
+  const got = []
+  let busy = false
+  const c = open('js/async', {
+    onMessage: async (m) => {
+      assert.equal(busy, false)
+      busy = true
+      await new Promise((resolve) => setImmediate(resolve))
+      got.push(m.seq)
+      busy = false
+    }
+  })
+  t.after(() => c.close())
+  for (let i = 0; i < 10; i++) await c.publish(i)
+  await until(() => got.length === 10)
+  assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+})
+
+test('local cache: a new client with the same store resumes after the cached messages', async (t) => {
+  const store = new Map()
+  const got1 = []
+  const a = open('js/cache', { cache: store, onMessage: (m) => { got1.push(m.seq) } })
+  await a.publish('one')
+  await a.publish('two')
+  await until(() => got1.length === 2)
+  a.close()
+  const peek = open('js/cache', { cache: store })
+  assert.deepEqual(peek.cached().map((m) => m.data), ['one', 'two'])
+  peek.close()
+  const got2 = []
+  const b = open('js/cache', { cache: store, onMessage: (m) => { got2.push(m.data) } })
+  t.after(() => b.close())
+  await b.publish('three')
+  await until(() => got2.length === 1)
+  assert.deepEqual(got2, ['three'])
+  assert.deepEqual(b.cached().map((m) => m.seq), [1, 2, 3])
+})
+
+test('reconnects after a restart and resumes without gap or repeat', async (t) => {
+  const got = []
+  let opens = 0
+  const c = open('js/restart', { client: 'r1', onMessage: (m) => { got.push(m.seq) }, onStatus: (s) => { if (s === 'open') opens++ } })
+  t.after(() => c.close())
+  for (let i = 0; i < 5; i++) await c.publish(i)
+  await until(() => got.length === 5)
+  await dev.restart()
+  await until(() => opens >= 2, 20000, 'reconnect')
+  for (let i = 5; i < 10; i++) await c.publish(i)
+  await until(() => got.length === 10)
+  assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+})
