@@ -39,6 +39,7 @@ type streamConn struct {
 	primary string
 	client  string // durable client id, or ""
 	window  int
+	group   *streamGroup // a consumer group member's connection, or nil
 
 	qmu      sync.Mutex
 	queue    [][]byte

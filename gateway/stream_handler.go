@@ -68,8 +68,22 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 		window = n
 	}
-	if q.Has("group") {
-		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "consumer groups (group=) are not supported yet")
+	group := q.Get("group")
+	if q.Has("group") && !validClientID(group) {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "group= wants 1 to 128 letters, digits, '_', '-', '.', ':'")
+		return
+	}
+	redelivery := time.Duration(0)
+	if v := q.Get("redelivery"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < minRedelivery || d > maxRedelivery {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, fmt.Sprintf("redelivery=%q: want a duration from %v to %v", v, minRedelivery, maxRedelivery))
+			return
+		}
+		redelivery = d
+	}
+	if q.Has("group") && (q.Has("from")) {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "from= does not apply to a group: the group keeps its own position")
 		return
 	}
 	client := q.Get("client")
@@ -85,6 +99,10 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		subs: map[string]*streamSub{}, acks: map[string]uint64{}, pubs: make(chan pubReq, maxPublishBatch), cmds: make(chan cmdReq, 64)}
 	c.ctx, c.cancel = context.WithCancel(g.ctx)
 	defer c.cancel()
+	if group != "" {
+		g.serveStreamGroup(w, r, c, group, redelivery) // stream_group.go
+		return
+	}
 	// Subscribe before upgrading, so that a stream that cannot be opened is an HTTP error.
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
 	_, err := c.subscribe(ctx, name, from, latest)
@@ -214,6 +232,13 @@ func (c *streamConn) frame(data []byte) bool {
 		name := c.primary
 		if raw, ok := f["stream"]; ok && json.Unmarshal(raw, &name) != nil {
 			c.sendError(id, "bad_field", "stream must be a string")
+			return true
+		}
+		if c.group != nil && name == c.primary {
+			// A group member acks each message it got, not a prefix.
+			if msg := c.group.ack(seq); msg != "" {
+				c.sendError(id, "bad_ack", msg)
+			}
 			return true
 		}
 		if msg := c.ack(name, seq); msg != "" {

@@ -125,6 +125,9 @@ func (s *stream) Fetch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *stream) route(r *http.Request) (any, error) {
+	if strings.HasPrefix(r.URL.Path, "/group/") {
+		return s.groupRoute(r) // group.go
+	}
 	switch r.Method + " " + r.URL.Path {
 	case "POST /publish":
 		return s.publish(r)

@@ -1,0 +1,230 @@
+package gateway
+
+// Consumer groups on /v1/stream/{name}?group=<g>: each message goes to one member of the
+// group. The stream object keeps the group's state (builtin/stream, group.go): the next
+// seq never handed out and the claims in flight with their deadlines. A member's
+// connection claims seqs up to its window, reads those messages from JetStream by seq,
+// and sends the object the seqs the client acked. A claim not acked by its deadline
+// (redelivery=, default 30 s) goes to whichever member claims next; a member that
+// disconnects releases its claims at once.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Redelivery timeout bounds.
+const (
+	minRedelivery     = 100 * time.Millisecond
+	maxRedelivery     = time.Hour
+	defaultRedelivery = 30 * time.Second
+	// groupMaxWait bounds a member's wait between claims while the group has claims in
+	// flight: a member on another gateway may release its claims early (on disconnect),
+	// and only members on the same gateway are woken by that.
+	groupMaxWait = time.Second
+)
+
+// streamGroup is one member's connection to a group.
+type streamGroup struct {
+	c                   *streamConn
+	up                  *upstream
+	name, group, member string
+	timeout             time.Duration
+	wake                chan struct{}
+	mu                  sync.Mutex
+	inflight            map[uint64]struct{} // delivered, not acked
+	acked               []uint64            // acked, not yet told to the object
+}
+
+func (g *Gateway) serveStreamGroup(w http.ResponseWriter, r *http.Request, c *streamConn, group string, timeout time.Duration) {
+	if timeout == 0 {
+		timeout = defaultRedelivery
+	}
+	member := c.client
+	if member == "" {
+		member = nuid.Next()
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
+	up, err := g.streams.acquire(ctx, c.primary)
+	cancel()
+	if err != nil {
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
+		return
+	}
+	defer g.streams.release(up)
+	m := &streamGroup{c: c, up: up, name: c.primary, group: group, member: member, timeout: timeout,
+		wake: make(chan struct{}, 1), inflight: map[uint64]struct{}{}}
+	c.group = m
+	ws, err := streamUpgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c.ws = ws
+	up.watch(m.wake)
+	defer up.unwatch(m.wake)
+	limit := g.opts.MaxMessage
+	ws.SetReadLimit(max(16*limit, 1<<20))
+	c.wg.Add(4)
+	go c.writer()
+	go c.publisher()
+	go c.commander()
+	go func() { defer c.wg.Done(); m.run() }()
+	c.readLoop(limit)
+	c.cancel()
+	c.closeSubs()
+	c.wg.Wait()
+}
+
+func (m *streamGroup) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ack takes the client's ack of one delivered message.
+func (m *streamGroup) ack(seq uint64) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.inflight[seq]; !ok {
+		return fmt.Sprintf("seq %d is not in flight on this connection", seq)
+	}
+	delete(m.inflight, seq)
+	m.acked = append(m.acked, seq)
+	m.poke()
+	return ""
+}
+
+// call sends one group request to the stream object.
+func (m *streamGroup) call(ctx context.Context, path string, body any, out any) error {
+	b, _ := json.Marshal(body)
+	ctx, cancel := context.WithTimeout(ctx, m.c.g.opts.RequestTimeout)
+	defer cancel()
+	_, err := m.c.g.streamCall(ctx, m.name, http.MethodPost, path, b, out)
+	return err
+}
+
+// run claims and delivers messages until the connection ends, then hands back what was
+// acked and releases the rest.
+func (m *streamGroup) run() {
+	ctx := m.c.ctx
+	defer func() {
+		// On a fresh context: the connection's is done.
+		bg, cancel := context.WithTimeout(context.Background(), m.c.g.opts.RequestTimeout)
+		defer cancel()
+		_ = m.flushAcks(bg)
+		if err := m.call(bg, "/group/release", map[string]string{"group": m.group, "member": m.member}, nil); err != nil {
+			m.c.g.log.Warn("group release failed; its claims expire on their own", "stream", m.name, "group", m.group, "err", err)
+			return
+		}
+		// Wake this gateway's other readers of the stream: the released claims are theirs now.
+		m.up.mu.Lock()
+		for ch := range m.up.watchers {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+		m.up.mu.Unlock()
+	}()
+	for ctx.Err() == nil {
+		if err := m.flushAcks(ctx); err != nil {
+			m.fail(err)
+			return
+		}
+		m.mu.Lock()
+		room := m.c.window - len(m.inflight)
+		m.mu.Unlock()
+		wait := time.Duration(0) // until woken
+		if room > 0 {
+			var res struct {
+				Seqs    []uint64 `json:"seqs"`
+				RetryMs int64    `json:"retryMs"`
+			}
+			req := map[string]any{"group": m.group, "member": m.member, "max": min(room, 4096), "timeoutMs": m.timeout.Milliseconds()}
+			if err := m.call(ctx, "/group/claim", req, &res); err != nil {
+				m.fail(err)
+				return
+			}
+			if err := m.deliver(ctx, res.Seqs); err != nil {
+				m.fail(err)
+				return
+			}
+			if len(res.Seqs) == room {
+				continue // more may be waiting
+			}
+			if res.RetryMs > 0 {
+				wait = min(groupMaxWait, time.Duration(res.RetryMs)*time.Millisecond)
+			}
+		}
+		var timeout <-chan time.Time
+		var t *time.Timer
+		if wait > 0 {
+			t = time.NewTimer(wait)
+			timeout = t.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-m.wake:
+		case <-timeout:
+		}
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+func (m *streamGroup) fail(err error) {
+	if m.c.ctx.Err() == nil {
+		m.c.g.log.Warn("group member failed", "stream", m.name, "group", m.group, "err", err)
+		m.c.fail(CloseStreamUnavailable, "stream unavailable; reconnect")
+	}
+}
+
+// deliver reads the claimed messages and queues their frames; a message no longer
+// retained is acked at once, so that the group forgets it.
+func (m *streamGroup) deliver(ctx context.Context, seqs []uint64) error {
+	for _, seq := range seqs {
+		msg, err := m.up.js.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			m.mu.Lock()
+			m.acked = append(m.acked, seq)
+			m.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		m.mu.Lock()
+		m.inflight[seq] = struct{}{}
+		m.mu.Unlock()
+		m.c.enqueue(m.up.encode(seq, msg.Time, msg.Data))
+	}
+	return nil
+}
+
+func (m *streamGroup) flushAcks(ctx context.Context) error {
+	m.mu.Lock()
+	acked := m.acked
+	m.acked = nil
+	m.mu.Unlock()
+	if len(acked) == 0 {
+		return nil
+	}
+	err := m.call(ctx, "/group/ack", map[string]any{"group": m.group, "seqs": acked}, nil)
+	if err != nil {
+		m.mu.Lock()
+		m.acked = append(m.acked, acked...)
+		m.mu.Unlock()
+	}
+	return err
+}
