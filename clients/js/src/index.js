@@ -239,7 +239,8 @@ export class StreamClient {
   async _deliver (f) {
     const last = this.last.get(f.stream)
     const ws = this.ws
-    if (last === undefined || f.seq > last) {
+    // In a group, seqs arrive out of order (redeliveries): every message is handed over.
+    if (this.opts.group || last === undefined || f.seq > last) {
       const msg = { stream: f.stream, seq: f.seq, time: f.time, data: f.data }
       try {
         await this.opts.onMessage?.(msg)
@@ -247,7 +248,7 @@ export class StreamClient {
         // A handler that throws does not stop the stream; the message counts as handled.
         queueMicrotask(() => { throw err })
       }
-      this.last.set(f.stream, f.seq)
+      if (!this.opts.group || last === undefined || f.seq > last) this.last.set(f.stream, f.seq)
       this.cache?.add(msg)
     }
     // Acks are cumulative and only valid on the connection that delivered the message.

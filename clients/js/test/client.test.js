@@ -92,3 +92,16 @@ test('reconnects after a restart and resumes without gap or repeat', async (t) =
   await until(() => got.length === 10)
   assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
 })
+
+test('a consumer group shares the messages between its members', async (t) => {
+  const got = new Map()
+  const member = (id) => open('js/group', { group: 'workers', client: id, window: 2, onMessage: (m) => { got.set(m.seq, [...(got.get(m.seq) ?? []), id]) } })
+  const a = member('a')
+  const b = member('b')
+  const pub = open('js/group', { from: 'latest' })
+  t.after(() => { a.close(); b.close(); pub.close() })
+  await Promise.all([a.ready(), b.ready(), pub.ready()])
+  for (let i = 0; i < 20; i++) await pub.publish(i)
+  await until(() => got.size === 20, 10000, '20 messages over the group')
+  for (const [seq, who] of got) assert.equal(who.length, 1, `seq ${seq} went to ${who}`)
+})
