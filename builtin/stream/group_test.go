@@ -1,0 +1,62 @@
+package stream_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/internal/natstest"
+	"github.com/holdfast/holdfast/objects"
+	"github.com/holdfast/holdfast/runtime"
+)
+
+func TestGroupAPI(t *testing.T) {
+	s := natstest.Server(t)
+	nc := natstest.Conn(t, s)
+	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{stream.Class}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.Close(ctx)
+	})
+	steps := []struct{ method, path, body, want string }{
+		{"POST", "/configure", `{}`, `200`},
+		{"POST", "/group/claim", `{"group":"g","member":"a","max":5}`, `200 {"seqs":[],"retryMs":0}`},
+		{"POST", "/publish", `[{"data":1},{"data":2},{"data":3}]`, `200`},
+		{"POST", "/group/claim", `{"group":"g","member":"a","max":2,"timeoutMs":60000}`, `200 {"seqs":[1,2],`},
+		{"POST", "/group/claim", `{"group":"g","member":"b","max":5,"timeoutMs":60000}`, `200 {"seqs":[3],`},
+		{"POST", "/group/claim", `{"group":"g","member":"b","max":5}`, `200 {"seqs":[],`},
+		{"POST", "/group/ack", `{"group":"g","seqs":[1]}`, `200 {}`},
+		// a leaves: its remaining claim (2) goes to the next claimer.
+		{"POST", "/group/release", `{"group":"g","member":"a"}`, `200 {}`},
+		{"POST", "/group/claim", `{"group":"g","member":"b","max":5}`, `200 {"seqs":[2],`},
+		{"GET", "/group/info?group=g", ``, `200 {"inflight":2,"next":4}`},
+		// Another group is independent and starts at the first retained message.
+		{"POST", "/delete", `{"upTo":1}`, `200`},
+		{"POST", "/group/claim", `{"group":"h","member":"a","max":5,"timeoutMs":1}`, `200 {"seqs":[2,3],`},
+		{"POST", "/group/claim", `{"group":"bad name","member":"a","max":5}`, `400`},
+		{"POST", "/group/claim", `{"group":"g","member":"a","max":0}`, `400`},
+		{"GET", "/group/claim", ``, `404`},
+	}
+	for i, st := range steps {
+		got := call(t, nc, st.method, st.path, st.body)
+		if !strings.HasPrefix(got, st.want) {
+			t.Fatalf("step %d %s %s: got %s, want %s...", i, st.method, st.path, got, st.want)
+		}
+	}
+	// Expired claims (timeoutMs 1) are handed out again, oldest first: poll, bounded.
+	for end := time.Now().Add(5 * time.Second); ; {
+		got := call(t, nc, "POST", "/group/claim", `{"group":"h","member":"b","max":1}`)
+		if strings.HasPrefix(got, `200 {"seqs":[2],`) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no redelivery: %s", got)
+		}
+	}
+}
