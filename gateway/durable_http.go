@@ -147,12 +147,7 @@ func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		h.appendHTTP(w, r, name)
 	case http.MethodDelete:
-		st, _, err := h.call(r.Context(), name, http.MethodDelete, "/ds", nil)
-		if err != nil {
-			writeClientError(w, err)
-			return
-		}
-		w.WriteHeader(st)
+		h.delete(w, r, name)
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
 		httperr.Write(w, http.StatusMethodNotAllowed, httperr.CodeBadRequest, r.Method+" is not supported on streams")
@@ -261,11 +256,13 @@ func readDSBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 }
 
 func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string) {
-	if r.Header.Get("Stream-Forked-From") != "" {
-		httperr.Write(w, http.StatusNotImplemented, httperr.CodeBadRequest, "forks are not supported yet")
+	forked := r.Header.Get("Stream-Forked-From") != ""
+	if !forked && (r.Header.Get("Stream-Fork-Offset") != "" || len(r.Header.Values("Stream-Fork-Sub-Offset")) > 0) {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From")
 		return
 	}
 	c := stream.DSCreate{ContentType: "application/octet-stream", Closed: closedHeader(r)}
+	ctGiven := r.Header.Get("Content-Type") != ""
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if c.ContentType = mediaType(ct); c.ContentType == "" {
 			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "malformed Content-Type")
@@ -296,6 +293,12 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 	if !ok {
 		return
 	}
+	var fk *forkPlan
+	if forked {
+		if fk = h.planFork(w, r, name, &c, ctGiven); fk == nil {
+			return // answered
+		}
+	}
 	if len(body) > 0 {
 		if c.ContentType == "application/json" {
 			d, n, err := jsonBody(body)
@@ -308,7 +311,16 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 			c.Data = body
 		}
 	}
+	if fk != nil {
+		c.Data, c.Batch = fk.join(c.ContentType, c.Data, c.Batch)
+		if !h.forkRef(w, r, fk.source, name) {
+			return // answered
+		}
+	}
 	st, out, err := h.call(r.Context(), name, http.MethodPut, "/ds", c)
+	if fk != nil {
+		h.forkCreated(r.Context(), fk.source, name, st, out, err)
+	}
 	if err != nil {
 		writeClientError(w, err)
 		return
@@ -437,9 +449,12 @@ func parseJSInt(s string) (uint64, bool) {
 	return n, err == nil && n <= 1<<53-1
 }
 
-// readDS reads the stream's records from seq from.
-func (h *httpStreams) readDS(ctx context.Context, name string, from uint64, touch, implicit bool) (int, *stream.DSRead, []byte, error) {
+// readOne reads one stream's own records from seq from (a fork's from its fork point).
+func (h *httpStreams) readOne(ctx context.Context, name string, from uint64, touch, implicit bool, internal url.Values) (int, *stream.DSRead, []byte, error) {
 	v := url.Values{"from": {strconv.FormatUint(from, 10)}}
+	for k, x := range internal {
+		v[k] = x
+	}
 	if touch {
 		v.Set("touch", "1")
 	}
@@ -648,6 +663,8 @@ func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd
 	defer release()
 	timer := time.NewTimer(h.longPoll)
 	defer timer.Stop()
+	var again <-chan time.Time
+	backoff := time.Millisecond
 	for {
 		ch := wt.changed()
 		// Read after taking the channel: anything stored later closes it.
@@ -662,8 +679,16 @@ func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd
 		if len(rd.Msgs) > 0 || rd.Closed || rd.Upto > from {
 			return rd, nil
 		}
+		again = nil
+		if rd.Next > from {
+			// The watch saw a record that the object has not finished committing (its
+			// reads stop at what is durable): read again shortly.
+			again = time.After(backoff)
+			backoff = min(2*backoff, 50*time.Millisecond)
+		}
 		select {
 		case <-ch:
+		case <-again:
 		case <-timer.C:
 			return rd, nil
 		case <-ctx.Done():

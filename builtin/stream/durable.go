@@ -52,6 +52,12 @@ type DSMeta struct {
 	CreateSeq   uint64 `json:"createSeq"`
 	// Touched is the last read or write (Unix ms), for the sliding TTL.
 	Touched int64 `json:"touched,omitempty"`
+	// Fork is set on a fork (fork.go): its offsets continue its source's.
+	Fork *DSFork `json:"fork,omitempty"`
+	// Forks names the streams forked from this one (the reference count).
+	Forks []string `json:"forks,omitempty"`
+	// Deleted marks a soft-deleted stream: gone for clients, kept for its forks' reads.
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // DSProducer names an idempotent producer's request.
@@ -63,12 +69,13 @@ type DSProducer struct {
 
 // DSCreate is a PUT /ds body.
 type DSCreate struct {
-	ContentType string `json:"contentType"`
-	TTL         *int64 `json:"ttl,omitempty"`
-	ExpiresAt   string `json:"expiresAt,omitempty"`
-	Closed      bool   `json:"closed,omitempty"`
-	Data        []byte `json:"data,omitempty"`
-	Batch       int    `json:"batch,omitempty"`
+	ContentType string  `json:"contentType"`
+	TTL         *int64  `json:"ttl,omitempty"`
+	ExpiresAt   string  `json:"expiresAt,omitempty"`
+	Closed      bool    `json:"closed,omitempty"`
+	Data        []byte  `json:"data,omitempty"`
+	Batch       int     `json:"batch,omitempty"`
+	Fork        *DSFork `json:"fork,omitempty"`
 }
 
 // DSAppend is a POST /ds body. Empty Data is a close-only request (Closed is then set).
@@ -205,7 +212,10 @@ func (s *stream) dsCurrent(ctx context.Context) error {
 	if err := s.dsLoad(ctx); err != nil {
 		return err
 	}
-	if s.ds.meta != nil && dsExpired(s.ds.meta, time.Now()) {
+	if m := s.ds.meta; m != nil && !m.Deleted && dsExpired(m, time.Now()) {
+		if len(m.Forks) > 0 {
+			return s.dsSoftDelete() // its forks still read its data
+		}
 		return s.dsDrop()
 	}
 	return nil
@@ -241,6 +251,9 @@ func (s *stream) dsTouch() error {
 }
 
 func (s *stream) tail() uint64 { return s.st.Log().Info().LastSeq + 1 }
+
+// next is the stream's tail as an offset (a fork's offsets continue its source's).
+func (s *stream) next() uint64 { return s.ds.meta.ext(s.tail()) }
 
 func dsHeaders(closed bool, p *DSProducer, streamSeq string, batch int) map[string]string {
 	h := map[string]string{}
@@ -291,8 +304,12 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 			return 0, nil, err
 		}
 		if m := d.meta; m != nil {
-			res := DSResult{Next: s.tail(), Closed: d.closed, Meta: m}
-			if m.ContentType != c.ContentType || !sameTTL(m.TTL, c.TTL) || m.ExpiresAt != c.ExpiresAt || d.closed != c.Closed {
+			res := DSResult{Next: s.next(), Closed: d.closed, Meta: m}
+			if m.Deleted {
+				res.Message = "the stream was deleted; its forks still use its name"
+				return http.StatusConflict, res, nil
+			}
+			if m.ContentType != c.ContentType || !sameTTL(m.TTL, c.TTL) || m.ExpiresAt != c.ExpiresAt || d.closed != c.Closed || !m.Fork.same(c.Fork) {
 				res.Message = "the stream exists with a different configuration"
 				return http.StatusConflict, res, nil
 			}
@@ -308,13 +325,13 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 		if err != nil {
 			return 0, nil, s.appendErr(err)
 		}
-		m := &DSMeta{ContentType: c.ContentType, TTL: c.TTL, ExpiresAt: c.ExpiresAt, CreateSeq: seq, Touched: time.Now().UnixMilli()}
+		m := &DSMeta{ContentType: c.ContentType, TTL: c.TTL, ExpiresAt: c.ExpiresAt, CreateSeq: seq, Touched: time.Now().UnixMilli(), Fork: c.Fork}
 		b, _ := json.Marshal(m)
 		if err := s.st.Storage().Put(keyDSMeta, b); err != nil {
 			return 0, nil, err
 		}
 		s.ds = &dsState{loaded: true, meta: m, closed: c.Closed, producers: map[string]prodState{}}
-		return http.StatusCreated, DSResult{Next: seq + 1, Closed: c.Closed, Meta: m}, nil
+		return http.StatusCreated, DSResult{Next: m.ext(seq + 1), Closed: c.Closed, Meta: m}, nil
 	case "POST /ds":
 		var a DSAppend
 		if err := decode(r, &a); err != nil {
@@ -331,7 +348,11 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 		if meta == nil {
 			return http.StatusNotFound, DSResult{Message: "no such stream"}, nil
 		}
+		if meta.Deleted && q.Get("internal") == "" {
+			return http.StatusGone, DSResult{Message: "the stream was deleted"}, nil
+		}
 		from, _ := strconv.ParseUint(q.Get("from"), 10, 64)
+		below, _ := strconv.ParseUint(q.Get("below"), 10, 64) // a fork's read of its source
 		max, _ := strconv.Atoi(q.Get("max"))
 		if max <= 0 || max > maxDSScan {
 			max = maxDSScan
@@ -341,29 +362,38 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 				return 0, nil, err
 			}
 		}
-		out := DSRead{Meta: *meta, Next: s.tail(), Closed: d.closed, Msgs: []DSMsg{}}
-		if from < meta.CreateSeq {
-			from = meta.CreateSeq
+		out := DSRead{Meta: *meta, Next: meta.ext(s.tail()), Closed: d.closed, Msgs: []DSMsg{}}
+		if start := meta.ext(meta.CreateSeq); from < start {
+			from = start // a fork's reader reads the offsets below from its source
 		}
 		out.Upto = from
 		if from < out.Next {
-			msgs, err := s.st.Log().Read(ctx, from, max)
+			msgs, err := s.st.Log().Read(ctx, meta.own(from), max)
 			if err != nil {
 				return 0, nil, err
 			}
-			if len(msgs) > 0 && msgs[0].Seq > from {
+			if len(msgs) > 0 && msgs[0].Seq > meta.own(from) {
 				return http.StatusGone, DSResult{Message: "the offset is before the earliest retained data"}, nil
 			}
-			size := 0
+			size, cut := 0, false
 			for _, m := range msgs {
+				seq := meta.ext(m.Seq)
+				if below > 0 && seq >= below {
+					out.Upto = below // a fork's read of its source stops at the fork point
+					break
+				}
 				if size += len(m.Data); size > maxDSRead && len(out.Msgs) > 0 {
+					cut = true
 					break // the rest in the next read: the answer stays one NATS message
 				}
 				if len(m.Data) > 0 {
 					n, _ := strconv.Atoi(m.Headers[HdrBatch])
-					out.Msgs = append(out.Msgs, DSMsg{Seq: m.Seq, Data: m.Data, Batch: n})
+					out.Msgs = append(out.Msgs, DSMsg{Seq: seq, Data: m.Data, Batch: n})
 				}
-				out.Upto = m.Seq + 1
+				out.Upto = seq + 1
+			}
+			if below > 0 && !cut && out.Upto >= out.Next && out.Upto < below {
+				out.Upto = below
 			}
 		}
 		return http.StatusOK, out, nil
@@ -371,10 +401,23 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 		if d.meta == nil {
 			return http.StatusNotFound, DSResult{Message: "no such stream"}, nil
 		}
+		if d.meta.Deleted {
+			return http.StatusGone, DSResult{Message: "the stream was deleted"}, nil
+		}
+		m := d.meta
+		if len(m.Forks) > 0 {
+			return http.StatusNoContent, DSResult{}, s.dsSoftDelete()
+		}
 		if err := s.dsDrop(); err != nil {
 			return 0, nil, err
 		}
-		return http.StatusNoContent, DSResult{}, nil
+		return http.StatusNoContent, DSResult{Meta: m}, nil // Meta.Fork: the source to release
+	case "POST /ds/ref":
+		var ref DSRef
+		if err := decode(r, &ref); err != nil {
+			return 0, nil, err
+		}
+		return s.dsRef(ref)
 	}
 	return 0, nil, &apiError{http.StatusNotFound, "not_found", "no such operation: " + r.Method + " " + r.URL.Path}
 }
@@ -393,8 +436,11 @@ func (s *stream) dsAppend(a DSAppend) (int, any, error) {
 	if d.meta == nil {
 		return http.StatusNotFound, DSResult{Message: "no such stream"}, nil
 	}
+	if d.meta.Deleted {
+		return http.StatusGone, DSResult{Message: "the stream was deleted"}, nil
+	}
 	closeOnly := len(a.Data) == 0
-	res := DSResult{Next: s.tail()}
+	res := DSResult{Next: s.next()}
 	if d.closed {
 		res.Closed = true
 		if p, c := a.Producer, d.closedBy; p != nil && c != nil && *p == *c {
@@ -452,7 +498,7 @@ func (s *stream) dsAppend(a DSAppend) (int, any, error) {
 		return 0, nil, err
 	}
 	d.apply(dsHeaders(a.Closed, a.Producer, a.StreamSeq, a.Batch))
-	res.Next, res.Closed = s.tail(), d.closed
+	res.Next, res.Closed = s.next(), d.closed
 	if p := a.Producer; p != nil {
 		res.ProducerEpoch, res.ProducerSeq = &p.Epoch, &p.Seq
 		if !closeOnly {
