@@ -69,8 +69,9 @@ func parseOffset(s string) (seq uint64, now bool, ok bool) {
 
 // httpStreams serves the HTTP faces of streams: the protocol, EventSource and sse-cluster.
 type httpStreams struct {
-	g        *Gateway
-	longPoll time.Duration
+	g         *Gateway
+	longPoll  time.Duration
+	heartbeat time.Duration
 
 	mu      sync.Mutex
 	watches map[string]*dsWatch
@@ -79,9 +80,12 @@ type httpStreams struct {
 // registerHTTPStreams takes /v1/stream/{name...} for every method: WebSocket upgrades go to
 // serveStream, the rest to the protocol or EventSource.
 func (g *Gateway) registerHTTPStreams() {
-	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, watches: map[string]*dsWatch{}}
+	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, heartbeat: g.opts.SSEHeartbeat, watches: map[string]*dsWatch{}}
 	if h.longPoll <= 0 {
 		h.longPoll = DefaultLongPollTimeout
+	}
+	if h.heartbeat <= 0 {
+		h.heartbeat = sseHeartbeat
 	}
 	g.mux.HandleFunc("/v1/stream/{name...}", h.serve)
 	h.registerSSECluster()
@@ -872,7 +876,7 @@ func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name s
 
 // sseWait waits for ch, writing heartbeat comments; false when the response should end.
 func (h *httpStreams) sseWait(ctx context.Context, w io.Writer, fl http.Flusher, ch <-chan struct{}, end <-chan time.Time) bool {
-	hb := time.NewTicker(sseHeartbeat)
+	hb := time.NewTicker(h.heartbeat)
 	defer hb.Stop()
 	for {
 		select {

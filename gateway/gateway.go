@@ -83,6 +83,8 @@ type Options struct {
 	StreamQueueBytes int
 	// LongPollTimeout is how long a Durable Streams long-poll read waits for data; default 30 s.
 	LongPollTimeout time.Duration
+	// SSEHeartbeat is the longest silence on an SSE response (a comment line); default 15 s.
+	SSEHeartbeat time.Duration
 }
 
 // presenceTTL is how long a gateway stays "live" without renewing; objects close the

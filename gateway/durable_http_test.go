@@ -1,0 +1,209 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dsDo sends one request and returns the status, headers and body.
+func dsDo(t *testing.T, method, url string, hdr map[string]string, body string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, res.Header, string(b)
+}
+
+// sseLines reads an event stream's lines until the response ends.
+func sseLines(t *testing.T, url string, hdr map[string]string) (<-chan string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		cancel()
+		t.Fatalf("GET %s: %d", url, res.StatusCode)
+	}
+	ch := make(chan string, 256)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	stop := func() { cancel(); res.Body.Close() }
+	t.Cleanup(stop)
+	return ch, stop
+}
+
+// awaitLine reads lines until one satisfies ok, within 10 s; it returns the lines read.
+func awaitLine(t *testing.T, ch <-chan string, ok func(string) bool) []string {
+	t.Helper()
+	var seen []string
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case l, open := <-ch:
+			if !open {
+				t.Fatalf("the event stream ended; read %q", seen)
+			}
+			seen = append(seen, l)
+			if ok(l) {
+				return seen
+			}
+		case <-deadline:
+			t.Fatalf("timed out; read %q", seen)
+		}
+	}
+}
+
+// TestDSTwoGateways: a record appended through one gateway reaches an SSE reader and a
+// long-poll reader on another.
+func TestDSTwoGateways(t *testing.T) {
+	s, _, f1 := startStreams(t, Options{LongPollTimeout: 20 * time.Second})
+	f2 := startGateway(t, s, Options{Streams: true, Routes: []Route{}, LongPollTimeout: 20 * time.Second})
+	u1, u2 := f1.url+"/v1/stream/two-gw", f2.url+"/v1/stream/two-gw"
+	st, h, _ := dsDo(t, http.MethodPut, u1, map[string]string{"Content-Type": "text/plain"}, "first")
+	if st != http.StatusCreated {
+		t.Fatalf("PUT: %d", st)
+	}
+	tail := h.Get("Stream-Next-Offset")
+	lines, _ := sseLines(t, u2+"?offset="+tail+"&live=sse", nil)
+	awaitLine(t, lines, func(l string) bool { return strings.Contains(l, `"upToDate":true`) })
+	type lp struct {
+		st   int
+		body string
+	}
+	got := make(chan lp, 1)
+	go func() {
+		res, err := http.Get(u2 + "?offset=" + tail + "&live=long-poll")
+		if err != nil {
+			got <- lp{st: -1, body: err.Error()}
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		got <- lp{res.StatusCode, string(b)}
+	}()
+	if st, _, _ := dsDo(t, http.MethodPost, u1, map[string]string{"Content-Type": "text/plain"}, "across"); st != http.StatusNoContent {
+		t.Fatalf("POST: %d", st)
+	}
+	awaitLine(t, lines, func(l string) bool { return l == "data:across" })
+	select {
+	case r := <-got:
+		if r.st != http.StatusOK || r.body != "across" {
+			t.Fatalf("long-poll on the other gateway: %d %q", r.st, r.body)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the long-poll did not answer")
+	}
+}
+
+// TestDSMalformed: every malformed request gets its documented status and writes nothing.
+func TestDSMalformed(t *testing.T) {
+	_, _, f := startStreams(t, Options{LongPollTimeout: 200 * time.Millisecond})
+	base := f.url + "/v1/stream/"
+	text := map[string]string{"Content-Type": "text/plain"}
+	if st, _, _ := dsDo(t, http.MethodPut, base+"mal", text, "seed"); st != http.StatusCreated {
+		t.Fatalf("PUT: %d", st)
+	}
+	if st, _, _ := dsDo(t, http.MethodPut, base+"mal-json", map[string]string{"Content-Type": "application/json"}, "[1]"); st != http.StatusCreated {
+		t.Fatalf("PUT: %d", st)
+	}
+	if st, _, _ := dsDo(t, http.MethodPost, base+"mal", map[string]string{"Content-Type": "text/plain", "Producer-Id": "p", "Producer-Epoch": "1", "Producer-Seq": "0"}, "x"); st != http.StatusOK {
+		t.Fatalf("producer POST: %d", st)
+	}
+	tailOf := func(name string) string {
+		st, h, _ := dsDo(t, http.MethodHead, base+name, nil, "")
+		if st != http.StatusOK {
+			return "absent"
+		}
+		return h.Get("Stream-Next-Offset")
+	}
+	big := strings.Repeat("x", maxDSBody+1)
+	cases := []struct {
+		name, method, stream, query string
+		hdr                         map[string]string
+		body                        string
+		want                        int
+	}{
+		{"PUT bad TTL", "PUT", "new1", "", map[string]string{"Stream-TTL": "abc"}, "", 400},
+		{"PUT TTL with leading zero", "PUT", "new1", "", map[string]string{"Stream-TTL": "01"}, "", 400},
+		{"PUT TTL and Expires-At", "PUT", "new1", "", map[string]string{"Stream-TTL": "5", "Stream-Expires-At": "2099-01-01T00:00:00Z"}, "", 400},
+		{"PUT bad Expires-At", "PUT", "new1", "", map[string]string{"Stream-Expires-At": "tomorrow"}, "", 400},
+		{"PUT bad Content-Type", "PUT", "new1", "", map[string]string{"Content-Type": ";;"}, "", 400},
+		{"PUT invalid JSON", "PUT", "new1", "", map[string]string{"Content-Type": "application/json"}, "{", 400},
+		{"PUT body too large", "PUT", "new1", "", text, big, 413},
+		{"PUT sub-offset without source", "PUT", "new1", "", map[string]string{"Stream-Fork-Sub-Offset": "0"}, "", 400},
+		{"PUT fork offset without source", "PUT", "new1", "", map[string]string{"Stream-Fork-Offset": "0000000000000001"}, "", 400},
+		{"PUT fork of a missing stream", "PUT", "new1", "", map[string]string{"Stream-Forked-From": "/v1/stream/nope"}, "", 404},
+		{"PUT fork malformed offset", "PUT", "new1", "", map[string]string{"Stream-Forked-From": "/v1/stream/mal", "Stream-Fork-Offset": "xyz"}, "", 400},
+		{"PUT fork past the tail", "PUT", "new1", "", map[string]string{"Stream-Forked-From": "/v1/stream/mal", "Stream-Fork-Offset": "9999999999999999"}, "", 400},
+		{"PUT fork bad sub-offset", "PUT", "new1", "", map[string]string{"Stream-Forked-From": "/v1/stream/mal", "Stream-Fork-Offset": "-1", "Stream-Fork-Sub-Offset": "+1"}, "", 400},
+		{"PUT fork sub-offset overshoot", "PUT", "new1", "", map[string]string{"Stream-Forked-From": "/v1/stream/mal", "Stream-Fork-Offset": "-1", "Stream-Fork-Sub-Offset": "99"}, "", 400},
+		{"PUT fork content type mismatch", "PUT", "new1", "", map[string]string{"Stream-Forked-From": "/v1/stream/mal", "Content-Type": "application/json"}, "", 409},
+		{"PUT other config", "PUT", "mal", "", map[string]string{"Content-Type": "application/json"}, "", 409},
+		{"POST empty body", "POST", "mal", "", text, "", 400},
+		{"POST no Content-Type", "POST", "mal", "", nil, "x", 400},
+		{"POST wrong Content-Type", "POST", "mal", "", map[string]string{"Content-Type": "application/json"}, "1", 409},
+		{"POST invalid JSON", "POST", "mal-json", "", map[string]string{"Content-Type": "application/json"}, "{", 400},
+		{"POST empty JSON array", "POST", "mal-json", "", map[string]string{"Content-Type": "application/json"}, "[]", 400},
+		{"POST producer id alone", "POST", "mal", "", map[string]string{"Content-Type": "text/plain", "Producer-Id": "p"}, "x", 400},
+		{"POST producer epoch not a number", "POST", "mal", "", map[string]string{"Content-Type": "text/plain", "Producer-Id": "p", "Producer-Epoch": "a", "Producer-Seq": "0"}, "x", 400},
+		{"POST producer seq past 2^53", "POST", "mal", "", map[string]string{"Content-Type": "text/plain", "Producer-Id": "p", "Producer-Epoch": "1", "Producer-Seq": "9007199254740992"}, "x", 400},
+		{"POST stale producer epoch", "POST", "mal", "", map[string]string{"Content-Type": "text/plain", "Producer-Id": "p", "Producer-Epoch": "0", "Producer-Seq": "0"}, "x", 403},
+		{"POST producer seq gap", "POST", "mal", "", map[string]string{"Content-Type": "text/plain", "Producer-Id": "p", "Producer-Epoch": "1", "Producer-Seq": "5"}, "x", 409},
+		{"POST new epoch not at 0", "POST", "mal", "", map[string]string{"Content-Type": "text/plain", "Producer-Id": "p", "Producer-Epoch": "2", "Producer-Seq": "1"}, "x", 400},
+		{"POST body too large", "POST", "mal", "", text, big, 413},
+		{"POST to a missing stream", "POST", "nope", "", text, "x", 404},
+		{"GET malformed offset", "GET", "mal", "?offset=12", nil, "", 400},
+		{"GET two offsets", "GET", "mal", "?offset=-1&offset=-1", nil, "", 400},
+		{"GET bad live", "GET", "mal", "?offset=-1&live=poll", nil, "", 400},
+		{"GET live without offset", "GET", "mal", "?live=long-poll", nil, "", 400},
+		{"GET a missing stream", "GET", "nope", "?offset=-1", nil, "", 404},
+		{"DELETE a missing stream", "DELETE", "nope", "", nil, "", 404},
+		{"PATCH", "PATCH", "mal", "", nil, "", 405},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := tailOf(c.stream)
+			st, _, body := dsDo(t, c.method, base+c.stream+c.query, c.hdr, c.body)
+			if st != c.want {
+				t.Fatalf("%s %s%s: %d %s, want %d", c.method, c.stream, c.query, st, body, c.want)
+			}
+			if after := tailOf(c.stream); after != before {
+				t.Fatalf("half-written: the tail went from %s to %s", before, after)
+			}
+		})
+	}
+	// The refused fork left no reference behind: the source deletes outright.
+	if st, _, _ := dsDo(t, http.MethodDelete, base+"mal", nil, ""); st != http.StatusNoContent {
+		t.Fatalf("DELETE: %d", st)
+	}
+	if st, _, _ := dsDo(t, http.MethodHead, base+"mal", nil, ""); st != http.StatusNotFound {
+		t.Fatalf("HEAD after DELETE: %d, want 404 (not soft-deleted)", st)
+	}
+}

@@ -1,0 +1,119 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var esAccept = map[string]string{"Accept": "text/event-stream"}
+
+// TestEventSourceResume: ids name records (and messages of a JSON batch); Last-Event-ID
+// resumes after the last one seen, with no gap and no duplicate.
+func TestEventSourceResume(t *testing.T) {
+	_, _, f := startStreams(t, Options{})
+	u := f.url + "/v1/stream/es-resume"
+	js := map[string]string{"Content-Type": "application/json"}
+	if st, _, _ := dsDo(t, http.MethodPut, u, js, ""); st != http.StatusCreated {
+		t.Fatalf("PUT: %d", st)
+	}
+	for _, b := range []string{`[1,2,3]`, `4`} {
+		if st, _, _ := dsDo(t, http.MethodPost, u, js, b); st != http.StatusNoContent {
+			t.Fatalf("POST: %d", st)
+		}
+	}
+	ids := func(lines []string) (ids, data []string) {
+		for _, l := range lines {
+			if v, ok := strings.CutPrefix(l, "id: "); ok {
+				ids = append(ids, v)
+			}
+			if v, ok := strings.CutPrefix(l, "data:"); ok {
+				data = append(data, v)
+			}
+		}
+		return
+	}
+	lines, stop := sseLines(t, u, esAccept)
+	all := awaitLine(t, lines, func(l string) bool { return l == "data:4" })
+	stop()
+	gotIDs, data := ids(all)
+	if !slices.Equal(data, []string{"1", "2", "3", "4"}) || len(gotIDs) != 4 {
+		t.Fatalf("first connection: ids %q data %q", gotIDs, data)
+	}
+	// Resume in the middle of the batch: the rest of it, then the next record.
+	lines, _ = sseLines(t, u, map[string]string{"Accept": "text/event-stream", "Last-Event-ID": gotIDs[0]})
+	if st, _, _ := dsDo(t, http.MethodPost, u, js, `5`); st != http.StatusNoContent {
+		t.Fatalf("POST: %d", st)
+	}
+	rest := awaitLine(t, lines, func(l string) bool { return l == "data:5" })
+	resIDs, data := ids(rest)
+	if !slices.Equal(data, []string{"2", "3", "4", "5"}) || !slices.Equal(resIDs[:3], gotIDs[1:]) {
+		t.Fatalf("resumed after %s: ids %q data %q", gotIDs[0], resIDs, data)
+	}
+	// A malformed Last-Event-ID is refused.
+	if st, _, _ := dsDo(t, http.MethodGet, u, map[string]string{"Accept": "text/event-stream", "Last-Event-ID": "x"}, ""); st != http.StatusBadRequest {
+		t.Fatalf("bad Last-Event-ID: %d", st)
+	}
+}
+
+// TestSSEHeartbeat: an idle event stream carries heartbeat comments (EventSource and the
+// protocol's live=sse).
+func TestSSEHeartbeat(t *testing.T) {
+	_, _, f := startStreams(t, Options{SSEHeartbeat: 50 * time.Millisecond})
+	u := f.url + "/v1/stream/es-heartbeat"
+	if st, _, _ := dsDo(t, http.MethodPut, u, map[string]string{"Content-Type": "text/plain"}, ""); st != http.StatusCreated {
+		t.Fatalf("PUT: %d", st)
+	}
+	isHB := func(l string) bool { return strings.HasPrefix(l, ":") }
+	lines, _ := sseLines(t, u, esAccept)
+	awaitLine(t, lines, isHB)
+	lines, _ = sseLines(t, u+"?offset=-1&live=sse", nil)
+	awaitLine(t, lines, isHB)
+}
+
+// TestSSECluster: sse-cluster's routes: a subscriber shows in /status, POST /channel/{ch}
+// and POST /channel (every channel) reach it, and its ids resume with Last-Event-ID.
+func TestSSECluster(t *testing.T) {
+	_, _, f := startStreams(t, Options{})
+	lines, stop := sseLines(t, f.url+"/channel/news", nil)
+	waitFor(t, "the subscriber in /status", 10*time.Second, func() bool {
+		st, _, b := dsDo(t, http.MethodGet, f.url+"/status", nil, "")
+		var s struct {
+			Channels []struct {
+				ID      string `json:"id"`
+				Clients int    `json:"clients"`
+			} `json:"channels"`
+		}
+		return st == http.StatusOK && json.Unmarshal([]byte(b), &s) == nil && len(s.Channels) == 1 && s.Channels[0].ID == "news" && s.Channels[0].Clients == 1
+	})
+	if st, _, b := dsDo(t, http.MethodPost, f.url+"/channel/news", nil, `{"event":"headline","data":"one"}`); st != http.StatusOK {
+		t.Fatalf("POST /channel/news: %d %s", st, b)
+	}
+	got := awaitLine(t, lines, func(l string) bool { return l == "data:one" })
+	if !slices.Contains(got, "event: headline") {
+		t.Fatalf("no event line: %q", got)
+	}
+	var firstID string
+	for _, l := range got {
+		if v, ok := strings.CutPrefix(l, "id: "); ok {
+			firstID = v
+		}
+	}
+	if st, _, b := dsDo(t, http.MethodPost, f.url+"/channel", nil, `{"data":{"n":2}}`); st != http.StatusOK {
+		t.Fatalf("POST /channel: %d %s", st, b)
+	}
+	awaitLine(t, lines, func(l string) bool { return l == `data:{"n":2}` })
+	stop()
+	if st, _, _ := dsDo(t, http.MethodPost, f.url+"/channel/news", nil, `not json`); st != http.StatusBadRequest {
+		t.Fatalf("POST bad body: %d", st)
+	}
+	// Resume after the first event: the second, not the first again.
+	lines, _ = sseLines(t, f.url+"/channel/news", map[string]string{"Last-Event-ID": firstID})
+	got = awaitLine(t, lines, func(l string) bool { return strings.HasPrefix(l, "data:") })
+	if got[len(got)-1] != `data:{"n":2}` {
+		t.Fatalf("resumed after %s: %q", firstID, got)
+	}
+}
