@@ -20,6 +20,7 @@ import (
 	"github.com/holdfast/holdfast/functions"
 	"github.com/holdfast/holdfast/internal/app"
 	"github.com/holdfast/holdfast/objects"
+	"github.com/holdfast/holdfast/streams"
 )
 
 // Option adds to what a binary serves.
@@ -33,6 +34,13 @@ func WithClasses(classes ...objects.Class) Option {
 // WithFunction registers a function under the name routes use.
 func WithFunction(name string, h functions.Handler) Option {
 	return func(r *app.Registry) { r.Functions[name] = h }
+}
+
+// WithStreamHooks sets the server hooks of durable streams: authorization of each
+// subscribe and publish, and a transform of each message before it is broadcast
+// (package streams; docs/streams.md).
+func WithStreamHooks(h streams.Hooks) Option {
+	return func(r *app.Registry) { r.StreamHooks = h }
 }
 
 // BuiltinClasses are the classes the stock binary ships.

@@ -27,6 +27,7 @@ import (
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/objclient"
 	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/holdfast/holdfast/streams"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -85,6 +86,9 @@ type Options struct {
 	LongPollTimeout time.Duration
 	// SSEHeartbeat is the longest silence on an SSE response (a comment line); default 15 s.
 	SSEHeartbeat time.Duration
+	// StreamHooks authorize stream subscribes and publishes and transform messages
+	// (package streams; docs/streams.md, "Server hooks").
+	StreamHooks streams.Hooks
 }
 
 // presenceTTL is how long a gateway stays "live" without renewing; objects close the
@@ -308,10 +312,14 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
 		return
 	}
-	if !g.authorized(r) {
+	key, ok := g.authorized(r)
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="holdfast"`)
 		httperr.Write(w, http.StatusUnauthorized, httperr.CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> or ?token=<key>")
 		return
+	}
+	if key != "" {
+		r = r.WithContext(context.WithValue(r.Context(), apiKeyContext{}, key))
 	}
 	r.RemoteAddr = g.clientAddr(r)
 	if !g.ready.Load() {
@@ -337,11 +345,21 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	g.mux.ServeHTTP(w, r)
 }
 
+// apiKeyContext is the request context key of the API key a request authenticated with.
+type apiKeyContext struct{}
+
+// requestKey is the API key r authenticated with, or "" when the gateway has none.
+func requestKey(r *http.Request) string {
+	k, _ := r.Context().Value(apiKeyContext{}).(string)
+	return k
+}
+
 // authorized checks the API key in constant time (over digests, so that a key's length
-// does not leak either).
-func (g *Gateway) authorized(r *http.Request) bool {
+// does not leak either). It returns the key that matched: the one presented, since it
+// equals a configured key.
+func (g *Gateway) authorized(r *http.Request) (string, bool) {
 	if len(g.keys) == 0 {
-		return true
+		return "", true
 	}
 	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
@@ -351,14 +369,17 @@ func (g *Gateway) authorized(r *http.Request) bool {
 		}
 	}
 	if key == "" {
-		return false
+		return "", false
 	}
 	d := sha256.Sum256([]byte(key))
 	match := 0
 	for i := range g.keys {
 		match |= subtle.ConstantTimeCompare(d[:], g.keys[i][:])
 	}
-	return match == 1
+	if match != 1 {
+		return "", false
+	}
+	return key, true
 }
 
 // checkOrigin enforces AllowedOrigins on WebSocket upgrades.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/streams"
 )
 
 // Close codes of stream connections (besides CloseSlowConsumer, 4008: the client's
@@ -40,6 +41,7 @@ type streamConn struct {
 	client  string // durable client id, or ""
 	window  int
 	group   *streamGroup // a consumer group member's connection, or nil
+	info    streams.Conn // what the server hooks see of the connection
 
 	qmu      sync.Mutex
 	queue    [][]byte
@@ -328,19 +330,26 @@ func (c *streamConn) publisher() {
 				break more
 			}
 		}
-		items := make([]map[string]any, len(batch))
+		// The AuthorizePublish hook: a refused publish is answered in its place, in order.
+		ctx, cancel := context.WithTimeout(c.ctx, c.g.opts.RequestTimeout)
+		refused := make([]error, len(batch))
+		items := make([]map[string]any, 0, len(batch))
 		for i, p := range batch {
-			items[i] = map[string]any{"id": p.id, "data": p.data}
+			if refused[i] = c.g.authorizePublish(ctx, c.info, c.primary, p.data); refused[i] == nil {
+				items = append(items, map[string]any{"id": p.id, "data": p.data})
+			}
 		}
-		body, _ := json.Marshal(items)
 		var out []struct {
 			ID  string `json:"id"`
 			Seq uint64 `json:"seq"`
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.g.opts.RequestTimeout)
-		_, err := c.g.streamCall(ctx, c.primary, "POST", "/publish", body, &out)
+		var err error
+		if len(items) > 0 {
+			body, _ := json.Marshal(items)
+			_, err = c.g.streamCall(ctx, c.primary, "POST", "/publish", body, &out)
+		}
 		cancel()
-		if err == nil && len(out) != len(batch) {
+		if err == nil && len(out) != len(items) {
 			err = &streamError{"internal", "stream object answered a different number of messages"}
 		}
 		if err != nil {
@@ -351,13 +360,23 @@ func (c *streamConn) publisher() {
 				}
 				msg = se.message
 			}
-			for _, p := range batch {
-				c.sendError(p.id, code, "not published (or not known to be): "+msg)
+			for i, p := range batch {
+				if refused[i] != nil {
+					c.sendError(p.id, "forbidden", refused[i].(*streamError).message)
+				} else {
+					c.sendError(p.id, code, "not published (or not known to be): "+msg)
+				}
 			}
 			continue
 		}
+		j := 0
 		for i, p := range batch {
-			c.send(map[string]any{"type": "published", "id": p.id, "seq": out[i].Seq})
+			if refused[i] != nil {
+				c.sendError(p.id, "forbidden", refused[i].(*streamError).message)
+				continue
+			}
+			c.send(map[string]any{"type": "published", "id": p.id, "seq": out[j].Seq})
+			j++
 		}
 	}
 }

@@ -98,7 +98,7 @@ func (g *Gateway) serveStreamCompat(w http.ResponseWriter, r *http.Request) {
 	if qmax <= 0 {
 		qmax = defaultStreamQueueBytes
 	}
-	sc := &streamConn{g: g, ws: ws, primary: name, qmax: qmax, qwake: make(chan struct{}, 1)}
+	sc := &streamConn{g: g, ws: ws, primary: name, qmax: qmax, qwake: make(chan struct{}, 1), info: streamConnInfo(r)}
 	sc.ctx, sc.cancel = context.WithCancel(g.ctx)
 	defer sc.cancel()
 	c := &compatConn{sc: sc, name: name, ip: r.RemoteAddr, up: up, wake: make(chan struct{}, 1),
@@ -225,7 +225,9 @@ func (c *compatConn) worker() {
 			}
 		}
 		if cmd, d := compatCommand(f); cmd != "" {
-			if err := c.command(cmd, d, f); err != nil {
+			if err := c.command(cmd, d, f); isForbidden(err) {
+				c.refuse(f, err)
+			} else if err != nil {
 				c.fail(err)
 				return
 			}
@@ -267,26 +269,49 @@ func (c *compatConn) reply(f map[string]json.RawMessage, seq uint64) {
 	c.sc.send(f)
 }
 
+// refuse answers a frame the server hooks refused: the client's object, echoed, plus "ip"
+// and "error": {"code":"forbidden","message":...} instead of "sequence" (the original
+// protocol has no error frame). The connection stays usable.
+func (c *compatConn) refuse(f map[string]json.RawMessage, err error) {
+	f["ip"], _ = json.Marshal(c.ip)
+	delete(f, "sequence")
+	f["error"], _ = json.Marshal(map[string]string{"code": "forbidden", "message": err.(*streamError).message})
+	c.sc.send(f)
+}
+
 func (c *compatConn) publish(batch []map[string]json.RawMessage) error {
-	ipJSON, _ := json.Marshal(c.ip)
-	items := make([]map[string]any, len(batch))
-	for i, f := range batch {
-		f["ip"] = ipJSON
-		delete(f, "sequence") // set from the seq on every push
-		items[i] = map[string]any{"id": "", "data": f}
-	}
-	body, _ := json.Marshal(items)
-	var out []compatPublished
 	ctx, cancel := context.WithTimeout(c.sc.ctx, c.sc.g.opts.RequestTimeout)
 	defer cancel()
-	if _, err := c.sc.g.streamCall(ctx, c.name, http.MethodPost, "/publish", body, &out); err != nil {
-		return err
+	// The AuthorizePublish hook sees the client's data; a refusal is answered in order.
+	refused := make([]error, len(batch))
+	ipJSON, _ := json.Marshal(c.ip)
+	items := make([]map[string]any, 0, len(batch))
+	for i, f := range batch {
+		if refused[i] = c.sc.g.authorizePublish(ctx, c.sc.info, c.name, f["data"]); refused[i] != nil {
+			continue
+		}
+		f["ip"] = ipJSON
+		delete(f, "sequence") // set from the seq on every push
+		items = append(items, map[string]any{"id": "", "data": f})
 	}
-	if len(out) != len(batch) {
+	var out []compatPublished
+	if len(items) > 0 {
+		body, _ := json.Marshal(items)
+		if _, err := c.sc.g.streamCall(ctx, c.name, http.MethodPost, "/publish", body, &out); err != nil {
+			return err
+		}
+	}
+	if len(out) != len(items) {
 		return errors.New("stream object answered a different number of messages")
 	}
+	j := 0
 	for i, f := range batch {
-		c.reply(f, out[i].Seq)
+		if refused[i] != nil {
+			c.refuse(f, refused[i])
+			continue
+		}
+		c.reply(f, out[j].Seq)
+		j++
 	}
 	return nil
 }
@@ -300,6 +325,16 @@ func (c *compatConn) command(cmd string, d, f map[string]json.RawMessage) error 
 	g := c.sc.g
 	ctx, cancel := context.WithTimeout(c.sc.ctx, g.opts.RequestTimeout)
 	defer cancel()
+	switch cmd {
+	case "subscribe", "getState":
+		if err := g.authorizeSubscribe(ctx, c.sc.info, c.name); err != nil {
+			return err
+		}
+	case "deleteMessages", "putState":
+		if err := g.authorizePublish(ctx, c.sc.info, c.name, f["data"]); err != nil {
+			return err
+		}
+	}
 	_, last, err := g.streams.info(ctx, c.name)
 	if err != nil {
 		return err
@@ -399,6 +434,10 @@ func (c *compatConn) pusher() {
 		default:
 			seq = m.Sequence
 		}
+		data, keep := []byte(nil), true
+		if seq != 0 {
+			data, keep = c.sc.g.transform(c.name, seq, m.Data)
+		}
 		c.mu.Lock()
 		if c.gen != gen || c.next != from {
 			c.mu.Unlock()
@@ -409,9 +448,14 @@ func (c *compatConn) pusher() {
 			c.mu.Unlock()
 			continue
 		}
+		if !keep { // dropped by the Transform hook: not pushed, no ack awaited
+			c.next = seq + 1
+			c.mu.Unlock()
+			continue
+		}
 		c.lastID++
 		c.inflight, c.next = c.lastID, seq+1
-		push = compatPush(m.Data, seq, c.lastID)
+		push = compatPush(data, seq, c.lastID)
 		c.mu.Unlock()
 		c.sc.enqueue(push)
 	}

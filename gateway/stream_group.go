@@ -191,23 +191,28 @@ func (m *streamGroup) fail(err error) {
 }
 
 // deliver reads the claimed messages and queues their frames; a message no longer
-// retained is acked at once, so that the group forgets it.
+// retained, or dropped by the Transform hook, is acked at once, so that the group
+// forgets it.
 func (m *streamGroup) deliver(ctx context.Context, seqs []uint64) error {
 	for _, seq := range seqs {
 		msg, err := m.up.js.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return err
+		}
+		var f []byte
+		if err == nil {
+			f = m.up.frame(seq, msg.Time, msg.Data)
+		}
+		if f == nil {
 			m.mu.Lock()
 			m.acked = append(m.acked, seq)
 			m.mu.Unlock()
 			continue
 		}
-		if err != nil {
-			return err
-		}
 		m.mu.Lock()
 		m.inflight[seq] = struct{}{}
 		m.mu.Unlock()
-		m.c.enqueue(m.up.encode(seq, msg.Time, msg.Data))
+		m.c.enqueue(f)
 	}
 	return nil
 }

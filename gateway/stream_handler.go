@@ -96,7 +96,16 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		qmax = defaultStreamQueueBytes
 	}
 	c := &streamConn{g: g, primary: name, client: client, window: window, qmax: qmax, qwake: make(chan struct{}, 1),
-		subs: map[string]*streamSub{}, acks: map[string]uint64{}, pubs: make(chan pubReq, maxPublishBatch), cmds: make(chan cmdReq, 64)}
+		subs: map[string]*streamSub{}, acks: map[string]uint64{}, pubs: make(chan pubReq, maxPublishBatch), cmds: make(chan cmdReq, 64),
+		info: streamConnInfo(r)}
+	// The AuthorizeSubscribe hook is asked for the URL's stream before anything is opened.
+	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
+	err := g.authorizeSubscribe(ctx, c.info, name)
+	cancel()
+	if err != nil {
+		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.(*streamError).message)
+		return
+	}
 	c.ctx, c.cancel = context.WithCancel(g.ctx)
 	defer c.cancel()
 	if group != "" {
@@ -104,8 +113,8 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Subscribe before upgrading, so that a stream that cannot be opened is an HTTP error.
-	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
-	_, err := c.subscribe(ctx, name, from, latest)
+	ctx, cancel = context.WithTimeout(r.Context(), g.opts.RequestTimeout)
+	_, err = c.subscribe(ctx, name, from, latest)
 	cancel()
 	if err != nil {
 		var se *streamError
@@ -323,6 +332,9 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 				return nil, &streamError{"bad_args", `from must be a seq of 1 or more, or "latest"`}
 			}
 		}
+		if err := c.g.authorizeSubscribe(ctx, c.info, name); err != nil {
+			return nil, err
+		}
 		s, err := c.subscribe(ctx, name, from, latest)
 		if err != nil {
 			return nil, err
@@ -343,17 +355,26 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		if a.UpTo == nil {
 			return nil, &streamError{"bad_args", "deleteMessages needs upTo"}
 		}
+		if err := c.g.authorizePublish(ctx, c.info, name, cmd.args); err != nil {
+			return nil, err
+		}
 		body, _ := json.Marshal(map[string]uint64{"upTo": *a.UpTo})
 		var out json.RawMessage
 		_, err := c.g.streamCall(ctx, name, "POST", "/delete", body, &out)
 		return out, err
 	case "getState":
+		if err := c.g.authorizeSubscribe(ctx, c.info, name); err != nil {
+			return nil, err
+		}
 		var out json.RawMessage
 		_, err := c.g.streamCall(ctx, name, "GET", "/state", nil, &out)
 		return out, err
 	case "putState":
 		if len(a.State) == 0 {
 			return nil, &streamError{"bad_args", "putState needs state"}
+		}
+		if err := c.g.authorizePublish(ctx, c.info, name, cmd.args); err != nil {
+			return nil, err
 		}
 		req := map[string]any{"state": a.State}
 		if a.Checkpoint != nil {

@@ -229,6 +229,16 @@ func (up *upstream) encode(seq uint64, t time.Time, data []byte) []byte {
 	return append(b, '}')
 }
 
+// frame is a stored message's frame after the Transform hook, or nil when the hook drops
+// it: transformed once, encoded once.
+func (up *upstream) frame(seq uint64, t time.Time, data []byte) []byte {
+	data, keep := up.hub.g.transform(up.name, seq, data)
+	if !keep {
+		return nil
+	}
+	return up.encode(seq, t, data)
+}
+
 // onMsg is the live feed: in seq order, one message at a time.
 func (up *upstream) onMsg(m jetstream.Msg) {
 	md, err := m.Metadata()
@@ -236,7 +246,7 @@ func (up *upstream) onMsg(m jetstream.Msg) {
 		return
 	}
 	seq := md.Sequence.Stream
-	f := up.encode(seq, md.Timestamp, m.Data())
+	f := up.frame(seq, md.Timestamp, m.Data())
 	up.mu.Lock()
 	defer up.mu.Unlock()
 	if seq <= up.last {
@@ -265,7 +275,7 @@ func (up *upstream) subscribers() int {
 
 type storedMsg struct {
 	seq   uint64
-	frame []byte
+	frame []byte // nil: dropped by the Transform hook
 }
 
 // read returns up to max stored messages with seqs in [from, to], in order; done is true
@@ -285,7 +295,7 @@ func (up *upstream) read(ctx context.Context, from, to uint64, max int) (out []s
 		if m.Sequence > to {
 			return out, true, nil
 		}
-		out = append(out, storedMsg{m.Sequence, up.encode(m.Sequence, m.Time, m.Data)})
+		out = append(out, storedMsg{m.Sequence, up.frame(m.Sequence, m.Time, m.Data)})
 		cur = m.Sequence + 1
 	}
 	return out, true, nil
@@ -317,12 +327,16 @@ func (s *streamSub) poke() {
 	}
 }
 
-// deliver queues one message (under up.mu).
+// deliver queues one message (under up.mu); a nil frame (dropped by the Transform hook)
+// only moves the subscriber past seq.
 func (s *streamSub) deliver(seq uint64, f []byte) {
 	if seq > s.next {
 		s.conn.gap(s.name, s.next, seq)
 	}
 	s.next = seq + 1
+	if f == nil {
+		return
+	}
 	s.inflight = append(s.inflight, seq)
 	s.conn.enqueue(f)
 }
@@ -333,7 +347,7 @@ func (s *streamSub) offerLive(seq uint64, f []byte) {
 	if seq < s.next {
 		return
 	}
-	if len(s.inflight) >= s.window {
+	if f != nil && len(s.inflight) >= s.window {
 		s.live = false
 		s.poke()
 		return

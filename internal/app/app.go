@@ -18,13 +18,16 @@ import (
 	"github.com/holdfast/holdfast/internal/config"
 	"github.com/holdfast/holdfast/objects"
 	"github.com/holdfast/holdfast/runtime"
+	"github.com/holdfast/holdfast/streams"
 	"github.com/nats-io/nats.go"
 )
 
-// Registry is what a binary was built with: object classes and named functions.
+// Registry is what a binary was built with: object classes, named functions and the
+// server hooks of durable streams.
 type Registry struct {
-	Classes   []objects.Class
-	Functions map[string]functions.Handler
+	Classes     []objects.Class
+	Functions   map[string]functions.Handler
+	StreamHooks streams.Hooks
 }
 
 // Class returns the registered class called name.
@@ -51,6 +54,7 @@ func GatewayOptions(cfg *config.Config, reg Registry, log *slog.Logger) (gateway
 		RequestTimeout:     cfg.Objects.RequestTimeout,
 		TrustedProxyHeader: cfg.Auth.TrustedProxyHeader,
 		Logger:             log,
+		StreamHooks:        reg.StreamHooks,
 	}
 	// Durable streams (/v1/stream) are served when the binary has the Stream class.
 	_, opts.Streams = reg.Class(gateway.StreamClass)
