@@ -136,6 +136,9 @@ func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
 		return
 	}
+	if !h.authorizeHTTP(w, r, name) {
+		return
+	}
 	q := r.URL.Query()
 	switch r.Method {
 	case http.MethodGet:

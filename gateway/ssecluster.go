@@ -48,6 +48,10 @@ func (h *httpStreams) registerSSECluster() {
 			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
 			return
 		}
+		if err := h.g.authorizeSubscribe(r.Context(), streamConnInfo(r), sseChannelPrefix+ch); err != nil {
+			httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.Error())
+			return
+		}
 		cs.mu.Lock()
 		cs.n[ch]++
 		cs.mu.Unlock()
@@ -126,6 +130,13 @@ func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, cha
 	}
 	if len(e.Data) == 0 {
 		e.Data = json.RawMessage("null")
+	}
+	c := streamConnInfo(r)
+	for _, ch := range chans {
+		if err := h.g.authorizePublish(r.Context(), c, sseChannelPrefix+ch, e.Data); err != nil {
+			httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.Error())
+			return
+		}
 	}
 	for _, ch := range chans {
 		if err := names.Validate(sseChannelPrefix + ch); err != nil {

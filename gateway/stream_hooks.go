@@ -2,16 +2,21 @@ package gateway
 
 // Server hooks (package streams, Options.StreamHooks): AuthorizeSubscribe and
 // AuthorizePublish are asked by the connection handlers (stream_handler.go,
-// stream_client.go, stream_compat.go); Transform runs where a message's frame is built
-// (upstream.frame), once per live message per gateway.
+// stream_client.go, stream_compat.go) and by the plain-HTTP ones (Durable Streams,
+// EventSource, sse-cluster: authorizeHTTP); Transform runs where a WebSocket message's
+// frame is built (upstream.frame), once per live message per gateway.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 
+	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/streams"
 )
 
@@ -79,4 +84,41 @@ func (g *Gateway) transform(name string, seq uint64, data []byte) (out []byte, k
 		out = json.RawMessage("null")
 	}
 	return out, keep
+}
+
+// authorizeHTTP asks the hooks about a plain-HTTP request on stream name: reads (GET,
+// HEAD) are subscribes, everything else publishes. A JSON append's body is shown to
+// AuthorizePublish (it is put back for the handler); other bodies are passed as nil. A
+// refusal answers 403 and reports false.
+func (h *httpStreams) authorizeHTTP(w http.ResponseWriter, r *http.Request, name string) bool {
+	g := h.g
+	hooks := g.opts.StreamHooks
+	if hooks.AuthorizeSubscribe == nil && hooks.AuthorizePublish == nil {
+		return true
+	}
+	c := streamConnInfo(r)
+	var err error
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		err = g.authorizeSubscribe(r.Context(), c, name)
+	default:
+		var data json.RawMessage
+		if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			b, rerr := io.ReadAll(io.LimitReader(r.Body, g.opts.MaxBodyBytes+1))
+			if rerr != nil {
+				httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "reading the body: "+rerr.Error())
+				return false
+			}
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), r.Body))
+			if int64(len(b)) <= g.opts.MaxBodyBytes && json.Valid(b) {
+				data = b
+			}
+		}
+		err = g.authorizePublish(r.Context(), c, name, data)
+	}
+	if err != nil {
+		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.Error())
+		return false
+	}
+	return true
 }
