@@ -708,10 +708,11 @@ func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd
 // consumer on the stream's log, shared by the gateway's waiters, closes the current
 // channel on every message.
 type dsWatch struct {
-	refs  int // under httpStreams.mu
-	ready chan struct{}
-	err   error
-	cc    jetstream.ConsumeContext
+	refs    int  // under httpStreams.mu
+	dropped bool // under httpStreams.mu
+	ready   chan struct{}
+	err     error
+	cc      jetstream.ConsumeContext
 
 	mu sync.Mutex
 	ch chan struct{}
@@ -749,16 +750,18 @@ func (h *httpStreams) watch(ctx context.Context, name string) (*dsWatch, func(),
 		h.mu.Lock()
 		wt.refs--
 		last := wt.refs == 0
-		if last && h.watches[name] == wt {
-			delete(h.watches, name)
-		}
 		h.mu.Unlock()
-		if last {
-			<-wt.ready
-			if wt.cc != nil {
-				wt.cc.Stop()
-			}
+		if !last {
+			return
 		}
+		<-wt.ready
+		if wt.err != nil {
+			h.dropWatch(name, wt)
+			return
+		}
+		// Keep an idle watch a while: a reader's next long-poll (the usual pattern) then
+		// reuses its consumer instead of creating one per request.
+		time.AfterFunc(watchLinger, func() { h.dropWatch(name, wt) })
 	}
 	select {
 	case <-wt.ready:
@@ -773,12 +776,35 @@ func (h *httpStreams) watch(ctx context.Context, name string) (*dsWatch, func(),
 	return wt, release, nil
 }
 
+// watchLinger is how long an unused watch (and its JetStream consumer) is kept for the
+// next reader of the same stream.
+const watchLinger = 30 * time.Second
+
+// dropWatch stops wt unless a reader took it up again meanwhile.
+func (h *httpStreams) dropWatch(name string, wt *dsWatch) {
+	h.mu.Lock()
+	if wt.refs > 0 || wt.dropped {
+		h.mu.Unlock()
+		return
+	}
+	wt.dropped = true
+	if h.watches[name] == wt {
+		delete(h.watches, name)
+	}
+	h.mu.Unlock()
+	if wt.cc != nil {
+		wt.cc.Stop()
+	}
+}
+
 func (h *httpStreams) startWatch(name string, wt *dsWatch) error {
 	g := h.g
 	ctx, cancel := context.WithTimeout(g.ctx, g.opts.RequestTimeout)
 	defer cancel()
 	cons, err := g.js.OrderedConsumer(ctx, wire.LogStream(StreamClass, name), jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverNewPolicy, HeadersOnly: true,
+		// The server reaps the consumer soon after it is stopped (or this gateway dies).
+		InactiveThreshold: 10 * time.Second,
 	})
 	if err != nil {
 		return fmt.Errorf("stream %q: watch: %w", name, err)
