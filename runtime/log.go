@@ -118,7 +118,9 @@ func (v *logView) Append(data []byte, headers map[string]string) (uint64, error)
 			return 0, fmt.Errorf("%w: header %q is reserved", objects.ErrBadKey, k)
 		}
 	}
-	if lim := s.in.h.opts.Limits.MaxValueBytes; len(data) > lim {
+	// A message is its own JetStream message, never part of a snapshot: what bounds it is
+	// one event's writes, not a storage value.
+	if lim := s.in.h.opts.Limits.MaxEventBytes; len(data) > lim {
 		return 0, fmt.Errorf("%w: message of %d bytes, the limit is %d", objects.ErrValueTooLarge, len(data), lim)
 	}
 	l, err := s.log()
