@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times; 100 on every Linux we run on.
+const clockTicks = 100
+
+// cpuMeter splits the CPU a scenario used between the server process, this load generator
+// and everything else on the machine: on a shared 2-core box, "everything else" is what
+// makes a run untrustworthy, so the table shows it.
+type cpuMeter struct {
+	serverPid             int
+	at                    time.Time
+	server, self, machine float64 // CPU seconds at start
+}
+
+func newCPUMeter(serverPid int) *cpuMeter {
+	m := &cpuMeter{serverPid: serverPid, at: time.Now()}
+	m.server, m.self = procCPU(serverPid), selfCPU()
+	m.machine = machineCPU()
+	return m
+}
+
+// String reports the cores each used on average since the meter started.
+func (m *cpuMeter) String() string {
+	wall := time.Since(m.at).Seconds()
+	server := (procCPU(m.serverPid) - m.server) / wall
+	self := (selfCPU() - m.self) / wall
+	total := (machineCPU() - m.machine) / wall
+	if m.serverPid == os.Getpid() {
+		return fmt.Sprintf("cores: this process %.2f, other %.2f", self, max(total-self, 0))
+	}
+	other := max(total-server-self, 0)
+	return fmt.Sprintf("cores: server %.2f, load generator %.2f, other %.2f", server, self, other)
+}
+
+// procCPU is the user+system CPU seconds of process pid, or 0 when unreadable.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (which may hold spaces) start after the last ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / clockTicks
+}
+
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// machineCPU is the busy CPU seconds of the whole machine, from /proc/stat.
+func machineCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	var busy float64
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 || i == 8 || i == 9 {
+			continue // idle and iowait; guest time is already counted in user
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		busy += n
+	}
+	return busy / clockTicks
+}
+
+// waitQuiet waits, up to limit, for a second in which the rest of the machine uses less
+// than 0.25 cores, so that a scenario does not start in the middle of someone else's
+// build. It says so on stderr when the machine stays busy; the table's "other" shows it.
+func waitQuiet(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for {
+		before := machineCPU()
+		time.Sleep(time.Second)
+		busy := machineCPU() - before
+		if busy < 0.25 {
+			return
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "  the machine is still busy (%.2f cores); measuring anyway\n", busy)
+			return
+		}
+	}
+}

@@ -1,0 +1,404 @@
+// Command wsstreams benchmarks durable streams over WebSocket (docs/streams.md): Holdfast
+// (`holdfast dev`, a child process) beside a centrifugal/centrifuge v0.40.1 server (in-memory
+// broker, no durability; ../centrifuge-server, a child process), both driven in the same run
+// by this one load generator over loopback, plus the raw JetStream async-publish rate of an
+// embedded nats-server measured in this process:
+//
+//	publish   one pipelined publisher (-pub-window unanswered), one stream: msgs/s
+//	fanout    1 publisher (pipelined, -fanout-window) to -subs subscribers of one stream:
+//	          deliveries/s, latency from the payload's send time
+//	latency   -lat-rate msgs/s, paced, to -lat-subs subscribers: p50/p99
+//	idle      -idle connections subscribed to one stream, each server's VmRSS
+//
+// Absolute numbers drift with the machine: compare ratios within one run. From the module
+// root: `cd bench/wsstreams && go run .` (builds ../../cmd/holdfast and ../centrifuge-server).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type row struct {
+	scenario, system string
+	rate             float64 // msgs/s or deliveries/s
+	unit             string
+	p50, p99         time.Duration
+	rssMB            float64
+	target, met      string
+	vsCF, vsJS       string
+	cores, note      string
+}
+
+type opts struct {
+	d                           time.Duration
+	pubWindow, fanWindow, hfWin int
+	subs, latSubs, idle         int
+	latRate                     float64
+	quiet                       time.Duration
+}
+
+func main() {
+	var o opts
+	root := flag.String("root", "../..", "the Holdfast module root (for go build ./cmd/holdfast)")
+	hfBin := flag.String("holdfast", "", "a holdfast binary (default: built from -root)")
+	cfBin := flag.String("centrifuge", "", "a centrifuge-server binary (default: built from ../centrifuge-server)")
+	flag.DurationVar(&o.d, "duration", 5*time.Second, "measuring time of each scenario")
+	flag.IntVar(&o.pubWindow, "pub-window", 1024, "unanswered publishes in the publish scenario")
+	flag.IntVar(&o.fanWindow, "fanout-window", 64, "unanswered publishes in the fan-out scenario")
+	flag.IntVar(&o.hfWin, "window", 1024, "Holdfast subscribers' window= (they ack every window/4 messages)")
+	flag.IntVar(&o.subs, "subs", 1000, "subscribers in the fan-out scenario")
+	flag.IntVar(&o.latSubs, "lat-subs", 100, "subscribers in the latency scenario")
+	flag.Float64Var(&o.latRate, "lat-rate", 1000, "publishes/s in the latency scenario")
+	flag.IntVar(&o.idle, "idle", 10000, "idle connections")
+	flag.DurationVar(&o.quiet, "quiet-wait", 15*time.Second, "wait up to this long before each scenario for the machine to go idle")
+	only := flag.String("only", "", "comma-separated subset of jsraw,publish,fanout,latency,idle")
+	keep := flag.Bool("keep", false, "keep the temporary directory (server logs)")
+	flag.Parse()
+	run := func(s string) bool { return *only == "" || strings.Contains(","+*only+",", ","+s+",") }
+
+	fmt.Fprintf(os.Stderr, "open files limit: %d\n", raiseNoFile())
+	dir, err := os.MkdirTemp("", "wsstreams-")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	if *keep {
+		fmt.Fprintln(os.Stderr, "logs in", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	if *hfBin == "" {
+		*hfBin = filepath.Join(dir, "holdfast")
+		if err := goBuild(*root, "./cmd/holdfast", *hfBin); err != nil {
+			fatalf("%v", err)
+		}
+	}
+	if *cfBin == "" {
+		*cfBin = filepath.Join(dir, "centrifuge-server")
+		if err := goBuild("../centrifuge-server", ".", *cfBin); err != nil {
+			fatalf("%v", err)
+		}
+	}
+
+	var rows []row
+	var js float64
+	if run("jsraw") {
+		waitQuiet(o.quiet)
+		fmt.Fprintf(os.Stderr, "raw JetStream, %v...\n", o.d)
+		cpu := newCPUMeter(os.Getpid())
+		js, err = rawJetStream(dir, o.d)
+		if err != nil {
+			fatalf("raw JetStream: %v", err)
+		}
+		rows = append(rows, row{scenario: "raw JetStream async publish, 1 subject, window 4096", system: "nats-server (in process)",
+			rate: js, unit: "msgs/s", target: "–", met: "–", vsCF: "–", vsJS: "1", cores: cpu.String()})
+	}
+
+	// Holdfast first, then centrifuge, each alone on the machine.
+	addr, err := freeAddr()
+	if err != nil {
+		fatalf("%v", err)
+	}
+	s3, _ := freeAddr()
+	devDir := filepath.Join(dir, "dev")
+	_ = os.Mkdir(devDir, 0o755)
+	hf, err := start(devDir, filepath.Join(dir, "holdfast.log"), "holdfast dev ready", *hfBin,
+		"dev", "--persist-to", filepath.Join(devDir, "state"), "--listen", addr, "--s3-listen", s3)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	hfRows, err := scenarios(holdfastSystem(addr, o.hfWin), hf.pid(), o, run)
+	hf.stop()
+	if err != nil {
+		fatalf("Holdfast: %v", err)
+	}
+	cfAddr, _ := freeAddr()
+	cf, err := start(dir, filepath.Join(dir, "centrifuge.log"), "centrifuge ready", *cfBin, "-listen", cfAddr)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	cfRows, err := scenarios(centrifugeSystem(cfAddr), cf.pid(), o, run)
+	cf.stop()
+	if err != nil {
+		fatalf("centrifuge: %v", err)
+	}
+
+	// Targets and ratios: Holdfast rows against the centrifuge row of the same scenario.
+	for i := range hfRows {
+		h, c := &hfRows[i], &cfRows[i]
+		switch {
+		case strings.HasPrefix(h.scenario, "publish"):
+			h.target, h.met = "≥ 40,000 msgs/s", yesNo(h.rate >= 40000)
+			h.vsCF = ratio(h.rate, c.rate)
+			h.vsJS, c.vsJS = ratio(h.rate, js), ratio(c.rate, js)
+		case strings.HasPrefix(h.scenario, "fan-out"):
+			h.target, h.met = "≥ centrifuge's deliveries/s", yesNo(h.rate >= c.rate)
+			h.vsCF = ratio(h.rate, c.rate)
+		case strings.HasPrefix(h.scenario, "latency"):
+			h.target, h.met = "p99 ≤ 5 ms", yesNo(h.p99 > 0 && h.p99 <= 5*time.Millisecond)
+			h.vsCF = "p99 " + ratio(float64(h.p99), float64(c.p99))
+		case strings.HasPrefix(h.scenario, "idle"):
+			h.target, h.met = "< 300 MB RSS", yesNo(h.rssMB > 0 && h.rssMB < 300)
+			h.vsCF = "RSS " + ratio(h.rssMB, c.rssMB)
+		}
+		rows = append(rows, *h, *c)
+	}
+	printTable(rows)
+}
+
+// scenarios runs every selected scenario against one server.
+func scenarios(s *system, pid int, o opts, run func(string) bool) ([]row, error) {
+	ctx := context.Background()
+	var rows []row
+	if run("publish") {
+		waitQuiet(o.quiet)
+		fmt.Fprintf(os.Stderr, "%s publish, window %d, %v...\n", s.name, o.pubWindow, o.d)
+		p, err := s.dialPublisher(ctx, "bench-pub")
+		if err != nil {
+			return nil, err
+		}
+		if _, err := p.run(o.pubWindow, 0, time.Second); err != nil { // warm-up
+			return nil, err
+		}
+		cpu := newCPUMeter(pid)
+		r, err := p.run(o.pubWindow, 0, o.d)
+		p.ws.Close()
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row{scenario: fmt.Sprintf("publish: 1 stream, 1 publisher, %d in flight", o.pubWindow), system: s.name,
+			rate: float64(r.acked) / r.elapsed.Seconds(), unit: "msgs/s", cores: cpu.String(), note: errNote(r.errors, 0, 0)})
+	}
+	if run("fanout") {
+		r, err := fanout(ctx, s, pid, o, "bench-fanout", o.subs, o.fanWindow, 0)
+		if err != nil {
+			return nil, err
+		}
+		r.scenario = fmt.Sprintf("fan-out: 1 publisher (%d in flight) → %d subscribers", o.fanWindow, o.subs)
+		rows = append(rows, r)
+	}
+	if run("latency") {
+		r, err := fanout(ctx, s, pid, o, "bench-latency", o.latSubs, 1024, o.latRate)
+		if err != nil {
+			return nil, err
+		}
+		r.scenario = fmt.Sprintf("latency: %.0f msgs/s → %d subscribers", o.latRate, o.latSubs)
+		rows = append(rows, r)
+	}
+	if run("idle") {
+		r, err := idle(ctx, s, pid, o)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// fanout connects n subscribers, waits until each has received a probe message, then
+// publishes for o.d (pipelined with window unanswered, or paced at rate) and counts what the
+// subscribers received meanwhile.
+func fanout(ctx context.Context, s *system, pid int, o opts, stream string, n, window int, rate float64) (row, error) {
+	fmt.Fprintf(os.Stderr, "%s %s: %d subscribers...\n", s.name, stream, n)
+	subs, err := s.dialMany(ctx, stream, n)
+	if err != nil {
+		return row{}, err
+	}
+	st := &subStats{firstSeen: make([]atomic.Bool, n)}
+	var wg sync.WaitGroup
+	var stopping atomic.Bool
+	lats := make([]*lockedSamples, n)
+	for i, c := range subs {
+		lats[i] = &lockedSamples{}
+		wg.Add(1)
+		go s.readSub(c, i, st, lats[i], &wg, &stopping)
+	}
+	defer func() {
+		stopping.Store(true)
+		closeAll(subs)
+		wg.Wait()
+	}()
+	pub, err := s.dialPublisher(ctx, stream)
+	if err != nil {
+		return row{}, err
+	}
+	defer pub.ws.Close()
+	// Barrier: publish probes until every subscriber has one (subscriptions are live).
+	for deadline := time.Now().Add(60 * time.Second); st.firstCount.Load() < int64(n); {
+		if time.Now().After(deadline) {
+			return row{}, fmt.Errorf("%s: only %d of %d subscribers got a message in 60 s", stream, st.firstCount.Load(), n)
+		}
+		if _, err := pub.run(1, 0, time.Millisecond); err != nil {
+			return row{}, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitQuiet(o.quiet)
+	fmt.Fprintf(os.Stderr, "  publishing for %v...\n", o.d)
+	st.recording.Store(true)
+	before := st.delivered.Load()
+	cpu := newCPUMeter(pid)
+	begin := time.Now()
+	r, err := pub.run(window, rate, o.d)
+	if err != nil {
+		return row{}, err
+	}
+	// Deliveries still in flight count as long as they come within 2 s of the last answer.
+	want := before + r.acked*int64(n)
+	for deadline := time.Now().Add(2 * time.Second); st.delivered.Load() < want && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(begin)
+	got := st.delivered.Load() - before
+	cores := cpu.String()
+	st.recording.Store(false)
+	parts := make([]*samples, n)
+	for i, l := range lats {
+		l.mu.Lock()
+		parts[i] = &samples{d: slices.Clone(l.s.d)}
+		l.mu.Unlock()
+	}
+	all := merge(parts)
+	out := row{system: s.name, p50: all.pct(0.50), p99: all.pct(0.99), cores: cores,
+		note: errNote(r.errors, st.closed.Load(), st.errors.Load())}
+	if rate > 0 {
+		out.rate, out.unit = float64(r.acked)/r.elapsed.Seconds(), "msgs/s"
+	} else {
+		out.rate, out.unit = float64(got)/elapsed.Seconds(), "deliveries/s"
+	}
+	if missing := want - st.delivered.Load(); missing > 0 {
+		out.note = strings.TrimPrefix(out.note+fmt.Sprintf("; %d of %d deliveries missing", missing, r.acked*int64(n)), "; ")
+	}
+	return out, nil
+}
+
+// idle opens o.idle subscriber connections and reads the server's VmRSS once they settle.
+func idle(ctx context.Context, s *system, pid int, o opts) (row, error) {
+	waitQuiet(o.quiet)
+	base, err := rssMB(pid)
+	if err != nil {
+		return row{}, err
+	}
+	fmt.Fprintf(os.Stderr, "%s idle: %d connections (server at %.0f MB)...\n", s.name, o.idle, base)
+	begin := time.Now()
+	conns, err := s.dialMany(ctx, "bench-idle", o.idle)
+	if err != nil {
+		return row{}, err
+	}
+	dialTime := time.Since(begin)
+	st := &subStats{firstSeen: make([]atomic.Bool, o.idle)}
+	var wg sync.WaitGroup
+	var stopping atomic.Bool
+	for i, c := range conns {
+		wg.Add(1)
+		go s.readSub(c, i, st, &lockedSamples{}, &wg, &stopping)
+	}
+	time.Sleep(5 * time.Second)
+	rss, err := rssMB(pid)
+	stopping.Store(true)
+	closeAll(conns)
+	wg.Wait()
+	if err != nil {
+		return row{}, err
+	}
+	return row{scenario: fmt.Sprintf("idle: %d subscribed connections", o.idle), system: s.name, rssMB: rss,
+		note: fmt.Sprintf("%.0f MB before, %.1f KB per connection, connected in %.1f s%s", base, (rss-base)*1e3/float64(o.idle),
+			dialTime.Seconds(), prefixed(errNote(0, st.closed.Load(), st.errors.Load())))}, nil
+}
+
+func errNote(pubErrs, closed, errFrames int64) string {
+	var parts []string
+	if pubErrs > 0 {
+		parts = append(parts, fmt.Sprintf("%d publish errors", pubErrs))
+	}
+	if closed > 0 {
+		parts = append(parts, fmt.Sprintf("%d subscribers disconnected", closed))
+	}
+	if errFrames > 0 {
+		parts = append(parts, fmt.Sprintf("%d error frames", errFrames))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func prefixed(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "; " + s
+}
+
+func ratio(a, b float64) string {
+	if a <= 0 || b <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+func printTable(rows []row) {
+	fmt.Println("| scenario | server | rate | p50 | p99 | RSS | target | met | × centrifuge | × raw JetStream | cores | notes |")
+	fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- | --- |")
+	for _, r := range rows {
+		rate := "–"
+		if r.rate > 0 {
+			rate = fmt.Sprintf("%s %s", thousands(r.rate), r.unit)
+		}
+		rss := "–"
+		if r.rssMB > 0 {
+			rss = fmt.Sprintf("%.0f MB", r.rssMB)
+		}
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.scenario, r.system, rate,
+			ms(r.p50), ms(r.p99), rss, dash(r.target), dash(r.met), dash(r.vsCF), dash(r.vsJS), strings.TrimPrefix(r.cores, "cores: "), r.note)
+	}
+}
+
+func thousands(f float64) string {
+	s := fmt.Sprintf("%.0f", f)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func ms(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "–"
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+	case d < time.Second:
+		return fmt.Sprintf("%.1f ms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "wsstreams: "+format+"\n", args...)
+	os.Exit(1)
+}
