@@ -94,7 +94,14 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 	}
 	defer release()
 	if live {
-		from = 1 << 62 // the read answers the tail
+		// Fix the starting point before the first byte goes out: a message published once
+		// the client sees the response must reach it.
+		st, rd, _, err := h.readDS(ctx, name, 1<<62, false, true) // the read answers the tail
+		if err != nil || st != http.StatusOK {
+			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "reading the stream's tail failed")
+			return
+		}
+		from = rd.Next
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
@@ -112,10 +119,6 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 		st, rd, _, err := h.readDS(ctx, name, from, false, true)
 		if err != nil || st != http.StatusOK {
 			return
-		}
-		if live {
-			from, live = rd.Next, false
-			continue
 		}
 		buf.Reset()
 		for _, m := range rd.Msgs {

@@ -35,6 +35,7 @@ const (
 type streamConn struct {
 	g       *Gateway
 	ws      *websocket.Conn
+	bc      *batchConn // under ws: lets the writer send a batch in one write
 	ctx     context.Context
 	cancel  context.CancelFunc
 	primary string
@@ -127,6 +128,9 @@ func (c *streamConn) writer() {
 				return
 			}
 		}
+		if c.bc != nil {
+			c.bc.hold() // the whole batch leaves in one write
+		}
 		for _, f := range batch {
 			_ = c.ws.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 			if err := c.ws.WriteMessage(websocket.TextMessage, f); err != nil {
@@ -138,6 +142,11 @@ func (c *streamConn) writer() {
 			c.qmu.Unlock()
 			if stop {
 				break
+			}
+		}
+		if c.bc != nil {
+			if err := c.bc.release(); err != nil {
+				return
 			}
 		}
 	}

@@ -64,11 +64,11 @@ func (g *Gateway) serveStreamGroup(w http.ResponseWriter, r *http.Request, c *st
 	m := &streamGroup{c: c, up: up, name: c.primary, group: group, member: member, timeout: timeout,
 		wake: make(chan struct{}, 1), inflight: map[uint64]struct{}{}}
 	c.group = m
-	ws, err := streamUpgrader.Upgrade(w, r, nil)
+	ws, bc, err := upgradeBatched(w, r)
 	if err != nil {
 		return
 	}
-	c.ws = ws
+	c.ws, c.bc = ws, bc
 	up.watch(m.wake)
 	defer up.unwatch(m.wake)
 	limit := g.opts.MaxMessage

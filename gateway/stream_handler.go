@@ -126,12 +126,12 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		c.closeSubs()
 		return
 	}
-	ws, err := streamUpgrader.Upgrade(w, r, nil)
+	ws, bc, err := upgradeBatched(w, r)
 	if err != nil {
 		c.closeSubs()
 		return
 	}
-	c.ws = ws
+	c.ws, c.bc = ws, bc
 	limit := g.opts.MaxMessage
 	ws.SetReadLimit(max(16*limit, 1<<20))
 	c.wg.Add(4)

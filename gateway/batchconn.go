@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/gorilla/websocket"
+)
+
+// batchConn lets a WebSocket writer put many frames on the wire with one write: between
+// hold and release, what gorilla writes is buffered, and release sends it in one syscall.
+// Outside a hold (a pong answered by the reader goroutine, say) writes go straight
+// through. One frame per syscall per subscriber was the top cost of fan-out.
+type batchConn struct {
+	net.Conn
+	mu      sync.Mutex
+	held    bool
+	buf     *bufio.Writer
+	lastErr error
+}
+
+func (c *batchConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.held {
+		return c.Conn.Write(p)
+	}
+	if c.lastErr != nil {
+		return 0, c.lastErr
+	}
+	n, err := c.buf.Write(p)
+	c.lastErr = err
+	return n, err
+}
+
+// hold starts buffering.
+func (c *batchConn) hold() {
+	c.mu.Lock()
+	c.held = true
+	c.mu.Unlock()
+}
+
+// release sends what was buffered and stops buffering.
+func (c *batchConn) release() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held = false
+	if c.lastErr != nil {
+		return c.lastErr
+	}
+	c.lastErr = c.buf.Flush()
+	return c.lastErr
+}
+
+// batchHijacker hands gorilla's Upgrade a batchConn when it hijacks the connection.
+type batchHijacker struct {
+	http.ResponseWriter
+	conn *batchConn
+}
+
+func (h *batchHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.conn = &batchConn{Conn: nc}
+	h.conn.buf = bufio.NewWriterSize(nc, 64<<10)
+	// Keep the server's buffered reader (it may hold bytes already read); writes go
+	// through the batchConn.
+	brw.Writer.Reset(h.conn)
+	return h.conn, brw, nil
+}
+
+// upgradeBatched upgrades like streamUpgrader.Upgrade and returns the batchConn under it.
+func upgradeBatched(w http.ResponseWriter, r *http.Request) (*websocket.Conn, *batchConn, error) {
+	hj := &batchHijacker{ResponseWriter: w}
+	ws, err := streamUpgrader.Upgrade(hj, r, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ws, hj.conn, nil
+}
