@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/holdfast/holdfast/bench/internal/measure"
 	"net"
 	"net/http"
 	"os"
@@ -43,8 +44,8 @@ func httpFloor(dir string, conc int, d, quiet time.Duration) (result, error) {
 	c := newClient(conc)
 	url := func(int) string { return "http://" + addr + "/counter/hot" }
 	closedLoop(c, conc, time.Second, url) // warm-up
-	waitQuiet(quiet)
-	cpu := newCPUMeter(p.cmd.Process.Pid)
+	measure.WaitQuiet(quiet)
+	cpu := measure.NewCPUMeter(p.cmd.Process.Pid)
 	r, s := closedLoop(c, conc, d, url)
 	return result{
 		name: fmt.Sprintf("HTTP floor: bare net/http handler, %d keep-alive clients, closed loop", conc),

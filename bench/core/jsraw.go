@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/holdfast/holdfast/bench/internal/measure"
 	"os"
 	"sync"
 	"time"
@@ -45,16 +46,16 @@ func rawJetStream(d time.Duration, subjectCounts []int, quiet time.Duration) ([]
 	}
 	var out []result
 	for run, n := range subjectCounts {
-		parts := make([]*samples, n)
+		parts := make([]*measure.Samples, n)
 		var wg sync.WaitGroup
-		waitQuiet(quiet)
-		cpu := newCPUMeter(os.Getpid())
+		measure.WaitQuiet(quiet)
+		cpu := measure.NewCPUMeter(os.Getpid())
 		start := time.Now()
 		deadline := start.Add(d)
 		for i := range n {
-			parts[i] = &samples{}
+			parts[i] = &measure.Samples{}
 			wg.Add(1)
-			go func(p *samples, subject string) {
+			go func(p *measure.Samples, subject string) {
 				defer wg.Done()
 				m := nats.NewMsg(subject)
 				m.Data = make([]byte, 128)
@@ -63,19 +64,19 @@ func rawJetStream(d time.Duration, subjectCounts []int, quiet time.Duration) ([]
 					t := time.Now()
 					ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(last))
 					if err != nil {
-						p.errors++
+						p.Errors++
 						continue
 					}
 					last = ack.Sequence
-					p.add(time.Since(t))
+					p.Add(time.Since(t))
 				}
 			}(parts[i], fmt.Sprintf("bench.%d.%d", run, i))
 		}
 		wg.Wait()
-		all := merge(parts)
+		all := measure.Merge(parts)
 		out = append(out, result{
 			name: fmt.Sprintf("raw JetStream fenced publish, %d subject(s), 1 in flight each", n),
-			rate: float64(len(all.d)) / time.Since(start).Seconds(), s: all,
+			rate: float64(all.Len()) / time.Since(start).Seconds(), s: all,
 			note: cpu.String(),
 		})
 	}

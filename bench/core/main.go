@@ -23,6 +23,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/holdfast/holdfast/bench/internal/measure"
 	"math"
 	"os"
 	"path/filepath"
@@ -36,7 +37,7 @@ import (
 type result struct {
 	name   string
 	rate   float64 // completed operations per second; 0 when not a rate
-	s      *samples
+	s      *measure.Samples
 	target string
 	met    string // "yes", "NO" or "" (no target)
 	base   *result
@@ -130,9 +131,9 @@ func main() {
 		if err != nil {
 			fatalf("%v (logs in %s; rerun with -keep)", err, fdir)
 		}
-		s := &samples{d: slices.Sorted(slices.Values(f.times))}
+		s := measure.Of(f.times)
 		r := result{name: "failover after SIGKILL of the owner (kill → first 200)", s: s, target: "< 3 s"}
-		r.met = yesNo(s.max() < 3*time.Second)
+		r.met = yesNo(s.Max() < 3*time.Second)
 		r.note = fmt.Sprintf("%d trials; %d increments answered 200, counter reads %d", len(f.times), f.accepted, f.value)
 		if f.ambiguous > 0 {
 			r.note += fmt.Sprintf(", %d probes failed or timed out (1s)", f.ambiguous)
@@ -180,8 +181,8 @@ func devScenarios(bin, dir string, d, quiet time.Duration, run func(string) bool
 		fmt.Fprintf(os.Stderr, "hot: 1 counter, %d clients, %v...\n", conc, d)
 		c := newClient(conc)
 		closedLoop(c, conc, time.Second, func(int) string { return base + "/counter/hot" }) // warm-up
-		waitQuiet(quiet)
-		cpu := newCPUMeter(pid)
+		measure.WaitQuiet(quiet)
+		cpu := measure.NewCPUMeter(pid)
 		r, s := closedLoop(c, conc, d, func(int) string { return base + "/counter/hot" })
 		hot = r
 		rows = append(rows, result{
@@ -201,13 +202,13 @@ func devScenarios(bin, dir string, d, quiet time.Duration, run func(string) bool
 			const workers = 256
 			c := newClient(workers)
 			closedLoop(c, 16, time.Second, func(int) string { return base + "/counter/paced" }) // warm-up
-			waitQuiet(quiet)
-			cpu := newCPUMeter(pid)
+			measure.WaitQuiet(quiet)
+			cpu := measure.NewCPUMeter(pid)
 			r, sched, serv := paced(c, workers, rate, d, base+"/counter/paced")
 			rows = append(rows,
 				result{
 					name: fmt.Sprintf("hot-paced: 1 counter, open loop at %d/s (latency from schedule)", rate), rate: r, s: sched,
-					target: "p99 < 5 ms", met: yesNo(sched.pct(0.99) < 5*time.Millisecond && r >= 0.95*float64(rate)), base: js1,
+					target: "p99 < 5 ms", met: yesNo(sched.Pct(0.99) < 5*time.Millisecond && r >= 0.95*float64(rate)), base: js1,
 					note: cpu.String(),
 				},
 				result{name: "  same requests, latency from actual send", rate: r, s: serv, base: js1})
@@ -218,8 +219,8 @@ func devScenarios(bin, dir string, d, quiet time.Duration, run func(string) bool
 		c := newClient(namesConc)
 		url := func(w int) string { return fmt.Sprintf("%s/counter/n%d", base, w%100) }
 		closedLoop(c, namesConc, time.Second, url) // warm-up: activates the 100
-		waitQuiet(quiet)
-		cpu := newCPUMeter(pid)
+		measure.WaitQuiet(quiet)
+		cpu := measure.NewCPUMeter(pid)
 		r, s := closedLoop(c, namesConc, d, url)
 		rows = append(rows, result{
 			name: fmt.Sprintf("names-100: 100 counters, %d clients, closed loop", namesConc), rate: r, s: s, base: js64,
@@ -230,12 +231,12 @@ func devScenarios(bin, dir string, d, quiet time.Duration, run func(string) bool
 		fmt.Fprintf(os.Stderr, "cold: new names, %d at a time, %v or %d...\n", coldConc, d, coldMax)
 		c := newClient(coldConc)
 		closedLoop(c, coldConc, 200*time.Millisecond, func(int) string { return base + "/counter/warm" })
-		waitQuiet(quiet)
-		cpu := newCPUMeter(pid)
+		measure.WaitQuiet(quiet)
+		cpu := measure.NewCPUMeter(pid)
 		r, s := coldActivations(c, coldConc, coldMax, d, base, fmt.Sprintf("cold%d", time.Now().UnixNano()))
 		rows = append(rows, result{
-			name: fmt.Sprintf("cold activation: new name per POST, %d at a time (%d names)", coldConc, len(s.d)), rate: r, s: s,
-			target: "p99 < 10 ms", met: yesNo(s.pct(0.99) < 10*time.Millisecond), base: js1, note: cpu.String(),
+			name: fmt.Sprintf("cold activation: new name per POST, %d at a time (%d names)", coldConc, s.Len()), rate: r, s: s,
+			target: "p99 < 10 ms", met: yesNo(s.Pct(0.99) < 10*time.Millisecond), base: js1, note: cpu.String(),
 		})
 	}
 	return rows, nil
@@ -270,7 +271,7 @@ func printTable(rows []result) {
 			name += " — " + r.note
 		}
 		fmt.Printf("| %s | %s | %s | %s | %s | %d | %s | %s | %s |\n", name, rate,
-			ms(r.s.pct(0.50)), ms(r.s.pct(0.99)), ms(r.s.max()), r.s.errors, dash(r.target), dash(r.met), ratio)
+			ms(r.s.Pct(0.50)), ms(r.s.Pct(0.99)), ms(r.s.Max()), r.s.Errors, dash(r.target), dash(r.met), ratio)
 	}
 }
 

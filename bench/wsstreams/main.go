@@ -18,9 +18,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/holdfast/holdfast/bench/internal/measure"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,9 +91,9 @@ func main() {
 	var rows []row
 	var js float64
 	if run("jsraw") {
-		waitQuiet(o.quiet)
+		measure.WaitQuiet(o.quiet)
 		fmt.Fprintf(os.Stderr, "raw JetStream, %v...\n", o.d)
-		cpu := newCPUMeter(os.Getpid())
+		cpu := measure.NewCPUMeter(os.Getpid())
 		js, err = rawJetStream(dir, o.d)
 		if err != nil {
 			fatalf("raw JetStream: %v", err)
@@ -159,7 +159,7 @@ func scenarios(s *system, pid int, o opts, run func(string) bool) ([]row, error)
 	ctx := context.Background()
 	var rows []row
 	if run("publish") {
-		waitQuiet(o.quiet)
+		measure.WaitQuiet(o.quiet)
 		fmt.Fprintf(os.Stderr, "%s publish, window %d, %v...\n", s.name, o.pubWindow, o.d)
 		p, err := s.dialPublisher(ctx, "bench-pub")
 		if err != nil {
@@ -168,7 +168,7 @@ func scenarios(s *system, pid int, o opts, run func(string) bool) ([]row, error)
 		if _, err := p.run(o.pubWindow, 0, time.Second); err != nil { // warm-up
 			return nil, err
 		}
-		cpu := newCPUMeter(pid)
+		cpu := measure.NewCPUMeter(pid)
 		r, err := p.run(o.pubWindow, 0, o.d)
 		p.ws.Close()
 		if err != nil {
@@ -241,11 +241,11 @@ func fanout(ctx context.Context, s *system, pid int, o opts, stream string, n, w
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	waitQuiet(o.quiet)
+	measure.WaitQuiet(o.quiet)
 	fmt.Fprintf(os.Stderr, "  publishing for %v...\n", o.d)
 	st.recording.Store(true)
 	before := st.delivered.Load()
-	cpu := newCPUMeter(pid)
+	cpu := measure.NewCPUMeter(pid)
 	begin := time.Now()
 	r, err := pub.run(window, rate, o.d)
 	if err != nil {
@@ -260,14 +260,14 @@ func fanout(ctx context.Context, s *system, pid int, o opts, stream string, n, w
 	got := st.delivered.Load() - before
 	cores := cpu.String()
 	st.recording.Store(false)
-	parts := make([]*samples, n)
+	parts := make([]*measure.Samples, n)
 	for i, l := range lats {
 		l.mu.Lock()
-		parts[i] = &samples{d: slices.Clone(l.s.d)}
+		parts[i] = l.s.Clone()
 		l.mu.Unlock()
 	}
-	all := merge(parts)
-	out := row{system: s.name, p50: all.pct(0.50), p99: all.pct(0.99), cores: cores,
+	all := measure.Merge(parts)
+	out := row{system: s.name, p50: all.Pct(0.50), p99: all.Pct(0.99), cores: cores,
 		note: errNote(r.errors, st.closed.Load(), st.errors.Load())}
 	if rate > 0 {
 		out.rate, out.unit = float64(r.acked)/r.elapsed.Seconds(), "msgs/s"
@@ -282,7 +282,7 @@ func fanout(ctx context.Context, s *system, pid int, o opts, stream string, n, w
 
 // idle opens o.idle subscriber connections and reads the server's VmRSS once they settle.
 func idle(ctx context.Context, s *system, pid int, o opts) (row, error) {
-	waitQuiet(o.quiet)
+	measure.WaitQuiet(o.quiet)
 	base, err := rssMB(pid)
 	if err != nil {
 		return row{}, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/holdfast/holdfast/bench/internal/measure"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -196,7 +197,7 @@ type subStats struct {
 // lockedSamples are one subscriber's latencies, read by the scenario while it runs.
 type lockedSamples struct {
 	mu sync.Mutex
-	s  samples
+	s  measure.Samples
 }
 
 // readSub runs a subscriber's read loop until its connection closes: counts messages, keeps
@@ -227,7 +228,7 @@ func (s *system) readSub(c *conn, i int, st *subStats, lat *lockedSamples, done 
 				}
 				if t := intAfter(l, `"t":`); t > 0 && st.recording.Load() {
 					lat.mu.Lock()
-					lat.s.add(time.Duration(now - t))
+					lat.s.Add(time.Duration(now - t))
 					lat.mu.Unlock()
 				}
 				if s.ackFrame != nil {

@@ -1,4 +1,6 @@
-package main
+// Package measure holds what Holdfast's benchmark programs share: exact latency
+// percentiles from kept samples, and which process used how much CPU during a scenario.
+package measure
 
 import (
 	"fmt"
@@ -12,26 +14,26 @@ import (
 // clockTicks is USER_HZ, the unit of /proc's CPU times; 100 on every Linux we run on.
 const clockTicks = 100
 
-// cpuMeter splits the CPU a scenario used between the server process, this load generator
+// CPUMeter splits the CPU a scenario used between the server process, this load generator
 // and everything else on the machine: on a shared 2-core box, "everything else" is what
 // makes a run untrustworthy, so the table shows it.
-type cpuMeter struct {
+type CPUMeter struct {
 	serverPid             int
 	at                    time.Time
 	server, self, machine float64 // CPU seconds at start
 }
 
-func newCPUMeter(serverPid int) *cpuMeter {
-	m := &cpuMeter{serverPid: serverPid, at: time.Now()}
-	m.server, m.self = procCPU(serverPid), selfCPU()
+func NewCPUMeter(serverPid int) *CPUMeter {
+	m := &CPUMeter{serverPid: serverPid, at: time.Now()}
+	m.server, m.self = ProcCPU(serverPid), selfCPU()
 	m.machine = machineCPU()
 	return m
 }
 
 // String reports the cores each used on average since the meter started.
-func (m *cpuMeter) String() string {
+func (m *CPUMeter) String() string {
 	wall := time.Since(m.at).Seconds()
-	server := (procCPU(m.serverPid) - m.server) / wall
+	server := (ProcCPU(m.serverPid) - m.server) / wall
 	self := (selfCPU() - m.self) / wall
 	total := (machineCPU() - m.machine) / wall
 	if m.serverPid == os.Getpid() {
@@ -41,8 +43,8 @@ func (m *cpuMeter) String() string {
 	return fmt.Sprintf("cores: server %.2f, load generator %.2f, other %.2f", server, self, other)
 }
 
-// procCPU is the user+system CPU seconds of process pid, or 0 when unreadable.
-func procCPU(pid int) float64 {
+// ProcCPU is the user+system CPU seconds of process pid, or 0 when unreadable.
+func ProcCPU(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
@@ -84,10 +86,10 @@ func machineCPU() float64 {
 	return busy / clockTicks
 }
 
-// waitQuiet waits, up to limit, for a second in which the rest of the machine uses less
+// WaitQuiet waits, up to limit, for a second in which the rest of the machine uses less
 // than 0.25 cores, so that a scenario does not start in the middle of someone else's
 // build. It says so on stderr when the machine stays busy; the table's "other" shows it.
-func waitQuiet(limit time.Duration) {
+func WaitQuiet(limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for {
 		before := machineCPU()
