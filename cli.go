@@ -189,6 +189,17 @@ func (c *common) load() (*config.Config, error) {
 	return config.Load(path)
 }
 
+// longPoll adds --long-poll-timeout; the returned function applies it to a config when
+// it was given.
+func (f *flags) longPoll() func(*config.Config) {
+	d := f.fs.Duration("long-poll-timeout", 30*time.Second, "how long a Durable Streams long-poll read waits for data")
+	return func(cfg *config.Config) {
+		if f.set("long-poll-timeout") {
+			cfg.Streams.LongPollTimeout = *d
+		}
+	}
+}
+
 // natsFlags are the flags of commands that join a NATS cluster.
 type natsFlags struct {
 	urls     string
@@ -217,14 +228,12 @@ func runDev(ctx context.Context, args []string, reg app.Registry) error {
 	persist := f.fs.String("persist-to", config.DefaultPersistTo, "directory holding all state")
 	natsListen := f.fs.String("nats-listen", "", "also expose the embedded NATS here (e.g. 127.0.0.1:4222) so other holdfast processes can join")
 	s3Listen := f.fs.String("s3-listen", config.DefaultS3Listen, "S3-compatible endpoint listen address")
-	longPoll := f.fs.Duration("long-poll-timeout", 30*time.Second, "how long a Durable Streams long-poll read waits for data")
+	longPoll := f.longPoll()
 	log, cfg, err := c.setup(f, args)
 	if err != nil {
 		return helpOK(err)
 	}
-	if f.set("long-poll-timeout") {
-		cfg.Streams.LongPollTimeout = *longPoll
-	}
+	longPoll(cfg)
 	if f.set("listen") || cfg.Dev.Listen == "" {
 		cfg.Dev.Listen = *listen
 	}
@@ -246,14 +255,12 @@ func runGateway(ctx context.Context, args []string, reg app.Registry) error {
 	n := f.nats()
 	listen := f.fs.String("listen", "0.0.0.0:8787", "HTTP and WebSocket listen address")
 	s3Listen := f.fs.String("s3-listen", "", "also serve the S3-compatible endpoint here (needs [[auth.s3]] credentials)")
-	longPoll := f.fs.Duration("long-poll-timeout", 30*time.Second, "how long a Durable Streams long-poll read waits for data")
+	longPoll := f.longPoll()
 	log, cfg, err := c.setup(f, args)
 	if err != nil {
 		return helpOK(err)
 	}
-	if f.set("long-poll-timeout") {
-		cfg.Streams.LongPollTimeout = *longPoll
-	}
+	longPoll(cfg)
 	if len(cfg.Auth.APIKeys) == 0 && !n.insecure {
 		return &usageError{"refusing to start an open gateway: set [auth] api_keys in holdfast.toml, or pass --insecure to run without authentication"}
 	}

@@ -95,7 +95,8 @@ type Log interface {
 	// Append adds a message and returns its seq, known at once.
 	Append(data []byte, headers map[string]string) (uint64, error)
 	// Info describes the log, appends of the current event included. With retention
-	// configured it asks JetStream where the log now starts (a round trip).
+	// configured, FirstSeq is read from JetStream at most once a second, so it may lag
+	// retention by that much.
 	Info() LogInfo
 	// Read returns up to max committed messages from seq from on (fewer where retention or
 	// Trim removed some). It reads JetStream, so it may take a round trip.

@@ -126,9 +126,9 @@ func (in *instance) requestStop(r stopReason) {
 	}
 }
 
-// closeQueue stops taking events and answers the waiting ones "not owner": they never ran,
-// so the gateway may safely send them to the next owner.
-func (in *instance) closeQueue(code, msg string) {
+// closeQueue stops taking events and answers the waiting ones with reply(): they never
+// ran, so the gateway may safely send them to the next owner.
+func (in *instance) closeQueue(reply func() *nats.Msg) {
 	in.mu.Lock()
 	in.stopped = true
 	q := in.queue
@@ -136,9 +136,14 @@ func (in *instance) closeQueue(code, msg string) {
 	in.mu.Unlock()
 	for _, ev := range q {
 		if ev.msg != nil {
-			respond(ev.msg, wire.ErrorReply(code, msg))
+			respond(ev.msg, reply())
 		}
 	}
+}
+
+// errorReply makes closeQueue answer with an error code and message.
+func errorReply(code, msg string) func() *nats.Msg {
+	return func() *nats.Msg { return wire.ErrorReply(code, msg) }
 }
 
 func (in *instance) run() {
@@ -150,22 +155,15 @@ func (in *instance) run() {
 	if err != nil {
 		var no *notOwnerError
 		if errors.As(err, &no) {
-			in.mu.Lock()
-			in.stopped = true
-			q := in.queue
-			in.queue = nil
-			in.mu.Unlock()
-			for _, ev := range q {
-				if ev.msg != nil {
-					r := wire.ErrorReply(wire.ErrNotOwner, "")
-					r.Header.Set(wire.HdrOwner, no.owner)
-					respond(ev.msg, r)
-				}
-			}
+			in.closeQueue(func() *nats.Msg {
+				r := wire.ErrorReply(wire.ErrNotOwner, "")
+				r.Header.Set(wire.HdrOwner, no.owner)
+				return r
+			})
 			return
 		}
 		in.h.log.Warn("activation failed", "object", in.key, "err", err)
-		in.closeQueue(wire.ErrUnavailable, "activation failed: "+err.Error())
+		in.closeQueue(errorReply(wire.ErrUnavailable, "activation failed: "+err.Error()))
 		return
 	}
 	quit, renewed := make(chan struct{}), make(chan struct{})
@@ -282,7 +280,7 @@ func (in *instance) flush() {
 // finish stops the instance: commits what is pending (unless the lease is lost), hands the
 // lease back, and answers what is still queued so the gateway retries elsewhere.
 func (in *instance) finish(reason stopReason) {
-	in.closeQueue(wire.ErrNotOwner, "object is moving")
+	in.closeQueue(errorReply(wire.ErrNotOwner, "object is moving"))
 	if in.inflight {
 		err := <-in.doneCh
 		in.inflight = false

@@ -26,10 +26,14 @@ type objLog struct {
 	loaded          bool
 	first, next     uint64
 	cfg             objects.LogConfig
+	firstAt         time.Time   // when first was last read from JetStream
 	exists          atomic.Bool // its JetStream stream exists
 	handle          jetstream.Stream
 	durable         atomic.Uint64 // last committed seq
 }
+
+// firstRefresh bounds how stale Info's FirstSeq may be under retention.
+const firstRefresh = time.Second
 
 type logAppend struct {
 	seq     uint64
@@ -141,8 +145,10 @@ func (v *logView) Info() objects.LogInfo {
 		v.in.h.log.Warn("log info unavailable", "object", v.in.key, "err", err)
 		return objects.LogInfo{FirstSeq: 1}
 	}
-	// Retention removes messages from the front without telling us: ask JetStream.
-	if l.handle != nil && (l.cfg != objects.LogConfig{}) {
+	// Retention removes messages from the front without telling us: ask JetStream, at
+	// most once per firstRefresh, since appends ask too and must not pay a round trip.
+	if l.handle != nil && (l.cfg != objects.LogConfig{}) && time.Since(l.firstAt) >= firstRefresh {
+		l.firstAt = time.Now()
 		ctx, cancel := context.WithTimeout(v.in.h.ctx, 5*time.Second)
 		info, err := l.handle.Info(ctx)
 		cancel()

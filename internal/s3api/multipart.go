@@ -59,12 +59,7 @@ func (h *handler) uploadPart(rq *request, id string) {
 		h.uploadPartCopy(rq, id, n)
 		return
 	}
-	c, err := h.newChecker(rq)
-	if err != nil {
-		h.fail(rq, err)
-		return
-	}
-	body, size, err := h.body(rq, c)
+	c, body, size, err := h.checkedBody(rq)
 	if err != nil {
 		h.fail(rq, err)
 		return

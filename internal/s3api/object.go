@@ -161,6 +161,16 @@ func (h *handler) newChecker(rq *request) (*checker, error) {
 }
 
 // wrap returns the body to store and its size (-1 if unknown).
+// checkedBody is the request's body with its checksum checker.
+func (h *handler) checkedBody(rq *request) (*checker, io.Reader, int64, error) {
+	c, err := h.newChecker(rq)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	body, size, err := h.body(rq, c)
+	return c, body, size, err
+}
+
 func (h *handler) body(rq *request, c *checker) (io.Reader, int64, error) {
 	size := rq.auth.DecodedLength
 	if !rq.auth.Chunked {
@@ -234,12 +244,7 @@ func (h *handler) putObject(rq *request) {
 		h.fail(rq, err)
 		return
 	}
-	c, err := h.newChecker(rq)
-	if err != nil {
-		h.fail(rq, err)
-		return
-	}
-	body, size, err := h.body(rq, c)
+	c, body, size, err := h.checkedBody(rq)
 	if err != nil {
 		h.fail(rq, err)
 		return
