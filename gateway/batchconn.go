@@ -12,14 +12,18 @@ import (
 // batchConn lets a WebSocket writer put many frames on the wire with one write: between
 // hold and release, what gorilla writes is buffered, and release sends it in one syscall.
 // Outside a hold (a pong answered by the reader goroutine, say) writes go straight
-// through. One frame per syscall per subscriber was the top cost of fan-out.
+// through. One frame per syscall per subscriber was the top cost of fan-out. The 64 KiB
+// buffer is taken from a pool for the hold only: an idle connection holds none.
 type batchConn struct {
 	net.Conn
 	mu      sync.Mutex
 	held    bool
-	buf     *bufio.Writer
+	buf     *bufio.Writer // set while held
 	lastErr error
 }
+
+// batchBufs are the buffers of batchConns' holds.
+var batchBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 func (c *batchConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -39,6 +43,10 @@ func (c *batchConn) Write(p []byte) (int, error) {
 func (c *batchConn) hold() {
 	c.mu.Lock()
 	c.held = true
+	if c.buf == nil {
+		c.buf = batchBufs.Get().(*bufio.Writer)
+		c.buf.Reset(c.Conn)
+	}
 	c.mu.Unlock()
 }
 
@@ -50,7 +58,14 @@ func (c *batchConn) release() error {
 	if c.lastErr != nil {
 		return c.lastErr
 	}
-	c.lastErr = c.buf.Flush()
+	if c.buf != nil {
+		c.lastErr = c.buf.Flush()
+		if c.lastErr == nil {
+			c.buf.Reset(nil)
+			batchBufs.Put(c.buf)
+			c.buf = nil
+		}
+	}
 	return c.lastErr
 }
 
@@ -66,9 +81,8 @@ func (h *batchHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.conn = &batchConn{Conn: nc}
-	h.conn.buf = bufio.NewWriterSize(nc, 64<<10)
-	// Keep the server's buffered reader (it may hold bytes already read); writes go
-	// through the batchConn.
+	// Keep the server's buffered reader (gorilla refuses a handshake when it holds bytes
+	// already read); writes go through the batchConn.
 	brw.Writer.Reset(h.conn)
 	return h.conn, brw, nil
 }

@@ -98,7 +98,7 @@ func (g *Gateway) serveStreamCompat(w http.ResponseWriter, r *http.Request) {
 	if qmax <= 0 {
 		qmax = defaultStreamQueueBytes
 	}
-	sc := &streamConn{g: g, ws: ws, primary: name, qmax: qmax, qwake: make(chan struct{}, 1), info: streamConnInfo(r)}
+	sc := &streamConn{g: g, ws: ws, primary: name, qmax: qmax, info: streamConnInfo(r)}
 	sc.ctx, sc.cancel = context.WithCancel(g.ctx)
 	defer sc.cancel()
 	c := &compatConn{sc: sc, name: name, ip: r.RemoteAddr, up: up, wake: make(chan struct{}, 1),
@@ -107,13 +107,12 @@ func (g *Gateway) serveStreamCompat(w http.ResponseWriter, r *http.Request) {
 	defer up.unwatch(c.wake)
 	// A frame over the limit closes the connection with 1009: the protocol has no error frame.
 	ws.SetReadLimit(max(g.opts.MaxMessage, 1<<10))
-	sc.wg.Add(3)
-	go sc.writer()
+	sc.start()
+	sc.wg.Add(2)
 	go func() { defer sc.wg.Done(); c.worker() }()
 	go func() { defer sc.wg.Done(); c.pusher() }()
 	c.readLoop()
-	sc.cancel()
-	sc.wg.Wait()
+	sc.finish()
 }
 
 // readLoop reads frames until the connection ends; frames the original would ignore are

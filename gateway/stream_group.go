@@ -73,15 +73,11 @@ func (g *Gateway) serveStreamGroup(w http.ResponseWriter, r *http.Request, c *st
 	defer up.unwatch(m.wake)
 	limit := g.opts.MaxMessage
 	ws.SetReadLimit(max(16*limit, 1<<20))
-	c.wg.Add(4)
-	go c.writer()
-	go c.publisher()
-	go c.commander()
+	c.start()
+	c.wg.Add(1)
 	go func() { defer c.wg.Done(); m.run() }()
 	c.readLoop(limit)
-	c.cancel()
-	c.closeSubs()
-	c.wg.Wait()
+	c.finish()
 }
 
 func (m *streamGroup) poke() {

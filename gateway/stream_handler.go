@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -16,9 +17,12 @@ import (
 	"github.com/holdfast/holdfast/internal/names"
 )
 
-// streamUpgrader upgrades stream connections; origins are checked before.
+// streamUpgrader upgrades stream connections; origins are checked before. An idle
+// connection holds only its small read buffer (larger reads bypass it): write buffers come
+// from a pool for the time of one message, and net/http's 4 KiB reader and writer are let
+// go once the handler returns.
 var streamUpgrader = websocket.Upgrader{
-	ReadBufferSize: 4096, WriteBufferSize: 4096,
+	ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{},
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
@@ -95,9 +99,8 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	if qmax <= 0 {
 		qmax = defaultStreamQueueBytes
 	}
-	c := &streamConn{g: g, primary: name, client: client, window: window, qmax: qmax, qwake: make(chan struct{}, 1),
-		subs: map[string]*streamSub{}, acks: map[string]uint64{}, pubs: make(chan pubReq, maxPublishBatch), cmds: make(chan cmdReq, 64),
-		info: streamConnInfo(r)}
+	c := &streamConn{g: g, primary: name, client: client, window: window, qmax: qmax,
+		subs: map[string]*streamSub{}, info: streamConnInfo(r)}
 	// The AuthorizeSubscribe hook is asked for the URL's stream before anything is opened.
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
 	err := g.authorizeSubscribe(ctx, c.info, name)
@@ -107,8 +110,8 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.ctx, c.cancel = context.WithCancel(g.ctx)
-	defer c.cancel()
 	if group != "" {
+		defer c.cancel()
 		g.serveStreamGroup(w, r, c, group, redelivery) // stream_group.go
 		return
 	}
@@ -124,31 +127,32 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
 		}
 		c.closeSubs()
+		c.cancel()
 		return
 	}
 	ws, bc, err := upgradeBatched(w, r)
 	if err != nil {
 		c.closeSubs()
+		c.cancel()
 		return
 	}
 	c.ws, c.bc = ws, bc
 	limit := g.opts.MaxMessage
 	ws.SetReadLimit(max(16*limit, 1<<20))
-	c.wg.Add(4)
-	go c.writer()
-	go c.ackLoop()
-	go c.publisher()
-	go c.commander()
-	c.readLoop(limit)
-	c.cancel()
-	c.closeSubs()
-	c.wg.Wait()
+	c.start()
+	// The reader gets its own goroutine and the handler returns: net/http's connection,
+	// request, response and their buffers (~10 KB), held while a handler runs, are freed.
+	go func() {
+		c.readLoop(limit)
+		c.finish()
+	}()
 }
 
 func (c *streamConn) closeSubs() {
 	c.smu.Lock()
 	subs := c.subs
 	c.subs = map[string]*streamSub{}
+	c.subsClosed = true
 	c.smu.Unlock()
 	for _, s := range subs {
 		s.stop()
@@ -227,9 +231,7 @@ func (c *streamConn) frame(data []byte) bool {
 			c.sendError(id, "bad_field", "publish needs data")
 			return true
 		}
-		select {
-		case c.pubs <- pubReq{id: id, data: d}:
-		case <-c.ctx.Done():
+		if !c.queuePublish(pubReq{id: id, data: d}) {
 			return false
 		}
 	case "ack":
@@ -267,9 +269,7 @@ func (c *streamConn) frame(data []byte) bool {
 		if len(args) == 0 || string(args) == "null" {
 			args = json.RawMessage("{}")
 		}
-		select {
-		case c.cmds <- cmdReq{id: id, name: name, args: args}:
-		case <-c.ctx.Done():
+		if !c.queueCommand(cmdReq{id: id, name: name, args: args}) {
 			return false
 		}
 	default:

@@ -310,7 +310,6 @@ type streamSub struct {
 	up     *upstream
 	name   string
 	window int
-	wake   chan struct{}
 
 	// under up.mu
 	next     uint64   // next seq the client needs
@@ -318,13 +317,20 @@ type streamSub struct {
 	inflight []uint64 // delivered, not acknowledged
 	acked    uint64
 	closed   bool
+	running  bool // run's goroutine is started
 }
 
+// poke starts run unless it runs (under up.mu): a subscriber off the feed with room in
+// its window catches up. A running run sees every change made under up.mu before it exits,
+// so a live or idle subscriber has no goroutine. A closed one never starts one: closeSubs
+// closes them all before the connection's wg.Wait.
 func (s *streamSub) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if s.running || s.closed {
+		return
 	}
+	s.running = true
+	s.conn.wg.Add(1)
+	go func() { defer s.conn.wg.Done(); s.run() }()
 }
 
 // deliver queues one message (under up.mu); a nil frame (dropped by the Transform hook)
@@ -379,25 +385,18 @@ func (s *streamSub) ack(seq uint64) string {
 	return ""
 }
 
-// run catches the subscriber up by reading the stream, then joins the live feed; it runs
-// again whenever the subscriber falls off the feed.
+// run catches the subscriber up by reading the stream, then joins the live feed and exits;
+// poke starts it again whenever the subscriber falls off the feed, or its window, full,
+// gets room.
 func (s *streamSub) run() {
 	up, ctx := s.up, s.conn.ctx
 	for {
 		up.mu.Lock()
-		if s.closed {
+		room := s.window - len(s.inflight)
+		if s.closed || s.live || room <= 0 || ctx.Err() != nil {
+			s.running = false
 			up.mu.Unlock()
 			return
-		}
-		room := s.window - len(s.inflight)
-		if s.live || room <= 0 {
-			up.mu.Unlock()
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.wake:
-			}
-			continue
 		}
 		from, to := s.next, up.last
 		if from > to {
