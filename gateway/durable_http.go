@@ -72,6 +72,8 @@ type httpStreams struct {
 	g         *Gateway
 	longPoll  time.Duration
 	heartbeat time.Duration
+	wheelOnce sync.Once
+	hbWheel   *heartbeatWheel // hijacked EventSources' heartbeats (sse_conn.go)
 
 	mu      sync.Mutex
 	watches map[string]*dsWatch
@@ -714,8 +716,9 @@ type dsWatch struct {
 	err     error
 	cc      jetstream.ConsumeContext
 
-	mu sync.Mutex
-	ch chan struct{}
+	mu    sync.Mutex
+	ch    chan struct{}
+	conns map[*esConn]struct{} // hijacked EventSources, told of each append (sse_conn.go)
 }
 
 func (wt *dsWatch) changed() <-chan struct{} {
@@ -728,6 +731,9 @@ func (wt *dsWatch) fire() {
 	wt.mu.Lock()
 	close(wt.ch)
 	wt.ch = make(chan struct{})
+	for c := range wt.conns {
+		c.changed()
+	}
 	wt.mu.Unlock()
 }
 

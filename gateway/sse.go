@@ -57,10 +57,20 @@ func messageEvent(buf *bytes.Buffer, id string, msg json.RawMessage) {
 // serveEventSource streams name's messages. Without Last-Event-ID it starts at the first
 // retained message, or at the tail when live (sse-cluster never replayed history).
 func (h *httpStreams) serveEventSource(w http.ResponseWriter, r *http.Request, name string, live bool) {
-	h.eventSource(w, r, name, live, messageEvent)
+	h.eventSource(w, r, name, live, messageEvent, nil)
 }
 
-func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name string, live bool, render esEvent) {
+// eventSource serves an event stream; done (when not nil) is called once it ended, which
+// may be after eventSource returned (a hijacked connection, sse_conn.go).
+func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name string, live bool, render esEvent, done func()) {
+	handedOff := false
+	if done != nil {
+		defer func() {
+			if !handedOff {
+				done()
+			}
+		}()
+	}
 	ctx := r.Context()
 	g := h.g
 	last := r.Header.Get("Last-Event-ID")
@@ -92,7 +102,11 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
 		return
 	}
-	defer release()
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 	if live {
 		// Fix the starting point before the first byte goes out: a message published once
 		// the client sees the response must reach it.
@@ -107,6 +121,10 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no")
+	if h.hijackEventSource(w, r, name, wt, release, from, seen, render, done) {
+		handedOff = true
+		return
+	}
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
 	_, _ = w.Write([]byte("retry: " + strconv.Itoa(sseRetryMs) + "\n\n"))

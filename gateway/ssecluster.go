@@ -55,14 +55,13 @@ func (h *httpStreams) registerSSECluster() {
 		cs.mu.Lock()
 		cs.n[ch]++
 		cs.mu.Unlock()
-		defer func() {
+		h.eventSource(w, r, sseChannelPrefix+ch, true, clusterRender, func() {
 			cs.mu.Lock()
 			if cs.n[ch]--; cs.n[ch] <= 0 {
 				delete(cs.n, ch)
 			}
 			cs.mu.Unlock()
-		}()
-		h.eventSource(w, r, sseChannelPrefix+ch, true, clusterRender)
+		})
 	}
 	h.g.mux.HandleFunc("GET /channel/{ch}", sub)
 	h.g.mux.HandleFunc("GET /channel/{ch}/client/{id}", sub)
