@@ -105,8 +105,8 @@ func startHoldfast(bin, dir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	work := filepath.Join(dir, "holdfast")
-	if err := os.Mkdir(work, 0o755); err != nil {
+	work, err := os.MkdirTemp(dir, "holdfast-") // each server starts empty
+	if err != nil {
 		return nil, err
 	}
 	// The default [limits] max_storage_value_bytes (128 KiB) caps one append below the
@@ -115,7 +115,7 @@ func startHoldfast(bin, dir string) (*server, error) {
 	if err := os.WriteFile(cfg, []byte("[limits]\nmax_storage_value_bytes = 1048576\n"), 0o644); err != nil {
 		return nil, err
 	}
-	s, err := start("holdfast dev", "http://"+addr, work, filepath.Join(dir, "holdfast.log"), "holdfast dev ready", bin,
+	s, err := start("holdfast dev", "http://"+addr, work, filepath.Join(work, "holdfast.log"), "holdfast dev ready", bin,
 		"dev", "--config", cfg, "--persist-to", filepath.Join(work, "state"), "--listen", addr, "--s3-listen", s3,
 		"--long-poll-timeout", "30s", "--log-level", "warn")
 	if err != nil {

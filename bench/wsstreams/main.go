@@ -102,31 +102,41 @@ func main() {
 			rate: js, unit: "msgs/s", target: "–", met: "–", vsCF: "–", vsJS: "1", cores: cpu.String()})
 	}
 
-	// Holdfast first, then centrifuge, each alone on the machine.
-	addr, err := freeAddr()
-	if err != nil {
-		fatalf("%v", err)
+	// Holdfast first, then centrifuge, each alone on the machine. The idle scenario gets a
+	// fresh server of its own: after the others, a server's heap still holds what they
+	// left (Holdfast's was at ~250 MB), which is not what idle connections cost.
+	devN := 0
+	startHF := func() (*proc, *system, error) {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, nil, err
+		}
+		s3, _ := freeAddr()
+		devN++
+		devDir := filepath.Join(dir, fmt.Sprintf("dev%d", devN))
+		_ = os.Mkdir(devDir, 0o755)
+		hf, err := start(devDir, filepath.Join(dir, fmt.Sprintf("holdfast%d.log", devN)), "holdfast dev ready", *hfBin,
+			"dev", "--persist-to", filepath.Join(devDir, "state"), "--listen", addr, "--s3-listen", s3)
+		if err != nil {
+			return nil, nil, err
+		}
+		return hf, holdfastSystem(addr, o.hfWin), nil
 	}
-	s3, _ := freeAddr()
-	devDir := filepath.Join(dir, "dev")
-	_ = os.Mkdir(devDir, 0o755)
-	hf, err := start(devDir, filepath.Join(dir, "holdfast.log"), "holdfast dev ready", *hfBin,
-		"dev", "--persist-to", filepath.Join(devDir, "state"), "--listen", addr, "--s3-listen", s3)
-	if err != nil {
-		fatalf("%v", err)
+	cfN := 0
+	startCF := func() (*proc, *system, error) {
+		cfAddr, _ := freeAddr()
+		cfN++
+		cf, err := start(dir, filepath.Join(dir, fmt.Sprintf("centrifuge%d.log", cfN)), "centrifuge ready", *cfBin, "-listen", cfAddr)
+		if err != nil {
+			return nil, nil, err
+		}
+		return cf, centrifugeSystem(cfAddr), nil
 	}
-	hfRows, err := scenarios(holdfastSystem(addr, o.hfWin), hf.pid(), o, run)
-	hf.stop()
+	hfRows, err := onFreshServers(startHF, o, run)
 	if err != nil {
 		fatalf("Holdfast: %v", err)
 	}
-	cfAddr, _ := freeAddr()
-	cf, err := start(dir, filepath.Join(dir, "centrifuge.log"), "centrifuge ready", *cfBin, "-listen", cfAddr)
-	if err != nil {
-		fatalf("%v", err)
-	}
-	cfRows, err := scenarios(centrifugeSystem(cfAddr), cf.pid(), o, run)
-	cf.stop()
+	cfRows, err := onFreshServers(startCF, o, run)
 	if err != nil {
 		fatalf("centrifuge: %v", err)
 	}
@@ -152,6 +162,28 @@ func main() {
 		rows = append(rows, *h, *c)
 	}
 	printTable(rows)
+}
+
+// onFreshServers runs the selected scenarios but idle on one server, and idle on another.
+func onFreshServers(startServer func() (*proc, *system, error), o opts, run func(string) bool) ([]row, error) {
+	var rows []row
+	for _, idlePass := range []bool{false, true} {
+		sel := func(sc string) bool { return run(sc) && (sc == "idle") == idlePass }
+		if !sel("idle") && !sel("publish") && !sel("fanout") && !sel("latency") {
+			continue
+		}
+		p, s, err := startServer()
+		if err != nil {
+			return nil, err
+		}
+		r, err := scenarios(s, p.pid(), o, sel)
+		p.stop()
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r...)
+	}
+	return rows, nil
 }
 
 // scenarios runs every selected scenario against one server.
