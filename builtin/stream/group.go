@@ -14,9 +14,16 @@ package stream
 // that an idle member knows when to ask again. Expiry is checked at each claim: nothing
 // needs a timer while nobody claims. release expires a departing member's claims at once.
 // A new group starts at the first retained message.
+//
+// The state is stored compactly, {"next":N,"members":[..],"claims":[[seq,member,deadline],..]}
+// (member: an index into members), and a claim hands out no more than keeps it under
+// MaxGroupStateBytes, so that it always fits in one storage value: about 4,000 claims in
+// flight per group.
 
 import (
+	"cmp"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -30,6 +37,9 @@ const (
 	MaxGroupInflight = 1 << 16
 	// DefaultGroupTimeout is the redelivery timeout when a claim gives none.
 	DefaultGroupTimeout = 30 * time.Second
+	// MaxGroupStateBytes bounds a group's stored state, below the hosts' default limit of
+	// one storage value (128 KiB).
+	MaxGroupStateBytes = 100 << 10
 )
 
 const keyGroup = "group/"
@@ -49,13 +59,48 @@ type GroupClaimed struct {
 }
 
 type groupState struct {
-	Next     uint64                `json:"next"` // first seq never handed out
-	Inflight map[uint64]groupClaim `json:"inflight"`
+	Next     uint64 // first seq never handed out
+	Inflight map[uint64]groupClaim
 }
 
 type groupClaim struct {
 	Member   string `json:"m"`
 	Deadline int64  `json:"d"` // unix ms
+}
+
+// storedGroup is a group's stored form. Inflight is the first form, only read.
+type storedGroup struct {
+	Next     uint64                `json:"next"`
+	Members  []string              `json:"members,omitempty"`
+	Claims   [][3]int64            `json:"claims,omitempty"` // seq, index in Members, deadline
+	Inflight map[uint64]groupClaim `json:"inflight,omitempty"`
+}
+
+// claimBytes bounds one claim's bytes in the stored form: "[seq,member,deadline],".
+func claimBytes(seq uint64, deadline int64) int {
+	return digits(seq) + 5 + digits(uint64(max(deadline, 0))) + 4
+}
+
+func digits(n uint64) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
+}
+
+// bytes bounds the stored form's size; members holds the names counted.
+func (st *groupState) bytes() (n int, members map[string]bool) {
+	n = 64 + digits(st.Next)
+	members = map[string]bool{}
+	for seq, c := range st.Inflight {
+		n += claimBytes(seq, c.Deadline)
+		if !members[c.Member] {
+			members[c.Member] = true
+			n += len(c.Member) + 3
+		}
+	}
+	return n, members
 }
 
 func (s *stream) groupRoute(r *http.Request) (any, error) {
@@ -119,20 +164,42 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 }
 
 func (s *stream) loadGroup(name string) (*groupState, error) {
-	st := &groupState{}
-	if b, ok := s.st.Storage().Get(keyGroup + name); ok {
-		if err := json.Unmarshal(b, st); err != nil {
-			return nil, err
-		}
+	st := &groupState{Inflight: map[uint64]groupClaim{}}
+	b, ok := s.st.Storage().Get(keyGroup + name)
+	if !ok {
+		return st, nil
 	}
-	if st.Inflight == nil {
-		st.Inflight = map[uint64]groupClaim{}
+	var sg storedGroup
+	if err := json.Unmarshal(b, &sg); err != nil {
+		return nil, err
+	}
+	st.Next = sg.Next
+	for seq, c := range sg.Inflight {
+		st.Inflight[seq] = c
+	}
+	for _, c := range sg.Claims {
+		if c[1] < 0 || c[1] >= int64(len(sg.Members)) || c[0] <= 0 {
+			return nil, fmt.Errorf("group %q: stored claim %v names no member", name, c)
+		}
+		st.Inflight[uint64(c[0])] = groupClaim{Member: sg.Members[c[1]], Deadline: c[2]}
 	}
 	return st, nil
 }
 
 func (s *stream) saveGroup(name string, st *groupState) error {
-	b, err := json.Marshal(st)
+	sg := storedGroup{Next: st.Next, Claims: make([][3]int64, 0, len(st.Inflight))}
+	index := map[string]int64{}
+	for seq, c := range st.Inflight {
+		i, ok := index[c.Member]
+		if !ok {
+			i = int64(len(sg.Members))
+			index[c.Member] = i
+			sg.Members = append(sg.Members, c.Member)
+		}
+		sg.Claims = append(sg.Claims, [3]int64{int64(seq), i, c.Deadline})
+	}
+	slices.SortFunc(sg.Claims, func(a, b [3]int64) int { return cmp.Compare(a[0], b[0]) })
+	b, err := json.Marshal(sg)
 	if err != nil {
 		return err
 	}
@@ -162,7 +229,14 @@ func (s *stream) claim(st *groupState, member string, n int, timeout time.Durati
 			out.Seqs = append(out.Seqs, seq)
 		}
 	}
-	for len(out.Seqs) < n && st.Next <= info.LastSeq && len(st.Inflight) < MaxGroupInflight {
+	// New claims, as many as keep the stored state within MaxGroupStateBytes.
+	size, members := st.bytes()
+	if !members[member] {
+		size += len(member) + 3
+	}
+	for len(out.Seqs) < n && st.Next <= info.LastSeq && len(st.Inflight) < MaxGroupInflight &&
+		size+claimBytes(st.Next, deadline) <= MaxGroupStateBytes {
+		size += claimBytes(st.Next, deadline)
 		st.Inflight[st.Next] = groupClaim{Member: member, Deadline: deadline}
 		out.Seqs = append(out.Seqs, st.Next)
 		st.Next++

@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,52 @@ func TestGroupAPI(t *testing.T) {
 		}
 		if time.Now().After(end) {
 			t.Fatalf("no redelivery: %s", got)
+		}
+	}
+}
+
+// TestGroupStateStaysWithinAValue: a group's claims are one storage value, so a large
+// claim (a member with a big window, a long member name) must stop short of the value
+// limit instead of failing, and the rest is handed out once acks make room.
+func TestGroupStateStaysWithinAValue(t *testing.T) {
+	s := natstest.Server(t)
+	nc := natstest.Conn(t, s)
+	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{stream.Class}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.Close(ctx)
+	})
+	const total = 4096
+	batch := "[" + strings.Repeat(`{"data":1},`, 1023) + `{"data":1}]`
+	for range total / 1024 {
+		if got := call(t, nc, "POST", "/publish", batch); !strings.HasPrefix(got, "200") {
+			t.Fatalf("publish: %s", got)
+		}
+	}
+	member := strings.Repeat("m", stream.MaxClientID)
+	claimed := map[uint64]bool{}
+	for round := 0; len(claimed) < total; round++ {
+		if round > 100 {
+			t.Fatalf("%d of %d claimed after 100 rounds", len(claimed), total)
+		}
+		got := call(t, nc, "POST", "/group/claim", `{"group":"g","member":"`+member+`","max":4096,"timeoutMs":600000}`)
+		var res stream.GroupClaimed
+		if !strings.HasPrefix(got, "200 ") || json.Unmarshal([]byte(got[4:]), &res) != nil || len(res.Seqs) == 0 {
+			t.Fatalf("claim in round %d: %s", round, got[:min(len(got), 200)])
+		}
+		for _, seq := range res.Seqs {
+			if claimed[seq] {
+				t.Fatalf("seq %d claimed twice", seq)
+			}
+			claimed[seq] = true
+		}
+		acks, _ := json.Marshal(map[string]any{"group": "g", "seqs": res.Seqs})
+		if got := call(t, nc, "POST", "/group/ack", string(acks)); !strings.HasPrefix(got, "200") {
+			t.Fatalf("ack: %s", got)
 		}
 	}
 }
