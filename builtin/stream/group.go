@@ -4,14 +4,17 @@ package stream
 // not acknowledged before its deadline goes to a member again. A group's state is one
 // storage key, so its position survives restarts and failover:
 //
-//	POST /group/claim   {"group","member","max","timeoutMs"} -> {"seqs":[..],"retryMs":N}
+//	POST /group/claim   {"group","member","max","timeoutMs","reclaim"} -> {"seqs":[..],"retryMs":N}
 //	POST /group/ack     {"group","seqs":[..]}                -> {}
 //	POST /group/release {"group","member"}                   -> {}
 //	GET  /group/info?group=                                  -> {"next":N,"inflight":N}
 //
 // claim hands out expired claims first (oldest seq first), then seqs never handed out, up
 // to max; retryMs (0 when none) is how long until the earliest claim in flight expires, so
-// that an idle member knows when to ask again. Expiry is checked at each claim: nothing
+// that an idle member knows when to ask again. With "reclaim" it also hands back, with
+// new deadlines, the member's own claims still in flight: a member whose previous claim
+// got no answer (the object's host died after storing it) asks so, and keeps the seqs it
+// does not hold yet instead of leaving them to expire. Expiry is checked at each claim: nothing
 // needs a timer while nobody claims. release expires a departing member's claims at once.
 // A new group starts at the first retained message.
 //
@@ -50,6 +53,7 @@ type GroupClaim struct {
 	Member    string `json:"member"`
 	Max       int    `json:"max"`
 	TimeoutMs int64  `json:"timeoutMs"`
+	Reclaim   bool   `json:"reclaim"`
 }
 
 // GroupClaimed is its answer.
@@ -144,7 +148,7 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 		if req.TimeoutMs > 0 {
 			timeout = time.Duration(req.TimeoutMs) * time.Millisecond
 		}
-		out := s.claim(st, req.Member, req.Max, timeout)
+		out := s.claim(st, req.Member, req.Max, timeout, req.Reclaim)
 		return out, s.saveGroup(req.Group, st)
 	case "/group/ack":
 		for _, seq := range req.Seqs {
@@ -206,12 +210,13 @@ func (s *stream) saveGroup(name string, st *groupState) error {
 	return s.st.Storage().Put(keyGroup+name, b)
 }
 
-func (s *stream) claim(st *groupState, member string, n int, timeout time.Duration) GroupClaimed {
+func (s *stream) claim(st *groupState, member string, n int, timeout time.Duration, reclaim bool) GroupClaimed {
 	now := time.Now().UnixMilli()
 	deadline := now + timeout.Milliseconds()
 	info := s.info()
 	st.Next = max64(st.Next, info.FirstSeq, 1)
 	out := GroupClaimed{Seqs: []uint64{}}
+	given := 0 // seqs handed out, besides reclaimed ones
 	// Expired claims first, oldest first; claims on messages no longer retained go.
 	seqs := make([]uint64, 0, len(st.Inflight))
 	for seq := range st.Inflight {
@@ -224,9 +229,16 @@ func (s *stream) claim(st *groupState, member string, n int, timeout time.Durati
 			delete(st.Inflight, seq)
 			continue
 		}
-		if c.Deadline <= now && len(out.Seqs) < n {
+		if reclaim && c.Member == member && c.Deadline > now {
+			// Its own: outside n, since the member may hold them already.
 			st.Inflight[seq] = groupClaim{Member: member, Deadline: deadline}
 			out.Seqs = append(out.Seqs, seq)
+			continue
+		}
+		if c.Deadline <= now && given < n {
+			st.Inflight[seq] = groupClaim{Member: member, Deadline: deadline}
+			out.Seqs = append(out.Seqs, seq)
+			given++
 		}
 	}
 	// New claims, as many as keep the stored state within MaxGroupStateBytes.
@@ -234,12 +246,13 @@ func (s *stream) claim(st *groupState, member string, n int, timeout time.Durati
 	if !members[member] {
 		size += len(member) + 3
 	}
-	for len(out.Seqs) < n && st.Next <= info.LastSeq && len(st.Inflight) < MaxGroupInflight &&
+	for given < n && st.Next <= info.LastSeq && len(st.Inflight) < MaxGroupInflight &&
 		size+claimBytes(st.Next, deadline) <= MaxGroupStateBytes {
 		size += claimBytes(st.Next, deadline)
 		st.Inflight[st.Next] = groupClaim{Member: member, Deadline: deadline}
 		out.Seqs = append(out.Seqs, st.Next)
 		st.Next++
+		given++
 	}
 	first := true
 	for _, c := range st.Inflight {

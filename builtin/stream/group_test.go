@@ -32,6 +32,8 @@ func TestGroupAPI(t *testing.T) {
 		{"POST", "/group/claim", `{"group":"g","member":"a","max":2,"timeoutMs":60000}`, `200 {"seqs":[1,2],`},
 		{"POST", "/group/claim", `{"group":"g","member":"b","max":5,"timeoutMs":60000}`, `200 {"seqs":[3],`},
 		{"POST", "/group/claim", `{"group":"g","member":"b","max":5}`, `200 {"seqs":[],`},
+		// b lost the answer to its claim: reclaim hands back its own claims (outside max).
+		{"POST", "/group/claim", `{"group":"g","member":"b","max":1,"reclaim":true,"timeoutMs":60000}`, `200 {"seqs":[3],`},
 		{"POST", "/group/ack", `{"group":"g","seqs":[1]}`, `200 {}`},
 		// a leaves: its remaining claim (2) goes to the next claimer.
 		{"POST", "/group/release", `{"group":"g","member":"a"}`, `200 {}`},

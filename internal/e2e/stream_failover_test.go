@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,7 +28,9 @@ const streamClass = "Stream"
 // be disconnected. A publish answered "publish_failed" (its outcome is unknown: the host
 // may have stored it and died before answering) is retried with the same id; the
 // protocol does not deduplicate by id, so such a message may be stored twice, at two
-// seqs, and the test allows exactly that and nothing else.
+// seqs, and the test allows exactly that and nothing else. Two members of a consumer
+// group read the stream too: together they must get every message (at least once; a
+// claim in flight at the kill may be handed out again), and stay connected as well.
 func TestStreamFailoverWhilePublishing(t *testing.T) {
 	skipShort(t)
 	c := startCluster(t, "host-a", "host-b", "host-c")
@@ -47,6 +50,10 @@ func TestStreamFailoverWhilePublishing(t *testing.T) {
 			query = "?client=sub0" // a durable client: its acks go to the stream object, across the failover
 		}
 		subs[i] = dialStreamReader(t, wsBase+query, fmt.Sprintf("sub%d", i))
+	}
+	members := make([]*streamReader, 2)
+	for i := range members {
+		members[i] = dialStreamReader(t, wsBase+fmt.Sprintf("?group=g&client=m%d&window=64", i), fmt.Sprintf("member%d", i))
 	}
 	pubs := make([]*streamPublisher, publishers)
 	stop := make(chan struct{})
@@ -85,9 +92,34 @@ func TestStreamFailoverWhilePublishing(t *testing.T) {
 	for _, s := range subs {
 		waitFor(t, s.name+" to read up to seq "+fmt.Sprint(last), 30*time.Second, func() bool { return s.upTo() >= last })
 	}
-	for _, s := range subs {
+	waitFor(t, "the group to read up to seq "+fmt.Sprint(last), 30*time.Second, func() bool {
+		seen := map[uint64]bool{}
+		for _, m := range members {
+			for _, d := range m.deliveries() {
+				seen[d.seq] = true
+			}
+		}
+		return len(seen) == int(last)
+	})
+	for _, s := range append(subs, members...) {
 		s.close()
 	}
+	groupGot := map[uint64]int{}
+	for _, m := range members {
+		got := m.result(t)
+		for _, d := range got {
+			groupGot[d.seq]++
+		}
+		t.Logf("%s: %d messages", m.name, len(got))
+	}
+	repeats := 0
+	for seq := uint64(1); seq <= last; seq++ {
+		if groupGot[seq] == 0 {
+			t.Errorf("group: seq %d never delivered", seq)
+		}
+		repeats += max(groupGot[seq]-1, 0)
+	}
+	t.Logf("group: %d messages delivered again (claims in flight at the kill, or past their deadline)", repeats)
 
 	// Every subscriber: seqs 1..last, each once, in order; no close, no error frame.
 	var ref []streamDelivery
@@ -252,6 +284,13 @@ func (s *streamReader) read() {
 			return
 		}
 	}
+}
+
+// deliveries is a copy of what the reader got so far.
+func (s *streamReader) deliveries() []streamDelivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
 }
 
 // upTo is the seq of the last message received.
