@@ -64,7 +64,7 @@ func (s *streamSub) delivered() uint64 {
 	return s.next - 1
 }
 
-// acked moves a subscription that was sent back by a redelivery past what the client has
+// ackedPast moves a subscription that was sent back by a redelivery past what the client has
 // acknowledged since (under up.mu): those messages are not sent a third time.
 func (s *streamSub) ackedPast(seq uint64) {
 	if s.rd != nil && !s.live && s.next <= seq {
