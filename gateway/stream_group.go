@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -225,10 +226,17 @@ func (m *streamGroup) run() {
 }
 
 func (m *streamGroup) fail(err error) {
-	if m.c.ctx.Err() == nil {
-		m.c.g.log.Warn("group member failed", "stream", m.name, "group", m.group, "err", err)
-		m.c.fail(CloseStreamUnavailable, "stream unavailable; reconnect")
+	if m.c.ctx.Err() != nil {
+		return
 	}
+	var se *streamError
+	if errors.As(err, &se) && se.code == "too_many_groups" {
+		// Reconnecting will not help: close as a policy violation, saying why.
+		m.c.fail(websocket.ClosePolicyViolation, "too_many_groups: "+se.message)
+		return
+	}
+	m.c.g.log.Warn("group member failed", "stream", m.name, "group", m.group, "err", err)
+	m.c.fail(CloseStreamUnavailable, "stream unavailable; reconnect")
 }
 
 // deliver reads the claimed messages and queues their frames; a message no longer

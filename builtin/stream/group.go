@@ -9,6 +9,8 @@ package stream
 //	POST /group/release {"group","member"}                   -> {}
 //	GET  /group/info?group=                                  -> {"next":N,"inflight":N}
 //
+// A stream has at most MaxGroups groups (409 too_many_groups for another).
+//
 // claim hands out expired claims first (oldest seq first), then seqs never handed out, up
 // to max; retryMs (0 when none) is how long until the earliest claim in flight expires, so
 // that an idle member knows when to ask again. With "reclaim" it also hands back, with
@@ -29,6 +31,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -43,9 +46,42 @@ const (
 	// MaxGroupStateBytes bounds a group's stored state, below the hosts' default limit of
 	// one storage value (128 KiB).
 	MaxGroupStateBytes = 100 << 10
+	// MaxGroups bounds the groups of one stream (a group's state is never removed).
+	MaxGroups = 256
 )
 
-const keyGroup = "group/"
+// Storage keys: a group's state, and the index of the stream's groups (their names, a
+// JSON array: at most MaxGroups × 130 bytes).
+const (
+	keyGroup  = "group/"
+	keyGroups = "groups"
+)
+
+// admitGroup adds a new group to the index, refusing it past MaxGroups.
+func (s *stream) admitGroup(name string) error {
+	var names []string
+	if b, ok := s.st.Storage().Get(keyGroups); ok {
+		if err := json.Unmarshal(b, &names); err != nil {
+			return err
+		}
+	} else {
+		// Groups stored before the index existed.
+		for _, e := range s.st.Storage().List(keyGroup, "", MaxGroups+1) {
+			names = append(names, strings.TrimPrefix(e.Key, keyGroup))
+		}
+	}
+	if slices.Contains(names, name) {
+		return nil
+	}
+	if len(names) >= MaxGroups {
+		return &apiError{http.StatusConflict, "too_many_groups", fmt.Sprintf("the stream has %d consumer groups, the limit", len(names))}
+	}
+	b, err := json.Marshal(append(names, name))
+	if err != nil {
+		return err
+	}
+	return s.st.Storage().Put(keyGroups, b)
+}
 
 // GroupClaim is the body of POST /group/claim.
 type GroupClaim struct {
@@ -132,9 +168,13 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 	if err := checkClient(req.Group); err != nil {
 		return nil, bad("bad_args", "group: %s", err.Error())
 	}
+	_, exists := s.st.Storage().Get(keyGroup + req.Group)
 	st, err := s.loadGroup(req.Group)
 	if err != nil {
 		return nil, err
+	}
+	if !exists && r.URL.Path != "/group/claim" {
+		return struct{}{}, nil // nothing to ack or release: do not create the group
 	}
 	switch r.URL.Path {
 	case "/group/claim":
@@ -147,6 +187,11 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 		timeout := DefaultGroupTimeout
 		if req.TimeoutMs > 0 {
 			timeout = time.Duration(req.TimeoutMs) * time.Millisecond
+		}
+		if !exists {
+			if err := s.admitGroup(req.Group); err != nil {
+				return nil, err
+			}
 		}
 		out := s.claim(st, req.Member, req.Max, timeout, req.Reclaim)
 		return out, s.saveGroup(req.Group, st)

@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,38 @@ func TestGroupStateStaysWithinAValue(t *testing.T) {
 		if got := call(t, nc, "POST", "/group/ack", string(acks)); !strings.HasPrefix(got, "200") {
 			t.Fatalf("ack: %s", got)
 		}
+	}
+}
+
+// TestGroupLimit: a stream takes at most MaxGroups groups; acks and releases name no new
+// group into being.
+func TestGroupLimit(t *testing.T) {
+	s := natstest.Server(t)
+	nc := natstest.Conn(t, s)
+	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{stream.Class}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.Close(ctx)
+	})
+	call(t, nc, "POST", "/configure", `{}`)
+	for i := range stream.MaxGroups {
+		if got := call(t, nc, "POST", "/group/claim", fmt.Sprintf(`{"group":"g%d","member":"a","max":1}`, i)); !strings.HasPrefix(got, "200") {
+			t.Fatalf("group %d: %s", i, got)
+		}
+	}
+	for _, path := range []string{"/group/ack", "/group/release"} {
+		if got := call(t, nc, "POST", path, `{"group":"other","member":"a","seqs":[1]}`); got != "200 {}" {
+			t.Fatalf("%s on a new group: %s", path, got)
+		}
+	}
+	if got := call(t, nc, "POST", "/group/claim", `{"group":"other","member":"a","max":1}`); !strings.HasPrefix(got, `409 {"error":{"code":"too_many_groups"`) {
+		t.Fatalf("group %d: %s", stream.MaxGroups+1, got)
+	}
+	if got := call(t, nc, "POST", "/group/claim", `{"group":"g7","member":"b","max":1}`); !strings.HasPrefix(got, "200") {
+		t.Fatalf("an existing group: %s", got)
 	}
 }
