@@ -283,7 +283,7 @@ func runGateway(ctx context.Context, args []string, reg app.Registry) error {
 	}
 	files := app.StartFiles(ctx, nc, cfg, cfg.Auth.S3, n.replicas, log)
 	defer files.Close()
-	opts.Mounts, opts.Buckets = files.Mounts(), files.Buckets()
+	opts.Mounts, opts.Buckets, opts.Readiness = files.Mounts(), files.Buckets(), files.Ready
 	if *s3Listen != "" {
 		s3ln, err := app.Listen(*s3Listen, "holdfast gateway S3 endpoint (--s3-listen)")
 		if err != nil {

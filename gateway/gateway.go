@@ -72,9 +72,12 @@ type Options struct {
 	TrustedProxyHeader string
 	// Mounts are extra handlers by path prefix ending in "/" (the file API, for instance).
 	// They get the same authentication as routes, and the raw path: keys may hold "//".
-	Mounts   map[string]http.Handler
-	Replicas int
-	Logger   *slog.Logger
+	Mounts map[string]http.Handler
+	// Readiness, when set, must also answer nil before /healthz says ok: a part served
+	// beside the gateway that opens in the background (the file store, for instance).
+	Readiness func() error
+	Replicas  int
+	Logger    *slog.Logger
 	// Streams serves durable message streams at GET /v1/stream/{name...} (a WebSocket;
 	// docs/streams.md), kept by objects of class StreamClass, which hosts must serve.
 	Streams bool
@@ -155,6 +158,23 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 
 // ID is the gateway's id.
 func (g *Gateway) ID() string { return g.id }
+
+// serveHealth answers /healthz: 200 once the gateway reaches JetStream and every part
+// in Options.Readiness is up, else 503 saying what is missing.
+func (g *Gateway) serveHealth(w http.ResponseWriter) {
+	if !g.Ready() {
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
+		return
+	}
+	if g.opts.Readiness != nil {
+		if err := g.opts.Readiness(); err != nil {
+			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
 
 // Ready reports whether the gateway reaches JetStream and serves requests.
 func (g *Gateway) Ready() bool { return g.ready.Load() && g.nc.IsConnected() }
@@ -304,12 +324,7 @@ func (g *Gateway) buildMux() (err error) {
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
-		if g.Ready() {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
-			return
-		}
-		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
+		g.serveHealth(w)
 		return
 	}
 	key, ok := g.authorized(r)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -47,8 +48,11 @@ type streamConn struct {
 	primary string
 	client  string // durable client id, or ""
 	window  int
-	group   *streamGroup // a consumer group member's connection, or nil
-	info    streams.Conn // what the server hooks see of the connection
+	// redelivery is the redelivery timeout of a durable client's or group member's
+	// unacknowledged messages (0: the default).
+	redelivery time.Duration
+	group      *streamGroup // a consumer group member's connection, or nil
+	info       streams.Conn // what the server hooks see of the connection
 
 	qmu      sync.Mutex
 	queue    [][]byte
@@ -265,6 +269,9 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 		from = tail + 1
 	}
 	s := &streamSub{conn: c, up: up, name: name, window: c.window, next: from}
+	if c.client != "" {
+		s.rd = newSubRedelivery(cmp.Or(c.redelivery, defaultRedelivery))
+	}
 	c.smu.Lock()
 	if _, dup := c.subs[name]; dup || c.subsClosed {
 		c.smu.Unlock()
@@ -282,6 +289,7 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 	}
 	s.acked = s.next - 1
 	up.subs[s] = struct{}{}
+	s.rd.start(s)
 	s.poke() // catch up, or join the live feed
 	up.mu.Unlock()
 	return s, nil
@@ -306,6 +314,7 @@ func (s *streamSub) stop() {
 	s.closed = true // a running catch-up sees it and exits
 	delete(up.subs, s)
 	up.mu.Unlock()
+	s.rd.stop()
 	up.hub.release(up)
 }
 

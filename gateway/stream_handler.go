@@ -99,7 +99,7 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	if qmax <= 0 {
 		qmax = defaultStreamQueueBytes
 	}
-	c := &streamConn{g: g, primary: name, client: client, window: window, qmax: qmax,
+	c := &streamConn{g: g, primary: name, client: client, window: window, redelivery: redelivery, qmax: qmax,
 		subs: map[string]*streamSub{}, info: streamConnInfo(r)}
 	// The AuthorizeSubscribe hook is asked for the URL's stream before anything is opened.
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)

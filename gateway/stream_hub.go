@@ -317,7 +317,8 @@ type streamSub struct {
 	inflight []uint64 // delivered, not acknowledged
 	acked    uint64
 	closed   bool
-	running  bool // run's goroutine is started
+	running  bool           // run's goroutine is started
+	rd       *subRedelivery // a durable client's redelivery (stream_redelivery.go), or nil
 }
 
 // poke starts run unless it runs (under up.mu): a subscriber off the feed with room in
@@ -366,8 +367,8 @@ func (s *streamSub) ack(seq uint64) string {
 	up := s.up
 	up.mu.Lock()
 	defer up.mu.Unlock()
-	if seq >= s.next {
-		return fmt.Sprintf("seq %d was not delivered yet (next is %d)", seq, s.next)
+	if seq > s.delivered() {
+		return fmt.Sprintf("seq %d was not delivered yet (next is %d)", seq, s.delivered()+1)
 	}
 	if seq <= s.acked {
 		return ""
@@ -379,6 +380,7 @@ func (s *streamSub) ack(seq uint64) string {
 		i++
 	}
 	s.inflight = append(s.inflight[:0], s.inflight[i:]...)
+	s.ackedPast(seq)
 	if full && !s.live {
 		s.poke()
 	}
