@@ -74,6 +74,7 @@ type httpStreams struct {
 	heartbeat time.Duration
 	wheelOnce sync.Once
 	hbWheel   *heartbeatWheel // hijacked EventSources' heartbeats (sse_conn.go)
+	esReads   sharedReads     // hijacked EventSources' reads (sse_conn.go)
 
 	mu      sync.Mutex
 	watches map[string]*dsWatch
@@ -780,6 +781,24 @@ func (h *httpStreams) watch(ctx context.Context, name string) (*dsWatch, func(),
 		return nil, nil, wt.err
 	}
 	return wt, release, nil
+}
+
+// watching reports whether name's watch is up (started without error, not dropped).
+func (h *httpStreams) watching(name string) bool {
+	h.mu.Lock()
+	wt := h.watches[name]
+	h.mu.Unlock()
+	if wt == nil {
+		return false
+	}
+	select {
+	case <-wt.ready:
+	default:
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return wt.err == nil && !wt.dropped
 }
 
 // watchLinger is how long an unused watch (and its JetStream consumer) is kept for the

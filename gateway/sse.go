@@ -87,15 +87,19 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 		}
 		live = false
 	}
-	// The log must exist before it is watched (as for a WebSocket subscriber).
-	cctx, cancel := context.WithTimeout(ctx, g.opts.RequestTimeout)
-	ret := g.streams.retention(name)
-	cfg, _ := json.Marshal(map[string]int64{"maxMsgs": ret.MaxMsgs, "maxBytes": ret.MaxBytes, "maxAgeMs": ret.MaxAge.Milliseconds()})
-	_, err := g.streamCall(cctx, name, http.MethodPost, "/configure", cfg, nil)
-	cancel()
-	if err != nil {
-		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
-		return
+	// The log must exist before it is watched (as for a WebSocket subscriber). A watch that
+	// is up watches an existing, configured log: then asking the object again (one request
+	// per EventSource, queued at the stream's object) is skipped.
+	if !h.watching(name) {
+		cctx, cancel := context.WithTimeout(ctx, g.opts.RequestTimeout)
+		ret := g.streams.retention(name)
+		cfg, _ := json.Marshal(map[string]int64{"maxMsgs": ret.MaxMsgs, "maxBytes": ret.MaxBytes, "maxAgeMs": ret.MaxAge.Milliseconds()})
+		_, err := g.streamCall(cctx, name, http.MethodPost, "/configure", cfg, nil)
+		cancel()
+		if err != nil {
+			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
+			return
+		}
 	}
 	wt, release, err := h.watch(ctx, name)
 	if err != nil {

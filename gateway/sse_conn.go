@@ -15,7 +15,10 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/holdfast/holdfast/builtin/stream"
 )
 
 // esConn is one hijacked EventSource connection.
@@ -32,8 +35,9 @@ type esConn struct {
 	slot    int // heartbeat wheel slot, under wheel.mu
 
 	// The writer's position; only the (single) writer goroutine touches them.
-	from uint64
-	seen int
+	from  uint64
+	seen  int
+	after uint64 // a shared read may serve the writer if it started after this (esReads.seq)
 
 	mu      sync.Mutex
 	running bool // a writer goroutine runs
@@ -135,6 +139,11 @@ func (c *esConn) write() {
 		c.mu.Lock()
 		again, beat := c.again, c.beat
 		c.again, c.beat = false, false
+		if again {
+			// A read to come must see what the news was about: only one started from now
+			// on serves it.
+			c.after = c.h.esReads.seq.Load()
+		}
 		if c.closed || !again && !beat {
 			c.running = false
 			c.mu.Unlock()
@@ -161,7 +170,7 @@ func (c *esConn) write() {
 // catchUp sends every stored message from c.from on; wrote tells whether it sent any.
 func (c *esConn) catchUp(buf *bytes.Buffer) (wrote, ok bool) {
 	for {
-		st, rd, _, err := c.h.readDS(c.ctx, c.name, c.from, false, true)
+		st, rd, err := c.h.esReads.read(c.ctx, c.h, c.name, c.from, c.after)
 		if err != nil || st != http.StatusOK {
 			return wrote, false
 		}
@@ -302,4 +311,60 @@ func (w *heartbeatWheel) run() {
 func (h *httpStreams) wheel() *heartbeatWheel {
 	h.wheelOnce.Do(func() { h.hbWheel = newHeartbeatWheel(h.heartbeat) })
 	return h.hbWheel
+}
+
+// sharedReads lets EventSources of one stream at one position share one read: 10,000 opened
+// at once, or woken by one append, otherwise ask the stream's object one read each, all
+// waiting in line with their stacks and buffers. A read serves only the readers that asked
+// after it started (after < its id), so none misses an append it was told of.
+type sharedReads struct {
+	seq atomic.Uint64 // ids of reads started so far
+	mu  sync.Mutex
+	m   map[readKey]*sharedRead
+}
+
+type readKey struct {
+	name string
+	from uint64
+}
+
+type sharedRead struct {
+	id   uint64
+	done chan struct{}
+	st   int
+	rd   *stream.DSRead
+	err  error
+}
+
+// read reads name from from, joining a read in flight that started after after.
+func (sr *sharedReads) read(ctx context.Context, h *httpStreams, name string, from, after uint64) (int, *stream.DSRead, error) {
+	k := readKey{name, from}
+	sr.mu.Lock()
+	f := sr.m[k]
+	if f == nil || f.id <= after {
+		f = &sharedRead{id: sr.seq.Add(1), done: make(chan struct{})}
+		if sr.m == nil {
+			sr.m = map[readKey]*sharedRead{}
+		}
+		sr.m[k] = f
+		sr.mu.Unlock()
+		// Not on the first asker's context: the others would fail with it.
+		rctx, cancel := context.WithTimeout(h.g.ctx, h.g.opts.RequestTimeout)
+		f.st, f.rd, _, f.err = h.readDS(rctx, name, from, false, true)
+		cancel()
+		sr.mu.Lock()
+		if sr.m[k] == f {
+			delete(sr.m, k)
+		}
+		sr.mu.Unlock()
+		close(f.done)
+	} else {
+		sr.mu.Unlock()
+	}
+	select {
+	case <-f.done:
+		return f.st, f.rd, f.err
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
 }
