@@ -107,6 +107,9 @@ type Streams struct {
 	// LongPollTimeout bounds a Durable Streams long-poll read (flag --long-poll-timeout);
 	// zero is the gateway's default (30 s).
 	LongPollTimeout time.Duration
+	// WebhookAllowLocalhost admits subscription webhooks on http://localhost and
+	// http://127.x.x.x; `holdfast dev` sets it.
+	WebhookAllowLocalhost bool
 }
 
 // Retention limits the streams whose names match Pattern. A zero limit is no limit.
