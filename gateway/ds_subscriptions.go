@@ -32,6 +32,7 @@ import (
 func (g *Gateway) registerDSSubscriptions() {
 	h := &httpStreams{g: g, longPoll: DefaultLongPollTimeout, heartbeat: sseHeartbeat, watches: map[string]*dsWatch{}}
 	m := newDSSubs(g, h)
+	g.subs = m
 	g.mux.HandleFunc("/v1/stream/__ds/{rest...}", m.serve)
 	g.wg.Add(1)
 	go m.run()

@@ -121,6 +121,7 @@ type Gateway struct {
 	sockets socketTable
 	env     *env
 	streams *streamHub
+	subs    *dsSubs // Durable Streams subscriptions (ds_subscriptions.go)
 }
 
 // New builds a gateway on nc. It serves at once: until JetStream answers, /healthz says
