@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -320,7 +321,29 @@ func (m *dsSubs) step(ctx context.Context, id string, streams map[string]bool, d
 		return false, nil
 	}
 	if s.inFlight() {
+		if discover && s.Type == "pull-wake" && s.Holder == "" {
+			// Nobody claimed this wake since the last reconciliation: its event may have
+			// been lost (a failed append); announce it again. Workers see events at least
+			// once, and a duplicate claim is answered ALREADY_CLAIMED.
+			first, _ := s.pending(s.Snapshot)
+			m.appendWake(ctx, s, first)
+		}
 		return false, nil
+	}
+	if !discover && len(streams) > 0 && len(add) == 0 {
+		// A poke names the streams that changed: when none of them has data beyond its
+		// cursor (a publish JetStream refused, or one already acked), reading every other
+		// link's tail is not needed. Reconciliation reads them all.
+		paths := make([]string, 0, len(streams))
+		for p := range streams {
+			if s.Links[p] != nil {
+				paths = append(paths, p)
+			}
+		}
+		tails, _ := m.readTails(ctx, paths)
+		if _, ok := s.pending(tails); !ok {
+			return false, nil
+		}
 	}
 	return m.wakeIfPending(ctx, st, sec, s)
 }
@@ -621,10 +644,13 @@ func (m *dsSubs) schedule() {
 		case <-m.kick:
 		case <-t.C:
 		case <-recon.C:
+			share := m.reconcileShare()
 			m.mu.Lock()
 			ids := make([]string, 0, len(m.mirror))
 			for id := range m.mirror {
-				ids = append(ids, id)
+				if share(id) {
+					ids = append(ids, id)
+				}
 			}
 			m.mu.Unlock()
 			for _, id := range ids {
@@ -638,6 +664,30 @@ func (m *dsSubs) schedule() {
 			default:
 			}
 		}
+	}
+}
+
+// reconcileShare picks this gateway's share of the reconciliation: subscription ids are
+// spread over the live gateways (their presence keys) by hash, so each is reconciled by
+// about one gateway. When the list cannot be read, or this gateway is not in it, it
+// takes every subscription: reconciling twice costs reads, never correctness.
+func (m *dsSubs) reconcileShare() func(id string) bool {
+	all := func(string) bool { return true }
+	ctx, cancel := context.WithTimeout(m.g.ctx, 5*time.Second)
+	defer cancel()
+	keys, err := m.g.res.Gateways.Keys(ctx)
+	if err != nil {
+		return all
+	}
+	sort.Strings(keys)
+	me := sort.SearchStrings(keys, m.g.id)
+	if me == len(keys) || keys[me] != m.g.id {
+		return all
+	}
+	return func(id string) bool {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(id))
+		return int(h.Sum32()%uint32(len(keys))) == me
 	}
 }
 
