@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -438,4 +440,43 @@ func TestDSSubsReconcile(t *testing.T) {
 	waitFor(t, "the glob link of a deleted stream to go", 5*time.Second, func() bool {
 		return len(getSub(t, sub, nil)["streams"].([]any)) == 0
 	})
+}
+
+// TestDSSubsWakeLatency measures append → webhook latency (sequential: each append waits
+// for the previous wake's {"done":true} to be recorded). Run with HF_MEASURE=1.
+func TestDSSubsWakeLatency(t *testing.T) {
+	if os.Getenv("HF_MEASURE") == "" {
+		t.Skip("HF_MEASURE=1 runs the measurement")
+	}
+	_, _, f := startStreams(t, Options{WebhookAllowLocalhost: true})
+	hr := newHookReceiver(t, hookReply{200, `{"done":true}`})
+	sub := f.url + "/v1/stream/__ds/subscriptions/lat"
+	if st, _, b := dsDo(t, http.MethodPut, sub, nil, `{"type":"webhook","pattern":"lat/*","webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", st, b)
+	}
+	text := map[string]string{"Content-Type": "text/plain"}
+	idle := func(tail string) {
+		waitFor(t, "idle", 5*time.Second, func() bool {
+			_, _, b := dsDo(t, http.MethodGet, sub, nil, "")
+			return strings.Contains(b, `"acked_offset":"`+tail+`"`)
+		})
+	}
+	_, h, _ := dsDo(t, http.MethodPut, f.url+"/v1/stream/lat/a", text, "x")
+	seen := len(hr.await(t, 1))
+	idle(h.Get("Stream-Next-Offset"))
+	const n = 200
+	var lat []time.Duration
+	for range n {
+		start := time.Now()
+		st, h, _ := dsDo(t, http.MethodPost, f.url+"/v1/stream/lat/a", text, "x")
+		if st != http.StatusNoContent {
+			t.Fatalf("POST: %d", st)
+		}
+		seen++
+		got := hr.await(t, seen)[seen-1]
+		lat = append(lat, got.at.Sub(start))
+		idle(h.Get("Stream-Next-Offset"))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	t.Logf("append → webhook over %d wakes: p50 %v p90 %v p99 %v max %v", n, lat[n/2], lat[n*9/10], lat[n*99/100], lat[n-1])
 }
