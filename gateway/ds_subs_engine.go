@@ -61,6 +61,22 @@ type dsSubs struct {
 	// noMatcher (tests) keeps this gateway off the log subjects, as if it missed every
 	// publish: what is left to find is reconciliation's.
 	noMatcher bool
+	closed    bool // run has ended: no more goroutines (Gateway.Close waits for them)
+}
+
+// spawn runs f on a goroutine the gateway's Close waits for, unless closing.
+func (m *dsSubs) spawn(f func()) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.g.wg.Add(1) // run still holds its own count here, so this never races Close's Wait
+	go func() {
+		defer m.g.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // dsRun coalesces the pokes of one subscription while a step runs.
@@ -103,6 +119,15 @@ func (m *dsSubs) open(ctx context.Context) (*dsStore, *dsSecrets, error) {
 // reconcile, until the gateway closes.
 func (m *dsSubs) run() {
 	defer m.g.wg.Done()
+	defer func() {
+		m.mu.Lock()
+		m.closed = true
+		if m.matcher != nil {
+			_ = m.matcher.Unsubscribe()
+			m.matcher = nil
+		}
+		m.mu.Unlock()
+	}()
 	ctx := m.g.ctx
 	backoff := 100 * time.Millisecond
 	var st *dsStore
@@ -123,8 +148,7 @@ func (m *dsSubs) run() {
 		return
 	}
 	defer func() { _ = w.Stop() }()
-	m.g.wg.Add(1)
-	go m.schedule()
+	m.spawn(m.schedule)
 	for e := range w.Updates() {
 		if e == nil {
 			continue // the initial values are in
@@ -210,13 +234,17 @@ func (m *dsSubs) poke(id, stream string, discover bool) {
 		m.mu.Unlock()
 		return
 	}
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
 	r = &dsRun{streams: map[string]bool{}, discover: discover}
 	if stream != "" {
 		r.streams[stream] = true
 	}
 	m.runs[id] = r
+	m.g.wg.Add(1) // under m.mu and not closed: run still holds its count
 	m.mu.Unlock()
-	m.g.wg.Add(1)
 	go m.loop(id, r)
 }
 
@@ -378,11 +406,7 @@ func (m *dsSubs) wakeIfPending(ctx context.Context, st *dsStore, sec *dsSecrets,
 		return false, err
 	}
 	if s.Type == "webhook" {
-		m.g.wg.Add(1)
-		go func() {
-			defer m.g.wg.Done()
-			m.deliver(s, sec, tails)
-		}()
+		m.spawn(func() { m.deliver(s, sec, tails) })
 	} else {
 		m.appendWake(ctx, s, first)
 	}
@@ -604,7 +628,6 @@ func (m *dsSubs) appendWake(ctx context.Context, s *dsSub, first string) {
 
 // schedule fires lease expiries and webhook retries at their time, and reconciles.
 func (m *dsSubs) schedule() {
-	defer m.g.wg.Done()
 	recon := time.NewTimer(m.reconcileJitter())
 	defer recon.Stop()
 	t := time.NewTimer(time.Hour)

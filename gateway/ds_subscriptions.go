@@ -264,14 +264,16 @@ func (m *dsSubs) create(q *dsReq) {
 		return
 	}
 	if s.Type == "pull-wake" {
-		t, exists, err := m.tail(q.ctx, s.WakeStream)
-		_ = t
-		if err != nil {
+		code, rd, _, err := m.h.readDS(q.ctx, s.WakeStream, 1<<62, false, false)
+		switch {
+		case err != nil:
 			dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
 			return
-		}
-		if !exists {
-			bad("INVALID_REQUEST", "wake_stream "+s.WakeStream+" does not exist: create it first")
+		case code != http.StatusOK:
+			bad("INVALID_REQUEST", "wake_stream "+s.WakeStream+" does not exist: create it first (a JSON stream)")
+			return
+		case !isJSONType(rd.Meta.ContentType):
+			bad("INVALID_REQUEST", "wake_stream "+s.WakeStream+" must be an application/json stream")
 			return
 		}
 	}
@@ -581,7 +583,9 @@ func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
 		if done {
 			s.clearWake()
 		} else {
+			// A valid answer proves the wake arrived: no retry is due any more.
 			s.LeaseUntil = time.Now().UnixMilli() + s.LeaseTTLms
+			s.Status, s.Attempts, s.NextTry = "active", 0, 0
 		}
 		return nil
 	})

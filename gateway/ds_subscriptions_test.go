@@ -338,6 +338,10 @@ func TestDSSubsPullWake(t *testing.T) {
 	if st, _, b := dsDo(t, http.MethodPut, sub, js, cfg); st != http.StatusBadRequest {
 		t.Fatalf("PUT before the wake stream exists: %d %s", st, b)
 	}
+	dsDo(t, http.MethodPut, base+"wk/text", map[string]string{"Content-Type": "text/plain"}, "")
+	if st, _, b := dsDo(t, http.MethodPut, sub, js, strings.Replace(cfg, "wk/pool", "wk/text", 1)); st != http.StatusBadRequest || !strings.Contains(b, "application/json") {
+		t.Fatalf("PUT with a text wake stream: %d %s", st, b)
+	}
 	dsDo(t, http.MethodPut, base+"wk/pool", js, "")
 	if st, _, b := dsDo(t, http.MethodPut, sub, js, cfg); st != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", st, b)
