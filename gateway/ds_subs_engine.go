@@ -37,7 +37,8 @@ const (
 	dsReconcileEvery  = 30 * time.Second
 	dsWebhookTimeout  = 10 * time.Second
 	dsMaxWebhookReply = 64 << 10
-	dsTailWorkers     = 8
+	dsTailWorkers     = 8  // per step
+	dsTailsInFlight   = 64 // per gateway: reconciling many subscriptions stays bounded
 	dsQueueGroup      = "hf-ds-subs"
 )
 
@@ -58,6 +59,7 @@ type dsSubs struct {
 	matcher *nats.Subscription
 	runs    map[string]*dsRun
 	kick    chan struct{}
+	tailSem chan struct{}
 	// noMatcher (tests) keeps this gateway off the log subjects, as if it missed every
 	// publish: what is left to find is reconciliation's.
 	noMatcher bool
@@ -90,7 +92,8 @@ func newDSSubs(g *Gateway, h *httpStreams) *dsSubs {
 	return &dsSubs{g: g, h: h, allowLocal: g.opts.WebhookAllowLocalhost,
 		client:    webhookClient(g.opts.WebhookAllowLocalhost, dsWebhookTimeout),
 		reconcile: dsReconcileEvery,
-		mirror:    map[string]*dsSub{}, runs: map[string]*dsRun{}, kick: make(chan struct{}, 1)}
+		mirror:    map[string]*dsSub{}, runs: map[string]*dsRun{}, kick: make(chan struct{}, 1),
+		tailSem: make(chan struct{}, dsTailsInFlight)}
 }
 
 // open returns the bucket and secrets, opening them on first use.
@@ -349,10 +352,10 @@ func (m *dsSubs) step(ctx context.Context, id string, streams map[string]bool, d
 		return false, nil
 	}
 	if s.inFlight() {
-		if discover && s.Type == "pull-wake" && s.Holder == "" {
-			// Nobody claimed this wake since the last reconciliation: its event may have
-			// been lost (a failed append); announce it again. Workers see events at least
-			// once, and a duplicate claim is answered ALREADY_CLAIMED.
+		if discover && s.Type == "pull-wake" && s.Holder == "" && !s.Announced {
+			// The wake's event was not stored (the append failed, or its gateway died
+			// first): announce it now. Workers may see an event twice; a second claim is
+			// answered ALREADY_CLAIMED.
 			first, _ := s.pending(s.Snapshot)
 			m.appendWake(ctx, s, first)
 		}
@@ -472,6 +475,12 @@ func (m *dsSubs) readTails(ctx context.Context, paths []string) (map[string]uint
 
 // tail is a stream's Stream-Next-Offset position.
 func (m *dsSubs) tail(ctx context.Context, name string) (uint64, bool, error) {
+	select {
+	case m.tailSem <- struct{}{}:
+		defer func() { <-m.tailSem }()
+	case <-ctx.Done():
+		return 0, false, ctx.Err()
+	}
 	st, rd, _, err := m.h.readDS(ctx, name, 1<<62, false, false)
 	switch {
 	case err != nil:
@@ -621,8 +630,19 @@ func (m *dsSubs) appendWake(ctx context.Context, s *dsSub, first string) {
 		"generation": s.Generation, "ts": time.Now().UnixMilli()})
 	st, out, err := m.h.call(ctx, s.WakeStream, http.MethodPost, "/ds", stream.DSAppend{ContentType: "application/json", Data: ev, Batch: 1})
 	if err != nil || st >= 300 {
-		// The wake stays claimable; reconciliation does not repeat the event.
+		// The wake stays claimable, and reconciliation tries the event again.
 		m.g.log.Warn("ds pull-wake: cannot write the wake event", "subscription", s.ID, "wake_stream", s.WakeStream, "status", st, "err", err, "answer", string(out))
+		return
+	}
+	wake := s.WakeID
+	if _, err := m.store.update(ctx, s.ID, func(s *dsSub) error {
+		if s.WakeID != wake || s.Announced {
+			return errDSNoChange
+		}
+		s.Announced = true
+		return nil
+	}); err != nil {
+		m.g.log.Warn("ds pull-wake: cannot record the wake event", "subscription", s.ID, "err", err)
 	}
 }
 

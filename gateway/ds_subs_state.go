@@ -73,6 +73,7 @@ type dsSub struct {
 	Snapshot   map[string]uint64 `json:"snapshot,omitempty"`    // the wake's tails
 	Attempts   int               `json:"attempts,omitempty"`
 	NextTry    int64             `json:"next_attempt_at,omitempty"` // unix ms: webhook retry due
+	Announced  bool              `json:"announced,omitempty"`       // pull-wake: the wake event is stored
 }
 
 func (s *dsSub) leaseTTL() time.Duration { return time.Duration(s.LeaseTTLms) * time.Millisecond }
@@ -83,6 +84,7 @@ func (s *dsSub) inFlight() bool { return s.WakeID != "" }
 // clearWake ends the current wake (done, release, lease expiry).
 func (s *dsSub) clearWake() {
 	s.WakeID, s.Holder, s.LeaseUntil, s.Snapshot, s.NextTry, s.Attempts = "", "", 0, nil, 0, 0
+	s.Announced = false
 	s.Status = "active"
 }
 
@@ -94,7 +96,7 @@ func (s *dsSub) newWake(tails map[string]uint64) {
 	for p := range s.Links {
 		s.Snapshot[p] = tails[p]
 	}
-	s.Holder, s.LeaseUntil, s.NextTry, s.Attempts = "", 0, 0, 0
+	s.Holder, s.LeaseUntil, s.NextTry, s.Attempts, s.Announced = "", 0, 0, 0, false
 }
 
 // pending reports whether any link's tail is beyond its cursor, and the first such path.
