@@ -40,6 +40,7 @@ const (
 	dsTailWorkers     = 8  // per step
 	dsTailsInFlight   = 64 // per gateway: reconciling many subscriptions stays bounded
 	dsQueueGroup      = "hf-ds-subs"
+	dsTombstoneGC     = time.Hour
 )
 
 // dsSubs is a gateway's part of the subscriptions system.
@@ -650,6 +651,8 @@ func (m *dsSubs) appendWake(ctx context.Context, s *dsSub, first string) {
 func (m *dsSubs) schedule() {
 	recon := time.NewTimer(m.reconcileJitter())
 	defer recon.Stop()
+	gc := time.NewTicker(dsTombstoneGC + rand.N(dsTombstoneGC/4))
+	defer gc.Stop()
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
@@ -686,7 +689,14 @@ func (m *dsSubs) schedule() {
 			return
 		case <-m.kick:
 		case <-t.C:
-		case <-recon.C:
+		case <-gc.C:
+			// Deleted subscriptions leave a purge marker (the tombstone): drop those older
+			// than an hour, so the bucket does not grow with every id ever deleted.
+			ctx, cancel := context.WithTimeout(m.g.ctx, time.Minute)
+			if err := m.store.kv.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(dsTombstoneGC)); err != nil && m.g.ctx.Err() == nil {
+				m.g.log.Warn("ds subscriptions: tombstone cleanup failed", "err", err)
+			}
+			cancel()
 			share := m.reconcileShare()
 			m.mu.Lock()
 			ids := make([]string, 0, len(m.mirror))

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -483,4 +484,39 @@ func TestDSSubsWakeLatency(t *testing.T) {
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("append → webhook over %d wakes: p50 %v p90 %v p99 %v max %v", n, lat[n/2], lat[n*9/10], lat[n*99/100], lat[n-1])
+}
+
+// TestDSSubsRetryAfterGatewayLoss: the retry schedule is cluster state: when the gateway
+// that made the failed delivery goes away, another one delivers the retry.
+func TestDSSubsRetryAfterGatewayLoss(t *testing.T) {
+	s, _, f1 := startStreams(t, Options{WebhookAllowLocalhost: true})
+	f2 := startGateway(t, s, Options{Streams: true, Routes: []Route{}, WebhookAllowLocalhost: true})
+	// Keep gateway 2 off the log subjects, so that gateway 1 makes the first delivery.
+	f2.gw.subs.mu.Lock()
+	f2.gw.subs.noMatcher = true
+	f2.gw.subs.mu.Unlock()
+	hr := newHookReceiver(t, hookReply{503, "busy"}, hookReply{200, `{"done":true}`})
+	sub := f1.url + "/v1/stream/__ds/subscriptions/f1"
+	if st, _, b := dsDo(t, http.MethodPut, sub, nil, `{"type":"webhook","streams":["fo/x"],"webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", st, b)
+	}
+	dsDo(t, http.MethodPut, f1.url+"/v1/stream/fo/x", map[string]string{"Content-Type": "text/plain"}, "x")
+	first := hr.await(t, 1)[0]
+	waitFor(t, "the failure recorded", 5*time.Second, func() bool {
+		_, _, b := dsDo(t, http.MethodGet, sub, nil, "")
+		return strings.Contains(b, `"status":"failed"`)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f1.gw.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := hr.await(t, 2)[1]
+	if second.body.WakeID != first.body.WakeID {
+		t.Fatalf("the retry is another wake: %s then %s", first.body.WakeID, second.body.WakeID)
+	}
+	waitFor(t, "the done reply recorded by gateway 2", 5*time.Second, func() bool {
+		_, _, b := dsDo(t, http.MethodGet, f2.url+"/v1/stream/__ds/subscriptions/f1", nil, "")
+		return strings.Contains(b, `"status":"active"`) && strings.Contains(b, `"acked_offset":"`+second.body.Streams[0].Tail+`"`)
+	})
 }
