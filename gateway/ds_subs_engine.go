@@ -59,6 +59,7 @@ type dsSubs struct {
 	mirror  map[string]*dsSub
 	matcher *nats.Subscription
 	runs    map[string]*dsRun
+	skipped map[string]map[string]bool // publishes seen while the mirror showed a wake running
 	kick    chan struct{}
 	tailSem chan struct{}
 	// noMatcher (tests) keeps this gateway off the log subjects, as if it missed every
@@ -93,7 +94,7 @@ func newDSSubs(g *Gateway, h *httpStreams) *dsSubs {
 	return &dsSubs{g: g, h: h, allowLocal: g.opts.WebhookAllowLocalhost,
 		client:    webhookClient(g.opts.WebhookAllowLocalhost, dsWebhookTimeout),
 		reconcile: dsReconcileEvery,
-		mirror:    map[string]*dsSub{}, runs: map[string]*dsRun{}, kick: make(chan struct{}, 1),
+		mirror:    map[string]*dsSub{}, runs: map[string]*dsRun{}, skipped: map[string]map[string]bool{}, kick: make(chan struct{}, 1),
 		tailSem: make(chan struct{}, dsTailsInFlight)}
 }
 
@@ -173,7 +174,15 @@ func (m *dsSubs) run() {
 func (m *dsSubs) observe(s *dsSub) {
 	m.mu.Lock()
 	m.mirror[s.ID] = s
+	var skipped map[string]bool
+	if !s.inFlight() {
+		skipped = m.skipped[s.ID]
+		delete(m.skipped, s.ID)
+	}
 	m.mu.Unlock()
+	for p := range skipped {
+		m.poke(s.ID, p, false)
+	}
 	m.syncMatcher()
 	m.wakeScheduler()
 }
@@ -181,6 +190,7 @@ func (m *dsSubs) observe(s *dsSub) {
 func (m *dsSubs) forget(id string) {
 	m.mu.Lock()
 	delete(m.mirror, id)
+	delete(m.skipped, id)
 	m.mu.Unlock()
 	m.syncMatcher()
 }
@@ -215,7 +225,19 @@ func (m *dsSubs) onLog(msg *nats.Msg) {
 		if name == s.WakeStream {
 			continue // its own wake events must not wake it
 		}
-		if s.Links[name] != nil || s.Pattern != "" && globMatch(s.Pattern, name) {
+		switch {
+		case s.Links[name] != nil && s.inFlight():
+			// Nothing to do while its wake runs (the wake's end looks at the tails), but
+			// the mirror may lag: remember the stream and look when it shows the wake over.
+			sk := m.skipped[id]
+			if sk == nil {
+				sk = map[string]bool{}
+				m.skipped[id] = sk
+			}
+			if len(sk) < dsMaxLinks {
+				sk[name] = true
+			}
+		case s.Links[name] != nil || s.Pattern != "" && globMatch(s.Pattern, name):
 			ids = append(ids, id)
 		}
 	}

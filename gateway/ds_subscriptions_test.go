@@ -520,3 +520,38 @@ func TestDSSubsRetryAfterGatewayLoss(t *testing.T) {
 		return strings.Contains(b, `"status":"active"`) && strings.Contains(b, `"acked_offset":"`+second.body.Streams[0].Tail+`"`)
 	})
 }
+
+// TestDSSubsAppendsDuringWake: appends while a wake runs start no other wake; acking the
+// wake's snapshot with done wakes again at once (next_wake), covering everything appended.
+func TestDSSubsAppendsDuringWake(t *testing.T) {
+	_, _, f := startStreams(t, Options{WebhookAllowLocalhost: true})
+	hr := newHookReceiver(t, hookReply{200, `{}`})
+	sub := f.url + "/v1/stream/__ds/subscriptions/hot"
+	if st, _, b := dsDo(t, http.MethodPut, sub, nil, `{"type":"webhook","pattern":"hot/*","webhook":{"url":"`+hr.url+`"},"lease_ttl_ms":60000}`); st != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", st, b)
+	}
+	text := map[string]string{"Content-Type": "text/plain"}
+	u := f.url + "/v1/stream/hot/a"
+	dsDo(t, http.MethodPut, u, text, "0")
+	n := hr.await(t, 1)[0]
+	var last string
+	for range 50 {
+		st, h, _ := dsDo(t, http.MethodPost, u, text, "x")
+		if st != http.StatusNoContent {
+			t.Fatalf("POST: %d", st)
+		}
+		last = h.Get("Stream-Next-Offset")
+	}
+	if got := len(hr.await(t, 1)); got != 1 {
+		t.Fatalf("%d notifications while the wake ran", got)
+	}
+	ack := `{"wake_id":"` + n.body.WakeID + `","generation":` + strconv.FormatUint(n.body.Generation, 10) +
+		`,"acks":[{"stream":"hot/a","offset":"` + n.body.Streams[0].Tail + `"}],"done":true}`
+	if st, _, b := dsDo(t, http.MethodPost, n.body.CallbackURL, bearer(n.body.CallbackToken), ack); st != http.StatusOK || !strings.Contains(b, `"next_wake":true`) {
+		t.Fatalf("callback: %d %s", st, b)
+	}
+	n2 := hr.await(t, 2)[1]
+	if n2.body.Streams[0].Tail != last || n2.body.Streams[0].Acked != n.body.Streams[0].Tail {
+		t.Fatalf("second wake: %s (last offset %s)", n2.raw, last)
+	}
+}
