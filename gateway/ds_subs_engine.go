@@ -346,7 +346,9 @@ func (m *dsSubs) step(ctx context.Context, id string, streams map[string]bool, d
 		}
 	}
 	now := time.Now().UnixMilli()
+	expired := false
 	if s.inFlight() && s.LeaseUntil > 0 && now >= s.LeaseUntil {
+		expired = true
 		wake, lease := s.WakeID, s.LeaseUntil
 		if s, err = st.update(ctx, id, func(s *dsSub) error {
 			if s.WakeID != wake || s.LeaseUntil != lease {
@@ -384,7 +386,7 @@ func (m *dsSubs) step(ctx context.Context, id string, streams map[string]bool, d
 		}
 		return false, nil
 	}
-	if !discover && len(streams) > 0 && len(add) == 0 {
+	if !discover && !expired && len(streams) > 0 && len(add) == 0 {
 		// A poke names the streams that changed: when none of them has data beyond its
 		// cursor (a publish JetStream refused, or one already acked), reading every other
 		// link's tail is not needed. Reconciliation reads them all.
