@@ -405,16 +405,17 @@ func (m *dsSubs) step(ctx context.Context, id string, streams map[string]bool, d
 }
 
 // wakeIfPending starts a wake when a linked stream has data beyond its cursor (and drops
-// glob links to streams that are gone: garbage collection).
+// glob links to streams that are gone: garbage collection). It reports whether a wake is
+// running afterwards (this one's, or one that another step started first).
 func (m *dsSubs) wakeIfPending(ctx context.Context, st *dsStore, sec *dsSecrets, s *dsSub) (bool, error) {
 	tails, gone := m.tails(ctx, s)
 	first, ok := s.pending(tails)
 	if !ok && len(gone) == 0 {
 		return false, nil
 	}
-	started := false
+	started, running := false, false
 	s, err := st.update(ctx, s.ID, func(s *dsSub) error {
-		started = false
+		started, running = false, s.inFlight()
 		changed := gcLinks(s, gone)
 		if !s.inFlight() {
 			if _, ok := s.pending(tails); ok {
@@ -431,7 +432,8 @@ func (m *dsSubs) wakeIfPending(ctx context.Context, st *dsStore, sec *dsSecrets,
 		return nil
 	})
 	if err != nil || s == nil || !started {
-		return false, err
+		// running: another gateway (or a poke here) started the next wake first.
+		return running && s != nil, err
 	}
 	if s.Type == "webhook" {
 		m.spawn(func() { m.deliver(s, sec, tails) })
