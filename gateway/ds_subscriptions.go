@@ -148,8 +148,12 @@ func (q *dsReq) readJSON(v any) bool {
 	return true
 }
 
-// streamRoot is the stream root URL the client used (callback and JWKS URLs derive from it).
-func streamRoot(r *http.Request) string {
+// streamRoot is the stream root URL (callback and JWKS URLs derive from it): under
+// Options.PublicURL, else the one the client used.
+func (m *dsSubs) streamRoot(r *http.Request) string {
+	if u := m.g.opts.PublicURL; u != "" {
+		return u + "/v1/stream"
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -314,7 +318,7 @@ func (m *dsSubs) create(q *dsReq) {
 		dsError(q.w, http.StatusServiceUnavailable, "TOO_MANY_SUBSCRIPTIONS", "the cluster has the most subscriptions it serves", nil)
 		return
 	}
-	s.Base, s.Created = streamRoot(q.r), time.Now().UnixNano()
+	s.Base, s.Created = m.streamRoot(q.r), time.Now().UnixNano()
 	val, err := json.Marshal(s)
 	if err == nil {
 		_, err = q.st.kv.Create(q.ctx, dsSubKey+q.id, val)
@@ -359,7 +363,7 @@ func (m *dsSubs) describe(q *dsReq, s *dsSub) map[string]any {
 	}
 	if s.Type == "webhook" {
 		out["webhook"] = map[string]any{"url": s.URL, "signing": map[string]any{
-			"alg": "ed25519", "kid": q.sec.kid, "jwks_url": streamRoot(q.r) + "/__ds/jwks.json"}}
+			"alg": "ed25519", "kid": q.sec.kid, "jwks_url": m.streamRoot(q.r) + "/__ds/jwks.json"}}
 		if s.NextTry > 0 {
 			out["next_attempt_at"] = time.UnixMilli(s.NextTry).UTC().Format(time.RFC3339Nano)
 		}

@@ -302,7 +302,7 @@ func TestDSSubsWebhookTwoGateways(t *testing.T) {
 // TestDSSubsWebhookRetry: a failing webhook is retried (same wake, about a second later,
 // status "failed" meanwhile) until it answers {"done":true}, which acks the snapshot.
 func TestDSSubsWebhookRetry(t *testing.T) {
-	_, _, f := startStreams(t, Options{WebhookAllowLocalhost: true})
+	_, _, f := startStreams(t, Options{WebhookAllowLocalhost: true, PublicURL: "https://pub.example/api"})
 	hr := newHookReceiver(t, hookReply{500, "no"}, hookReply{200, `{"done":true}`})
 	sub := f.url + "/v1/stream/__ds/subscriptions/r1"
 	if st, _, b := dsDo(t, http.MethodPut, sub, nil, `{"type":"webhook","streams":["rt/x"],"webhook":{"url":"`+hr.url+`"},"lease_ttl_ms":1000}`); st != http.StatusCreated {
@@ -312,6 +312,9 @@ func TestDSSubsWebhookRetry(t *testing.T) {
 		t.Fatal("PUT stream")
 	}
 	first := hr.await(t, 1)[0]
+	if first.body.CallbackURL != "https://pub.example/api/v1/stream/__ds/subscriptions/r1/callback" {
+		t.Fatalf("callback_url under PublicURL: %s", first.body.CallbackURL)
+	}
 	waitFor(t, "status failed", 5*time.Second, func() bool {
 		_, _, b := dsDo(t, http.MethodGet, sub, nil, "")
 		return strings.Contains(b, `"status":"failed"`) || len(hr.await(t, 1)) > 1

@@ -96,6 +96,10 @@ type Options struct {
 	// http://127.x.x.x (the protocol's development exception; on in `holdfast dev`).
 	// Off: webhooks must be https to public addresses.
 	WebhookAllowLocalhost bool
+	// PublicURL is where clients reach the cluster (scheme://host[/prefix], no trailing
+	// slash): Durable Streams subscription callback and JWKS URLs start with it. Empty:
+	// the scheme and Host of the request that created the subscription.
+	PublicURL string
 }
 
 // presenceTTL is how long a gateway stays "live" without renewing; objects close the

@@ -60,6 +60,7 @@ func GatewayOptions(cfg *config.Config, reg Registry, log *slog.Logger) (gateway
 	_, opts.Streams = reg.Class(gateway.StreamClass)
 	opts.LongPollTimeout = cfg.Streams.LongPollTimeout
 	opts.WebhookAllowLocalhost = cfg.Streams.WebhookAllowLocalhost
+	opts.PublicURL = cfg.Streams.PublicURL
 	for _, r := range cfg.Streams.Retention {
 		opts.StreamRetention = append(opts.StreamRetention, gateway.StreamRetention{Pattern: r.Pattern, MaxMsgs: r.MaxMsgs, MaxBytes: r.MaxBytes, MaxAge: r.MaxAge})
 	}
