@@ -147,16 +147,41 @@ func (m *dsSubs) run() {
 			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
+	m.spawn(m.schedule)
+	backoff = 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if err := m.watch(ctx, st); err != nil && ctx.Err() == nil {
+			m.g.log.Warn("ds subscriptions: bucket watch ended; watching again", "err", err, "in", backoff)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// watch mirrors the bucket until the watch ends. The first values received replace the
+// mirror (entries that vanished while no watch ran are dropped).
+func (m *dsSubs) watch(ctx context.Context, st *dsStore) error {
 	w, err := st.kv.Watch(ctx, dsSubKey+"*")
 	if err != nil {
-		m.g.log.Error("ds subscriptions: cannot watch the bucket", "err", err)
-		return
+		return err
 	}
 	defer func() { _ = w.Stop() }()
-	m.spawn(m.schedule)
+	initial := map[string]bool{}
 	for e := range w.Updates() {
 		if e == nil {
-			continue // the initial values are in
+			m.mu.Lock()
+			for id := range m.mirror {
+				if !initial[id] {
+					delete(m.mirror, id)
+				}
+			}
+			m.mu.Unlock()
+			initial = nil
+			m.syncMatcher()
+			continue
 		}
 		id := strings.TrimPrefix(e.Key(), dsSubKey)
 		if e.Operation() != jetstream.KeyValuePut {
@@ -165,9 +190,13 @@ func (m *dsSubs) run() {
 		}
 		var s dsSub
 		if json.Unmarshal(e.Value(), &s) == nil {
+			if initial != nil {
+				initial[id] = true
+			}
 			m.observe(&s)
 		}
 	}
+	return errors.New("the watch closed")
 }
 
 // observe puts s into the mirror and makes sure the matcher runs.
