@@ -558,3 +558,22 @@ func TestDSSubsAppendsDuringWake(t *testing.T) {
 		t.Fatalf("second wake: %s (last offset %s)", n2.raw, last)
 	}
 }
+
+// TestDSWebhookDialCheck: without the development exception the client refuses loopback
+// at connect time too (what a DNS name resolving inside would meet), and the API refuses it.
+func TestDSWebhookDialCheck(t *testing.T) {
+	hr := newHookReceiver(t)
+	if _, err := webhookClient(false, time.Second).Post(hr.url, "application/json", strings.NewReader("{}")); err == nil || !strings.Contains(err.Error(), "not allowed") {
+		t.Fatalf("production client reached loopback: %v", err)
+	}
+	res, err := webhookClient(true, time.Second).Post(hr.url, "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatalf("development client: %v", err)
+	}
+	res.Body.Close()
+	_, _, f := startStreams(t, Options{})
+	st, _, b := dsDo(t, http.MethodPut, f.url+"/v1/stream/__ds/subscriptions/prod", nil, `{"type":"webhook","pattern":"x/*","webhook":{"url":"`+hr.url+`"}}`)
+	if st != http.StatusBadRequest || !strings.Contains(b, "WEBHOOK_URL_REJECTED") {
+		t.Fatalf("production gateway took a loopback webhook: %d %s", st, b)
+	}
+}
