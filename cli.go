@@ -234,6 +234,7 @@ func runDev(ctx context.Context, args []string, reg app.Registry) error {
 		return helpOK(err)
 	}
 	longPoll(cfg)
+	cfg.Streams.WebhookAllowLocalhost = true // local development: webhooks on this machine
 	if f.set("listen") || cfg.Dev.Listen == "" {
 		cfg.Dev.Listen = *listen
 	}

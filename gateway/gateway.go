@@ -92,6 +92,14 @@ type Options struct {
 	// StreamHooks authorize stream subscribes and publishes and transform messages
 	// (package streams; docs/streams.md, "Server hooks").
 	StreamHooks streams.Hooks
+	// WebhookAllowLocalhost admits Durable Streams webhook URLs on http://localhost and
+	// http://127.x.x.x (the protocol's development exception; on in `holdfast dev`).
+	// Off: webhooks must be https to public addresses.
+	WebhookAllowLocalhost bool
+	// PublicURL is where clients reach the cluster (scheme://host[/prefix], no trailing
+	// slash): Durable Streams subscription callback and JWKS URLs start with it. Empty:
+	// the scheme and Host of the request that created the subscription.
+	PublicURL string
 }
 
 // presenceTTL is how long a gateway stays "live" without renewing; objects close the
@@ -117,6 +125,7 @@ type Gateway struct {
 	sockets socketTable
 	env     *env
 	streams *streamHub
+	subs    *dsSubs // Durable Streams subscriptions (ds_subscriptions.go)
 }
 
 // New builds a gateway on nc. It serves at once: until JetStream answers, /healthz says
@@ -318,6 +327,7 @@ func (g *Gateway) buildMux() (err error) {
 		// /v1/stream/{name...}: WebSocket, Durable Streams HTTP, EventSource (durable_http.go).
 		g.registerHTTPStreams()
 		g.mux.HandleFunc("GET /stream/{subject...}", g.serveStreamCompat) // durable-stream's clients
+		g.registerDSSubscriptions()                                       // /v1/stream/__ds/ (ds_subscriptions.go)
 	}
 	return nil
 }
@@ -328,7 +338,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key, ok := g.authorized(r)
-	if !ok {
+	if !ok && !dsTokenAuth(r) { // subscription callbacks carry a wake token instead
 		w.Header().Set("WWW-Authenticate", `Bearer realm="holdfast"`)
 		httperr.Write(w, http.StatusUnauthorized, httperr.CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> or ?token=<key>")
 		return
