@@ -60,6 +60,8 @@ type streamConn struct {
 	qmax     int
 	ready    bool   // upgraded (start ran): a writer may start
 	writing  bool   // a writer goroutine runs (or ended the connection)
+	waiting  bool   // the writer lingers, parked on qwake
+	qwake    chan struct{}
 	ended    bool   // torn down: no writer starts any more
 	closeMsg []byte // set once: the connection is closing with it
 
@@ -104,6 +106,19 @@ func (c *streamConn) enqueue(f []byte) {
 		c.queue = append(c.queue, f)
 		c.qbytes += len(f)
 	}
+	c.kickWriter()
+}
+
+// kickWriter wakes the lingering writer, or starts one (under qmu).
+func (c *streamConn) kickWriter() {
+	if c.waiting {
+		c.waiting = false
+		select {
+		case c.qwake <- struct{}{}:
+		default:
+		}
+		return
+	}
 	c.startWriter()
 }
 
@@ -124,24 +139,45 @@ func (c *streamConn) fail(code int, reason string) {
 	if c.closeMsg == nil {
 		c.closeMsg = websocket.FormatCloseMessage(code, reason)
 	}
-	c.startWriter()
+	c.kickWriter()
 	c.qmu.Unlock()
 }
 
-// writer writes queued frames until the queue is empty, then exits; it is the only writer.
-// It ends the connection when it writes a close frame or a write fails (and then stays
-// marked as running, so that no other starts).
+// writer writes queued frames; it is the only writer. With the queue empty it lingers for
+// one to two ticks of the hub's linger clock, then exits: in a busy fan-out a connection's
+// frames come every few milliseconds, and a goroutine started per batch would cost more
+// than the wait. It ends the connection when it writes a close frame or a write fails (and
+// then stays marked as running, so that no other starts).
 func (c *streamConn) writer() {
 	defer c.wg.Done()
+	quiet := 0 // linger ticks seen with nothing to write
 	for {
 		c.qmu.Lock()
 		batch, closeMsg := c.queue, c.closeMsg
 		c.queue = nil
 		if len(batch) == 0 && closeMsg == nil {
-			c.writing = false
+			if quiet >= 2 || c.ended {
+				c.writing = false
+				c.qmu.Unlock()
+				return
+			}
+			if c.qwake == nil {
+				c.qwake = make(chan struct{}, 1)
+			}
+			c.waiting = true
+			wake := c.qwake
 			c.qmu.Unlock()
-			return
+			select {
+			case <-wake:
+			case <-c.g.streams.lingerTick():
+				quiet++
+			}
+			c.qmu.Lock()
+			c.waiting = false
+			c.qmu.Unlock()
+			continue
 		}
+		quiet = 0
 		c.qmu.Unlock()
 		if closeMsg != nil {
 			_ = c.ws.WriteControl(websocket.CloseMessage, closeMsg, time.Now().Add(time.Second))
