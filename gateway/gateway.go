@@ -112,6 +112,7 @@ type Gateway struct {
 	wg      sync.WaitGroup
 	keys    [][32]byte
 	sockets socketTable
+	flush   *flusher // writes object sockets' frames
 	env     *env
 	streams *streamHub
 }
@@ -145,6 +146,9 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 	g.sockets.m = map[string]*gwSocket{}
 	g.env = &env{g: g}
 	g.setupMelody()
+	g.flush = newFlusher()
+	g.wg.Add(1)
+	go func() { defer g.wg.Done(); g.flush.run(g.ctx.Done()) }()
 	if err := g.buildMux(); err != nil {
 		return nil, err
 	}

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/bench/internal/measure"
 	"github.com/holdfast/holdfast/examples/chat"
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/internal/natsembed"
@@ -165,6 +166,8 @@ func run(cfg config) error {
 	time.Sleep(cfg.warmup)
 	b.measureFrom.Store(time.Now().UnixNano())
 	start := time.Now()
+	meter := measure.NewCPUMeter(os.Getpid())
+	cpuStart := measure.ProcCPU(os.Getpid())
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {
@@ -181,6 +184,8 @@ func run(cfg config) error {
 	}
 	b.measureTo.Store(time.Now().UnixNano())
 	elapsed := time.Since(start)
+	b.cpu = measure.ProcCPU(os.Getpid()) - cpuStart
+	b.cores = meter.String()
 	close(stop)
 	senders.Wait()
 	// Let the last messages of the window arrive before reading the histogram.
@@ -199,6 +204,8 @@ type bench struct {
 	hist                   histogram
 	sent, delivered        atomic.Int64 // in the window
 	errors, closed         atomic.Int64
+	cpu                    float64 // CPU seconds this process used in the window
+	cores                  string  // this process's and the rest of the machine's cores
 }
 
 type client struct {
@@ -367,10 +374,14 @@ func (b *bench) report(elapsed time.Duration) error {
 		"max_ms":               ms(time.Duration(h.max.Load())),
 		"error_frames":         b.errors.Load(),
 		"sockets_closed_early": b.closed.Load(),
+		// CPU per delivery (everything in the process: server and clients) tells runs on
+		// a shared machine apart better than latency alone.
+		"cpu_us_per_delivery": math.Round(b.cpu/float64(max(b.delivered.Load(), 1))*1e7) / 10,
 	}
 	out, _ := json.MarshalIndent(res, "", "  ")
 	fmt.Println(string(out))
 	p99 := h.quantile(0.99)
+	fmt.Println(b.cores)
 	fmt.Printf("\nchat: %d clients, %d rooms, 2 hosts, GOMAXPROCS=%d: %.0f deliveries/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms (target p99 <= %v)\n",
 		b.cfg.clients, b.cfg.rooms, goruntime.GOMAXPROCS(0), res["deliveries_per_s"], ms(h.quantile(0.5)), ms(p99), ms(time.Duration(h.max.Load())), b.cfg.target)
 	if p99 > b.cfg.target {
