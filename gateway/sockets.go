@@ -279,11 +279,14 @@ func (g *Gateway) notifyClose(s *gwSocket, code int, reason string) {
 
 // command runs what an object asks of this gateway's sockets.
 func (g *Gateway) command(m *nats.Msg) {
-	ids := strings.Split(m.Header.Get(wire.HdrSockets), ",")
+	ids := m.Header.Get(wire.HdrSockets)
 	switch m.Header.Get(wire.HdrOp) {
 	case wire.GwOpSend:
 		f := frame{data: m.Data, binary: m.Header.Get(wire.HdrBinary) == "1"}
-		for _, id := range ids {
+		// The ids are walked in place: a broadcast names every member of a room.
+		for rest, more := ids, true; more; {
+			var id string
+			id, rest, more = strings.Cut(rest, ",")
 			if s := g.sockets.get(id); s != nil {
 				s.write(g, f)
 			}
@@ -291,7 +294,7 @@ func (g *Gateway) command(m *nats.Msg) {
 		g.flush.kick()
 	case wire.GwOpClose:
 		code, _ := strconv.Atoi(m.Header.Get(wire.HdrCode))
-		for _, id := range ids {
+		for _, id := range strings.Split(ids, ",") {
 			if s := g.sockets.get(id); s != nil {
 				s.close(code, m.Header.Get(wire.HdrReason), true)
 			}

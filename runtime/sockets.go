@@ -88,9 +88,17 @@ func (s *sockets) Broadcast(tag string, data []byte, except ...string) error {
 	if err := st.inEvent(); err != nil {
 		return err
 	}
+	skip := func(id string) bool { return slices.Contains(except, id) }
+	if len(except) > 8 {
+		set := make(map[string]struct{}, len(except))
+		for _, id := range except {
+			set[id] = struct{}{}
+		}
+		skip = func(id string) bool { _, ok := set[id]; return ok }
+	}
 	byGW := map[string][]string{}
 	for id, sk := range s.sockets {
-		if (tag == "" || slices.Contains(sk.tags, tag)) && !slices.Contains(except, id) {
+		if (tag == "" || slices.Contains(sk.tags, tag)) && !skip(id) {
 			byGW[sk.gw] = append(byGW[sk.gw], id)
 		}
 	}
