@@ -180,8 +180,10 @@ func (g *Gateway) setupMelody() {
 	m.HandleError(func(sess *melody.Session, err error) {
 		// Only pings and closes go through melody's queue now (the socketConn carries the
 		// object's frames); a full queue still means a client that does not read.
+		// It may be called from a close already holding the socket's lock, hence the
+		// goroutine.
 		if errors.Is(err, melody.ErrMessageBufferFull) {
-			sessSocket(sess).close(CloseSlowConsumer, "slow consumer", false)
+			go sessSocket(sess).close(CloseSlowConsumer, "slow consumer", false)
 		}
 	})
 	m.HandleDisconnect(func(sess *melody.Session) {

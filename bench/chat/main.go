@@ -57,9 +57,10 @@ func main() {
 	limitInterval := flag.String("limit-interval", "100ms", "the RateLimiter's CHAT_RATE_INTERVAL")
 	target := flag.Duration("target", 20*time.Millisecond, "the p99 the run must meet")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured window here")
+	memprofile := flag.String("memprofile", "", "write an allocation profile (whole run) here")
 	flag.Parse()
 	goruntime.GOMAXPROCS(*procs)
-	profile = *cpuprofile
+	profile, memProfile = *cpuprofile, *memprofile
 	if err := run(config{*clients, *rooms, *interval, *duration, *warmup, *limitInterval, *target}); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/chat:", err)
 		os.Exit(1)
@@ -74,7 +75,7 @@ type config struct {
 	target             time.Duration
 }
 
-var profile string
+var profile, memProfile string
 
 var bindings = map[string]string{chat.RoomsBinding: "ChatRoom", chat.LimitersBinding: "RateLimiter"}
 
@@ -182,6 +183,17 @@ func run(cfg config) error {
 	time.Sleep(cfg.duration)
 	if profile != "" {
 		pprof.StopCPUProfile()
+	}
+	if memProfile != "" {
+		f, err := os.Create(memProfile)
+		if err != nil {
+			return err
+		}
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
+		if err != nil {
+			return err
+		}
 	}
 	b.measureTo.Store(time.Now().UnixNano())
 	elapsed := time.Since(start)
