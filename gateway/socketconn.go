@@ -130,7 +130,7 @@ func (c *socketConn) flush(block bool) {
 func (c *socketConn) drain(block bool) {
 	for len(c.buf) > 0 && c.err == nil && !c.closed {
 		out := c.buf
-		c.buf = c.spare[:0]
+		c.buf, c.spare = c.spare[:0], nil // the spare backs c.buf now
 		c.mu.Unlock()
 		var n int
 		var err error
@@ -157,6 +157,7 @@ func (c *socketConn) drain(block bool) {
 			_ = c.Conn.Close()
 			break
 		}
+		// The written buffer is the next spare; a large one is left to the collector.
 		if cap(out) <= 64<<10 {
 			c.spare = out[:0]
 		}
