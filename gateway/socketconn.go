@@ -47,6 +47,8 @@ const (
 	socketWriteWait = 10 * time.Second
 	// socketCloseWait bounds the last write before a close.
 	socketCloseWait = time.Second
+	// maxSpare is the largest written buffer kept for reuse.
+	maxSpare = 4 << 10
 )
 
 var errSlowConsumer = errors.New("socket buffer full")
@@ -157,8 +159,9 @@ func (c *socketConn) drain(block bool) {
 			_ = c.Conn.Close()
 			break
 		}
-		// The written buffer is the next spare; a large one is left to the collector.
-		if cap(out) <= 64<<10 {
+		// The written buffer is the next spare; a large one (a history sent on join, say)
+		// is left to the collector, so an idle socket keeps at most two small buffers.
+		if cap(out) <= maxSpare {
 			c.spare = out[:0]
 		}
 	}
