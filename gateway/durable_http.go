@@ -75,12 +75,15 @@ type httpStreams struct {
 
 	mu      sync.Mutex
 	watches map[string]*dsWatch
+
+	appends appendBatcher // durable_batch.go
 }
 
 // registerHTTPStreams takes /v1/stream/{name...} for every method: WebSocket upgrades go to
 // serveStream, the rest to the protocol or EventSource.
 func (g *Gateway) registerHTTPStreams() {
 	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, heartbeat: g.opts.SSEHeartbeat, watches: map[string]*dsWatch{}}
+	h.appends.queues = map[string]*appendQueue{}
 	if h.longPoll <= 0 {
 		h.longPoll = DefaultLongPollTimeout
 	}
@@ -170,11 +173,16 @@ func (h *httpStreams) call(ctx context.Context, name, method, path string, body 
 			return 0, nil, err
 		}
 	}
+	return h.callRaw(ctx, name, method, path, "application/json", b)
+}
+
+// callRaw is call with a body already encoded.
+func (h *httpStreams) callRaw(ctx context.Context, name, method, path, ctype string, b []byte) (int, []byte, error) {
 	r, err := http.NewRequestWithContext(ctx, method, "http://stream"+path, bytes.NewReader(b))
 	if err != nil {
 		return 0, nil, err
 	}
-	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Content-Type", ctype)
 	var reply *nats.Msg
 	if reply, err = h.g.request(ctx, StreamClass, name, wire.EncodeRequest("", StreamClass, name, r, b)); err != nil {
 		return 0, nil, err
@@ -409,14 +417,18 @@ func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name st
 			a.Data = body
 		}
 	}
-	st, out, err := h.call(r.Context(), name, http.MethodPost, "/ds", a)
-	if err != nil {
-		writeClientError(w, err)
+	rep := h.appendDS(r.Context(), name, a)
+	if rep.err != nil {
+		writeClientError(w, rep.err)
 		return
 	}
-	var res stream.DSResult
-	if json.Unmarshal(out, &res) != nil || st >= 500 || st == http.StatusRequestEntityTooLarge || st == http.StatusBadRequest && res.Message == "" {
-		objectError(w, st, out)
+	if rep.body != nil || rep.st != 0 {
+		objectError(w, rep.st, rep.body) // the batch failed as a whole
+		return
+	}
+	st, res := rep.ans.Status, rep.ans.DSResult
+	if rep.ans.Code != "" {
+		httperr.Write(w, st, rep.ans.Code, res.Message)
 		return
 	}
 	hd := w.Header()

@@ -1,0 +1,151 @@
+package gateway
+
+// Group commit of protocol appends, one level above the object (builtin/stream,
+// dsbatch.go): the appends to one stream that arrive while the gateway's previous request
+// for that stream is in flight wait together and go as the next request, one object event
+// and one pipelined log batch for all of them. There is no timer: a lone append leaves at
+// once, so batching costs latency only when the stream is already busy, and a batch grows
+// with the load (about the concurrency at saturation).
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+
+	"github.com/holdfast/holdfast/builtin/stream"
+)
+
+const (
+	// maxAppendBatch bounds the appends of one batch (the object takes up to
+	// stream.MaxBatch).
+	maxAppendBatch = stream.MaxBatch
+	// maxAppendBatchBytes bounds a batch's data so that its event stays well inside the
+	// object's event limit (1 MiB by default); one larger append goes alone.
+	maxAppendBatchBytes = 512 << 10
+)
+
+// appendReply is what one queued append gets back: its answer, or for the whole batch the
+// object's error reply (st, body) or a transport error.
+type appendReply struct {
+	ans  stream.DSAnswer
+	st   int
+	body []byte
+	err  error
+}
+
+type queuedAppend struct {
+	a    stream.DSAppend
+	done chan appendReply // buffered: the sender never waits for a caller that left
+}
+
+// appendQueue is one stream's appends waiting for the request in flight; busy while one is.
+type appendQueue struct {
+	busy    bool
+	pending []*queuedAppend
+}
+
+// appendBatcher holds the queues of the streams with appends in flight.
+type appendBatcher struct {
+	mu     sync.Mutex
+	queues map[string]*appendQueue
+}
+
+// take removes the next batch from q's front: at least one append, then as many as fit.
+func (q *appendQueue) take() []*queuedAppend {
+	n, size := 0, 0
+	for n < len(q.pending) && n < maxAppendBatch {
+		d := len(q.pending[n].a.Data)
+		if n > 0 && size+d > maxAppendBatchBytes {
+			break
+		}
+		size += d
+		n++
+	}
+	b := q.pending[:n:n]
+	q.pending = q.pending[n:]
+	if len(q.pending) == 0 {
+		q.pending = nil // let the backing array go
+	}
+	return b
+}
+
+// appendDS appends a through the stream's queue and waits for its answer.
+func (h *httpStreams) appendDS(ctx context.Context, name string, a stream.DSAppend) appendReply {
+	qa := &queuedAppend{a: a, done: make(chan appendReply, 1)}
+	ab := &h.appends
+	ab.mu.Lock()
+	q := ab.queues[name]
+	if q == nil {
+		q = &appendQueue{}
+		ab.queues[name] = q
+	}
+	q.pending = append(q.pending, qa)
+	if !q.busy {
+		q.busy = true
+		batch := q.take()
+		ab.mu.Unlock()
+		go h.sendAppends(name, q, batch)
+	} else {
+		ab.mu.Unlock()
+	}
+	select {
+	case r := <-qa.done:
+		return r
+	case <-ctx.Done():
+		// The append may still be stored (as when a client leaves mid-request).
+		return appendReply{err: ctx.Err()}
+	}
+}
+
+// sendAppends sends batch, answers its callers, and goes on with what queued meanwhile
+// until the queue is empty.
+func (h *httpStreams) sendAppends(name string, q *appendQueue, batch []*queuedAppend) {
+	ab := &h.appends
+	for {
+		h.sendBatch(name, batch)
+		ab.mu.Lock()
+		if len(q.pending) == 0 {
+			q.busy = false
+			delete(ab.queues, name)
+			ab.mu.Unlock()
+			return
+		}
+		batch = q.take()
+		ab.mu.Unlock()
+	}
+}
+
+func (h *httpStreams) sendBatch(name string, batch []*queuedAppend) {
+	fail := func(r appendReply) {
+		for _, qa := range batch {
+			qa.done <- r
+		}
+	}
+	as := make([]stream.DSAppend, len(batch))
+	for i, qa := range batch {
+		as[i] = qa.a
+	}
+	body, err := stream.EncodeDSBatch(as)
+	if err != nil {
+		fail(appendReply{err: err})
+		return
+	}
+	// Not any one caller's context: the others' appends must not fail when it leaves.
+	st, out, err := h.callRaw(h.g.ctx, name, http.MethodPost, "/ds/batch", "application/x-holdfast-ds-batch", body)
+	if err != nil {
+		fail(appendReply{err: err})
+		return
+	}
+	var answers []stream.DSAnswer
+	if st != http.StatusOK || json.Unmarshal(out, &answers) != nil || len(answers) != len(batch) {
+		if st == http.StatusOK {
+			st = http.StatusBadGateway // an answer this gateway cannot read
+		}
+		fail(appendReply{st: st, body: out})
+		return
+	}
+	for i, qa := range batch {
+		qa.done <- appendReply{ans: answers[i]}
+	}
+}
