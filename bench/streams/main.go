@@ -1,7 +1,7 @@
 // Command streams benchmarks Durable Streams over HTTP: Holdfast (`holdfast dev`, a child
 // process) beside the Node reference server @durable-streams/server (file-backed, a child
 // process, pinned in node/package-lock.json), both driven in the same run by the same Go load
-// generator over keep-alive HTTP on loopback:
+// generator over keep-alive HTTP/1.1 on loopback (h1.go for the append scenarios):
 //
 //	round trip   a long-poll GET parked at the tail, then a 100 B append; time from the
 //	             append's send to the read's last byte (p50/p99)
@@ -10,6 +10,8 @@
 //	eventsource  -es-conns idle EventSource connections to Holdfast from this process, the
 //	             holdfast process's VmRSS; then one message per stream, which every
 //	             connection must receive
+//	floor        the small scenario against a bare net/http handler (floor.go), the most a
+//	             Go HTTP server reaches here with this generator
 //
 // Absolute numbers drift with the machine: compare the two servers within one run.
 //
@@ -42,7 +44,12 @@ func main() {
 	esStreams := flag.Int("es-streams", 100, "streams the EventSource connections spread over")
 	skipNode := flag.Bool("skip-node", false, "do not run the Node reference server")
 	keep := flag.Bool("keep", false, "keep the temporary directory (process logs, state)")
+	skipFloor := flag.Bool("skip-floor", false, "do not measure the bare net/http handler (the floor)")
+	floorAddr := flag.String("serve-floor", "", "internal: serve the floor's bare handler at this address")
 	flag.Parse()
+	if *floorAddr != "" {
+		serveFloor(*floorAddr)
+	}
 
 	// Both the connections this process holds and the ones the child holds (it inherits the
 	// limit) need far more than the usual 1,024 descriptors.
@@ -68,6 +75,12 @@ func main() {
 	}
 	cfg := config{rounds: *rounds, rtN: *rtN, appends: *appends, conc: *conc, large: *large, largeConc: *largeConc}
 
+	var floor *scenarioResults
+	if !*skipFloor {
+		if floor, err = runFloor(dir, cfg); err != nil {
+			fatalf("floor: %v", err)
+		}
+	}
 	hf, err := startHoldfast(*hfBin, dir)
 	if err != nil {
 		fatalf("%v", err)
@@ -103,6 +116,14 @@ func main() {
 		}
 	}
 	printTable(cfg, hfRes, nodeRes, es, *esConns)
+	if floor != nil {
+		fmt.Printf("\nFloor, a bare net/http handler answering 204 (same generator, same run): %.0f appends/s (p50/p99 %s / %s; cores: floor %s, load gen %s). Holdfast reached %.0f%% of it",
+			floor.small, ms(floor.smallLat.pct(0.5)), ms(floor.smallLat.pct(0.99)), floor.smallCPU.server, floor.smallCPU.self, 100*hfRes.small/floor.small)
+		if nodeRes != nil {
+			fmt.Printf(", Node %.0f%%", 100*nodeRes.small/floor.small)
+		}
+		fmt.Println(".")
+	}
 }
 
 func raiseNofile(want uint64) error {
