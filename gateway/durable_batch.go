@@ -20,10 +20,21 @@ const (
 	// maxAppendBatch bounds the appends of one batch (the object takes up to
 	// stream.MaxBatch).
 	maxAppendBatch = stream.MaxBatch
-	// maxAppendBatchBytes bounds a batch's data so that its event stays well inside the
-	// object's event limit (1 MiB by default); one larger append goes alone.
+	// maxAppendBatchBytes bounds a batch's data (plus appendCost per append) so that its
+	// event stays well inside the object's event limit; one larger append goes alone.
 	maxAppendBatchBytes = 512 << 10
+	// appendCost is what one append adds to an event beyond its data (the runtime counts
+	// 64 bytes a log record).
+	appendCost = 128
 )
+
+// batchBytes is the batch bound for this NATS connection: the runtime caps an event at a
+// quarter of max_payload less 64 KiB (and 1 MiB), so half of that leaves room for the
+// appends' own overhead and the event's other writes whatever max_payload is.
+func (h *httpStreams) batchBytes() int {
+	room := int(h.g.nc.MaxPayload()) - 64<<10
+	return max(min(maxAppendBatchBytes, room/8), 16<<10)
+}
 
 // appendReply is what one queued append gets back: its answer, or for the whole batch the
 // object's error reply (st, body) or a transport error.
@@ -51,12 +62,13 @@ type appendBatcher struct {
 	queues map[string]*appendQueue
 }
 
-// take removes the next batch from q's front: at least one append, then as many as fit.
-func (q *appendQueue) take() []*queuedAppend {
+// take removes the next batch from q's front: at least one append, then as many as fit
+// in limit bytes.
+func (q *appendQueue) take(limit int) []*queuedAppend {
 	n, size := 0, 0
 	for n < len(q.pending) && n < maxAppendBatch {
-		d := len(q.pending[n].a.Data)
-		if n > 0 && size+d > maxAppendBatchBytes {
+		d := len(q.pending[n].a.Data) + appendCost
+		if n > 0 && size+d > limit {
 			break
 		}
 		size += d
@@ -83,7 +95,7 @@ func (h *httpStreams) appendDS(ctx context.Context, name string, a stream.DSAppe
 	q.pending = append(q.pending, qa)
 	if !q.busy {
 		q.busy = true
-		batch := q.take()
+		batch := q.take(h.batchBytes())
 		ab.mu.Unlock()
 		go h.sendAppends(name, q, batch)
 	} else {
@@ -111,7 +123,7 @@ func (h *httpStreams) sendAppends(name string, q *appendQueue, batch []*queuedAp
 			ab.mu.Unlock()
 			return
 		}
-		batch = q.take()
+		batch = q.take(h.batchBytes())
 		ab.mu.Unlock()
 	}
 }

@@ -144,3 +144,37 @@ func TestDSConcurrentClose(t *testing.T) {
 		}
 	}
 }
+
+// TestDSConcurrentLargeAppends: racing appends that together exceed what one object event
+// may write are split over several batches, and each succeeds as it would alone.
+func TestDSConcurrentLargeAppends(t *testing.T) {
+	_, _, f := startStreams(t, Options{LongPollTimeout: 200 * time.Millisecond})
+	u := f.url + "/v1/stream/batched-large"
+	bin := map[string]string{"Content-Type": "application/octet-stream"}
+	st, h, _ := dsDo(t, http.MethodPut, u, bin, "")
+	if st != http.StatusCreated {
+		t.Fatalf("PUT: %d", st)
+	}
+	start, _ := strconv.ParseUint(h.Get("Stream-Next-Offset"), 10, 64)
+	const n = 16
+	body := strings.Repeat("z", 200<<10)
+	sts := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sts[i], _, _ = dsDo(t, http.MethodPost, u, bin, body)
+		}()
+	}
+	wg.Wait()
+	for i, st := range sts {
+		if st != http.StatusNoContent {
+			t.Errorf("append %d: %d", i, st)
+		}
+	}
+	_, h, _ = dsDo(t, http.MethodHead, u, nil, "")
+	if end, _ := strconv.ParseUint(h.Get("Stream-Next-Offset"), 10, 64); end != start+n {
+		t.Errorf("the tail moved from %d to %d, want %d appends", start, end, n)
+	}
+}

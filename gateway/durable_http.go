@@ -50,7 +50,19 @@ const (
 // offsetWidth digits make every offset the same length, so string order is seq order.
 const offsetWidth = 16
 
-func fmtOffset(seq uint64) string { return fmt.Sprintf("%0*d", offsetWidth, seq) }
+func fmtOffset(seq uint64) string {
+	var b [24]byte
+	d := strconv.AppendUint(b[:0], seq, 10)
+	if len(d) >= offsetWidth {
+		return string(d)
+	}
+	var out [offsetWidth]byte
+	for i := range out {
+		out[i] = '0'
+	}
+	copy(out[offsetWidth-len(d):], d)
+	return string(out[:])
+}
 
 // parseOffset reads an offset: "-1" (start, seq 0), "now" or a server-minted offset.
 func parseOffset(s string) (seq uint64, now bool, ok bool) {
@@ -206,11 +218,31 @@ func objectError(w http.ResponseWriter, st int, body []byte) {
 
 // mediaType is a Content-Type's lower-cased media type, "" when malformed.
 func mediaType(ct string) string {
+	if plainMediaType(ct) {
+		return ct // the usual case, already in the form ParseMediaType would give
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return ""
 	}
 	return strings.ToLower(mt)
+}
+
+// plainMediaType reports whether ct is type/subtype in lower case without parameters:
+// letters, digits and the token punctuation that appears in registered types.
+func plainMediaType(ct string) bool {
+	slash := -1
+	for i := 0; i < len(ct); i++ {
+		c := ct[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '.', c == '+':
+		case c == '/' && slash < 0:
+			slash = i
+		default:
+			return false
+		}
+	}
+	return slash > 0 && slash < len(ct)-1
 }
 
 func isJSONType(ct string) bool { return mediaType(ct) == "application/json" }
@@ -262,6 +294,15 @@ func jsonBody(b []byte) (data []byte, batch int, err error) {
 }
 
 func readDSBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if n := r.ContentLength; n >= 0 && n <= maxDSBody {
+		// The size is known: one allocation, no growing.
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err == nil {
+			return b, true
+		}
+		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeBadRequest, "the body is over the limit or could not be read")
+		return nil, false
+	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDSBody))
 	if err != nil {
 		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeBadRequest, "the body is over the limit or could not be read")

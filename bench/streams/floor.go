@@ -3,8 +3,8 @@ package main
 // The floor: a bare net/http handler that reads an append's body and answers 204 with a
 // Stream-Next-Offset, in its own process like the servers, driven by the same generator
 // in the same run. What it reaches is about the most any Go net/http server can do for
-// small appends on this machine with this generator, so Holdfast is also reported as a
-// share of it.
+// small appends on this machine with this generator, so each server is also reported as
+// a share of it: every round of the small scenario is followed by one against the floor.
 
 import (
 	"fmt"
@@ -44,16 +44,4 @@ func startFloor(dir string) (*server, error) {
 		return nil, err
 	}
 	return start("floor", "http://"+addr, dir, filepath.Join(dir, "floor.log"), "floor ready", self, "-serve-floor", addr)
-}
-
-// runFloor measures the small-append scenario against the floor.
-func runFloor(dir string, cfg config) (*scenarioResults, error) {
-	s, err := startFloor(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer s.stop()
-	fmt.Fprintf(os.Stderr, "floor: %d × %d appends of 100 B at %d...\n", cfg.rounds, cfg.appends, cfg.conc)
-	r := &scenarioResults{}
-	return r, r.smallAppends(s, s.base+"/v1/stream/floor", cfg, make([]byte, 100))
 }

@@ -36,6 +36,8 @@ type scenarioResults struct {
 	smallCPU cores
 	large    float64 // MB/s, median round
 	largeCPU cores
+	floor    float64 // appends/s of the floor, median of the rounds paired with small's
+	ofFloor  float64 // small / floor, median over the paired rounds
 }
 
 func newClient(conc int) *http.Client {
@@ -95,7 +97,7 @@ func appendBody(c *http.Client, url string, body []byte) (string, error) {
 	return resp.Header.Get("Stream-Next-Offset"), nil
 }
 
-func runScenarios(name string, s *server, cfg config) (*scenarioResults, error) {
+func runScenarios(name string, s *server, cfg config, floor *server) (*scenarioResults, error) {
 	r := &scenarioResults{}
 	stamp := time.Now().UnixNano()
 	c := newClient(max(cfg.conc, cfg.largeConc) + 2)
@@ -129,7 +131,7 @@ func runScenarios(name string, s *server, cfg config) (*scenarioResults, error) 
 	if _, err := create(c, surl); err != nil {
 		return nil, err
 	}
-	if err := r.smallAppends(s, surl, cfg, body); err != nil {
+	if err := r.smallAppends(s, surl, cfg, body, floor); err != nil {
 		return nil, err
 	}
 
@@ -206,16 +208,28 @@ func roundTrip(c *http.Client, url, off string, body []byte) (string, time.Durat
 
 // smallAppends is the small-append scenario: a warm-up burst, then cfg.rounds bursts of
 // cfg.appends appends of body at cfg.conc, each worker on its own keep-alive connection.
-func (r *scenarioResults) smallAppends(s *server, url string, cfg config, body []byte) error {
+// With a floor, each round is followed by the same burst against it, so that the share
+// of the floor compares rounds taken moments apart (the machine's load drifts).
+func (r *scenarioResults) smallAppends(s *server, url string, cfg config, body []byte, floor *server) error {
 	conns, err := dialAll(url, cfg.conc)
 	if err != nil {
 		return err
 	}
 	defer closeAll(conns)
+	var fconns []*h1conn
+	if floor != nil {
+		if fconns, err = dialAll(floor.base+"/v1/stream/floor", cfg.conc); err != nil {
+			return err
+		}
+		defer closeAll(fconns)
+		if _, _, err := burst(fconns, cfg.appends, body); err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+	}
 	if _, _, err := burst(conns, cfg.appends, body); err != nil { // warm-up
 		return err
 	}
-	var rates []float64
+	var rates, frates, shares []float64
 	r.smallLat = &samples{}
 	cpu := newCPUMeter(s.pid())
 	for range cfg.rounds {
@@ -225,10 +239,21 @@ func (r *scenarioResults) smallAppends(s *server, url string, cfg config, body [
 		}
 		rates = append(rates, rate)
 		r.smallLat.d = append(r.smallLat.d, lat...)
+		if floor != nil {
+			cpu.pause()
+			frate, _, err := burst(fconns, cfg.appends, body)
+			if err != nil {
+				return fmt.Errorf("floor: %w", err)
+			}
+			cpu.resume()
+			frates = append(frates, frate)
+			shares = append(shares, rate/frate)
+		}
 	}
 	r.smallCPU = cpu.done()
 	slices.Sort(r.smallLat.d)
 	r.small = median(rates)
+	r.floor, r.ofFloor = median(frates), median(shares)
 	return nil
 }
 

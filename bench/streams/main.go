@@ -75,18 +75,19 @@ func main() {
 	}
 	cfg := config{rounds: *rounds, rtN: *rtN, appends: *appends, conc: *conc, large: *large, largeConc: *largeConc}
 
-	var floor *scenarioResults
+	var floor *server
 	if !*skipFloor {
-		if floor, err = runFloor(dir, cfg); err != nil {
+		if floor, err = startFloor(dir); err != nil {
 			fatalf("floor: %v", err)
 		}
+		defer floor.stop()
 	}
 	hf, err := startHoldfast(*hfBin, dir)
 	if err != nil {
 		fatalf("%v", err)
 	}
 	fmt.Fprintln(os.Stderr, "holdfast dev at", hf.base)
-	hfRes, err := runScenarios("holdfast", hf, cfg)
+	hfRes, err := runScenarios("holdfast", hf, cfg, floor)
 	if err != nil {
 		hf.stop()
 		fatalf("holdfast: %v (logs in %s; rerun with -keep)", err, dir)
@@ -109,21 +110,14 @@ func main() {
 			fatalf("%v", err)
 		}
 		fmt.Fprintln(os.Stderr, "node reference server at", node.base)
-		nodeRes, err = runScenarios("node", node, cfg)
+		nodeRes, err = runScenarios("node", node, cfg, floor)
 		node.stop()
 		if err != nil {
 			fatalf("node: %v (logs in %s; rerun with -keep)", err, dir)
 		}
 	}
-	printTable(cfg, hfRes, nodeRes, es, *esConns)
-	if floor != nil {
-		fmt.Printf("\nFloor, a bare net/http handler answering 204 (same generator, same run): %.0f appends/s (p50/p99 %s / %s; cores: floor %s, load gen %s). Holdfast reached %.0f%% of it",
-			floor.small, ms(floor.smallLat.pct(0.5)), ms(floor.smallLat.pct(0.99)), floor.smallCPU.server, floor.smallCPU.self, 100*hfRes.small/floor.small)
-		if nodeRes != nil {
-			fmt.Printf(", Node %.0f%%", 100*nodeRes.small/floor.small)
-		}
-		fmt.Println(".")
-	}
+	printTable(cfg, hfRes, nodeRes, es, *esConns, floor != nil)
+
 }
 
 func raiseNofile(want uint64) error {
@@ -144,7 +138,7 @@ func raiseNofile(want uint64) error {
 	return nil
 }
 
-func printTable(cfg config, hf, node *scenarioResults, es *esResult, esConns int) {
+func printTable(cfg config, hf, node *scenarioResults, es *esResult, esConns int, floor bool) {
 	fmt.Printf("\n%d CPUs, GOMAXPROCS %d, %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
 	fmt.Println("| scenario | Holdfast | Node reference (file) | × Node | target | met | cores: holdfast / node / load gen |")
 	fmt.Println("| --- | ---: | ---: | ---: | --- | --- | --- |")
@@ -191,6 +185,14 @@ func printTable(cfg config, hf, node *scenarioResults, es *esResult, esConns int
 		fmt.Printf("| %d idle EventSource connections (%d streams): holdfast VmRSS (%.0f MB before; opened in %s; %d of %d got the next message, in %s) | %.0f MB | – | – | < 300 MB | %s | |\n",
 			esConns, es.streams, es.rssBefore, es.openTime.Round(time.Millisecond), es.delivered, es.open, es.deliverTime.Round(time.Millisecond), es.rss,
 			yesNo(es.rss < 300 && es.open == esConns && es.delivered == esConns))
+	}
+	if floor {
+		fmt.Printf("\nFloor, a bare net/http handler answering 204, each round right after the server's (same generator): %.0f appends/s in the Holdfast run (Holdfast at %.0f%% of it, median of the paired rounds)",
+			hf.floor, 100*hf.ofFloor)
+		if node != nil {
+			fmt.Printf(", %.0f appends/s in the Node run (Node at %.0f%%)", node.floor, 100*node.ofFloor)
+		}
+		fmt.Println(".")
 	}
 }
 
@@ -242,6 +244,9 @@ func ms(d time.Duration) string {
 }
 
 func fatalf(format string, args ...any) {
+	for _, c := range children {
+		c.kill()
+	}
 	fmt.Fprintf(os.Stderr, "bench/streams: "+format+"\n", args...)
 	os.Exit(1)
 }
