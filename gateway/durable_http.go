@@ -3,7 +3,8 @@ package gateway
 // The Durable Streams protocol over plain HTTP at /v1/stream/{name} (issue 4; PROTOCOL.md
 // of durable-streams/durable-streams): PUT create, POST append/close, GET catch-up,
 // long-poll and SSE, HEAD, DELETE. The gateway parses and validates the request; the
-// stream's object (builtin/stream, durable.go) decides and stores, one request at a time.
+// stream's object (builtin/stream, durable.go) decides and stores, one request at a time;
+// appends go to it in batches (durable_batch.go).
 // Offsets are the log's seqs, zero-padded so that they sort as strings, so HTTP, EventSource
 // and WebSocket clients share one numbering.
 

@@ -2,12 +2,13 @@ package stream
 
 // The Durable Streams protocol's state, kept by the Stream object (issue 4). The gateway
 // parses and validates HTTP; the object decides, one request at a time (the input gate),
-// what exists, what is closed and which producer writes are new.
+// what exists, what is closed and which producer writes are new. Appends come in batches
+// (dsbatch.go), decided one after another within the batch's event.
 //
 // Everything that must be atomic with data lives in the log message that carries the data:
 // the create record (header Ds-Create, with the initial body), closure (Ds-Closed on the
 // final message or on an empty marker), the idempotent producer's (id, epoch, seq) and the
-// writer's Stream-Seq. One request is one log message, so a crash either stored all of it
+// writer's Stream-Seq. One append is one log message, so a crash either stored all of it
 // or none of it; the in-memory view is rebuilt from the log at the first request of an
 // activation. The stream's configuration (content type, TTL, expiry) is in storage, and
 // counts only once its create record is in the log.
