@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/internal/httperr"
 )
 
 const (
@@ -149,6 +150,10 @@ func (h *httpStreams) sendBatch(name string, batch []*queuedAppend) {
 		fail(appendReply{err: err})
 		return
 	}
+	if st == http.StatusNotFound && isRouteMissing(out) {
+		h.sendOneByOne(name, batch) // an object host from before batches (a rolling upgrade)
+		return
+	}
 	var answers []stream.DSAnswer
 	if st != http.StatusOK || json.Unmarshal(out, &answers) != nil || len(answers) != len(batch) {
 		if st == http.StatusOK {
@@ -159,5 +164,28 @@ func (h *httpStreams) sendBatch(name string, batch []*queuedAppend) {
 	}
 	for i, qa := range batch {
 		qa.done <- appendReply{ans: answers[i]}
+	}
+}
+
+// isRouteMissing reports whether a 404 is the object's "no such operation" (it has no
+// /ds/batch) rather than an answer about the stream, which comes inside a 200.
+func isRouteMissing(body []byte) bool {
+	var e httperr.Body
+	return json.Unmarshal(body, &e) == nil && e.Error.Code == httperr.CodeNotFound
+}
+
+// sendOneByOne sends each append of batch as its own POST /ds, the request before batches.
+func (h *httpStreams) sendOneByOne(name string, batch []*queuedAppend) {
+	for _, qa := range batch {
+		st, out, err := h.call(h.g.ctx, name, http.MethodPost, "/ds", qa.a)
+		var res stream.DSResult
+		switch {
+		case err != nil:
+			qa.done <- appendReply{err: err}
+		case json.Unmarshal(out, &res) != nil || st >= 500 || st == http.StatusRequestEntityTooLarge || st == http.StatusBadRequest && res.Message == "":
+			qa.done <- appendReply{st: st, body: out} // an error body, relayed as it is
+		default:
+			qa.done <- appendReply{ans: stream.DSAnswer{Status: st, DSResult: res}}
+		}
 	}
 }
