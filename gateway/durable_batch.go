@@ -5,7 +5,8 @@ package gateway
 // for that stream is in flight wait together and go as the next request, one object event
 // and one pipelined log batch for all of them. There is no timer: a lone append leaves at
 // once, so batching costs latency only when the stream is already busy, and a batch grows
-// with the load (about the concurrency at saturation).
+// with the load. Only when the appends waiting already fill a batch (large appends) does
+// another request start while one is in flight.
 
 import (
 	"context"
@@ -27,6 +28,10 @@ const (
 	// appendCost is what one append adds to an event beyond its data (the runtime counts
 	// 64 bytes a log record).
 	appendCost = 128
+	// maxAppendsInFlight bounds a stream's requests in flight. A second one starts only when
+	// the appends waiting fill a batch already: waiting longer would not grow it (large
+	// appends), so their transfer may as well overlap the commit of the one before.
+	maxAppendsInFlight = 4
 )
 
 // batchBytes is the batch bound for this NATS connection: the runtime caps an event at a
@@ -51,10 +56,11 @@ type queuedAppend struct {
 	done chan appendReply // buffered: the sender never waits for a caller that left
 }
 
-// appendQueue is one stream's appends waiting for the request in flight; busy while one is.
+// appendQueue is one stream's appends waiting for a request in flight.
 type appendQueue struct {
-	busy    bool
-	pending []*queuedAppend
+	inflight int // requests in flight
+	pending  []*queuedAppend
+	bytes    int // of pending, as take counts them
 }
 
 // appendBatcher holds the queues of the streams with appends in flight.
@@ -75,6 +81,7 @@ func (q *appendQueue) take(limit int) []*queuedAppend {
 		size += d
 		n++
 	}
+	q.bytes -= size
 	b := q.pending[:n:n]
 	q.pending = q.pending[n:]
 	if len(q.pending) == 0 {
@@ -94,9 +101,10 @@ func (h *httpStreams) appendDS(ctx context.Context, name string, a stream.DSAppe
 		ab.queues[name] = q
 	}
 	q.pending = append(q.pending, qa)
-	if !q.busy {
-		q.busy = true
-		batch := q.take(h.batchBytes())
+	q.bytes += len(a.Data) + appendCost
+	if limit := h.batchBytes(); q.inflight == 0 || q.inflight < maxAppendsInFlight && q.bytes >= limit {
+		q.inflight++
+		batch := q.take(limit)
 		ab.mu.Unlock()
 		go h.sendAppends(name, q, batch)
 	} else {
@@ -119,8 +127,9 @@ func (h *httpStreams) sendAppends(name string, q *appendQueue, batch []*queuedAp
 		h.sendBatch(name, batch)
 		ab.mu.Lock()
 		if len(q.pending) == 0 {
-			q.busy = false
-			delete(ab.queues, name)
+			if q.inflight--; q.inflight == 0 {
+				delete(ab.queues, name)
+			}
 			ab.mu.Unlock()
 			return
 		}
