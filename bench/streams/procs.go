@@ -53,6 +53,7 @@ func start(name, base, dir, logPath, ready, bin string, args ...string) (*server
 		return nil, err
 	}
 	s := &server{name: name, base: base, cmd: cmd, done: make(chan struct{})}
+	children = append(children, s)
 	readyc := make(chan struct{}, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -79,6 +80,9 @@ func start(name, base, dir, logPath, ready, bin string, args ...string) (*server
 	}
 }
 
+// children are the servers started, killed by fatalf.
+var children []*server
+
 func (s *server) stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -90,7 +94,10 @@ func (s *server) stop() {
 
 func (s *server) kill() {
 	_ = s.cmd.Process.Kill()
-	<-s.done
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
@@ -203,24 +210,39 @@ func rssMB(pid int) float64 {
 	return 0
 }
 
-// cpuMeter reports the cores the server process and this load generator used.
+// cpuMeter reports the cores the server process and this load generator used, over the
+// time it ran (pause and resume leave out what happens between them).
 type cpuMeter struct {
 	pid          int
 	at           time.Time
-	server, self float64
+	server, self float64 // readings at the last start
+	// totals up to the last pause
+	wall, serverSum, selfSum float64
 }
 
 type cores struct{ server, self string }
 
 func newCPUMeter(pid int) *cpuMeter {
-	return &cpuMeter{pid: pid, at: time.Now(), server: procCPU(pid), self: selfCPU()}
+	m := &cpuMeter{pid: pid}
+	m.resume()
+	return m
+}
+
+func (m *cpuMeter) resume() {
+	m.at, m.server, m.self = time.Now(), procCPU(m.pid), selfCPU()
+}
+
+func (m *cpuMeter) pause() {
+	m.wall += time.Since(m.at).Seconds()
+	m.serverSum += procCPU(m.pid) - m.server
+	m.selfSum += selfCPU() - m.self
 }
 
 func (m *cpuMeter) done() cores {
-	wall := time.Since(m.at).Seconds()
+	m.pause()
 	return cores{
-		server: fmt.Sprintf("%.2f", (procCPU(m.pid)-m.server)/wall),
-		self:   fmt.Sprintf("%.2f", (selfCPU()-m.self)/wall),
+		server: fmt.Sprintf("%.2f", m.serverSum/m.wall),
+		self:   fmt.Sprintf("%.2f", m.selfSum/m.wall),
 	}
 }
 
