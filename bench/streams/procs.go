@@ -158,11 +158,14 @@ func startNode(dir string) (*server, error) {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules/@durable-streams/server")); err != nil {
-		fmt.Fprintln(os.Stderr, "npm ci in", nodeDir)
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		// npm install, not npm ci: the lock pins the versions, but npm ci refuses a lock
+		// that lacks optional platform packages (msgpackr-extract's) a registry mirror
+		// may not serve.
+		fmt.Fprintln(os.Stderr, "npm install in", nodeDir)
+		cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--no-save")
 		cmd.Dir, cmd.Stdout, cmd.Stderr = nodeDir, os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("npm ci in %s: %w (run from the module root)", nodeDir, err)
+			return nil, fmt.Errorf("npm install in %s: %w (run from the module root)", nodeDir, err)
 		}
 	}
 	addr, err := freeAddr()
