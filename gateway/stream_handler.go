@@ -199,8 +199,8 @@ func (c *streamConn) readLoop(limit int64) {
 
 // frame handles one client frame; false ends the connection.
 func (c *streamConn) frame(data []byte) bool {
-	var f map[string]json.RawMessage
-	if err := json.Unmarshal(data, &f); err != nil || f == nil {
+	f := frameFields(data)
+	if f == nil {
 		c.sendError("", "bad_json", "a frame is one JSON object")
 		return true
 	}
@@ -227,8 +227,12 @@ func (c *streamConn) frame(data []byte) bool {
 			c.sendError(id, "bad_field", "publish needs data")
 			return true
 		}
+		rawID := f["id"]
+		if len(rawID) == 0 || rawID[0] != '"' {
+			rawID, _ = json.Marshal(id) // "id":null reads as ""
+		}
 		select {
-		case c.pubs <- pubReq{id: id, data: d}:
+		case c.pubs <- pubReq{id: id, rawID: rawID, data: d}:
 		case <-c.ctx.Done():
 			return false
 		}
