@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -15,10 +16,32 @@ import (
 // through. One frame per syscall per subscriber was the top cost of fan-out.
 type batchConn struct {
 	net.Conn
-	mu      sync.Mutex
-	held    bool
-	buf     *bufio.Writer
-	lastErr error
+	mu       sync.Mutex
+	held     bool
+	buf      *bufio.Writer
+	lastErr  error
+	deadline time.Time // the write deadline last set
+}
+
+// SetWriteDeadline passes a new deadline on. gorilla sets the connection's write deadline
+// before every frame it writes, and the stream writer moves it once a second: passing the
+// same value on each time cost more than a tenth of a fan-out's CPU (timer updates).
+func (c *batchConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.Equal(c.deadline) {
+		return nil
+	}
+	c.deadline = t
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines; the write one is remembered as above.
+func (c *batchConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	return c.Conn.SetDeadline(t)
 }
 
 func (c *batchConn) Write(p []byte) (int, error) {
