@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"unicode/utf8"
 )
 
 // frameFields splits a client frame, one JSON object, into its top-level fields without
@@ -88,4 +89,14 @@ func skipValue(b []byte, i int) int {
 		}
 		return i
 	}
+}
+
+// rawString decodes the raw JSON value raw into *s when it is a string; one without
+// escapes (the usual id or type) needs no decoder.
+func rawString(raw json.RawMessage, s *string) bool {
+	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		*s = string(raw[1 : len(raw)-1])
+		return true
+	}
+	return json.Unmarshal(raw, s) == nil
 }

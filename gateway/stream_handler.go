@@ -206,13 +206,13 @@ func (c *streamConn) frame(data []byte) bool {
 	}
 	var id string
 	if raw, ok := f["id"]; ok {
-		if json.Unmarshal(raw, &id) != nil {
+		if !rawString(raw, &id) {
 			c.sendError("", "bad_field", "id must be a string")
 			return true
 		}
 	}
 	var typ string
-	if json.Unmarshal(f["type"], &typ) != nil || typ == "" {
+	if !rawString(f["type"], &typ) || typ == "" {
 		c.sendError(id, "bad_field", "type must be a string")
 		return true
 	}
