@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -43,8 +44,11 @@ type streamConn struct {
 	primary string
 	client  string // durable client id, or ""
 	window  int
-	group   *streamGroup // a consumer group member's connection, or nil
-	info    streams.Conn // what the server hooks see of the connection
+	// redelivery is the redelivery timeout of a durable client's or group member's
+	// unacknowledged messages (0: the default).
+	redelivery time.Duration
+	group      *streamGroup // a consumer group member's connection, or nil
+	info       streams.Conn // what the server hooks see of the connection
 
 	qmu      sync.Mutex
 	queue    [][]byte
@@ -250,6 +254,9 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 		from = tail + 1
 	}
 	s := &streamSub{conn: c, up: up, name: name, window: c.window, wake: make(chan struct{}, 1), next: from}
+	if c.client != "" {
+		s.rd = newSubRedelivery(cmp.Or(c.redelivery, defaultRedelivery))
+	}
 	c.smu.Lock()
 	if _, dup := c.subs[name]; dup {
 		c.smu.Unlock()
@@ -290,6 +297,7 @@ func (s *streamSub) stop() {
 	delete(up.subs, s)
 	up.mu.Unlock()
 	s.poke()
+	s.rd.stop()
 	up.hub.release(up)
 }
 

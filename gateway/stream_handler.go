@@ -95,7 +95,7 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	if qmax <= 0 {
 		qmax = defaultStreamQueueBytes
 	}
-	c := &streamConn{g: g, primary: name, client: client, window: window, qmax: qmax, qwake: make(chan struct{}, 1),
+	c := &streamConn{g: g, primary: name, client: client, window: window, redelivery: redelivery, qmax: qmax, qwake: make(chan struct{}, 1),
 		subs: map[string]*streamSub{}, acks: map[string]uint64{}, pubs: make(chan pubReq, maxPublishBatch), cmds: make(chan cmdReq, 64),
 		info: streamConnInfo(r)}
 	// The AuthorizeSubscribe hook is asked for the URL's stream before anything is opened.

@@ -342,6 +342,7 @@ type streamSub struct {
 	inflight []uint64 // delivered, not acknowledged
 	acked    uint64
 	closed   bool
+	rd       *subRedelivery // a durable client's redelivery (stream_redelivery.go), or nil
 }
 
 func (s *streamSub) poke() {
@@ -384,8 +385,8 @@ func (s *streamSub) ack(seq uint64) string {
 	up := s.up
 	up.mu.Lock()
 	defer up.mu.Unlock()
-	if seq >= s.next {
-		return fmt.Sprintf("seq %d was not delivered yet (next is %d)", seq, s.next)
+	if seq > s.delivered() {
+		return fmt.Sprintf("seq %d was not delivered yet (next is %d)", seq, s.delivered()+1)
 	}
 	if seq <= s.acked {
 		return ""
@@ -397,6 +398,7 @@ func (s *streamSub) ack(seq uint64) string {
 		i++
 	}
 	s.inflight = append(s.inflight[:0], s.inflight[i:]...)
+	s.ackedPast(seq)
 	if full && !s.live {
 		s.poke()
 	}
@@ -420,6 +422,8 @@ func (s *streamSub) run() {
 			case <-ctx.Done():
 				return
 			case <-s.wake:
+			case now := <-s.rd.tick(): // nil unless durable
+				s.checkRedelivery(now)
 			}
 			continue
 		}

@@ -84,6 +84,7 @@ func Run(ctx context.Context, o Options) error {
 		gwOpts.Mounts[p] = h
 	}
 	gwOpts.Buckets = files.Buckets()
+	gwOpts.Readiness = files.Ready
 	var s3srv *http.Server
 	var s3ln net.Listener
 	if cfg.Dev.S3Listen != "" {
