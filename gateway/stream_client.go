@@ -1,12 +1,10 @@
 package gateway
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -50,6 +48,9 @@ type streamConn struct {
 	group      *streamGroup // a consumer group member's connection, or nil
 	info       streams.Conn // what the server hooks see of the connection
 
+	// deadlineSet is when the writer last moved the write deadline (the writer's only).
+	deadlineSet time.Time
+
 	qmu      sync.Mutex
 	queue    [][]byte
 	qbytes   int // queued and not yet written
@@ -69,9 +70,8 @@ type streamConn struct {
 }
 
 type pubReq struct {
-	id    string
-	rawID json.RawMessage // id as the frame had it: a JSON string
-	data  json.RawMessage
+	id   string
+	data json.RawMessage
 }
 
 type cmdReq struct {
@@ -90,34 +90,6 @@ func (c *streamConn) enqueue(f []byte) {
 		c.closeMsg = websocket.FormatCloseMessage(CloseSlowConsumer, "slow consumer: outgoing queue full; resume from your last ack")
 		c.g.streams.slowClosed.Add(1)
 	} else {
-		c.queue = append(c.queue, f)
-		c.qbytes += len(f)
-		if len(c.queue) > 1 {
-			return // woken when the queue became non-empty, and not yet taken
-		}
-	}
-	select {
-	case c.qwake <- struct{}{}:
-	default:
-	}
-}
-
-// enqueueAll queues frames in order with one lock and one wake-up of the writer.
-func (c *streamConn) enqueueAll(frames [][]byte) {
-	if len(frames) == 0 {
-		return
-	}
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	if c.closeMsg != nil {
-		return
-	}
-	for _, f := range frames {
-		if c.qbytes+len(f) > c.qmax {
-			c.closeMsg = websocket.FormatCloseMessage(CloseSlowConsumer, "slow consumer: outgoing queue full; resume from your last ack")
-			c.g.streams.slowClosed.Add(1)
-			break
-		}
 		c.queue = append(c.queue, f)
 		c.qbytes += len(f)
 	}
@@ -145,7 +117,6 @@ func (c *streamConn) writer() {
 	defer c.wg.Done()
 	defer c.cancel()
 	defer c.ws.Close()
-	var deadlineSet time.Time
 	for {
 		c.qmu.Lock()
 		batch, closeMsg := c.queue, c.closeMsg
@@ -171,9 +142,9 @@ func (c *streamConn) writer() {
 		// second (a write may then get 9 to 10 s): per frame they cost a tenth of a
 		// 1,000-subscriber fan-out, where most batches are one frame. With a batchConn the
 		// writes below only fill its buffer; the deadline bounds release's one write.
-		if now := time.Now(); now.Sub(deadlineSet) >= time.Second {
+		if now := time.Now(); now.Sub(c.deadlineSet) >= time.Second {
 			_ = c.ws.SetWriteDeadline(now.Add(streamWriteTimeout))
-			deadlineSet = now
+			c.deadlineSet = now
 		}
 		n := 0
 		for _, f := range batch {
@@ -421,63 +392,16 @@ func (c *streamConn) publisher() {
 			}
 			continue
 		}
-		frames := make([][]byte, 0, len(batch))
 		j := 0
 		for i, p := range batch {
 			if refused[i] != nil {
 				c.sendError(p.id, "forbidden", refused[i].(*streamError).message)
 				continue
 			}
-			frames = append(frames, publishedFrame(p, out[j].Seq))
+			c.enqueue(publishedFrame(p.id, out[j].Seq))
 			j++
 		}
-		c.enqueueAll(frames)
 	}
-}
-
-// publishBody is the object's /publish body for the batch's publishes not refused, built
-// by hand: reflection over a map per message cost more than the rest of the gateway's part.
-// A publish's id is its frame's raw JSON string and its data the frame's raw JSON value,
-// compacted (as json.Marshal of a RawMessage would).
-func publishBody(batch []pubReq, refused []error, size int) []byte {
-	b := make([]byte, 0, size+len(batch)*24+2)
-	b = append(b, '[')
-	for i, p := range batch {
-		if refused[i] != nil {
-			continue
-		}
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"id":`...)
-		b = append(b, p.rawID...)
-		b = append(b, `,"data":`...)
-		b = appendCompact(b, p.data)
-		b = append(b, '}')
-	}
-	return append(b, ']')
-}
-
-// appendCompact appends the valid JSON v without insignificant whitespace.
-func appendCompact(b []byte, v []byte) []byte {
-	if bytes.IndexAny(v, " \t\r\n") < 0 {
-		return append(b, v...)
-	}
-	buf := bytes.NewBuffer(b)
-	if json.Compact(buf, v) != nil {
-		return append(b, v...) // not reached: the frame was valid JSON
-	}
-	return buf.Bytes()
-}
-
-// publishedFrame is {"type":"published","id":..,"seq":N} for p.
-func publishedFrame(p pubReq, seq uint64) []byte {
-	b := make([]byte, 0, len(p.rawID)+48)
-	b = append(b, `{"type":"published","id":`...)
-	b = append(b, p.rawID...)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
-	return append(b, '}')
 }
 
 // commander runs commands one at a time, in order.

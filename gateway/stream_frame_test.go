@@ -45,3 +45,12 @@ func TestRawStringLikeUnmarshal(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendJSONStringLikeMarshal(t *testing.T) {
+	for _, s := range []string{"", "abc-123", `a"b`, `a\b`, "<&>", "é", "\x01", "\xff", "\u2028"} {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString(nil, s); string(got) != string(want) {
+			t.Errorf("%q: got %s, want %s", s, got, want)
+		}
+	}
+}

@@ -227,12 +227,8 @@ func (c *streamConn) frame(data []byte) bool {
 			c.sendError(id, "bad_field", "publish needs data")
 			return true
 		}
-		rawID := f["id"]
-		if len(rawID) == 0 || rawID[0] != '"' {
-			rawID, _ = json.Marshal(id) // "id":null reads as ""
-		}
 		select {
-		case c.pubs <- pubReq{id: id, rawID: rawID, data: d}:
+		case c.pubs <- pubReq{id: id, data: d}:
 		case <-c.ctx.Done():
 			return false
 		}
