@@ -234,6 +234,7 @@ func runDev(ctx context.Context, args []string, reg app.Registry) error {
 		return helpOK(err)
 	}
 	longPoll(cfg)
+	cfg.Streams.WebhookAllowLocalhost = true // local development: webhooks on this machine
 	if f.set("listen") || cfg.Dev.Listen == "" {
 		cfg.Dev.Listen = *listen
 	}
@@ -283,7 +284,7 @@ func runGateway(ctx context.Context, args []string, reg app.Registry) error {
 	}
 	files := app.StartFiles(ctx, nc, cfg, cfg.Auth.S3, n.replicas, log)
 	defer files.Close()
-	opts.Mounts, opts.Buckets = files.Mounts(), files.Buckets()
+	opts.Mounts, opts.Buckets, opts.Readiness = files.Mounts(), files.Buckets(), files.Ready
 	if *s3Listen != "" {
 		s3ln, err := app.Listen(*s3Listen, "holdfast gateway S3 endpoint (--s3-listen)")
 		if err != nil {

@@ -72,9 +72,12 @@ type Options struct {
 	TrustedProxyHeader string
 	// Mounts are extra handlers by path prefix ending in "/" (the file API, for instance).
 	// They get the same authentication as routes, and the raw path: keys may hold "//".
-	Mounts   map[string]http.Handler
-	Replicas int
-	Logger   *slog.Logger
+	Mounts map[string]http.Handler
+	// Readiness, when set, must also answer nil before /healthz says ok: a part served
+	// beside the gateway that opens in the background (the file store, for instance).
+	Readiness func() error
+	Replicas  int
+	Logger    *slog.Logger
 	// Streams serves durable message streams at GET /v1/stream/{name...} (a WebSocket;
 	// docs/streams.md), kept by objects of class StreamClass, which hosts must serve.
 	Streams bool
@@ -89,6 +92,14 @@ type Options struct {
 	// StreamHooks authorize stream subscribes and publishes and transform messages
 	// (package streams; docs/streams.md, "Server hooks").
 	StreamHooks streams.Hooks
+	// WebhookAllowLocalhost admits Durable Streams webhook URLs on http://localhost and
+	// http://127.x.x.x (the protocol's development exception; on in `holdfast dev`).
+	// Off: webhooks must be https to public addresses.
+	WebhookAllowLocalhost bool
+	// PublicURL is where clients reach the cluster (scheme://host[/prefix], no trailing
+	// slash): Durable Streams subscription callback and JWKS URLs start with it. Empty:
+	// the scheme and Host of the request that created the subscription.
+	PublicURL string
 }
 
 // presenceTTL is how long a gateway stays "live" without renewing; objects close the
@@ -115,6 +126,7 @@ type Gateway struct {
 	flush   *flusher // writes object sockets' frames
 	env     *env
 	streams *streamHub
+	subs    *dsSubs // Durable Streams subscriptions (ds_subscriptions.go)
 }
 
 // New builds a gateway on nc. It serves at once: until JetStream answers, /healthz says
@@ -159,6 +171,23 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 
 // ID is the gateway's id.
 func (g *Gateway) ID() string { return g.id }
+
+// serveHealth answers /healthz: 200 once the gateway reaches JetStream and every part
+// in Options.Readiness is up, else 503 saying what is missing.
+func (g *Gateway) serveHealth(w http.ResponseWriter) {
+	if !g.Ready() {
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
+		return
+	}
+	if g.opts.Readiness != nil {
+		if err := g.opts.Readiness(); err != nil {
+			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
 
 // Ready reports whether the gateway reaches JetStream and serves requests.
 func (g *Gateway) Ready() bool { return g.ready.Load() && g.nc.IsConnected() }
@@ -302,22 +331,18 @@ func (g *Gateway) buildMux() (err error) {
 		// /v1/stream/{name...}: WebSocket, Durable Streams HTTP, EventSource (durable_http.go).
 		g.registerHTTPStreams()
 		g.mux.HandleFunc("GET /stream/{subject...}", g.serveStreamCompat) // durable-stream's clients
+		g.registerDSSubscriptions()                                       // /v1/stream/__ds/ (ds_subscriptions.go)
 	}
 	return nil
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
-		if g.Ready() {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
-			return
-		}
-		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
+		g.serveHealth(w)
 		return
 	}
 	key, ok := g.authorized(r)
-	if !ok {
+	if !ok && !dsTokenAuth(r) { // subscription callbacks carry a wake token instead
 		w.Header().Set("WWW-Authenticate", `Bearer realm="holdfast"`)
 		httperr.Write(w, http.StatusUnauthorized, httperr.CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> or ?token=<key>")
 		return

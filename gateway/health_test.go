@@ -2,13 +2,18 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/holdfast/holdfast/internal/natsembed"
+	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -58,4 +63,32 @@ func TestHealthFollowsNATS(t *testing.T) {
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	waitFor(t, "healthz 200", 30*time.Second, func() bool { return status("/healthz") == 200 })
+}
+
+// TestHealthWaitsForReadiness: /healthz stays 503, saying why, until Options.Readiness
+// answers nil.
+func TestHealthWaitsForReadiness(t *testing.T) {
+	var ready atomic.Bool
+	f := startGateway(t, natstest.Server(t), Options{Readiness: func() error {
+		if !ready.Load() {
+			return errors.New("the file store is not open yet")
+		}
+		return nil
+	}})
+	get := func() (int, string) {
+		resp, err := http.Get(f.url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, b := get(); st != http.StatusServiceUnavailable || !strings.Contains(b, "file store") {
+		t.Fatalf("before ready: %d %s", st, b)
+	}
+	ready.Store(true)
+	if st, b := get(); st != http.StatusOK {
+		t.Fatalf("after ready: %d %s", st, b)
+	}
 }

@@ -117,3 +117,34 @@ func TestSSECluster(t *testing.T) {
 		t.Fatalf("resumed after %s: %q", firstID, got)
 	}
 }
+
+// TestSSEClusterAcrossGateways: /status and POST /channel (every channel) span gateways, as
+// the original's gossip did: a subscriber on the second gateway shows in the first's
+// /status and gets what is posted to every channel there.
+func TestSSEClusterAcrossGateways(t *testing.T) {
+	s, _, f1 := startStreams(t, Options{})
+	f2 := startGateway(t, s, Options{Streams: true, Routes: []Route{}})
+	lines, stop := sseLines(t, f2.url+"/channel/far", nil)
+	defer stop()
+	var status struct {
+		Members  []string `json:"members"`
+		Channels []struct {
+			ID      string `json:"id"`
+			Clients int    `json:"clients"`
+		} `json:"channels"`
+	}
+	waitFor(t, "the other gateway's subscriber in /status", 10*time.Second, func() bool {
+		st, _, b := dsDo(t, http.MethodGet, f1.url+"/status", nil, "")
+		return st == http.StatusOK && json.Unmarshal([]byte(b), &status) == nil &&
+			len(status.Channels) == 1 && status.Channels[0].ID == "far" && status.Channels[0].Clients == 1
+	})
+	want := []string{f1.gw.ID(), f2.gw.ID()}
+	slices.Sort(want)
+	if !slices.Equal(status.Members, want) {
+		t.Fatalf("members %q, want %q", status.Members, want)
+	}
+	if st, _, b := dsDo(t, http.MethodPost, f1.url+"/channel", nil, `{"data":"to all"}`); st != http.StatusOK {
+		t.Fatalf("POST /channel: %d %s", st, b)
+	}
+	awaitLine(t, lines, func(l string) bool { return l == "data:to all" })
+}

@@ -11,13 +11,17 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/names"
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/nats-io/nats.go"
 )
 
 // sseChannelPrefix is the stream name prefix of sse-cluster channels.
@@ -31,7 +35,8 @@ type clusterEvent struct {
 	Retry int             `json:"retry,omitempty"`
 }
 
-// channels counts this gateway's subscribers per channel, for POST /channel and /status.
+// channels counts this gateway's subscribers per channel, for POST /channel and /status
+// (which add up every gateway's).
 type channels struct {
 	mu sync.Mutex
 	n  map[string]int
@@ -70,26 +75,121 @@ func (h *httpStreams) registerSSECluster() {
 		h.clusterPublish(w, r, []string{r.PathValue("ch")})
 	})
 	h.g.mux.HandleFunc("POST /channel", func(w http.ResponseWriter, r *http.Request) {
-		cs.mu.Lock()
-		all := make([]string, 0, len(cs.n))
-		for ch := range cs.n {
+		_, counts := h.clusterChannels(r.Context(), cs)
+		all := make([]string, 0, len(counts))
+		for ch := range counts {
 			all = append(all, ch)
 		}
-		cs.mu.Unlock()
+		sort.Strings(all)
 		h.clusterPublish(w, r, all)
 	})
 	h.g.mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		cs.mu.Lock()
-		list := make([]map[string]any, 0, len(cs.n))
-		for ch, n := range cs.n {
+		members, counts := h.clusterChannels(r.Context(), cs)
+		list := make([]map[string]any, 0, len(counts))
+		for ch, n := range counts {
 			list = append(list, map[string]any{"id": ch, "clients": n})
 		}
-		cs.mu.Unlock()
 		sort.Slice(list, func(i, j int) bool { return list[i]["id"].(string) < list[j]["id"].(string) })
-		b, _ := json.Marshal(map[string]any{"id": h.g.id, "channels": list, "members": []string{h.g.id}})
+		b, _ := json.Marshal(map[string]any{"id": h.g.id, "channels": list, "members": members})
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(b)
 	})
+	h.answerChannels(cs)
+}
+
+// snapshot copies this gateway's channel counts.
+func (cs *channels) snapshot() map[string]int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return maps.Clone(cs.n)
+}
+
+// answerChannels answers the other gateways' /status and POST /channel with this
+// gateway's channels, until the gateway closes.
+func (h *httpStreams) answerChannels(cs *channels) {
+	g := h.g
+	sub, err := g.nc.Subscribe(wire.SSEChannelsSubject, func(m *nats.Msg) {
+		b, _ := json.Marshal(wire.SSEChannels{Gateway: g.id, Channels: cs.snapshot()})
+		_ = m.Respond(b)
+	})
+	if err != nil {
+		g.log.Warn("sse-cluster: other gateways will not see this gateway's channels", "err", err)
+		return
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		<-g.ctx.Done()
+		_ = sub.Unsubscribe()
+	}()
+}
+
+// sseGatherTimeout bounds how long /status and POST /channel wait for the other gateways.
+const sseGatherTimeout = 500 * time.Millisecond
+
+// clusterChannels asks every gateway for its channels, as the original's gossip made
+// /status and POST /channel cluster-wide. It waits for one answer per gateway holding a
+// presence key, or sseGatherTimeout; a gateway that does not answer in time is left out
+// of members (and its channels out of the counts). Without NATS it answers for this
+// gateway alone.
+func (h *httpStreams) clusterChannels(ctx context.Context, cs *channels) (members []string, counts map[string]int) {
+	g := h.g
+	counts = map[string]int{}
+	seen := map[string]bool{}
+	add := func(a wire.SSEChannels) {
+		seen[a.Gateway] = true
+		members = append(members, a.Gateway)
+		for ch, n := range a.Channels {
+			counts[ch] += n
+		}
+	}
+	defer func() {
+		if !seen[g.id] {
+			add(wire.SSEChannels{Gateway: g.id, Channels: cs.snapshot()})
+		}
+		sort.Strings(members)
+	}()
+	if !g.Ready() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, sseGatherTimeout)
+	defer cancel()
+	expect := map[string]bool{}
+	if keys, err := g.res.Gateways.ListKeys(ctx); err == nil {
+		for k := range keys.Keys() {
+			expect[k] = true
+		}
+	}
+	inbox := g.nc.NewRespInbox()
+	sub, err := g.nc.SubscribeSync(inbox)
+	if err != nil {
+		return
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := g.nc.PublishRequest(wire.SSEChannelsSubject, inbox, nil); err != nil {
+		return
+	}
+	for len(expect) == 0 || !allSeen(expect, seen) {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return
+		}
+		var a wire.SSEChannels
+		if json.Unmarshal(m.Data, &a) != nil || a.Gateway == "" || seen[a.Gateway] {
+			continue
+		}
+		add(a)
+	}
+	return
+}
+
+func allSeen(want, seen map[string]bool) bool {
+	for k := range want {
+		if !seen[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // clusterRender writes an sse-cluster event; its id is the stream seq (for resuming).

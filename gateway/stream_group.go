@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -31,6 +32,9 @@ const (
 	// flight: a member on another gateway may release its claims early (on disconnect),
 	// and only members on the same gateway are woken by that.
 	groupMaxWait = time.Second
+	// groupRetryFor bounds how long a member keeps asking a stream object that does not
+	// answer (its host failing over) before it closes the connection with 1013.
+	groupRetryFor = 30 * time.Second
 )
 
 // streamGroup is one member's connection to a group.
@@ -121,7 +125,7 @@ func (m *streamGroup) run() {
 		// On a fresh context: the connection's is done.
 		bg, cancel := context.WithTimeout(context.Background(), m.c.g.opts.RequestTimeout)
 		defer cancel()
-		_ = m.flushAcks(bg)
+		_, _ = m.flushAcks(bg)
 		if err := m.call(bg, "/group/release", map[string]string{"group": m.group, "member": m.member}, nil); err != nil {
 			m.c.g.log.Warn("group release failed; its claims expire on their own", "stream", m.name, "group", m.group, "err", err)
 			return
@@ -136,10 +140,41 @@ func (m *streamGroup) run() {
 		}
 		m.up.mu.Unlock()
 	}()
+	var failing time.Time // since when the stream object has not answered
+	reclaim := false      // a claim got no answer: it may have been stored
+	backoff := 50 * time.Millisecond
+	// retry waits after an error and reports whether to go on: a stream object that is
+	// unavailable for a while (its host died and another takes over) does not end the
+	// member's connection.
+	retry := func(err error) bool {
+		var se *streamError
+		if !errors.As(err, &se) || se.code != "unavailable" {
+			return false
+		}
+		if failing.IsZero() {
+			failing = time.Now()
+		} else if time.Since(failing) > groupRetryFor {
+			return false
+		}
+		m.c.g.log.Debug("group member retries", "stream", m.name, "group", m.group, "err", err)
+		t := time.NewTimer(backoff)
+		defer t.Stop()
+		backoff = min(2*backoff, time.Second)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		return true
+	}
 	for ctx.Err() == nil {
-		if err := m.flushAcks(ctx); err != nil {
+		if sent, err := m.flushAcks(ctx); err != nil {
+			if retry(err) {
+				continue
+			}
 			m.fail(err)
 			return
+		} else if sent {
+			failing, backoff = time.Time{}, 50*time.Millisecond
 		}
 		m.mu.Lock()
 		room := m.c.window - len(m.inflight)
@@ -150,16 +185,23 @@ func (m *streamGroup) run() {
 				Seqs    []uint64 `json:"seqs"`
 				RetryMs int64    `json:"retryMs"`
 			}
-			req := map[string]any{"group": m.group, "member": m.member, "max": min(room, 4096), "timeoutMs": m.timeout.Milliseconds()}
+			req := map[string]any{"group": m.group, "member": m.member, "max": min(room, 4096), "timeoutMs": m.timeout.Milliseconds(), "reclaim": reclaim}
 			if err := m.call(ctx, "/group/claim", req, &res); err != nil {
+				if retry(err) {
+					reclaim = true
+					continue
+				}
 				m.fail(err)
 				return
 			}
-			if err := m.deliver(ctx, res.Seqs); err != nil {
+			failing, backoff = time.Time{}, 50*time.Millisecond
+			err := m.deliver(ctx, res.Seqs, reclaim)
+			reclaim = false
+			if err != nil {
 				m.fail(err)
 				return
 			}
-			if len(res.Seqs) == room {
+			if len(res.Seqs) >= room {
 				continue // more may be waiting
 			}
 			if res.RetryMs > 0 {
@@ -184,17 +226,32 @@ func (m *streamGroup) run() {
 }
 
 func (m *streamGroup) fail(err error) {
-	if m.c.ctx.Err() == nil {
-		m.c.g.log.Warn("group member failed", "stream", m.name, "group", m.group, "err", err)
-		m.c.fail(CloseStreamUnavailable, "stream unavailable; reconnect")
+	if m.c.ctx.Err() != nil {
+		return
 	}
+	var se *streamError
+	if errors.As(err, &se) && se.code == "too_many_groups" {
+		// Reconnecting will not help: close as a policy violation, saying why.
+		m.c.fail(websocket.ClosePolicyViolation, "too_many_groups: "+se.message)
+		return
+	}
+	m.c.g.log.Warn("group member failed", "stream", m.name, "group", m.group, "err", err)
+	m.c.fail(CloseStreamUnavailable, "stream unavailable; reconnect")
 }
 
 // deliver reads the claimed messages and queues their frames; a message no longer
 // retained, or dropped by the Transform hook, is acked at once, so that the group
-// forgets it.
-func (m *streamGroup) deliver(ctx context.Context, seqs []uint64) error {
+// forgets it. After a reclaim, a seq the client holds already is not sent again.
+func (m *streamGroup) deliver(ctx context.Context, seqs []uint64, reclaim bool) error {
 	for _, seq := range seqs {
+		if reclaim {
+			m.mu.Lock()
+			_, held := m.inflight[seq]
+			m.mu.Unlock()
+			if held {
+				continue
+			}
+		}
 		msg, err := m.up.js.GetMsg(ctx, seq)
 		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return err
@@ -217,19 +274,20 @@ func (m *streamGroup) deliver(ctx context.Context, seqs []uint64) error {
 	return nil
 }
 
-func (m *streamGroup) flushAcks(ctx context.Context) error {
+// flushAcks tells the object the seqs acked since; sent reports that it did.
+func (m *streamGroup) flushAcks(ctx context.Context) (sent bool, err error) {
 	m.mu.Lock()
 	acked := m.acked
 	m.acked = nil
 	m.mu.Unlock()
 	if len(acked) == 0 {
-		return nil
+		return false, nil
 	}
-	err := m.call(ctx, "/group/ack", map[string]any{"group": m.group, "seqs": acked}, nil)
+	err = m.call(ctx, "/group/ack", map[string]any{"group": m.group, "seqs": acked}, nil)
 	if err != nil {
 		m.mu.Lock()
 		m.acked = append(m.acked, acked...)
 		m.mu.Unlock()
 	}
-	return err
+	return err == nil, err
 }

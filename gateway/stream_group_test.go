@@ -3,12 +3,15 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/builtin/stream"
 )
 
 // member is a group member's connection read by its own goroutine: message frames go to
@@ -187,5 +190,26 @@ func TestStreamGroupPositionSurvivesRestart(t *testing.T) {
 	c := joinGroup(t, f, "/v1/stream/pos?group=g", true)
 	if got := c.take(t, 2); got[0] != 4 || got[1] != 5 {
 		t.Fatalf("after restart: %v, want [4 5]", got)
+	}
+}
+
+// TestStreamGroupLimit: a member of one group too many is closed with 1008 (reconnecting
+// would not help), not 1013, and the reason says why.
+func TestStreamGroupLimit(t *testing.T) {
+	_, _, f := startStreams(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range stream.MaxGroups {
+		body := fmt.Sprintf(`{"group":"g%d","member":"a","max":1}`, i)
+		if _, err := f.gw.streamCall(ctx, "lim", http.MethodPost, "/group/claim", []byte(body), nil); err != nil {
+			t.Fatalf("group %d: %v", i, err)
+		}
+	}
+	c := sdial(t, f, "/v1/stream/lim?group=one-more")
+	_ = c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := c.c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || !strings.HasPrefix(ce.Text, "too_many_groups: ") {
+		t.Fatalf("closed with %v, want 1008 too_many_groups", err)
 	}
 }

@@ -246,12 +246,26 @@ func (up *upstream) onMsg(m jetstream.Msg) {
 		return
 	}
 	seq := md.Sequence.Stream
-	f := up.frame(seq, md.Timestamp, m.Data())
 	up.mu.Lock()
 	defer up.mu.Unlock()
 	if seq <= up.last {
 		return // a restarted consumer's repeat
 	}
+	var f []byte
+	if up.anyLive() {
+		// Transform and encode outside the lock, as before; a subscriber that went live
+		// meanwhile gets the frame below.
+		up.mu.Unlock()
+		f = up.frame(seq, md.Timestamp, m.Data())
+		up.mu.Lock()
+		if seq <= up.last {
+			return // feeds do not overlap; if one ever did, the first one won
+		}
+	}
+	// With no live subscriber the frame is not built: a stream that is published to and
+	// read by no one here (a publisher's own connection) skipped it. Whoever goes live
+	// later reads up to up.last itself, and up.last moves in the same critical section as
+	// this check.
 	up.last = seq
 	for s := range up.subs {
 		if s.live {
@@ -264,6 +278,16 @@ func (up *upstream) onMsg(m jetstream.Msg) {
 		default:
 		}
 	}
+}
+
+// anyLive reports whether a subscriber takes the live feed (under up.mu).
+func (up *upstream) anyLive() bool {
+	for s := range up.subs {
+		if s.live {
+			return true
+		}
+	}
+	return false
 }
 
 // subscribers is the number of local subscribers.
@@ -318,6 +342,7 @@ type streamSub struct {
 	inflight []uint64 // delivered, not acknowledged
 	acked    uint64
 	closed   bool
+	rd       *subRedelivery // a durable client's redelivery (stream_redelivery.go), or nil
 }
 
 func (s *streamSub) poke() {
@@ -360,8 +385,8 @@ func (s *streamSub) ack(seq uint64) string {
 	up := s.up
 	up.mu.Lock()
 	defer up.mu.Unlock()
-	if seq >= s.next {
-		return fmt.Sprintf("seq %d was not delivered yet (next is %d)", seq, s.next)
+	if seq > s.delivered() {
+		return fmt.Sprintf("seq %d was not delivered yet (next is %d)", seq, s.delivered()+1)
 	}
 	if seq <= s.acked {
 		return ""
@@ -373,6 +398,7 @@ func (s *streamSub) ack(seq uint64) string {
 		i++
 	}
 	s.inflight = append(s.inflight[:0], s.inflight[i:]...)
+	s.ackedPast(seq)
 	if full && !s.live {
 		s.poke()
 	}
@@ -396,6 +422,8 @@ func (s *streamSub) run() {
 			case <-ctx.Done():
 				return
 			case <-s.wake:
+			case now := <-s.rd.tick(): // nil unless durable
+				s.checkRedelivery(now)
 			}
 			continue
 		}

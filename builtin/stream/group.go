@@ -4,21 +4,34 @@ package stream
 // not acknowledged before its deadline goes to a member again. A group's state is one
 // storage key, so its position survives restarts and failover:
 //
-//	POST /group/claim   {"group","member","max","timeoutMs"} -> {"seqs":[..],"retryMs":N}
+//	POST /group/claim   {"group","member","max","timeoutMs","reclaim"} -> {"seqs":[..],"retryMs":N}
 //	POST /group/ack     {"group","seqs":[..]}                -> {}
 //	POST /group/release {"group","member"}                   -> {}
 //	GET  /group/info?group=                                  -> {"next":N,"inflight":N}
 //
+// A stream has at most MaxGroups groups (409 too_many_groups for another).
+//
 // claim hands out expired claims first (oldest seq first), then seqs never handed out, up
 // to max; retryMs (0 when none) is how long until the earliest claim in flight expires, so
-// that an idle member knows when to ask again. Expiry is checked at each claim: nothing
+// that an idle member knows when to ask again. With "reclaim" it also hands back, with
+// new deadlines, the member's own claims still in flight: a member whose previous claim
+// got no answer (the object's host died after storing it) asks so, and keeps the seqs it
+// does not hold yet instead of leaving them to expire. Expiry is checked at each claim: nothing
 // needs a timer while nobody claims. release expires a departing member's claims at once.
 // A new group starts at the first retained message.
+//
+// The state is stored compactly, {"next":N,"members":[..],"claims":[[seq,member,deadline],..]}
+// (member: an index into members), and a claim hands out no more than keeps it under
+// MaxGroupStateBytes, so that it always fits in one storage value: about 4,000 claims in
+// flight per group.
 
 import (
+	"cmp"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -30,9 +43,45 @@ const (
 	MaxGroupInflight = 1 << 16
 	// DefaultGroupTimeout is the redelivery timeout when a claim gives none.
 	DefaultGroupTimeout = 30 * time.Second
+	// MaxGroupStateBytes bounds a group's stored state, below the hosts' default limit of
+	// one storage value (128 KiB).
+	MaxGroupStateBytes = 100 << 10
+	// MaxGroups bounds the groups of one stream (a group's state is never removed).
+	MaxGroups = 256
 )
 
-const keyGroup = "group/"
+// Storage keys: a group's state, and the index of the stream's groups (their names, a
+// JSON array: at most MaxGroups × 130 bytes).
+const (
+	keyGroup  = "group/"
+	keyGroups = "groups"
+)
+
+// admitGroup adds a new group to the index, refusing it past MaxGroups.
+func (s *stream) admitGroup(name string) error {
+	var names []string
+	if b, ok := s.st.Storage().Get(keyGroups); ok {
+		if err := json.Unmarshal(b, &names); err != nil {
+			return err
+		}
+	} else {
+		// Groups stored before the index existed.
+		for _, e := range s.st.Storage().List(keyGroup, "", MaxGroups+1) {
+			names = append(names, strings.TrimPrefix(e.Key, keyGroup))
+		}
+	}
+	if slices.Contains(names, name) {
+		return nil
+	}
+	if len(names) >= MaxGroups {
+		return &apiError{http.StatusConflict, "too_many_groups", fmt.Sprintf("the stream has %d consumer groups, the limit", len(names))}
+	}
+	b, err := json.Marshal(append(names, name))
+	if err != nil {
+		return err
+	}
+	return s.st.Storage().Put(keyGroups, b)
+}
 
 // GroupClaim is the body of POST /group/claim.
 type GroupClaim struct {
@@ -40,6 +89,7 @@ type GroupClaim struct {
 	Member    string `json:"member"`
 	Max       int    `json:"max"`
 	TimeoutMs int64  `json:"timeoutMs"`
+	Reclaim   bool   `json:"reclaim"`
 }
 
 // GroupClaimed is its answer.
@@ -49,13 +99,48 @@ type GroupClaimed struct {
 }
 
 type groupState struct {
-	Next     uint64                `json:"next"` // first seq never handed out
-	Inflight map[uint64]groupClaim `json:"inflight"`
+	Next     uint64 // first seq never handed out
+	Inflight map[uint64]groupClaim
 }
 
 type groupClaim struct {
 	Member   string `json:"m"`
 	Deadline int64  `json:"d"` // unix ms
+}
+
+// storedGroup is a group's stored form. Inflight is the first form, only read.
+type storedGroup struct {
+	Next     uint64                `json:"next"`
+	Members  []string              `json:"members,omitempty"`
+	Claims   [][3]int64            `json:"claims,omitempty"` // seq, index in Members, deadline
+	Inflight map[uint64]groupClaim `json:"inflight,omitempty"`
+}
+
+// claimBytes bounds one claim's bytes in the stored form: "[seq,member,deadline],".
+func claimBytes(seq uint64, deadline int64) int {
+	return digits(seq) + 5 + digits(uint64(max(deadline, 0))) + 4
+}
+
+func digits(n uint64) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
+}
+
+// bytes bounds the stored form's size; members holds the names counted.
+func (st *groupState) bytes() (n int, members map[string]bool) {
+	n = 64 + digits(st.Next)
+	members = map[string]bool{}
+	for seq, c := range st.Inflight {
+		n += claimBytes(seq, c.Deadline)
+		if !members[c.Member] {
+			members[c.Member] = true
+			n += len(c.Member) + 3
+		}
+	}
+	return n, members
 }
 
 func (s *stream) groupRoute(r *http.Request) (any, error) {
@@ -83,9 +168,13 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 	if err := checkClient(req.Group); err != nil {
 		return nil, bad("bad_args", "group: %s", err.Error())
 	}
+	_, exists := s.st.Storage().Get(keyGroup + req.Group)
 	st, err := s.loadGroup(req.Group)
 	if err != nil {
 		return nil, err
+	}
+	if !exists && r.URL.Path != "/group/claim" {
+		return struct{}{}, nil // nothing to ack or release: do not create the group
 	}
 	switch r.URL.Path {
 	case "/group/claim":
@@ -99,7 +188,12 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 		if req.TimeoutMs > 0 {
 			timeout = time.Duration(req.TimeoutMs) * time.Millisecond
 		}
-		out := s.claim(st, req.Member, req.Max, timeout)
+		if !exists {
+			if err := s.admitGroup(req.Group); err != nil {
+				return nil, err
+			}
+		}
+		out := s.claim(st, req.Member, req.Max, timeout, req.Reclaim)
 		return out, s.saveGroup(req.Group, st)
 	case "/group/ack":
 		for _, seq := range req.Seqs {
@@ -119,32 +213,55 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 }
 
 func (s *stream) loadGroup(name string) (*groupState, error) {
-	st := &groupState{}
-	if b, ok := s.st.Storage().Get(keyGroup + name); ok {
-		if err := json.Unmarshal(b, st); err != nil {
-			return nil, err
-		}
+	st := &groupState{Inflight: map[uint64]groupClaim{}}
+	b, ok := s.st.Storage().Get(keyGroup + name)
+	if !ok {
+		return st, nil
 	}
-	if st.Inflight == nil {
-		st.Inflight = map[uint64]groupClaim{}
+	var sg storedGroup
+	if err := json.Unmarshal(b, &sg); err != nil {
+		return nil, err
+	}
+	st.Next = sg.Next
+	for seq, c := range sg.Inflight {
+		st.Inflight[seq] = c
+	}
+	for _, c := range sg.Claims {
+		if c[1] < 0 || c[1] >= int64(len(sg.Members)) || c[0] <= 0 {
+			return nil, fmt.Errorf("group %q: stored claim %v names no member", name, c)
+		}
+		st.Inflight[uint64(c[0])] = groupClaim{Member: sg.Members[c[1]], Deadline: c[2]}
 	}
 	return st, nil
 }
 
 func (s *stream) saveGroup(name string, st *groupState) error {
-	b, err := json.Marshal(st)
+	sg := storedGroup{Next: st.Next, Claims: make([][3]int64, 0, len(st.Inflight))}
+	index := map[string]int64{}
+	for seq, c := range st.Inflight {
+		i, ok := index[c.Member]
+		if !ok {
+			i = int64(len(sg.Members))
+			index[c.Member] = i
+			sg.Members = append(sg.Members, c.Member)
+		}
+		sg.Claims = append(sg.Claims, [3]int64{int64(seq), i, c.Deadline})
+	}
+	slices.SortFunc(sg.Claims, func(a, b [3]int64) int { return cmp.Compare(a[0], b[0]) })
+	b, err := json.Marshal(sg)
 	if err != nil {
 		return err
 	}
 	return s.st.Storage().Put(keyGroup+name, b)
 }
 
-func (s *stream) claim(st *groupState, member string, n int, timeout time.Duration) GroupClaimed {
+func (s *stream) claim(st *groupState, member string, n int, timeout time.Duration, reclaim bool) GroupClaimed {
 	now := time.Now().UnixMilli()
 	deadline := now + timeout.Milliseconds()
 	info := s.info()
 	st.Next = max64(st.Next, info.FirstSeq, 1)
 	out := GroupClaimed{Seqs: []uint64{}}
+	given := 0 // seqs handed out, besides reclaimed ones
 	// Expired claims first, oldest first; claims on messages no longer retained go.
 	seqs := make([]uint64, 0, len(st.Inflight))
 	for seq := range st.Inflight {
@@ -157,15 +274,30 @@ func (s *stream) claim(st *groupState, member string, n int, timeout time.Durati
 			delete(st.Inflight, seq)
 			continue
 		}
-		if c.Deadline <= now && len(out.Seqs) < n {
+		if reclaim && c.Member == member && c.Deadline > now {
+			// Its own: outside n, since the member may hold them already.
 			st.Inflight[seq] = groupClaim{Member: member, Deadline: deadline}
 			out.Seqs = append(out.Seqs, seq)
+			continue
+		}
+		if c.Deadline <= now && given < n {
+			st.Inflight[seq] = groupClaim{Member: member, Deadline: deadline}
+			out.Seqs = append(out.Seqs, seq)
+			given++
 		}
 	}
-	for len(out.Seqs) < n && st.Next <= info.LastSeq && len(st.Inflight) < MaxGroupInflight {
+	// New claims, as many as keep the stored state within MaxGroupStateBytes.
+	size, members := st.bytes()
+	if !members[member] {
+		size += len(member) + 3
+	}
+	for given < n && st.Next <= info.LastSeq && len(st.Inflight) < MaxGroupInflight &&
+		size+claimBytes(st.Next, deadline) <= MaxGroupStateBytes {
+		size += claimBytes(st.Next, deadline)
 		st.Inflight[st.Next] = groupClaim{Member: member, Deadline: deadline}
 		out.Seqs = append(out.Seqs, st.Next)
 		st.Next++
+		given++
 	}
 	first := true
 	for _, c := range st.Inflight {

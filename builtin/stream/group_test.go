@@ -2,6 +2,8 @@ package stream_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +33,8 @@ func TestGroupAPI(t *testing.T) {
 		{"POST", "/group/claim", `{"group":"g","member":"a","max":2,"timeoutMs":60000}`, `200 {"seqs":[1,2],`},
 		{"POST", "/group/claim", `{"group":"g","member":"b","max":5,"timeoutMs":60000}`, `200 {"seqs":[3],`},
 		{"POST", "/group/claim", `{"group":"g","member":"b","max":5}`, `200 {"seqs":[],`},
+		// b lost the answer to its claim: reclaim hands back its own claims (outside max).
+		{"POST", "/group/claim", `{"group":"g","member":"b","max":1,"reclaim":true,"timeoutMs":60000}`, `200 {"seqs":[3],`},
 		{"POST", "/group/ack", `{"group":"g","seqs":[1]}`, `200 {}`},
 		// a leaves: its remaining claim (2) goes to the next claimer.
 		{"POST", "/group/release", `{"group":"g","member":"a"}`, `200 {}`},
@@ -58,5 +62,84 @@ func TestGroupAPI(t *testing.T) {
 		if time.Now().After(end) {
 			t.Fatalf("no redelivery: %s", got)
 		}
+	}
+}
+
+// TestGroupStateStaysWithinAValue: a group's claims are one storage value, so a large
+// claim (a member with a big window, a long member name) must stop short of the value
+// limit instead of failing, and the rest is handed out once acks make room.
+func TestGroupStateStaysWithinAValue(t *testing.T) {
+	s := natstest.Server(t)
+	nc := natstest.Conn(t, s)
+	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{stream.Class}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.Close(ctx)
+	})
+	const total = 4096
+	batch := "[" + strings.Repeat(`{"data":1},`, 1023) + `{"data":1}]`
+	for range total / 1024 {
+		if got := call(t, nc, "POST", "/publish", batch); !strings.HasPrefix(got, "200") {
+			t.Fatalf("publish: %s", got)
+		}
+	}
+	member := strings.Repeat("m", stream.MaxClientID)
+	claimed := map[uint64]bool{}
+	for round := 0; len(claimed) < total; round++ {
+		if round > 100 {
+			t.Fatalf("%d of %d claimed after 100 rounds", len(claimed), total)
+		}
+		got := call(t, nc, "POST", "/group/claim", `{"group":"g","member":"`+member+`","max":4096,"timeoutMs":600000}`)
+		var res stream.GroupClaimed
+		if !strings.HasPrefix(got, "200 ") || json.Unmarshal([]byte(got[4:]), &res) != nil || len(res.Seqs) == 0 {
+			t.Fatalf("claim in round %d: %s", round, got[:min(len(got), 200)])
+		}
+		for _, seq := range res.Seqs {
+			if claimed[seq] {
+				t.Fatalf("seq %d claimed twice", seq)
+			}
+			claimed[seq] = true
+		}
+		acks, _ := json.Marshal(map[string]any{"group": "g", "seqs": res.Seqs})
+		if got := call(t, nc, "POST", "/group/ack", string(acks)); !strings.HasPrefix(got, "200") {
+			t.Fatalf("ack: %s", got)
+		}
+	}
+}
+
+// TestGroupLimit: a stream takes at most MaxGroups groups; acks and releases name no new
+// group into being.
+func TestGroupLimit(t *testing.T) {
+	s := natstest.Server(t)
+	nc := natstest.Conn(t, s)
+	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{stream.Class}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.Close(ctx)
+	})
+	call(t, nc, "POST", "/configure", `{}`)
+	for i := range stream.MaxGroups {
+		if got := call(t, nc, "POST", "/group/claim", fmt.Sprintf(`{"group":"g%d","member":"a","max":1}`, i)); !strings.HasPrefix(got, "200") {
+			t.Fatalf("group %d: %s", i, got)
+		}
+	}
+	for _, path := range []string{"/group/ack", "/group/release"} {
+		if got := call(t, nc, "POST", path, `{"group":"other","member":"a","seqs":[1]}`); got != "200 {}" {
+			t.Fatalf("%s on a new group: %s", path, got)
+		}
+	}
+	if got := call(t, nc, "POST", "/group/claim", `{"group":"other","member":"a","max":1}`); !strings.HasPrefix(got, `409 {"error":{"code":"too_many_groups"`) {
+		t.Fatalf("group %d: %s", stream.MaxGroups+1, got)
+	}
+	if got := call(t, nc, "POST", "/group/claim", `{"group":"g7","member":"b","max":1}`); !strings.HasPrefix(got, "200") {
+		t.Fatalf("an existing group: %s", got)
 	}
 }

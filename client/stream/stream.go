@@ -12,6 +12,12 @@
 // included): with a Client id, the server resumes right after the last stored ack;
 // without one, the client asks for the seq after the last one it handled. Messages
 // handled already are never handed to Handler twice by one Conn.
+//
+// With Options.Group the Conn is a member of a consumer group instead: each message of
+// the stream goes to one member, and one not acknowledged within the redelivery timeout
+// goes to a member again. A member's messages are not in seq order, and Handler may see a
+// message again (at-least-once): after a redelivery, or after a reconnect that released
+// its claims before their acks reached the server.
 package stream
 
 import (
@@ -41,6 +47,14 @@ type Options struct {
 	Latest bool
 	// Window is the number of unacknowledged messages in flight (0: the server's 256).
 	Window int
+	// Group joins the consumer group of that name (1-128 of [A-Za-z0-9_.:-]); Client
+	// then names the member (the server makes one up without it). From and Latest do
+	// not apply: the group keeps its own position.
+	Group string
+	// Redelivery is how long a delivered message may stay unacknowledged before the
+	// server sends it again: to any member of a Group, or on this connection to a durable
+	// Client (0: the server's 30 s; 100 ms to 1 h).
+	Redelivery time.Duration
 	// Handler receives messages, in order, on the connection's read goroutine: it must
 	// not wait for this Conn's answers (Publish, Command) itself; start a goroutine.
 	Handler func(Message)
@@ -126,6 +140,9 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	if len(u.Path) <= len(prefix) || u.Path[:len(prefix)] != prefix {
 		return nil, fmt.Errorf("stream: %q is not a /v1/stream/<name> URL", rawURL)
 	}
+	if opts.Group != "" && (opts.From > 0 || opts.Latest) {
+		return nil, errors.New("stream: From and Latest do not apply to a Group: the group keeps its own position")
+	}
 	if opts.Dialer == nil {
 		opts.Dialer = websocket.DefaultDialer
 	}
@@ -152,6 +169,8 @@ func (c *Conn) dial(ctx context.Context) (*websocket.Conn, error) {
 	last, handled := c.last[c.primary]
 	c.mu.Unlock()
 	switch {
+	case c.opts.Group != "":
+		q.Set("group", c.opts.Group) // the group keeps the position
 	case c.opts.Client != "" && (handled || c.opts.From == 0 && !c.opts.Latest):
 		q.Set("client", c.opts.Client) // the server resumes after the last stored ack
 	case handled:
@@ -166,6 +185,9 @@ func (c *Conn) dial(ctx context.Context) (*websocket.Conn, error) {
 	}
 	if c.opts.Window > 0 {
 		q.Set("window", strconv.Itoa(c.opts.Window))
+	}
+	if c.opts.Redelivery > 0 {
+		q.Set("redelivery", c.opts.Redelivery.String())
 	}
 	u.RawQuery = q.Encode()
 	h := http.Header{}
@@ -257,10 +279,13 @@ func (c *Conn) read(ws *websocket.Conn) {
 		}
 		switch f.Type {
 		case "message":
+			// A group's messages come out of order and each is acked on its own: none is
+			// filtered.
+			group := c.opts.Group != "" && f.Stream == c.primary
 			c.mu.Lock()
 			last, seen := c.last[f.Stream]
-			dup := seen && f.Seq <= last
-			if !dup {
+			dup := !group && seen && f.Seq <= last
+			if !dup && !group {
 				c.last[f.Stream] = f.Seq
 			}
 			c.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +155,99 @@ func TestSubscribeMore(t *testing.T) {
 	}
 	if _, err := Dial(ctx, base+"bad name", Options{}); err == nil {
 		t.Fatal("a bad name dialled")
+	}
+}
+
+// TestGroup: two members of a group share the stream's messages, each going to one
+// member; a message a member holds past the redelivery timeout goes to the other; a
+// member that reconnects stays in the group.
+func TestGroup(t *testing.T) {
+	base := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := Dial(ctx, base+"g", Options{Group: "w", From: 3}); err == nil {
+		t.Fatal("a group with From dialled")
+	}
+	type got struct {
+		member string
+		seq    uint64
+	}
+	msgs := make(chan got, 100)
+	hold := make(chan struct{}) // a's handler holds its first message until this closes
+	var held uint64
+	a, err := Dial(ctx, base+"g", Options{Group: "w", Client: "a", Window: 1, Redelivery: 200 * time.Millisecond,
+		Handler: func(m Message) {
+			if held == 0 {
+				held = m.Seq
+				msgs <- got{"a", m.Seq}
+				<-hold
+				return
+			}
+			msgs <- got{"a", m.Seq}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	pub, err := Dial(ctx, base+"g", Options{Latest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	for i := 1; i <= 10; i++ {
+		if _, err := pub.Publish(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := <-msgs // a holds it
+	b, err := Dial(ctx, base+"g", Options{Group: "w", Client: "b", Redelivery: 200 * time.Millisecond,
+		Handler: func(m Message) { msgs <- got{"b", m.Seq} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// b gets everything, a's held message included once its claim expired.
+	seen := map[uint64][]string{first.seq: {first.member}}
+	for done := false; !done; {
+		select {
+		case g := <-msgs:
+			seen[g.seq] = append(seen[g.seq], g.member)
+		case <-ctx.Done():
+			t.Fatalf("timeout; got %v", seen)
+		}
+		done = len(seen) == 10 && len(seen[first.seq]) == 2
+	}
+	close(hold)
+	for seq := uint64(1); seq <= 10; seq++ {
+		want := []string{"b"}
+		if seq == first.seq {
+			want = []string{"a", "b"}
+		}
+		if !slices.Equal(seen[seq], want) {
+			t.Errorf("seq %d went to %v, want %v", seq, seen[seq], want)
+		}
+	}
+	// a, reconnected, is still a member: with b gone it takes every new message.
+	b.Close()
+	a.mu.Lock()
+	_ = a.ws.Close()
+	a.mu.Unlock()
+	for i := 11; i <= 20; i++ {
+		if _, err := pub.Publish(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for want := map[uint64]bool{}; len(want) < 10; {
+		select {
+		case g := <-msgs:
+			if g.seq > 10 {
+				if g.member != "a" {
+					t.Fatalf("seq %d went to %s after it closed", g.seq, g.member)
+				}
+				want[g.seq] = true
+			}
+		case <-ctx.Done():
+			t.Fatal("timeout waiting for a")
+		}
 	}
 }

@@ -59,6 +59,8 @@ func GatewayOptions(cfg *config.Config, reg Registry, log *slog.Logger) (gateway
 	// Durable streams (/v1/stream) are served when the binary has the Stream class.
 	_, opts.Streams = reg.Class(gateway.StreamClass)
 	opts.LongPollTimeout = cfg.Streams.LongPollTimeout
+	opts.WebhookAllowLocalhost = cfg.Streams.WebhookAllowLocalhost
+	opts.PublicURL = cfg.Streams.PublicURL
 	for _, r := range cfg.Streams.Retention {
 		opts.StreamRetention = append(opts.StreamRetention, gateway.StreamRetention{Pattern: r.Pattern, MaxMsgs: r.MaxMsgs, MaxBytes: r.MaxBytes, MaxAge: r.MaxAge})
 	}

@@ -97,6 +97,14 @@ func (f *Files) try(ctx context.Context, nc *nats.Conn, replicas int) error {
 	return nil
 }
 
+// Ready says whether the file store is open (it opens in the background, retrying).
+func (f *Files) Ready() error {
+	if f.store.Load() == nil {
+		return errors.New("the file store is not open yet")
+	}
+	return nil
+}
+
 // Close stops the store's background work.
 func (f *Files) Close() {
 	if st := f.store.Load(); st != nil {

@@ -107,6 +107,12 @@ type Streams struct {
 	// LongPollTimeout bounds a Durable Streams long-poll read (flag --long-poll-timeout);
 	// zero is the gateway's default (30 s).
 	LongPollTimeout time.Duration
+	// WebhookAllowLocalhost admits subscription webhooks on http://localhost and
+	// http://127.x.x.x; `holdfast dev` sets it.
+	WebhookAllowLocalhost bool
+	// PublicURL (public_url) is where clients reach the cluster, scheme://host[/prefix]:
+	// subscription callback and JWKS URLs start with it. Empty: the request's own.
+	PublicURL string
 }
 
 // Retention limits the streams whose names match Pattern. A zero limit is no limit.

@@ -313,6 +313,7 @@ func (d *decoder) root(doc map[string]any) {
 		},
 		"streams": func(path string, v any) {
 			d.table(path, v, map[string]field{
+				"public_url": d.str(&c.Streams.PublicURL),
 				"retention": func(path string, v any) {
 					c.Streams.Retention = []Retention{}
 					d.list(path, v, func(path string, v any) {

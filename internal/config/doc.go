@@ -74,6 +74,9 @@
 //	idle_timeout = "60s"           # an idle object is deactivated after this; default "60s"
 //	request_timeout = "30s"        # default "30s"
 //
+//	[streams]
+//	public_url = "https://api.example.com" # subscription callback/JWKS URLs; default: the request's
+//
 //	[[streams.retention]]          # limits for streams whose names match pattern
 //	pattern = "room/*"             # tokens split by '/'; "*" is one token, a last ">" the rest
 //	max_msgs = 10000               # 0 or absent: no limit; set at least one of the three

@@ -296,6 +296,13 @@ func (v *validator) objects() {
 }
 
 func (v *validator) retention() {
+	if u := v.c.Streams.PublicURL; u != "" {
+		pu, err := url.Parse(u)
+		if err != nil || pu.Scheme != "https" && pu.Scheme != "http" || pu.Host == "" || pu.User != nil ||
+			pu.RawQuery != "" || pu.Fragment != "" || strings.HasSuffix(u, "/") {
+			v.fail("streams.public_url", "%q: want scheme://host[:port][/prefix] without a trailing slash, e.g. \"https://api.example.com\"", u)
+		}
+	}
 	seen := map[string]string{}
 	for i, r := range v.c.Streams.Retention {
 		p := elem("streams.retention", i)

@@ -28,6 +28,9 @@ const (
 	HostSubjectPrefix = "hf.host."
 	// GatewaySubjectPrefix + gateway id reaches one gateway's sockets.
 	GatewaySubjectPrefix = "hf.gw."
+	// SSEChannelsSubject is answered by every gateway with its sse-cluster channels (a
+	// JSON SSEChannels), for the cluster-wide GET /status and POST /channel.
+	SSEChannelsSubject = "hf.sse.channels"
 
 	// LeaseBucket maps "class.name" to the owning host (JSON Lease), with a per-key TTL.
 	LeaseBucket = "hf_leases"
@@ -47,6 +50,13 @@ const (
 	LogStreamPrefix  = "HFL_"
 	LogSubjectPrefix = "hf.log."
 )
+
+// SSEChannels is one gateway's answer on SSEChannelsSubject: its id and the number of
+// event-stream clients per sse-cluster channel.
+type SSEChannels struct {
+	Gateway  string         `json:"gateway"`
+	Channels map[string]int `json:"channels"`
+}
 
 // Headers of requests and replies. Client headers with these prefixes are dropped at the
 // gateway, so a client cannot forge them.

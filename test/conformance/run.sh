@@ -2,11 +2,14 @@
 # Runs the official Durable Streams conformance suite (@durable-streams/server-conformance-tests,
 # pinned in package-lock.json) against `holdfast dev` built from this tree, on a free loopback
 # port with a 500 ms long-poll timeout (two tests have vitest's 5 s limit).
+# All 338 tests run, the 6 "Reserved subscription APIs" ones included (webhooks go to a
+# receiver on 127.0.0.1, which `holdfast dev` admits); SUBSCRIPTIONS=0 skips those 6.
 #
 # Prints "conformance: N passed, M failed (K expected)". Expected failures are explicit:
 # the tests whose names start with a prefix in expected-failures.txt (features not built yet).
 # Exits non-zero when any other test fails.
 set -euo pipefail
+export SUBSCRIPTIONS="${SUBSCRIPTIONS:-1}"
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 work=$(mktemp -d)

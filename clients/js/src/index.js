@@ -73,6 +73,9 @@ export class StreamClient {
    * @param {number|'latest'} [options.from] first seq wanted on the first connection
    * @param {number} [options.window] unacknowledged messages in flight (server default 256)
    * @param {string} [options.group] consumer group: each message goes to one member
+   * @param {number} [options.redelivery] ms a delivered message may stay unacknowledged before the
+   *   server sends it again: to any member of a group, or on this connection to a durable client
+   *   (server default 30000; 100 to 3600000)
    * @param {(msg: {stream: string, seq: number, time: string, data: any}) => any} [options.onMessage]
    * @param {(err: StreamError) => void} [options.onError] errors that answer no request (history_gone)
    * @param {(state: 'open'|'closed') => void} [options.onStatus]
@@ -133,6 +136,7 @@ export class StreamClient {
     if (o.client) u.searchParams.set('client', o.client)
     if (o.group) u.searchParams.set('group', o.group)
     if (o.window) u.searchParams.set('window', String(o.window))
+    if (o.redelivery) u.searchParams.set('redelivery', `${Math.round(o.redelivery)}ms`)
     if (o.token) u.searchParams.set('token', o.token)
     return u.toString()
   }

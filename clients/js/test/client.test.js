@@ -105,3 +105,25 @@ test('a consumer group shares the messages between its members', async (t) => {
   await until(() => got.size === 20, 10000, '20 messages over the group')
   for (const [seq, who] of got) assert.equal(who.length, 1, `seq ${seq} went to ${who}`)
 })
+
+test('a group message held past the redelivery time goes to another member', async (t) => {
+  let release
+  const held = new Promise((resolve) => { release = resolve })
+  const got = new Map()
+  const note = (id, m) => got.set(m.seq, [...(got.get(m.seq) ?? []), id])
+  let first
+  const a = open('js/group-redo', {
+    group: 'w', client: 'a', window: 1, redelivery: 200,
+    onMessage: async (m) => { note('a', m); if (first === undefined) { first = m.seq; await held } }
+  })
+  const pub = open('js/group-redo', { from: 'latest' })
+  t.after(() => { release(); a.close(); pub.close() })
+  await Promise.all([a.ready(), pub.ready()])
+  for (let i = 0; i < 5; i++) await pub.publish(i)
+  await until(() => first !== undefined, 10000, 'a to take a message')
+  const b = open('js/group-redo', { group: 'w', client: 'b', redelivery: 200, onMessage: (m) => note('b', m) })
+  t.after(() => b.close())
+  await until(() => got.size === 5 && got.get(first).length === 2, 10000, 'every message, the held one twice')
+  assert.deepEqual(got.get(first), ['a', 'b'])
+  for (const [seq, who] of got) if (seq !== first) assert.deepEqual(who, ['b'], `seq ${seq}`)
+})
