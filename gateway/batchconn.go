@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -20,6 +21,8 @@ type batchConn struct {
 	held    bool
 	buf     *bufio.Writer // set while held
 	lastErr error
+
+	deadline time.Time // the write deadline last set (under mu)
 }
 
 // batchBufs are the buffers of batchConns' holds.
@@ -95,4 +98,25 @@ func upgradeBatched(w http.ResponseWriter, r *http.Request) (*websocket.Conn, *b
 		return nil, nil, err
 	}
 	return ws, hj.conn, nil
+}
+
+// SetWriteDeadline passes a new deadline on. gorilla sets the connection's write deadline
+// before every frame it writes, and the stream writer moves it once a second: passing the
+// same value on each time cost more than a tenth of a fan-out's CPU (timer updates).
+func (c *batchConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.Equal(c.deadline) {
+		return nil
+	}
+	c.deadline = t
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines; the write one is remembered as above.
+func (c *batchConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	return c.Conn.SetDeadline(t)
 }

@@ -3,7 +3,8 @@ package gateway
 // The Durable Streams protocol over plain HTTP at /v1/stream/{name} (issue 4; PROTOCOL.md
 // of durable-streams/durable-streams): PUT create, POST append/close, GET catch-up,
 // long-poll and SSE, HEAD, DELETE. The gateway parses and validates the request; the
-// stream's object (builtin/stream, durable.go) decides and stores, one request at a time.
+// stream's object (builtin/stream, durable.go) decides and stores, one request at a time;
+// appends go to it in batches (durable_batch.go).
 // Offsets are the log's seqs, zero-padded so that they sort as strings, so HTTP, EventSource
 // and WebSocket clients share one numbering.
 
@@ -50,7 +51,19 @@ const (
 // offsetWidth digits make every offset the same length, so string order is seq order.
 const offsetWidth = 16
 
-func fmtOffset(seq uint64) string { return fmt.Sprintf("%0*d", offsetWidth, seq) }
+func fmtOffset(seq uint64) string {
+	var b [24]byte
+	d := strconv.AppendUint(b[:0], seq, 10)
+	if len(d) >= offsetWidth {
+		return string(d)
+	}
+	var out [offsetWidth]byte
+	for i := range out {
+		out[i] = '0'
+	}
+	copy(out[offsetWidth-len(d):], d)
+	return string(out[:])
+}
 
 // parseOffset reads an offset: "-1" (start, seq 0), "now" or a server-minted offset.
 func parseOffset(s string) (seq uint64, now bool, ok bool) {
@@ -78,12 +91,15 @@ type httpStreams struct {
 
 	mu      sync.Mutex
 	watches map[string]*dsWatch
+
+	appends appendBatcher // durable_batch.go
 }
 
 // registerHTTPStreams takes /v1/stream/{name...} for every method: WebSocket upgrades go to
 // serveStream, the rest to the protocol or EventSource.
 func (g *Gateway) registerHTTPStreams() {
 	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, heartbeat: g.opts.SSEHeartbeat, watches: map[string]*dsWatch{}}
+	h.appends.queues = map[string]*appendQueue{}
 	if h.longPoll <= 0 {
 		h.longPoll = DefaultLongPollTimeout
 	}
@@ -173,11 +189,16 @@ func (h *httpStreams) call(ctx context.Context, name, method, path string, body 
 			return 0, nil, err
 		}
 	}
+	return h.callRaw(ctx, name, method, path, "application/json", b)
+}
+
+// callRaw is call with a body already encoded.
+func (h *httpStreams) callRaw(ctx context.Context, name, method, path, ctype string, b []byte) (int, []byte, error) {
 	r, err := http.NewRequestWithContext(ctx, method, "http://stream"+path, bytes.NewReader(b))
 	if err != nil {
 		return 0, nil, err
 	}
-	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Content-Type", ctype)
 	var reply *nats.Msg
 	if reply, err = h.g.request(ctx, StreamClass, name, wire.EncodeRequest("", StreamClass, name, r, b)); err != nil {
 		return 0, nil, err
@@ -201,11 +222,31 @@ func objectError(w http.ResponseWriter, st int, body []byte) {
 
 // mediaType is a Content-Type's lower-cased media type, "" when malformed.
 func mediaType(ct string) string {
+	if plainMediaType(ct) {
+		return ct // the usual case, already in the form ParseMediaType would give
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return ""
 	}
 	return strings.ToLower(mt)
+}
+
+// plainMediaType reports whether ct is type/subtype in lower case without parameters:
+// letters, digits and the token punctuation that appears in registered types.
+func plainMediaType(ct string) bool {
+	slash := -1
+	for i := 0; i < len(ct); i++ {
+		c := ct[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '.', c == '+':
+		case c == '/' && slash < 0:
+			slash = i
+		default:
+			return false
+		}
+	}
+	return slash > 0 && slash < len(ct)-1
 }
 
 func isJSONType(ct string) bool { return mediaType(ct) == "application/json" }
@@ -257,6 +298,15 @@ func jsonBody(b []byte) (data []byte, batch int, err error) {
 }
 
 func readDSBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if n := r.ContentLength; n >= 0 && n <= maxDSBody {
+		// The size is known: one allocation, no growing.
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err == nil {
+			return b, true
+		}
+		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeBadRequest, "the body is over the limit or could not be read")
+		return nil, false
+	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDSBody))
 	if err != nil {
 		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeBadRequest, "the body is over the limit or could not be read")
@@ -412,14 +462,18 @@ func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name st
 			a.Data = body
 		}
 	}
-	st, out, err := h.call(r.Context(), name, http.MethodPost, "/ds", a)
-	if err != nil {
-		writeClientError(w, err)
+	rep := h.appendDS(r.Context(), name, a)
+	if rep.err != nil {
+		writeClientError(w, rep.err)
 		return
 	}
-	var res stream.DSResult
-	if json.Unmarshal(out, &res) != nil || st >= 500 || st == http.StatusRequestEntityTooLarge || st == http.StatusBadRequest && res.Message == "" {
-		objectError(w, st, out)
+	if rep.body != nil || rep.st != 0 {
+		objectError(w, rep.st, rep.body) // the batch failed as a whole
+		return
+	}
+	st, res := rep.ans.Status, rep.ans.DSResult
+	if rep.ans.Code != "" {
+		httperr.Write(w, st, rep.ans.Code, res.Message)
 		return
 	}
 	hd := w.Header()

@@ -123,6 +123,7 @@ type Gateway struct {
 	wg      sync.WaitGroup
 	keys    [][32]byte
 	sockets socketTable
+	flush   *flusher // writes object sockets' frames
 	env     *env
 	streams *streamHub
 	subs    *dsSubs // Durable Streams subscriptions (ds_subscriptions.go)
@@ -157,6 +158,9 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 	g.sockets.m = map[string]*gwSocket{}
 	g.env = &env{g: g}
 	g.setupMelody()
+	g.flush = newFlusher()
+	g.wg.Add(1)
+	go func() { defer g.wg.Done(); g.flush.run(g.ctx.Done()) }()
 	if err := g.buildMux(); err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ type gwSocket struct {
 	id, class, name string
 	mu              sync.Mutex
 	sess            *melody.Session
+	conn            *socketConn // under sess; set when the connection is hijacked
 	pending         []frame
 	closedByObject  bool
 	closeCode       int
@@ -96,20 +97,25 @@ func (s *gwSocket) close(code int, reason string, byObject bool) {
 	if byObject {
 		s.closedByObject = true
 	}
+	s.closeLocked(code, reason)
+}
+
+func (s *gwSocket) closeLocked(code int, reason string) {
 	s.closeCode, s.closeReason = code, reason
 	if s.sess != nil {
 		_ = s.sess.CloseWithMsg(melody.FormatCloseMessage(code, reason))
 	}
 }
 
-func (s *gwSocket) write(f frame) {
+// write queues f for the client; the caller kicks the flusher once its writes are queued.
+func (s *gwSocket) write(g *Gateway, f frame) {
 	s.mu.Lock()
-	sess := s.sess
-	if sess == nil {
-		defer s.mu.Unlock()
-		if s.closeCode != 0 {
-			return
-		}
+	defer s.mu.Unlock()
+	if s.closeCode != 0 {
+		// Closing or closed: nothing may follow the close frame.
+		return
+	}
+	if s.sess == nil {
 		if len(s.pending) >= maxPending {
 			s.closeCode, s.closeReason = CloseSlowConsumer, "too many messages before the upgrade completed"
 			return
@@ -117,13 +123,20 @@ func (s *gwSocket) write(f frame) {
 		s.pending = append(s.pending, f)
 		return
 	}
-	s.mu.Unlock()
-	// Not under s.mu: a full buffer calls the error handler, which closes s.
-	if f.binary {
-		_ = sess.WriteBinary(f.data)
-	} else {
-		_ = sess.Write(f.data)
+	s.queueLocked(g, f)
+}
+
+// queueLocked appends f to the connection's buffer. Under s.mu, so that a frame queued
+// before a close is in front of the close frame.
+func (s *gwSocket) queueLocked(g *Gateway, f frame) {
+	var hdr [10]byte
+	if err := s.conn.appendFrame(frameHeader(hdr[:0], f.binary, len(f.data)), f.data); err != nil {
+		if errors.Is(err, errSlowConsumer) {
+			s.closeLocked(CloseSlowConsumer, "slow consumer")
+		}
+		return
 	}
+	g.flush.add(s.conn)
 }
 
 const sessKey = "hf.socket"
@@ -131,23 +144,27 @@ const sessKey = "hf.socket"
 func (g *Gateway) setupMelody() {
 	m := melody.New()
 	m.Config.MaxMessageSize = g.opts.MaxMessage
-	m.Config.MessageBufferSize = 1024
+	// melody's queue carries only pings and closes: the object's frames go through the
+	// socketConn (socketconn.go).
+	m.Config.MessageBufferSize = 16
 	// Origins are checked before the object sees the request; by now it is allowed.
 	m.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
 	m.HandleConnect(func(sess *melody.Session) {
 		s := sessSocket(sess)
 		s.mu.Lock()
 		s.sess = sess
-		pending := s.pending
-		s.pending = nil
+		// Frames that came before the upgrade completed go first, then a close asked for
+		// meanwhile.
 		code, reason := s.closeCode, s.closeReason
-		s.mu.Unlock()
-		for _, f := range pending {
-			s.write(f)
+		for _, f := range s.pending {
+			s.queueLocked(g, f)
 		}
+		s.pending = nil
 		if code != 0 {
-			_ = sess.CloseWithMsg(melody.FormatCloseMessage(code, reason))
+			s.closeLocked(code, reason)
 		}
+		s.mu.Unlock()
+		g.flush.kick()
 	})
 	m.HandleMessage(func(sess *melody.Session, data []byte) { g.forward(sess, data, false) })
 	m.HandleMessageBinary(func(sess *melody.Session, data []byte) { g.forward(sess, data, true) })
@@ -161,10 +178,12 @@ func (g *Gateway) setupMelody() {
 		return nil
 	})
 	m.HandleError(func(sess *melody.Session, err error) {
-		// melody drops a message when a session's buffer is full: for an ordered stream
-		// that is a silent gap. Close the socket instead; the client resumes.
+		// Only pings and closes go through melody's queue now (the socketConn carries the
+		// object's frames); a full queue still means a client that does not read.
+		// It may be called from a close already holding the socket's lock, hence the
+		// goroutine.
 		if errors.Is(err, melody.ErrMessageBufferFull) {
-			sessSocket(sess).close(CloseSlowConsumer, "slow consumer", false)
+			go sessSocket(sess).close(CloseSlowConsumer, "slow consumer", false)
 		}
 	})
 	m.HandleDisconnect(func(sess *melody.Session) {
@@ -188,7 +207,7 @@ func sessSocket(sess *melody.Session) *gwSocket { return sess.MustGet(sessKey).(
 
 // upgrade completes an accepted WebSocket upgrade.
 func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, s *gwSocket) {
-	if err := g.melody.HandleRequestWithKeys(w, r, map[string]any{sessKey: s}); err != nil {
+	if err := g.melody.HandleRequestWithKeys(&socketHijacker{ResponseWriter: w, s: s}, r, map[string]any{sessKey: s}); err != nil {
 		g.log.Debug("upgrade failed", "err", err)
 		s.mu.Lock()
 		connected := s.sess != nil
@@ -262,18 +281,22 @@ func (g *Gateway) notifyClose(s *gwSocket, code int, reason string) {
 
 // command runs what an object asks of this gateway's sockets.
 func (g *Gateway) command(m *nats.Msg) {
-	ids := strings.Split(m.Header.Get(wire.HdrSockets), ",")
+	ids := m.Header.Get(wire.HdrSockets)
 	switch m.Header.Get(wire.HdrOp) {
 	case wire.GwOpSend:
 		f := frame{data: m.Data, binary: m.Header.Get(wire.HdrBinary) == "1"}
-		for _, id := range ids {
+		// The ids are walked in place: a broadcast names every member of a room.
+		for rest, more := ids, true; more; {
+			var id string
+			id, rest, more = strings.Cut(rest, ",")
 			if s := g.sockets.get(id); s != nil {
-				s.write(f)
+				s.write(g, f)
 			}
 		}
+		g.flush.kick()
 	case wire.GwOpClose:
 		code, _ := strconv.Atoi(m.Header.Get(wire.HdrCode))
-		for _, id := range ids {
+		for _, id := range strings.Split(ids, ",") {
 			if s := g.sockets.get(id); s != nil {
 				s.close(code, m.Header.Get(wire.HdrReason), true)
 			}

@@ -203,20 +203,20 @@ func (c *streamConn) readLoop(limit int64) {
 
 // frame handles one client frame; false ends the connection.
 func (c *streamConn) frame(data []byte) bool {
-	var f map[string]json.RawMessage
-	if err := json.Unmarshal(data, &f); err != nil || f == nil {
+	f := frameFields(data)
+	if f == nil {
 		c.sendError("", "bad_json", "a frame is one JSON object")
 		return true
 	}
 	var id string
 	if raw, ok := f["id"]; ok {
-		if json.Unmarshal(raw, &id) != nil {
+		if !rawString(raw, &id) {
 			c.sendError("", "bad_field", "id must be a string")
 			return true
 		}
 	}
 	var typ string
-	if json.Unmarshal(f["type"], &typ) != nil || typ == "" {
+	if !rawString(f["type"], &typ) || typ == "" {
 		c.sendError(id, "bad_field", "type must be a string")
 		return true
 	}

@@ -279,12 +279,26 @@ func (up *upstream) onMsg(m jetstream.Msg) {
 		return
 	}
 	seq := md.Sequence.Stream
-	f := up.frame(seq, md.Timestamp, m.Data())
 	up.mu.Lock()
 	defer up.mu.Unlock()
 	if seq <= up.last {
 		return // a restarted consumer's repeat
 	}
+	var f []byte
+	if up.anyLive() {
+		// Transform and encode outside the lock, as before; a subscriber that went live
+		// meanwhile gets the frame below.
+		up.mu.Unlock()
+		f = up.frame(seq, md.Timestamp, m.Data())
+		up.mu.Lock()
+		if seq <= up.last {
+			return // feeds do not overlap; if one ever did, the first one won
+		}
+	}
+	// With no live subscriber the frame is not built: a stream that is published to and
+	// read by no one here (a publisher's own connection) skipped it. Whoever goes live
+	// later reads up to up.last itself, and up.last moves in the same critical section as
+	// this check.
 	up.last = seq
 	for s := range up.subs {
 		if s.live {
@@ -297,6 +311,16 @@ func (up *upstream) onMsg(m jetstream.Msg) {
 		default:
 		}
 	}
+}
+
+// anyLive reports whether a subscriber takes the live feed (under up.mu).
+func (up *upstream) anyLive() bool {
+	for s := range up.subs {
+		if s.live {
+			return true
+		}
+	}
+	return false
 }
 
 // subscribers is the number of local subscribers.

@@ -115,6 +115,10 @@ func Run(ctx context.Context, o Options) error {
 	if cfg.Dev.NATSListen != "" {
 		natsURL = "nats://" + ns.Addr().String()
 	}
+	// "ready" means requests are served: the gateway connects to JetStream in the
+	// background, and before that it answers 503 (a benchmark dialing right after the ready
+	// line met those).
+	waitReady(ctx, gw, 30*time.Second)
 	ready := o.Ready
 	if ready == nil {
 		ready = os.Stdout
@@ -147,4 +151,20 @@ func Run(ctx context.Context, o Options) error {
 	_ = gwConn.Drain()
 	_ = hostConn.Drain()
 	return nil
+}
+
+// waitReady waits until gw serves requests, ctx ends, or limit passes.
+func waitReady(ctx context.Context, gw *gateway.Gateway, limit time.Duration) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(limit)
+	for !gw.Ready() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline:
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -48,6 +48,11 @@ type batch struct {
 	log      *logChange
 }
 
+// writesNothing: b only carries outputs, which need no commit.
+func (b *batch) writesNothing() bool {
+	return len(b.ops) == 0 && b.snapshot == nil && b.alarm == nil && b.log.empty()
+}
+
 func (b *batch) empty() bool {
 	return len(b.ops) == 0 && len(b.outputs) == 0 && b.alarm == nil && b.log.empty()
 }
@@ -264,6 +269,13 @@ func (in *instance) flush() {
 	}
 	b := in.open
 	in.open = &batch{}
+	if b.writesNothing() {
+		// Replies of events that wrote nothing (a rate limiter's answer, say) need no
+		// commit, and nothing earlier is in flight: they leave now, without the hop
+		// through the committer that a caller waiting on them would pay for.
+		in.release(b)
+		return
+	}
 	if len(b.ops) > 0 {
 		in.sinceSnap++
 		in.bytesSnap += b.opBytes
@@ -290,10 +302,12 @@ func (in *instance) finish(reason stopReason) {
 	}
 	if reason != stopLost && !in.open.empty() {
 		in.flush()
-		if err := <-in.doneCh; err != nil {
-			reason = stopLost
+		if in.inflight { // not when the batch only had replies, which flush sent itself
+			if err := <-in.doneCh; err != nil {
+				reason = stopLost
+			}
+			in.inflight = false
 		}
-		in.inflight = false
 	} else if !in.open.empty() {
 		failOutputs(in.open, "object lost its lease")
 	}
@@ -311,16 +325,21 @@ func (in *instance) committer() {
 		if err != nil {
 			failOutputs(b, "the object's write was not committed: "+err.Error())
 		} else {
-			for _, o := range b.outputs {
-				if o.reply != nil {
-					o.msg.Header.Set(wire.HdrHost, in.h.id)
-					respond(o.reply, o.msg)
-				} else {
-					_ = in.h.nc.PublishMsg(o.msg)
-				}
-			}
+			in.release(b)
 		}
 		in.doneCh <- err
+	}
+}
+
+// release sends b's outputs: its replies and gateway commands.
+func (in *instance) release(b *batch) {
+	for _, o := range b.outputs {
+		if o.reply != nil {
+			o.msg.Header.Set(wire.HdrHost, in.h.id)
+			respond(o.reply, o.msg)
+		} else {
+			_ = in.h.nc.PublishMsg(o.msg)
+		}
 	}
 }
 

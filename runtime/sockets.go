@@ -88,9 +88,34 @@ func (s *sockets) Broadcast(tag string, data []byte, except ...string) error {
 	if err := st.inEvent(); err != nil {
 		return err
 	}
+	if tag == "" && len(except) == 0 {
+		// Everyone: a chat room's every message. The lists are kept between events.
+		if st.everyone == nil {
+			byGW := map[string][]string{}
+			for id, sk := range s.sockets {
+				byGW[sk.gw] = append(byGW[sk.gw], id)
+			}
+			st.everyone = make(map[string]string, len(byGW))
+			for gw, ids := range byGW {
+				st.everyone[gw] = strings.Join(ids, ",")
+			}
+		}
+		for gw, ids := range st.everyone {
+			st.ev.outputs = append(st.ev.outputs, output{msg: gatewayCommandJoined(gw, wire.GwOpSend, ids, data, false)})
+		}
+		return nil
+	}
+	skip := func(id string) bool { return slices.Contains(except, id) }
+	if len(except) > 8 {
+		set := make(map[string]struct{}, len(except))
+		for _, id := range except {
+			set[id] = struct{}{}
+		}
+		skip = func(id string) bool { _, ok := set[id]; return ok }
+	}
 	byGW := map[string][]string{}
 	for id, sk := range s.sockets {
-		if (tag == "" || slices.Contains(sk.tags, tag)) && !slices.Contains(except, id) {
+		if (tag == "" || slices.Contains(sk.tags, tag)) && !skip(id) {
 			byGW[sk.gw] = append(byGW[sk.gw], id)
 		}
 	}
@@ -101,9 +126,14 @@ func (s *sockets) Broadcast(tag string, data []byte, except ...string) error {
 }
 
 func gatewayCommand(gw, op string, ids []string, data []byte, binary bool) *nats.Msg {
+	return gatewayCommandJoined(gw, op, strings.Join(ids, ","), data, binary)
+}
+
+// gatewayCommandJoined is gatewayCommand for ids already joined with commas.
+func gatewayCommandJoined(gw, op, ids string, data []byte, binary bool) *nats.Msg {
 	m := nats.NewMsg(wire.GatewaySubject(gw))
 	m.Header.Set(wire.HdrOp, op)
-	m.Header.Set(wire.HdrSockets, strings.Join(ids, ","))
+	m.Header.Set(wire.HdrSockets, ids)
 	if binary {
 		m.Header.Set(wire.HdrBinary, "1")
 	}

@@ -32,9 +32,12 @@ type state struct {
 	keys    []string // sorted; nil when stale
 	bytes   int
 	sockets map[string]*socket
-	alarmAt int64 // unix ms; 0 = none
-	retries int
-	ev      *evctx
+	// everyone is Broadcast's list of all sockets' ids by gateway, joined for the
+	// command's header; nil when a socket came, went or moved since it was made.
+	everyone map[string]string
+	alarmAt  int64 // unix ms; 0 = none
+	retries  int
+	ev       *evctx
 }
 
 // evctx collects what one event does, so that it can be committed or undone whole.
@@ -80,7 +83,7 @@ func newState(in *instance) *state {
 
 func (s *state) reset() {
 	s.data, s.keys, s.bytes = map[string][]byte{}, nil, 0
-	s.sockets, s.alarmAt, s.retries = map[string]*socket{}, 0, 0
+	s.sockets, s.everyone, s.alarmAt, s.retries = map[string]*socket{}, nil, 0, 0
 }
 
 func (s *state) Class() string            { return s.in.class }
@@ -118,15 +121,20 @@ func (s *state) set(key string, val []byte, present bool) {
 				sk.closed = true
 			}
 			delete(s.sockets, id)
+			s.everyone = nil
 			return
 		}
 		sk := s.sockets[id]
 		if sk == nil {
 			sk = &socket{st: s, id: id}
+			s.everyone = nil
 		}
 		sk.closed = false
 		var rec socketRecord
 		if json.Unmarshal(val, &rec) == nil {
+			if rec.Gateway != sk.gw {
+				s.everyone = nil
+			}
 			sk.gw, sk.tags, sk.att, sk.seq = rec.Gateway, rec.Tags, rec.Attachment, rec.Seq
 		}
 		s.sockets[id] = sk

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -38,6 +39,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/bench/internal/measure"
 	"github.com/holdfast/holdfast/examples/chat"
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/internal/natsembed"
@@ -55,9 +57,10 @@ func main() {
 	limitInterval := flag.String("limit-interval", "100ms", "the RateLimiter's CHAT_RATE_INTERVAL")
 	target := flag.Duration("target", 20*time.Millisecond, "the p99 the run must meet")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured window here")
+	memprofile := flag.String("memprofile", "", "write an allocation profile (whole run) here")
 	flag.Parse()
 	goruntime.GOMAXPROCS(*procs)
-	profile = *cpuprofile
+	profile, memProfile = *cpuprofile, *memprofile
 	if err := run(config{*clients, *rooms, *interval, *duration, *warmup, *limitInterval, *target}); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/chat:", err)
 		os.Exit(1)
@@ -72,7 +75,7 @@ type config struct {
 	target             time.Duration
 }
 
-var profile string
+var profile, memProfile string
 
 var bindings = map[string]string{chat.RoomsBinding: "ChatRoom", chat.LimitersBinding: "RateLimiter"}
 
@@ -165,6 +168,8 @@ func run(cfg config) error {
 	time.Sleep(cfg.warmup)
 	b.measureFrom.Store(time.Now().UnixNano())
 	start := time.Now()
+	meter := measure.NewCPUMeter(os.Getpid())
+	cpuStart := measure.ProcCPU(os.Getpid())
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {
@@ -179,8 +184,21 @@ func run(cfg config) error {
 	if profile != "" {
 		pprof.StopCPUProfile()
 	}
+	if memProfile != "" {
+		f, err := os.Create(memProfile)
+		if err != nil {
+			return err
+		}
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
 	b.measureTo.Store(time.Now().UnixNano())
 	elapsed := time.Since(start)
+	b.cpu = measure.ProcCPU(os.Getpid()) - cpuStart
+	b.cores = meter.String()
 	close(stop)
 	senders.Wait()
 	// Let the last messages of the window arrive before reading the histogram.
@@ -199,6 +217,8 @@ type bench struct {
 	hist                   histogram
 	sent, delivered        atomic.Int64 // in the window
 	errors, closed         atomic.Int64
+	cpu                    float64 // CPU seconds this process used in the window
+	cores                  string  // this process's and the rest of the machine's cores
 }
 
 type client struct {
@@ -300,8 +320,26 @@ func (c *client) sendLoop(interval time.Duration, stop <-chan struct{}) {
 func (c *client) readLoop() {
 	defer close(c.done)
 	marker := []byte(`"message":"`)
+	// One buffer for every read: the clients share the cores with the server, so their
+	// garbage would be charged to the system under test.
+	buf := make([]byte, 0, 4096)
 	for {
-		_, m, err := c.conn.ReadMessage()
+		_, r, err := c.conn.NextReader()
+		if err == nil {
+			buf = buf[:0]
+			for err == nil && len(buf) < 1<<20 {
+				if len(buf) == cap(buf) {
+					buf = append(buf, 0)[:len(buf)]
+				}
+				var n int
+				n, err = r.Read(buf[len(buf):cap(buf)])
+				buf = buf[:len(buf)+n]
+			}
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+		}
+		m := buf
 		if err != nil {
 			var ce *websocket.CloseError
 			if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
@@ -367,10 +405,14 @@ func (b *bench) report(elapsed time.Duration) error {
 		"max_ms":               ms(time.Duration(h.max.Load())),
 		"error_frames":         b.errors.Load(),
 		"sockets_closed_early": b.closed.Load(),
+		// CPU per delivery (everything in the process: server and clients) tells runs on
+		// a shared machine apart better than latency alone.
+		"cpu_us_per_delivery": math.Round(b.cpu/float64(max(b.delivered.Load(), 1))*1e7) / 10,
 	}
 	out, _ := json.MarshalIndent(res, "", "  ")
 	fmt.Println(string(out))
 	p99 := h.quantile(0.99)
+	fmt.Println(b.cores)
 	fmt.Printf("\nchat: %d clients, %d rooms, 2 hosts, GOMAXPROCS=%d: %.0f deliveries/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms (target p99 <= %v)\n",
 		b.cfg.clients, b.cfg.rooms, goruntime.GOMAXPROCS(0), res["deliveries_per_s"], ms(h.quantile(0.5)), ms(p99), ms(time.Duration(h.max.Load())), b.cfg.target)
 	if p99 > b.cfg.target {

@@ -36,6 +36,8 @@ type scenarioResults struct {
 	smallCPU cores
 	large    float64 // MB/s, median round
 	largeCPU cores
+	floor    float64 // appends/s of the floor, median of the rounds paired with small's
+	ofFloor  float64 // small / floor, median over the paired rounds
 }
 
 func newClient(conc int) *http.Client {
@@ -95,7 +97,7 @@ func appendBody(c *http.Client, url string, body []byte) (string, error) {
 	return resp.Header.Get("Stream-Next-Offset"), nil
 }
 
-func runScenarios(name string, s *server, cfg config) (*scenarioResults, error) {
+func runScenarios(name string, s *server, cfg config, floor *server) (*scenarioResults, error) {
 	r := &scenarioResults{}
 	stamp := time.Now().UnixNano()
 	c := newClient(max(cfg.conc, cfg.largeConc) + 2)
@@ -129,23 +131,9 @@ func runScenarios(name string, s *server, cfg config) (*scenarioResults, error) 
 	if _, err := create(c, surl); err != nil {
 		return nil, err
 	}
-	if _, _, err := burst(c, surl, cfg.conc, cfg.appends, body); err != nil { // warm-up
+	if err := r.smallAppends(s, surl, cfg, body, floor); err != nil {
 		return nil, err
 	}
-	var rates []float64
-	r.smallLat = &samples{}
-	cpu = newCPUMeter(s.pid())
-	for range cfg.rounds {
-		rate, lat, err := burst(c, surl, cfg.conc, cfg.appends, body)
-		if err != nil {
-			return nil, err
-		}
-		rates = append(rates, rate)
-		r.smallLat.d = append(r.smallLat.d, lat...)
-	}
-	r.smallCPU = cpu.done()
-	slices.Sort(r.smallLat.d)
-	r.small = median(rates)
 
 	fmt.Fprintf(os.Stderr, "%s: %d × %d appends of 1 MB at %d...\n", name, cfg.rounds, cfg.large, cfg.largeConc)
 	lurl := fmt.Sprintf("%s/v1/stream/bench-large-%d", s.base, stamp)
@@ -153,10 +141,15 @@ func runScenarios(name string, s *server, cfg config) (*scenarioResults, error) 
 		return nil, err
 	}
 	mb := bytes.Repeat([]byte("y"), 1_000_000)
-	rates = nil
+	conns, err := dialAll(lurl, cfg.largeConc)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(conns)
+	var rates []float64
 	cpu = newCPUMeter(s.pid())
 	for range cfg.rounds {
-		rate, _, err := burst(c, lurl, cfg.largeConc, cfg.large, mb)
+		rate, _, err := burst(conns, cfg.large, mb)
 		if err != nil {
 			return nil, err
 		}
@@ -213,22 +206,97 @@ func roundTrip(c *http.Client, url, off string, body []byte) (string, time.Durat
 	return g.next, g.at.Sub(t), nil
 }
 
-// burst sends n appends of body from conc clients and returns appends/s and latencies.
-func burst(c *http.Client, url string, conc, n int, body []byte) (float64, []time.Duration, error) {
+// smallAppends is the small-append scenario: a warm-up burst, then cfg.rounds bursts of
+// cfg.appends appends of body at cfg.conc, each worker on its own keep-alive connection.
+// With a floor, each round is followed by the same burst against it, so that the share
+// of the floor compares rounds taken moments apart (the machine's load drifts).
+func (r *scenarioResults) smallAppends(s *server, url string, cfg config, body []byte, floor *server) error {
+	conns, err := dialAll(url, cfg.conc)
+	if err != nil {
+		return err
+	}
+	defer closeAll(conns)
+	var fconns []*h1conn
+	if floor != nil {
+		if fconns, err = dialAll(floor.base+"/v1/stream/floor", cfg.conc); err != nil {
+			return err
+		}
+		defer closeAll(fconns)
+		if _, _, err := burst(fconns, cfg.appends, body); err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+	}
+	if _, _, err := burst(conns, cfg.appends, body); err != nil { // warm-up
+		return err
+	}
+	var rates, frates, shares []float64
+	r.smallLat = &samples{}
+	cpu := newCPUMeter(s.pid())
+	for range cfg.rounds {
+		rate, lat, err := burst(conns, cfg.appends, body)
+		if err != nil {
+			return err
+		}
+		rates = append(rates, rate)
+		r.smallLat.d = append(r.smallLat.d, lat...)
+		if floor != nil {
+			cpu.pause()
+			frate, _, err := burst(fconns, cfg.appends, body)
+			if err != nil {
+				return fmt.Errorf("floor: %w", err)
+			}
+			cpu.resume()
+			frates = append(frates, frate)
+			shares = append(shares, rate/frate)
+		}
+	}
+	r.smallCPU = cpu.done()
+	slices.Sort(r.smallLat.d)
+	r.small = median(rates)
+	r.floor, r.ofFloor = median(frates), median(shares)
+	return nil
+}
+
+// dialAll prepares n keep-alive connections posting binary appends to url.
+func dialAll(url string, n int) ([]*h1conn, error) {
+	conns := make([]*h1conn, n)
+	for i := range conns {
+		c, err := newH1(url, binary)
+		if err != nil {
+			return nil, err
+		}
+		conns[i] = c
+	}
+	return conns, nil
+}
+
+func closeAll(conns []*h1conn) {
+	for _, c := range conns {
+		c.close()
+	}
+}
+
+// burst sends n appends of body, one worker per connection, and returns appends/s and
+// latencies.
+func burst(conns []*h1conn, n int, body []byte) (float64, []time.Duration, error) {
 	var next atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
 	var firstErr error
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range conc {
+	for _, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var mine []time.Duration
+			mine := make([]time.Duration, 0, n/len(conns)+1)
 			for next.Add(1) <= int64(n) {
 				t := time.Now()
-				if _, err := appendBody(c, url, body); err != nil {
+				st, _, err := c.post(body)
+				if err == nil && st/100 != 2 {
+					err = fmt.Errorf("POST: HTTP %d", st)
+				}
+				if err != nil {
 					mu.Lock()
 					firstErr = err
 					mu.Unlock()

@@ -1,7 +1,7 @@
 // Command streams benchmarks Durable Streams over HTTP: Holdfast (`holdfast dev`, a child
 // process) beside the Node reference server @durable-streams/server (file-backed, a child
 // process, pinned in node/package-lock.json), both driven in the same run by the same Go load
-// generator over keep-alive HTTP on loopback:
+// generator over keep-alive HTTP/1.1 on loopback (h1.go for the append scenarios):
 //
 //	round trip   a long-poll GET parked at the tail, then a 100 B append; time from the
 //	             append's send to the read's last byte (p50/p99)
@@ -10,6 +10,8 @@
 //	eventsource  -es-conns idle EventSource connections to Holdfast from this process, the
 //	             holdfast process's VmRSS; then one message per stream, which every
 //	             connection must receive
+//	floor        the small scenario against a bare net/http handler (floor.go), the most a
+//	             Go HTTP server reaches here with this generator
 //
 // Absolute numbers drift with the machine: compare the two servers within one run.
 //
@@ -43,7 +45,12 @@ func main() {
 	skipNode := flag.Bool("skip-node", false, "do not run the Node reference server")
 	onlyES := flag.Bool("only-eventsource", false, "run only the idle EventSource scenario (implies -skip-node)")
 	keep := flag.Bool("keep", false, "keep the temporary directory (process logs, state)")
+	skipFloor := flag.Bool("skip-floor", false, "do not measure the bare net/http handler (the floor)")
+	floorAddr := flag.String("serve-floor", "", "internal: serve the floor's bare handler at this address")
 	flag.Parse()
+	if *floorAddr != "" {
+		serveFloor(*floorAddr)
+	}
 
 	// Both the connections this process holds and the ones the child holds (it inherits the
 	// limit) need far more than the usual 1,024 descriptors.
@@ -69,6 +76,13 @@ func main() {
 	}
 	cfg := config{rounds: *rounds, rtN: *rtN, appends: *appends, conc: *conc, large: *large, largeConc: *largeConc}
 
+	var floor *server
+	if !*skipFloor && !*onlyES {
+		if floor, err = startFloor(dir); err != nil {
+			fatalf("floor: %v", err)
+		}
+		defer floor.stop()
+	}
 	var hfRes *scenarioResults
 	if !*onlyES {
 		hf, err := startHoldfast(*hfBin, dir)
@@ -76,7 +90,7 @@ func main() {
 			fatalf("%v", err)
 		}
 		fmt.Fprintln(os.Stderr, "holdfast dev at", hf.base)
-		hfRes, err = runScenarios("holdfast", hf, cfg)
+		hfRes, err = runScenarios("holdfast", hf, cfg, floor)
 		hf.stop()
 		if err != nil {
 			fatalf("holdfast: %v (logs in %s; rerun with -keep)", err, dir)
@@ -105,13 +119,14 @@ func main() {
 			fatalf("%v", err)
 		}
 		fmt.Fprintln(os.Stderr, "node reference server at", node.base)
-		nodeRes, err = runScenarios("node", node, cfg)
+		nodeRes, err = runScenarios("node", node, cfg, floor)
 		node.stop()
 		if err != nil {
 			fatalf("node: %v (logs in %s; rerun with -keep)", err, dir)
 		}
 	}
-	printTable(cfg, hfRes, nodeRes, es, *esConns)
+	printTable(cfg, hfRes, nodeRes, es, *esConns, floor != nil)
+
 }
 
 func raiseNofile(want uint64) error {
@@ -132,7 +147,7 @@ func raiseNofile(want uint64) error {
 	return nil
 }
 
-func printTable(cfg config, hf, node *scenarioResults, es *esResult, esConns int) {
+func printTable(cfg config, hf, node *scenarioResults, es *esResult, esConns int, floor bool) {
 	fmt.Printf("\n%d CPUs, GOMAXPROCS %d, %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
 	fmt.Println("| scenario | Holdfast | Node reference (file) | × Node | target | met | cores: holdfast / node / load gen |")
 	fmt.Println("| --- | ---: | ---: | ---: | --- | --- | --- |")
@@ -181,6 +196,14 @@ func printTable(cfg config, hf, node *scenarioResults, es *esResult, esConns int
 		fmt.Printf("| %d idle EventSource connections (%d streams): holdfast VmRSS (%.0f MB before; opened in %s; %d of %d got the next message, in %s) | %.0f MB | – | – | < 300 MB | %s | |\n",
 			esConns, es.streams, es.rssBefore, es.openTime.Round(time.Millisecond), es.delivered, es.open, es.deliverTime.Round(time.Millisecond), es.rss,
 			yesNo(es.rss < 300 && es.open == esConns && es.delivered == esConns))
+	}
+	if floor && hf != nil {
+		fmt.Printf("\nFloor, a bare net/http handler answering 204, each round right after the server's (same generator): %.0f appends/s in the Holdfast run (Holdfast at %.0f%% of it, median of the paired rounds)",
+			hf.floor, 100*hf.ofFloor)
+		if node != nil {
+			fmt.Printf(", %.0f appends/s in the Node run (Node at %.0f%%)", node.floor, 100*node.ofFloor)
+		}
+		fmt.Println(".")
 	}
 }
 
@@ -232,6 +255,9 @@ func ms(d time.Duration) string {
 }
 
 func fatalf(format string, args ...any) {
+	for _, c := range children {
+		c.kill()
+	}
 	fmt.Fprintf(os.Stderr, "bench/streams: "+format+"\n", args...)
 	os.Exit(1)
 }

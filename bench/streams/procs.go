@@ -53,6 +53,7 @@ func start(name, base, dir, logPath, ready, bin string, args ...string) (*server
 		return nil, err
 	}
 	s := &server{name: name, base: base, cmd: cmd, done: make(chan struct{})}
+	children = append(children, s)
 	readyc := make(chan struct{}, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -79,6 +80,9 @@ func start(name, base, dir, logPath, ready, bin string, args ...string) (*server
 	}
 }
 
+// children are the servers started, killed by fatalf.
+var children []*server
+
 func (s *server) stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -90,7 +94,10 @@ func (s *server) stop() {
 
 func (s *server) kill() {
 	_ = s.cmd.Process.Kill()
-	<-s.done
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
@@ -151,11 +158,14 @@ func startNode(dir string) (*server, error) {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules/@durable-streams/server")); err != nil {
-		fmt.Fprintln(os.Stderr, "npm ci in", nodeDir)
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		// npm install, not npm ci: the lock pins the versions, but npm ci refuses a lock
+		// that lacks optional platform packages (msgpackr-extract's) a registry mirror
+		// may not serve.
+		fmt.Fprintln(os.Stderr, "npm install in", nodeDir)
+		cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--no-save")
 		cmd.Dir, cmd.Stdout, cmd.Stderr = nodeDir, os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("npm ci in %s: %w (run from the module root)", nodeDir, err)
+			return nil, fmt.Errorf("npm install in %s: %w (run from the module root)", nodeDir, err)
 		}
 	}
 	addr, err := freeAddr()
@@ -203,24 +213,39 @@ func rssMB(pid int) float64 {
 	return 0
 }
 
-// cpuMeter reports the cores the server process and this load generator used.
+// cpuMeter reports the cores the server process and this load generator used, over the
+// time it ran (pause and resume leave out what happens between them).
 type cpuMeter struct {
 	pid          int
 	at           time.Time
-	server, self float64
+	server, self float64 // readings at the last start
+	// totals up to the last pause
+	wall, serverSum, selfSum float64
 }
 
 type cores struct{ server, self string }
 
 func newCPUMeter(pid int) *cpuMeter {
-	return &cpuMeter{pid: pid, at: time.Now(), server: procCPU(pid), self: selfCPU()}
+	m := &cpuMeter{pid: pid}
+	m.resume()
+	return m
+}
+
+func (m *cpuMeter) resume() {
+	m.at, m.server, m.self = time.Now(), procCPU(m.pid), selfCPU()
+}
+
+func (m *cpuMeter) pause() {
+	m.wall += time.Since(m.at).Seconds()
+	m.serverSum += procCPU(m.pid) - m.server
+	m.selfSum += selfCPU() - m.self
 }
 
 func (m *cpuMeter) done() cores {
-	wall := time.Since(m.at).Seconds()
+	m.pause()
 	return cores{
-		server: fmt.Sprintf("%.2f", (procCPU(m.pid)-m.server)/wall),
-		self:   fmt.Sprintf("%.2f", (selfCPU()-m.self)/wall),
+		server: fmt.Sprintf("%.2f", m.serverSum/m.wall),
+		self:   fmt.Sprintf("%.2f", m.selfSum/m.wall),
 	}
 }
 

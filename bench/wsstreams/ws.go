@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/holdfast/holdfast/bench/internal/measure"
+	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,12 +51,15 @@ func holdfastSystem(addr string, window int) *system {
 			buf = append(buf, data...)
 			return append(buf, '}')
 		},
-		isAck:    func(l []byte) bool { return bytes.Contains(l, []byte(`"type":"published"`)) },
-		isMsg:    func(l []byte) bool { return bytes.HasPrefix(l, []byte(`{"type":"message"`)) },
-		ackFrame: func(seq int64) []byte { return strconv.AppendInt([]byte(`{"type":"ack","seq":`), seq, 10) },
+		isAck: func(l []byte) bool { return bytes.Contains(l, []byte(`"type":"published"`)) },
+		isMsg: func(l []byte) bool { return bytes.HasPrefix(l, []byte(`{"type":"message"`)) },
+		ackFrame: func(seq int64) []byte {
+			return append(strconv.AppendInt([]byte(`{"type":"ack","seq":`), seq, 10), '}')
+		},
 		ackEvery: int64(max(window/4, 1)),
 		isPing:   func([]byte) bool { return false },
-		isError:  func(l []byte) bool { return bytes.HasPrefix(l, []byte(`{"type":"error"`)) },
+		// The server writes an error frame's fields in any order.
+		isError: func(l []byte) bool { return bytes.Contains(l, []byte(`"type":"error"`)) },
 	}
 }
 
@@ -108,8 +112,13 @@ func (c *conn) write(b []byte) error {
 // dial opens a connection and, for a subscriber, sends the system's hello and waits for its
 // replies.
 func (s *system) dial(ctx context.Context, stream string, sub bool) (*conn, error) {
-	ws, _, err := dialer.DialContext(ctx, s.url(stream, sub), nil)
+	ws, resp, err := dialer.DialContext(ctx, s.url(stream, sub), nil)
 	if err != nil {
+		if resp != nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			return nil, fmt.Errorf("%w: %s %s", err, resp.Status, body)
+		}
 		return nil, err
 	}
 	c := &conn{ws: ws}

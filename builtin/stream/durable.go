@@ -2,18 +2,20 @@ package stream
 
 // The Durable Streams protocol's state, kept by the Stream object (issue 4). The gateway
 // parses and validates HTTP; the object decides, one request at a time (the input gate),
-// what exists, what is closed and which producer writes are new.
+// what exists, what is closed and which producer writes are new. Appends come in batches
+// (dsbatch.go), decided one after another within the batch's event.
 //
 // Everything that must be atomic with data lives in the log message that carries the data:
 // the create record (header Ds-Create, with the initial body), closure (Ds-Closed on the
 // final message or on an empty marker), the idempotent producer's (id, epoch, seq) and the
-// writer's Stream-Seq. One request is one log message, so a crash either stored all of it
+// writer's Stream-Seq. One append is one log message, so a crash either stored all of it
 // or none of it; the in-memory view is rebuilt from the log at the first request of an
 // activation. The stream's configuration (content type, TTL, expiry) is in storage, and
 // counts only once its create record is in the log.
 //
 //	PUT    /ds          DSCreate  -> 201 | 200 | 409, DSResult
 //	POST   /ds          DSAppend  -> 200 | 204 | 400 | 403 | 404 | 409, DSResult
+//	POST   /ds/batch    appends (EncodeDSBatch) -> 200 [DSAnswer, ...], one per append
 //	GET    /ds/read?from=N&max=M[&touch=1] -> 200 DSRead | 404 | 410
 //	DELETE /ds                    -> 204 | 404
 //
@@ -338,6 +340,8 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 			return 0, nil, err
 		}
 		return s.dsAppend(a)
+	case "POST /ds/batch":
+		return s.dsBatch(r)
 	case "GET /ds/read":
 		q := r.URL.Query()
 		meta := d.meta
@@ -431,7 +435,7 @@ func (s *stream) appendErr(err error) error {
 
 // dsAppend is POST: closure first, then content type, then the producer, then Stream-Seq
 // (the protocol's precedence).
-func (s *stream) dsAppend(a DSAppend) (int, any, error) {
+func (s *stream) dsAppend(a DSAppend) (int, DSResult, error) {
 	d := s.ds
 	if d.meta == nil {
 		return http.StatusNotFound, DSResult{Message: "no such stream"}, nil
@@ -483,7 +487,7 @@ func (s *stream) dsAppend(a DSAppend) (int, any, error) {
 					res.Message = "a new producer starts at seq 0"
 					return http.StatusConflict, res, nil
 				}
-				return 0, nil, bad("bad_producer", "a new epoch starts at seq 0")
+				return 0, res, bad("bad_producer", "a new epoch starts at seq 0")
 			}
 		}
 	}
@@ -492,10 +496,10 @@ func (s *stream) dsAppend(a DSAppend) (int, any, error) {
 		return http.StatusConflict, res, nil
 	}
 	if _, err := s.st.Log().Append(a.Data, dsHeaders(a.Closed, a.Producer, a.StreamSeq, a.Batch)); err != nil {
-		return 0, nil, s.appendErr(err)
+		return 0, res, s.appendErr(err)
 	}
 	if err := s.dsTouch(); err != nil {
-		return 0, nil, err
+		return 0, res, err
 	}
 	d.apply(dsHeaders(a.Closed, a.Producer, a.StreamSeq, a.Batch))
 	res.Next, res.Closed = s.next(), d.closed

@@ -190,8 +190,8 @@ func (s *stream) info() Info {
 }
 
 func (s *stream) publish(r *http.Request) (any, error) {
-	var items []PublishItem
-	if err := decode(r, &items); err != nil {
+	items, err := readPublish(r)
+	if err != nil {
 		return nil, err
 	}
 	if len(items) == 0 || len(items) > MaxBatch {

@@ -52,6 +52,10 @@ type room struct {
 	// does not decode 100 attachments per message. The attachments stay the truth: the
 	// cache is rebuilt from them after an eviction.
 	names map[string]string
+	// unnamed are the sockets that have not sent their name yet: a broadcast skips them
+	// without listing (and sorting) every socket per message. An id left here by an
+	// accept that was undone is harmless: it only names a socket to skip.
+	unnamed map[string]struct{}
 }
 
 // member is a socket's attachment: all the per-connection state the room has, so that it
@@ -63,9 +67,14 @@ type member struct {
 }
 
 func newRoom(st objects.State) objects.Object {
-	r := &room{st: st, names: map[string]string{}}
+	r := &room{st: st, names: map[string]string{}, unnamed: map[string]struct{}{}}
 	for _, e := range st.Storage().List(msgPrefix, "", 0) {
 		r.keys = append(r.keys, e.Key)
+	}
+	for _, s := range st.Sockets().List("") {
+		if r.nameOf(s) == "" {
+			r.unnamed[s.ID()] = struct{}{}
+		}
 	}
 	if n := len(r.keys); n > 0 {
 		r.last, _ = strconv.ParseInt(strings.TrimPrefix(r.keys[n-1], msgPrefix), 10, 64)
@@ -82,9 +91,13 @@ func (r *room) Fetch(w http.ResponseWriter, req *http.Request) {
 	}
 	ip := req.RemoteAddr
 	att, _ := json.Marshal(member{IP: ip, Limiter: LimiterName(ip)})
-	if _, err := r.st.Sockets().Accept(w, req, objects.SocketOptions{Attachment: att}); err != nil {
+	s, err := r.st.Sockets().Accept(w, req, objects.SocketOptions{Attachment: att})
+	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
 	}
+	r.names[s.ID()] = ""
+	r.unnamed[s.ID()] = struct{}{}
 }
 
 // SocketMessage handles one frame: the name frame first, then chat messages.
@@ -172,9 +185,11 @@ func (r *room) join(s objects.Socket, m member, name string) (err error) {
 	}
 	// A failed event undoes the attachment, so the cache must forget the name too.
 	r.names[s.ID()] = name
+	delete(r.unnamed, s.ID())
 	defer func() {
 		if err != nil {
-			delete(r.names, s.ID())
+			r.names[s.ID()] = ""
+			r.unnamed[s.ID()] = struct{}{}
 		}
 	}()
 	joined, _ := json.Marshal(map[string]string{"joined": name})
@@ -188,6 +203,7 @@ func (r *room) join(s objects.Socket, m member, name string) (err error) {
 func (r *room) SocketClose(ctx context.Context, s objects.Socket, code int, reason string) error {
 	name := r.nameOf(s)
 	delete(r.names, s.ID())
+	delete(r.unnamed, s.ID())
 	if name != "" {
 		quit, _ := json.Marshal(map[string]string{"quit": name})
 		return r.broadcast(quit)
@@ -198,15 +214,9 @@ func (r *room) SocketClose(ctx context.Context, s objects.Socket, code int, reas
 // broadcast sends data to every named member. Members that have not sent their name yet
 // get the room's messages from the history when they do, so they are skipped here.
 func (r *room) broadcast(data []byte) error {
-	all := r.st.Sockets().List("")
-	var except []string
-	for _, o := range all {
-		if r.nameOf(o) == "" {
-			except = append(except, o.ID())
-		}
-	}
-	if len(except) == len(all) {
-		return nil
+	except := make([]string, 0, len(r.unnamed))
+	for id := range r.unnamed {
+		except = append(except, id)
 	}
 	return r.st.Sockets().Broadcast("", data, except...)
 }

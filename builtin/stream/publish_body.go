@@ -1,0 +1,142 @@
+package stream
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+)
+
+// readPublish reads a /publish body, [{"id":"..","data":<JSON>}, ...]. Bodies in the shape
+// the gateway writes (keys exactly "id" and "data", an id without escapes) are split
+// without reflection: json's decoder, matching fields and copying every value, was the
+// object's top cost per published message. Any other body goes through decode, so both
+// read the same bodies the same way.
+func readPublish(r *http.Request) ([]PublishItem, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		return nil, bad("bad_json", "body: %v", err)
+	}
+	if len(body) > MaxBody {
+		return nil, bad("bad_json", "body: over %d bytes", MaxBody)
+	}
+	if items, ok := splitPublish(body); ok {
+		return items, nil
+	}
+	var items []PublishItem
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&items); err != nil {
+		return nil, bad("bad_json", "body: %v", err)
+	}
+	if dec.More() {
+		return nil, bad("bad_json", "body: trailing data after the JSON value")
+	}
+	return items, nil
+}
+
+// splitPublish splits a valid body of the gateway's shape; ok is false for anything else.
+func splitPublish(b []byte) (items []PublishItem, ok bool) {
+	if !json.Valid(b) {
+		return nil, false
+	}
+	i := space(b, 0)
+	if b[i] != '[' {
+		return nil, false
+	}
+	i = space(b, i+1)
+	if b[i] == ']' {
+		return []PublishItem{}, space(b, i+1) == len(b)
+	}
+	items = make([]PublishItem, 0, bytes.Count(b, []byte(`"data":`)))
+	for {
+		if b[i] != '{' {
+			return nil, false
+		}
+		var it PublishItem
+		var seen int
+		i = space(b, i+1)
+		for b[i] != '}' {
+			// A key, then ':', then a value; data is valid JSON.
+			end := stringEnd(b, i)
+			key := b[i+1 : end-1]
+			i = space(b, space(b, end)+1)
+			vEnd := valueEnd(b, i)
+			switch string(key) {
+			case "id":
+				if b[i] != '"' || bytes.IndexByte(b[i:vEnd], '\\') >= 0 || seen&1 != 0 {
+					return nil, false
+				}
+				it.ID, seen = string(b[i+1:vEnd-1]), seen|1
+			case "data":
+				if seen&2 != 0 || string(b[i:vEnd]) == "null" {
+					return nil, false
+				}
+				it.Data, seen = b[i:vEnd:vEnd], seen|2
+			default:
+				return nil, false
+			}
+			i = space(b, vEnd)
+			if b[i] == ',' {
+				i = space(b, i+1)
+			}
+		}
+		items = append(items, it)
+		i = space(b, i+1)
+		if b[i] == ']' {
+			return items, space(b, i+1) == len(b)
+		}
+		i = space(b, i+1) // ','
+	}
+}
+
+func space(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the string starting at b[i] ('"').
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// valueEnd returns the index after the valid JSON value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	default: // number, true, false, null
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+		}
+		return i
+	}
+}
