@@ -61,12 +61,12 @@ type streamConn struct {
 	queue    [][]byte
 	qbytes   int // queued and not yet written
 	qmax     int
-	ready    bool   // upgraded (start ran): a writer may start
-	writing  bool   // a writer goroutine runs (or ended the connection)
-	waiting  bool   // the writer lingers, parked on qwake
-	qwake    chan struct{}
-	ended    bool   // torn down: no writer starts any more
-	closeMsg []byte // set once: the connection is closing with it
+	ready    bool          // upgraded (start ran): a writer may start
+	writing  bool          // a writer goroutine runs (or ended the connection)
+	waiting  bool          // the writer lingers, parked on qwake
+	ended    bool          // torn down: no writer starts any more
+	closeMsg []byte        // set once: the connection is closing with it
+	qwake    chan struct{} // wakes the lingering writer; made by the first linger
 
 	smu        sync.Mutex
 	subs       map[string]*streamSub
