@@ -34,12 +34,16 @@ const (
 	maxAppendsInFlight = 4
 )
 
-// batchBytes is the batch bound for this NATS connection: the runtime caps an event at a
-// quarter of max_payload less 64 KiB (and 1 MiB), so half of that leaves room for the
-// appends' own overhead and the event's other writes whatever max_payload is.
-func (h *httpStreams) batchBytes() int {
-	room := int(h.g.nc.MaxPayload()) - 64<<10
-	return max(min(maxAppendBatchBytes, room/8), 16<<10)
+// batchBytes is the bound of one appends batch on this NATS connection.
+func (h *httpStreams) batchBytes() int { return h.g.objectBatchBytes(maxAppendBatchBytes) }
+
+// objectBatchBytes bounds the data of one batch sent to a stream object (appends over
+// HTTP, publishes over WebSocket): the runtime caps an event at a quarter of max_payload
+// less 64 KiB (and 1 MiB), so half of that leaves room for each item's own overhead and
+// the event's other writes whatever max_payload is.
+func (g *Gateway) objectBatchBytes(limit int) int {
+	room := int(g.nc.MaxPayload()) - 64<<10
+	return max(min(limit, room/8), 16<<10)
 }
 
 // appendReply is what one queued append gets back: its answer, or for the whole batch the

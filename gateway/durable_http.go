@@ -27,7 +27,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream"
 	"github.com/holdfast/holdfast/internal/httperr"
-	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -151,7 +150,7 @@ func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	if err := names.Validate(name); err != nil {
+	if err := validStreamName(name); err != nil {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
 		return
 	}

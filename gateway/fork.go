@@ -16,7 +16,6 @@ import (
 
 	"github.com/holdfast/holdfast/builtin/stream"
 	"github.com/holdfast/holdfast/internal/httperr"
-	"github.com/holdfast/holdfast/internal/names"
 )
 
 // maxForkDepth bounds a chain of forks (reads and cascading deletes follow it).
@@ -61,7 +60,7 @@ func sourceName(v string) (string, bool) {
 		return "", false
 	}
 	name, ok := strings.CutPrefix(u.Path, "/v1/stream/")
-	return name, ok && names.Validate(name) == nil
+	return name, ok && validStreamName(name) == nil
 }
 
 // planFork validates a fork's headers against its source and completes c (content type,

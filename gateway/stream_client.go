@@ -30,6 +30,12 @@ const (
 	maxStreamSubs           = 64
 	maxPublishBatch         = 1024
 	maxPublishBatchBytes    = 512 << 10
+	// publishQueue is the reader's hand-off to the publisher: small, since it is held by
+	// every connection that ever published (a batch still gathers up to maxPublishBatch
+	// while the reader keeps filling it).
+	publishQueue = 256
+	// publishCost is what one publish adds to a batch beyond its data and id (framing).
+	publishCost = 32
 )
 
 // streamConn is one client connection to /v1/stream: its subscriptions, its bounded
@@ -435,7 +441,7 @@ func (c *streamConn) flushAcks(ctx context.Context, final bool) {
 // the reader's goroutine only). False: the connection ended.
 func (c *streamConn) queuePublish(p pubReq) bool {
 	if c.pubs == nil {
-		c.pubs = make(chan pubReq, maxPublishBatch)
+		c.pubs = make(chan pubReq, publishQueue)
 	}
 	select {
 	case c.pubs <- p:
@@ -492,12 +498,15 @@ func (c *streamConn) publisher() {
 			return
 		}
 		size := len(batch[0].data)
+		limit := c.g.objectBatchBytes(maxPublishBatchBytes)
+		cost := len(batch[0].id) + publishCost
 	more:
-		for len(batch) < maxPublishBatch && size < maxPublishBatchBytes {
+		for len(batch) < maxPublishBatch && size+cost < limit {
 			select {
 			case p := <-c.pubs:
 				batch = append(batch, p)
 				size += len(p.data)
+				cost += len(p.id) + publishCost
 			default:
 				break more
 			}

@@ -38,7 +38,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/internal/httperr"
-	"github.com/holdfast/holdfast/internal/names"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -69,7 +68,7 @@ type compatConn struct {
 // serveStreamCompat is GET /stream/{subject...}: durable-stream's WebSocket.
 func (g *Gateway) serveStreamCompat(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("subject")
-	if err := names.Validate(name); err != nil {
+	if err := validStreamName(name); err != nil {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName,
 			fmt.Sprintf("subject %q is not a valid stream name (tokens of letters, digits, '_' and '-' separated by '/'): %v", name, err))
 		return

@@ -14,7 +14,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/internal/httperr"
-	"github.com/holdfast/holdfast/internal/names"
 )
 
 // streamUpgrader upgrades stream connections; origins are checked before. An idle
@@ -41,7 +40,7 @@ func parseFrom(s string) (seq uint64, latest bool, err error) {
 // serveStream is GET /v1/stream/{name...}: a WebSocket to a durable stream.
 func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := names.Validate(name); err != nil {
+	if err := validStreamName(name); err != nil {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
 		return
 	}
@@ -293,7 +292,7 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 	name := c.primary
 	if a.Stream != nil {
 		name = *a.Stream
-		if err := names.Validate(name); err != nil {
+		if err := validStreamName(name); err != nil {
 			return nil, &streamError{"bad_name", err.Error()}
 		}
 	}

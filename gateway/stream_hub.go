@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,6 +22,22 @@ import (
 // StreamClass is the class of the objects behind durable streams (package
 // builtin/stream): the hosts must serve it when Options.Streams is set.
 const StreamClass = "Stream"
+
+// reservedStreamPrefix starts the Durable Streams subscription API's paths
+// (/v1/stream/__ds/...), so no stream may be named under it.
+const reservedStreamPrefix = "__ds/"
+
+// validStreamName checks a stream name from any path (WebSocket, HTTP, durable-stream's
+// subjects, fork sources): the object name grammar, and not under the reserved prefix.
+func validStreamName(name string) error {
+	if err := names.Validate(name); err != nil {
+		return err
+	}
+	if name == strings.TrimSuffix(reservedStreamPrefix, "/") || strings.HasPrefix(name, reservedStreamPrefix) {
+		return fmt.Errorf("stream names under %q are reserved for the subscription API", reservedStreamPrefix)
+	}
+	return nil
+}
 
 // StreamRetention limits the streams whose names match Pattern: tokens separated by "/",
 // "*" matching one token and a last ">" one or more. Zero is no limit.
