@@ -108,25 +108,26 @@ const presenceTTL = 5 * time.Second
 
 // Gateway is one edge process's HTTP front.
 type Gateway struct {
-	opts    Options
-	id      string
-	nc      *nats.Conn
-	log     *slog.Logger
-	mux     *http.ServeMux
-	ready   atomic.Bool
-	client  atomic.Pointer[objclient.Client]
-	res     *cluster.Resources
-	js      jetstream.JetStream
-	melody  *melody.Melody
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	keys    [][32]byte
-	sockets socketTable
-	flush   *flusher // writes object sockets' frames
-	env     *env
-	streams *streamHub
-	subs    *dsSubs // Durable Streams subscriptions (ds_subscriptions.go)
+	opts        Options
+	id          string
+	nc          *nats.Conn
+	log         *slog.Logger
+	mux         *http.ServeMux
+	ready       atomic.Bool
+	client      atomic.Pointer[objclient.Client]
+	res         *cluster.Resources
+	js          jetstream.JetStream
+	melody      *melody.Melody
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	keys        [][32]byte
+	sockets     socketTable
+	flush       *flusher    // writes object sockets' frames
+	socketsOpen openSockets // object sockets' sessions, which Close waits for
+	env         *env
+	streams     *streamHub
+	subs        *dsSubs // Durable Streams subscriptions (ds_subscriptions.go)
 }
 
 // New builds a gateway on nc. It serves at once: until JetStream answers, /healthz says
@@ -284,10 +285,16 @@ func (g *Gateway) keepPresence(rev uint64) {
 
 // Close closes every WebSocket (their objects get close events) and leaves.
 func (g *Gateway) Close(ctx context.Context) error {
+	g.socketsOpen.stop()
 	_ = g.melody.Close()
-	g.cancel()
 	done := make(chan struct{})
-	go func() { g.wg.Wait(); close(done) }()
+	go func() {
+		// The sessions' close notices go out before NATS may be closed under them.
+		g.socketsOpen.wg.Wait()
+		g.cancel()
+		g.wg.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil

@@ -205,8 +205,41 @@ func (g *Gateway) setupMelody() {
 
 func sessSocket(sess *melody.Session) *gwSocket { return sess.MustGet(sessKey).(*gwSocket) }
 
+// openSockets counts the object sockets' sessions (each runs in its HTTP handler), so
+// that Close returns only once every object was told its socket closed.
+type openSockets struct {
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// add counts one more session; false once the gateway is closing.
+func (o *openSockets) add() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.stopped {
+		return false
+	}
+	o.wg.Add(1)
+	return true
+}
+
+// stop refuses new sessions, so that wg.Wait may begin.
+func (o *openSockets) stop() {
+	o.mu.Lock()
+	o.stopped = true
+	o.mu.Unlock()
+}
+
 // upgrade completes an accepted WebSocket upgrade.
 func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, s *gwSocket) {
+	if !g.socketsOpen.add() {
+		g.sockets.remove(s.id)
+		g.notifyClose(s, 1001, "gateway shutting down")
+		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer g.socketsOpen.wg.Done()
 	if err := g.melody.HandleRequestWithKeys(&socketHijacker{ResponseWriter: w, s: s}, r, map[string]any{sessKey: s}); err != nil {
 		g.log.Debug("upgrade failed", "err", err)
 		s.mu.Lock()
