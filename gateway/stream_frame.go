@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/holdfast/holdfast/internal/jsonscan"
 )
 
 // frameFields splits a client frame, one JSON object, into its top-level fields without
@@ -14,80 +16,31 @@ func frameFields(data []byte) map[string]json.RawMessage {
 	if !json.Valid(data) {
 		return nil
 	}
-	i := skipSpace(data, 0)
+	i := jsonscan.Space(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return nil
 	}
 	f := make(map[string]json.RawMessage, 4)
-	i = skipSpace(data, i+1)
+	i = jsonscan.Space(data, i+1)
 	if data[i] == '}' {
 		return f
 	}
 	for {
 		// A key: data is valid JSON, so a string follows.
-		end := skipString(data, i)
+		end := jsonscan.StringEnd(data, i)
 		key := string(data[i+1 : end-1])
 		if bytes.IndexByte(data[i:end], '\\') >= 0 {
 			_ = json.Unmarshal(data[i:end], &key) // valid, so it decodes
 		}
-		i = skipSpace(data, end)
-		i = skipSpace(data, i+1) // ':'
-		vEnd := skipValue(data, i)
+		i = jsonscan.Space(data, end)
+		i = jsonscan.Space(data, i+1) // ':'
+		vEnd := jsonscan.ValueEnd(data, i)
 		f[key] = data[i:vEnd:vEnd]
-		i = skipSpace(data, vEnd)
+		i = jsonscan.Space(data, vEnd)
 		if data[i] == '}' {
 			return f
 		}
-		i = skipSpace(data, i+1) // ','
-	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] ('"').
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
-}
-
-// skipValue returns the index after the valid JSON value starting at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return i
-	default: // number, true, false, null
-		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
-			i++
-		}
-		return i
+		i = jsonscan.Space(data, i+1) // ','
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+
+	"github.com/holdfast/holdfast/internal/jsonscan"
 )
 
 // readPublish reads a /publish body, [{"id":"..","data":<JSON>}, ...]. Bodies in the shape
@@ -39,13 +41,13 @@ func splitPublish(b []byte) (items []PublishItem, ok bool) {
 	if !json.Valid(b) {
 		return nil, false
 	}
-	i := space(b, 0)
+	i := jsonscan.Space(b, 0)
 	if b[i] != '[' {
 		return nil, false
 	}
-	i = space(b, i+1)
+	i = jsonscan.Space(b, i+1)
 	if b[i] == ']' {
-		return []PublishItem{}, space(b, i+1) == len(b)
+		return []PublishItem{}, jsonscan.Space(b, i+1) == len(b)
 	}
 	items = make([]PublishItem, 0, bytes.Count(b, []byte(`"data":`)))
 	for {
@@ -54,13 +56,13 @@ func splitPublish(b []byte) (items []PublishItem, ok bool) {
 		}
 		var it PublishItem
 		var seen int
-		i = space(b, i+1)
+		i = jsonscan.Space(b, i+1)
 		for b[i] != '}' {
 			// A key, then ':', then a value; data is valid JSON.
-			end := stringEnd(b, i)
+			end := jsonscan.StringEnd(b, i)
 			key := b[i+1 : end-1]
-			i = space(b, space(b, end)+1)
-			vEnd := valueEnd(b, i)
+			i = jsonscan.Space(b, jsonscan.Space(b, end)+1)
+			vEnd := jsonscan.ValueEnd(b, i)
 			switch string(key) {
 			case "id":
 				if b[i] != '"' || bytes.IndexByte(b[i:vEnd], '\\') >= 0 || seen&1 != 0 {
@@ -75,68 +77,16 @@ func splitPublish(b []byte) (items []PublishItem, ok bool) {
 			default:
 				return nil, false
 			}
-			i = space(b, vEnd)
+			i = jsonscan.Space(b, vEnd)
 			if b[i] == ',' {
-				i = space(b, i+1)
+				i = jsonscan.Space(b, i+1)
 			}
 		}
 		items = append(items, it)
-		i = space(b, i+1)
+		i = jsonscan.Space(b, i+1)
 		if b[i] == ']' {
-			return items, space(b, i+1) == len(b)
+			return items, jsonscan.Space(b, i+1) == len(b)
 		}
-		i = space(b, i+1) // ','
-	}
-}
-
-func space(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index after the string starting at b[i] ('"').
-func stringEnd(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
-}
-
-// valueEnd returns the index after the valid JSON value starting at b[i].
-func valueEnd(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = stringEnd(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return i
-	default: // number, true, false, null
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-		}
-		return i
+		i = jsonscan.Space(b, i+1) // ','
 	}
 }
