@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/holdfast/holdfast/internal/natstest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -168,7 +169,7 @@ func newHookReceiver(t *testing.T, script ...hookReply) *hookReceiver {
 
 func (hr *hookReceiver) await(t *testing.T, n int) []hookNote {
 	t.Helper()
-	waitFor(t, strconv.Itoa(n)+" webhook notifications", 10*time.Second, func() bool {
+	natstest.WaitFor(t, strconv.Itoa(n)+" webhook notifications", 10*time.Second, func() bool {
 		hr.mu.Lock()
 		defer hr.mu.Unlock()
 		return len(hr.got) >= n
@@ -248,7 +249,7 @@ func TestDSSubsWebhookTwoGateways(t *testing.T) {
 		t.Fatalf("JWKS differ across gateways: %d %s / %s", st, jwks1, jwks2)
 	}
 	// The other gateway may see the subscription a moment later; wait for its mirror.
-	waitFor(t, "gateway 2 mirrors the subscription", 5*time.Second, func() bool {
+	natstest.WaitFor(t, "gateway 2 mirrors the subscription", 5*time.Second, func() bool {
 		f2.gw.subs.mu.Lock()
 		defer f2.gw.subs.mu.Unlock()
 		return f2.gw.subs.mirror["s1"] != nil
@@ -315,7 +316,7 @@ func TestDSSubsWebhookRetry(t *testing.T) {
 	if first.body.CallbackURL != "https://pub.example/api/v1/stream/__ds/subscriptions/r1/callback" {
 		t.Fatalf("callback_url under PublicURL: %s", first.body.CallbackURL)
 	}
-	waitFor(t, "status failed", 5*time.Second, func() bool {
+	natstest.WaitFor(t, "status failed", 5*time.Second, func() bool {
 		_, _, b := dsDo(t, http.MethodGet, sub, nil, "")
 		return strings.Contains(b, `"status":"failed"`) || len(hr.await(t, 1)) > 1
 	})
@@ -324,7 +325,7 @@ func TestDSSubsWebhookRetry(t *testing.T) {
 		t.Fatalf("retry: wake %s after %v (first %s)", ns[1].body.WakeID, ns[1].at.Sub(first.at), first.body.WakeID)
 	}
 	tail := ns[1].body.Streams[0].Tail
-	waitFor(t, "the done reply acks the snapshot", 5*time.Second, func() bool {
+	natstest.WaitFor(t, "the done reply acks the snapshot", 5*time.Second, func() bool {
 		v := getSub(t, sub, nil)
 		ls := v["streams"].([]any)
 		return v["status"] == "active" && len(ls) == 1 && ls[0].(map[string]any)["acked_offset"] == tail
@@ -354,7 +355,7 @@ func TestDSSubsPullWake(t *testing.T) {
 		t.Fatalf("claim with nothing pending: %d %s", st, b)
 	}
 	dsDo(t, http.MethodPut, base+"pw/a/b", js, `{"n":1}`)
-	waitFor(t, "a wake event", 5*time.Second, func() bool {
+	natstest.WaitFor(t, "a wake event", 5*time.Second, func() bool {
 		_, _, b := dsDo(t, http.MethodGet, base+"wk/pool?offset=-1", nil, "")
 		return strings.Contains(b, `"subscription_id":"p1"`) && strings.Contains(b, `"stream":"pw/a/b"`)
 	})
@@ -382,7 +383,7 @@ func TestDSSubsPullWake(t *testing.T) {
 	}
 	// w1 goes silent: once its lease lapses the work is claimable again, one generation on.
 	var c2 claimed
-	waitFor(t, "the lease to lapse", 10*time.Second, func() bool {
+	natstest.WaitFor(t, "the lease to lapse", 10*time.Second, func() bool {
 		var st int
 		st, c2, _ = claim("w2")
 		return st == http.StatusOK
@@ -398,7 +399,7 @@ func TestDSSubsPullWake(t *testing.T) {
 		t.Fatalf("release: %d %s", st, b)
 	}
 	// Released with work pending: a new wake event is written.
-	waitFor(t, "a wake event after release", 5*time.Second, func() bool {
+	natstest.WaitFor(t, "a wake event after release", 5*time.Second, func() bool {
 		_, _, b := dsDo(t, http.MethodGet, base+"wk/pool?offset=-1", nil, "")
 		return strings.Contains(b, `"generation":`+strconv.FormatUint(c2.Generation+1, 10))
 	})
@@ -410,7 +411,7 @@ func TestDSSubsPullWake(t *testing.T) {
 func TestDSSubsReconcile(t *testing.T) {
 	_, _, f := startStreams(t, Options{WebhookAllowLocalhost: true})
 	m := f.gw.subs
-	waitFor(t, "the subscriptions part", 5*time.Second, func() bool {
+	natstest.WaitFor(t, "the subscriptions part", 5*time.Second, func() bool {
 		m.initMu.Lock()
 		defer m.initMu.Unlock()
 		return m.store != nil
@@ -436,7 +437,7 @@ func TestDSSubsReconcile(t *testing.T) {
 	if len(n.body.Streams) != 1 || n.body.Streams[0].Path != "rc/a" || !n.body.Streams[0].HasPending {
 		t.Fatalf("notification: %s", n.raw)
 	}
-	waitFor(t, "the auto-ack", 5*time.Second, func() bool {
+	natstest.WaitFor(t, "the auto-ack", 5*time.Second, func() bool {
 		v := getSub(t, sub, nil)
 		ls := v["streams"].([]any)
 		return len(ls) == 1 && ls[0].(map[string]any)["acked_offset"] == n.body.Streams[0].Tail
@@ -445,7 +446,7 @@ func TestDSSubsReconcile(t *testing.T) {
 		t.Fatalf("DELETE stream: %d", st)
 	}
 	m.poke("q1", "", false)
-	waitFor(t, "the glob link of a deleted stream to go", 5*time.Second, func() bool {
+	natstest.WaitFor(t, "the glob link of a deleted stream to go", 5*time.Second, func() bool {
 		return len(getSub(t, sub, nil)["streams"].([]any)) == 0
 	})
 }
@@ -464,7 +465,7 @@ func TestDSSubsWakeLatency(t *testing.T) {
 	}
 	text := map[string]string{"Content-Type": "text/plain"}
 	idle := func(tail string) {
-		waitFor(t, "idle", 5*time.Second, func() bool {
+		natstest.WaitFor(t, "idle", 5*time.Second, func() bool {
 			_, _, b := dsDo(t, http.MethodGet, sub, nil, "")
 			return strings.Contains(b, `"acked_offset":"`+tail+`"`)
 		})
@@ -505,7 +506,7 @@ func TestDSSubsRetryAfterGatewayLoss(t *testing.T) {
 	}
 	dsDo(t, http.MethodPut, f1.url+"/v1/stream/fo/x", map[string]string{"Content-Type": "text/plain"}, "x")
 	first := hr.await(t, 1)[0]
-	waitFor(t, "the failure recorded", 5*time.Second, func() bool {
+	natstest.WaitFor(t, "the failure recorded", 5*time.Second, func() bool {
 		_, _, b := dsDo(t, http.MethodGet, sub, nil, "")
 		return strings.Contains(b, `"status":"failed"`)
 	})
@@ -518,7 +519,7 @@ func TestDSSubsRetryAfterGatewayLoss(t *testing.T) {
 	if second.body.WakeID != first.body.WakeID {
 		t.Fatalf("the retry is another wake: %s then %s", first.body.WakeID, second.body.WakeID)
 	}
-	waitFor(t, "the done reply recorded by gateway 2", 5*time.Second, func() bool {
+	natstest.WaitFor(t, "the done reply recorded by gateway 2", 5*time.Second, func() bool {
 		_, _, b := dsDo(t, http.MethodGet, f2.url+"/v1/stream/__ds/subscriptions/f1", nil, "")
 		return strings.Contains(b, `"status":"active"`) && strings.Contains(b, `"acked_offset":"`+second.body.Streams[0].Tail+`"`)
 	})

@@ -83,19 +83,8 @@ func startGateway(t *testing.T, s *server.Server, opts Options) *fixture {
 		defer cancel()
 		_ = gw.Close(ctx)
 	})
-	waitFor(t, "gateway ready", 10*time.Second, gw.Ready)
+	natstest.WaitFor(t, "gateway ready", 10*time.Second, gw.Ready)
 	return &fixture{s: s, url: srv.URL, gw: gw}
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func dial(t *testing.T, f *fixture, path string) *websocket.Conn {
@@ -137,7 +126,7 @@ func TestSocketsSurviveEviction(t *testing.T) {
 	bob := dial(t, f, "/room/r1?user=bob")
 	expect(t, bob, "joined bob")
 	expect(t, alice, "joined bob")
-	waitFor(t, "the room to be evicted", 10*time.Second, func() bool { return h.Active() == 0 })
+	natstest.WaitFor(t, "the room to be evicted", 10*time.Second, func() bool { return h.Active() == 0 })
 	// The next message re-activates the room with both sockets and their attachments.
 	if err := alice.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
 		t.Fatal(err)

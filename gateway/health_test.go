@@ -62,7 +62,7 @@ func TestHealthFollowsNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	waitFor(t, "healthz 200", 30*time.Second, func() bool { return status("/healthz") == 200 })
+	natstest.WaitFor(t, "healthz 200", 30*time.Second, func() bool { return status("/healthz") == 200 })
 }
 
 // TestHealthWaitsForReadiness: /healthz stays 503, saying why, until Options.Readiness

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"github.com/holdfast/holdfast/internal/natstest"
 	"net/http"
 	"slices"
 	"strings"
@@ -79,7 +80,7 @@ func TestSSEHeartbeat(t *testing.T) {
 func TestSSECluster(t *testing.T) {
 	_, _, f := startStreams(t, Options{})
 	lines, stop := sseLines(t, f.url+"/channel/news", nil)
-	waitFor(t, "the subscriber in /status", 10*time.Second, func() bool {
+	natstest.WaitFor(t, "the subscriber in /status", 10*time.Second, func() bool {
 		st, _, b := dsDo(t, http.MethodGet, f.url+"/status", nil, "")
 		var s struct {
 			Channels []struct {
@@ -133,7 +134,7 @@ func TestSSEClusterAcrossGateways(t *testing.T) {
 			Clients int    `json:"clients"`
 		} `json:"channels"`
 	}
-	waitFor(t, "the other gateway's subscriber in /status", 10*time.Second, func() bool {
+	natstest.WaitFor(t, "the other gateway's subscriber in /status", 10*time.Second, func() bool {
 		st, _, b := dsDo(t, http.MethodGet, f1.url+"/status", nil, "")
 		return st == http.StatusOK && json.Unmarshal([]byte(b), &status) == nil &&
 			len(status.Channels) == 1 && status.Channels[0].ID == "far" && status.Channels[0].Clients == 1

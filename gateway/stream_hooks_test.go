@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/streams"
 )
 
@@ -181,7 +182,7 @@ func TestStreamHooksPublishRefused(t *testing.T) {
 // waitLive waits until n subscribers of stream on f's gateway are on the live feed.
 func waitLive(t *testing.T, f *fixture, stream string, n int) {
 	t.Helper()
-	waitFor(t, "live subscribers", 10*time.Second, func() bool {
+	natstest.WaitFor(t, "live subscribers", 10*time.Second, func() bool {
 		h := f.gw.streams
 		h.mu.Lock()
 		up := h.ups[stream]

@@ -280,7 +280,7 @@ func TestStreamDurableResume(t *testing.T) {
 	c1 := sdial(t, f, "/v1/stream/d?client=worker-1")
 	c1.messages(1, 8)
 	c1.write(map[string]any{"type": "ack", "seq": 5})
-	waitFor(t, "the ack to be stored", 10*time.Second, func() bool {
+	natstest.WaitFor(t, "the ack to be stored", 10*time.Second, func() bool {
 		var a struct{ Seq uint64 }
 		_, err := f.gw.streamCall(context.Background(), "d", "GET", "/client?id=worker-1", nil, &a)
 		return err == nil && a.Seq == 5
@@ -334,7 +334,7 @@ func TestStreamSlowConsumerIsClosed(t *testing.T) {
 		}
 		published += 32
 	}
-	waitFor(t, "the fast client to get everything", 20*time.Second, func() bool {
+	natstest.WaitFor(t, "the fast client to get everything", 20*time.Second, func() bool {
 		select {
 		case err := <-fastErr:
 			t.Fatal(err)
@@ -366,7 +366,7 @@ func TestStreamSlowConsumerIsClosed(t *testing.T) {
 	}
 	// The fast one still works.
 	pub.publish("z", 1)
-	waitFor(t, "the fast client to get the last one", 20*time.Second, func() bool { return fastLast.Load() == uint64(published+1) })
+	natstest.WaitFor(t, "the fast client to get the last one", 20*time.Second, func() bool { return fastLast.Load() == uint64(published+1) })
 }
 
 func TestStreamBadFrames(t *testing.T) {

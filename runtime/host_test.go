@@ -77,17 +77,6 @@ func counterValue(t *testing.T, c *objclient.Client, name string) int64 {
 	return v.Value
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestCounterConcurrentIncrements(t *testing.T) {
 	s := natstest.Server(t)
 	startHost(t, s, Options{})
@@ -176,7 +165,7 @@ func TestFenceRefusesFormerOwner(t *testing.T) {
 	if got := m.Header.Get(wire.HdrError); got != wire.ErrCommitFailed {
 		t.Fatalf("former owner's write: error %q status %d, want %q", got, wire.Status(m), wire.ErrCommitFailed)
 	}
-	waitFor(t, "a to drop the object", 5*time.Second, func() bool { return a.Active() == 0 })
+	natstest.WaitFor(t, "a to drop the object", 5*time.Second, func() bool { return a.Active() == 0 })
 	if v := counterValue(t, c, "z"); v != 2 {
 		t.Fatalf("value %d, want 2 (a's late write must not count)", v)
 	}
@@ -295,11 +284,11 @@ func TestAlarmFiresAfterEvictionAndRetries(t *testing.T) {
 	// Both are evicted long before the alarms fire; the scheduler must wake them. The hint
 	// disappears only once the handler succeeded and committed, so nothing polls the object
 	// (which would activate it) until then.
-	waitFor(t, "eviction", 5*time.Second, func() bool { return h.Active() == 0 })
+	natstest.WaitFor(t, "eviction", 5*time.Second, func() bool { return h.Active() == 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for _, name := range []string{"sleepy", "flaky"} {
-		waitFor(t, name+"'s alarm to fire", 15*time.Second, func() bool {
+		natstest.WaitFor(t, name+"'s alarm to fire", 15*time.Second, func() bool {
 			_, err := h.res.Alarms.Get(ctx, "Probe."+name)
 			return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
 		})

@@ -1,7 +1,6 @@
 package stream_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -9,23 +8,10 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/builtin/stream"
-	"github.com/holdfast/holdfast/internal/natstest"
-	"github.com/holdfast/holdfast/objects"
-	"github.com/holdfast/holdfast/runtime"
 )
 
 func TestGroupAPI(t *testing.T) {
-	s := natstest.Server(t)
-	nc := natstest.Conn(t, s)
-	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{stream.Class}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.Close(ctx)
-	})
+	nc := startStreamHost(t)
 	steps := []struct{ method, path, body, want string }{
 		{"POST", "/configure", `{}`, `200`},
 		{"POST", "/group/claim", `{"group":"g","member":"a","max":5}`, `200 {"seqs":[],"retryMs":0}`},
@@ -69,17 +55,7 @@ func TestGroupAPI(t *testing.T) {
 // claim (a member with a big window, a long member name) must stop short of the value
 // limit instead of failing, and the rest is handed out once acks make room.
 func TestGroupStateStaysWithinAValue(t *testing.T) {
-	s := natstest.Server(t)
-	nc := natstest.Conn(t, s)
-	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{stream.Class}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.Close(ctx)
-	})
+	nc := startStreamHost(t)
 	const total = 4096
 	batch := "[" + strings.Repeat(`{"data":1},`, 1023) + `{"data":1}]`
 	for range total / 1024 {
@@ -114,17 +90,7 @@ func TestGroupStateStaysWithinAValue(t *testing.T) {
 // TestGroupLimit: a stream takes at most MaxGroups groups; acks and releases name no new
 // group into being.
 func TestGroupLimit(t *testing.T) {
-	s := natstest.Server(t)
-	nc := natstest.Conn(t, s)
-	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{stream.Class}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.Close(ctx)
-	})
+	nc := startStreamHost(t)
 	call(t, nc, "POST", "/configure", `{}`)
 	for i := range stream.MaxGroups {
 		if got := call(t, nc, "POST", "/group/claim", fmt.Sprintf(`{"group":"g%d","member":"a","max":1}`, i)); !strings.HasPrefix(got, "200") {

@@ -33,9 +33,11 @@ func call(t *testing.T, nc *nats.Conn, method, path, body string) string {
 	return strconv.Itoa(wire.Status(m)) + " " + string(m.Data)
 }
 
-func TestStreamAPI(t *testing.T) {
+// startStreamHost runs an object host serving the Stream class on a fresh test server and
+// returns a connection to that server.
+func startStreamHost(t *testing.T) *nats.Conn {
+	t.Helper()
 	s := natstest.Server(t)
-	nc := natstest.Conn(t, s)
 	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{stream.Class}})
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +47,11 @@ func TestStreamAPI(t *testing.T) {
 		defer cancel()
 		_ = h.Close(ctx)
 	})
+	return natstest.Conn(t, s)
+}
+
+func TestStreamAPI(t *testing.T) {
+	nc := startStreamHost(t)
 	steps := []struct{ method, path, body, want string }{
 		{"GET", "/info", "", `200 {"firstSeq":1,"lastSeq":0}`},
 		{"POST", "/configure", `{}`, `200 {"firstSeq":1,"lastSeq":0}`},
@@ -89,17 +96,7 @@ func TestStreamAPI(t *testing.T) {
 // TestConfigureCreatesTheLog: a stream nobody published to has its JetStream stream, so
 // that readers can start on it.
 func TestConfigureCreatesTheLog(t *testing.T) {
-	s := natstest.Server(t)
-	nc := natstest.Conn(t, s)
-	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{stream.Class}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.Close(ctx)
-	})
+	nc := startStreamHost(t)
 	call(t, nc, "POST", "/configure", `{}`)
 	js, _ := jetstream.New(nc)
 	if _, err := js.Stream(context.Background(), wire.LogStream(stream.ClassName, "s")); err != nil {

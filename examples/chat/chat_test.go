@@ -67,7 +67,7 @@ func startGateway(t *testing.T, s *server.Server) string {
 		defer cancel()
 		_ = gw.Close(ctx)
 	})
-	waitFor(t, "gateway ready", 10*time.Second, gw.Ready)
+	natstest.WaitFor(t, "gateway ready", 10*time.Second, gw.Ready)
 	return srv.URL
 }
 
@@ -77,17 +77,6 @@ func setup(t *testing.T, opts runtime.Options) (*server.Server, *runtime.Host, s
 	s := natstest.Server(t)
 	h := startHost(t, natstest.Conn(t, s), opts)
 	return s, h, startGateway(t, s)
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // frame is any frame the room sends.
@@ -483,14 +472,14 @@ func TestSurvivesEviction(t *testing.T) {
 	bob.expect(`{"name":"alice","message":"before"}`)
 
 	for round := range 3 {
-		waitFor(t, "the room to be evicted", 10*time.Second, func() bool { return h.Active() == 0 })
+		natstest.WaitFor(t, "the room to be evicted", 10*time.Second, func() bool { return h.Active() == 0 })
 		text := fmt.Sprint("after eviction ", round)
 		bob.say(text)
 		// Names come from the sockets' attachments, kept across the eviction.
 		alice.expect(`{"name":"bob","message":"` + text + `"}`)
 		bob.expect(`{"name":"bob","message":"` + text + `"}`)
 	}
-	waitFor(t, "the room to be evicted", 10*time.Second, func() bool { return h.Active() == 0 })
+	natstest.WaitFor(t, "the room to be evicted", 10*time.Second, func() bool { return h.Active() == 0 })
 	carol := dial(t, base, "evict", "10.0.5.3")
 	got := regexp.MustCompile(`,"timestamp":\d+`).ReplaceAllString(raws(carol.join("carol")), "")
 	want := `{"joined":"alice"} {"joined":"bob"} {"name":"alice","message":"before"} {"name":"bob","message":"after eviction 0"} {"name":"bob","message":"after eviction 1"} {"name":"bob","message":"after eviction 2"} {"joined":"carol"}`

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/examples/chat"
 	"github.com/holdfast/holdfast/internal/names"
+	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -71,7 +72,7 @@ func TestChatSurvivesHostKill(t *testing.T) {
 		t.Fatalf("room owned by %q, not one of our hosts", owner)
 	}
 	p.signal(t, syscall.SIGKILL)
-	waitFor(t, "the owner to die", 10*time.Second, p.exited)
+	natstest.WaitFor(t, "the owner to die", 10*time.Second, p.exited)
 
 	// Sent at once: the gateway holds it until the lease lapses and the other host
 	// activates the room with both sockets.
@@ -104,7 +105,7 @@ func startChatCluster(t *testing.T, hostIDs ...string) *cluster {
 	c.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
 	ns := c.start("nats-server", natsServerBin, "-js", "-sd", filepath.Join(c.dir, "jetstream"),
 		"-a", "127.0.0.1", "-p", fmt.Sprint(port))
-	waitFor(t, "nats-server to accept clients", 15*time.Second, func() bool {
+	natstest.WaitFor(t, "nats-server to accept clients", 15*time.Second, func() bool {
 		c.mustRun(ns)
 		nc, err := nats.Connect(c.natsURL, nats.Timeout(time.Second))
 		if err != nil {
@@ -129,12 +130,12 @@ func startChatCluster(t *testing.T, hostIDs ...string) *cluster {
 	c.http = &http.Client{Timeout: clientTimeout}
 	for id, p := range c.hosts {
 		ready := "holdfast objects host " + id + " ready"
-		waitFor(t, p.name+" to be ready", 20*time.Second, func() bool {
+		natstest.WaitFor(t, p.name+" to be ready", 20*time.Second, func() bool {
 			c.mustRun(p)
 			return p.stdout.hasLine(func(l string) bool { return strings.HasPrefix(l, ready) })
 		})
 	}
-	waitFor(t, "the gateway's /healthz", 20*time.Second, func() bool {
+	natstest.WaitFor(t, "the gateway's /healthz", 20*time.Second, func() bool {
 		c.mustRun(c.gateway)
 		resp, err := c.http.Get(c.gwURL + "/healthz")
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/internal/wire"
 )
 
@@ -51,7 +52,7 @@ func TestFailoverSIGKILL(t *testing.T) {
 	}
 
 	// Kill mid-stream, once c1 is busy, so that commits are in flight when the host dies.
-	waitFor(t, "c1 to take load", 10*time.Second, func() bool {
+	natstest.WaitFor(t, "c1 to take load", 10*time.Second, func() bool {
 		return time.Since(start) > 1500*time.Millisecond && ta.ok("c1", start) >= 50
 	})
 	victim := c.owner("c1")
@@ -71,7 +72,7 @@ func TestFailoverSIGKILL(t *testing.T) {
 	for range 8 {
 		drive("c1")
 	}
-	waitFor(t, "the new owner to serve c1", 10*time.Second, func() bool {
+	natstest.WaitFor(t, "the new owner to serve c1", 10*time.Second, func() bool {
 		return ta.ok("c1", killedAt) >= 200
 	})
 	close(driveStop)
@@ -139,7 +140,7 @@ func TestFormerOwnerPausedPastLease(t *testing.T) {
 	c.hosts[a].signal(t, syscall.SIGCONT)
 	wg.Wait() // the probes a held are answered now
 	// a finds out on its own: its next renewal is refused, or its next commit is.
-	waitFor(t, a+" to notice it lost "+name, 10*time.Second, func() bool {
+	natstest.WaitFor(t, a+" to notice it lost "+name, 10*time.Second, func() bool {
 		return c.hosts[a].stderr.hasLine(func(l string) bool {
 			return strings.Contains(l, "object=Counter."+name) &&
 				(strings.Contains(l, `msg="lease lost"`) || strings.Contains(l, `msg="commit failed; object stops"`))

@@ -22,6 +22,7 @@ import (
 
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/names"
+	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/internal/objlog"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
@@ -116,16 +117,6 @@ func skipShort(t *testing.T) {
 }
 
 // waitFor polls cond until it holds, failing the test after d.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // logBuffer collects a process's output; it is safe to read while the process writes.
 type logBuffer struct {
@@ -213,7 +204,7 @@ func startCluster(t *testing.T, hostIDs ...string) *cluster {
 	c.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
 	ns := c.start("nats-server", natsServerBin, "-js", "-sd", filepath.Join(c.dir, "jetstream"),
 		"-a", "127.0.0.1", "-p", strconv.Itoa(port))
-	waitFor(t, "nats-server to accept clients", 15*time.Second, func() bool {
+	natstest.WaitFor(t, "nats-server to accept clients", 15*time.Second, func() bool {
 		c.mustRun(ns)
 		nc, err := nats.Connect(c.natsURL, nats.Timeout(time.Second))
 		if err != nil {
@@ -244,12 +235,12 @@ func startCluster(t *testing.T, hostIDs ...string) *cluster {
 
 	for id, p := range c.hosts {
 		ready := "holdfast objects host " + id + " ready"
-		waitFor(t, p.name+" to be ready", 20*time.Second, func() bool {
+		natstest.WaitFor(t, p.name+" to be ready", 20*time.Second, func() bool {
 			c.mustRun(p)
 			return p.stdout.hasLine(func(l string) bool { return strings.HasPrefix(l, ready) })
 		})
 	}
-	waitFor(t, "the gateway's /healthz", 20*time.Second, func() bool {
+	natstest.WaitFor(t, "the gateway's /healthz", 20*time.Second, func() bool {
 		c.mustRun(c.gateway)
 		resp, err := c.http.Get(c.gwURL + "/healthz")
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/internal/names"
+	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -69,7 +70,7 @@ func TestStreamFailoverWhilePublishing(t *testing.T) {
 		return n
 	}
 
-	waitFor(t, "publishes before the kill", 30*time.Second, func() bool { return acked() >= 400 })
+	natstest.WaitFor(t, "publishes before the kill", 30*time.Second, func() bool { return acked() >= 400 })
 	victim := c.ownerOf(streamClass, stream)
 	if c.hosts[victim] == nil {
 		t.Fatalf("%s's lease names host %q, not one of ours", stream, victim)
@@ -77,8 +78,8 @@ func TestStreamFailoverWhilePublishing(t *testing.T) {
 	before := acked()
 	killedAt := time.Now()
 	c.hosts[victim].signal(t, syscall.SIGKILL)
-	waitFor(t, "the owner to die", 10*time.Second, c.hosts[victim].exited)
-	waitFor(t, "publishes after the kill", 45*time.Second, func() bool { return acked() >= before+400 })
+	natstest.WaitFor(t, "the owner to die", 10*time.Second, c.hosts[victim].exited)
+	natstest.WaitFor(t, "publishes after the kill", 45*time.Second, func() bool { return acked() >= before+400 })
 	t.Logf("%s: owner %s killed after %d acked publishes; %d more acked within %v", stream, victim, before, acked()-before, time.Since(killedAt).Round(time.Millisecond))
 	close(stop)
 	for _, p := range pubs {
@@ -90,9 +91,9 @@ func TestStreamFailoverWhilePublishing(t *testing.T) {
 
 	last := c.streamLastSeq(stream)
 	for _, s := range subs {
-		waitFor(t, s.name+" to read up to seq "+fmt.Sprint(last), 30*time.Second, func() bool { return s.upTo() >= last })
+		natstest.WaitFor(t, s.name+" to read up to seq "+fmt.Sprint(last), 30*time.Second, func() bool { return s.upTo() >= last })
 	}
-	waitFor(t, "the group to read up to seq "+fmt.Sprint(last), 30*time.Second, func() bool {
+	natstest.WaitFor(t, "the group to read up to seq "+fmt.Sprint(last), 30*time.Second, func() bool {
 		seen := map[uint64]bool{}
 		for _, m := range members {
 			for _, d := range m.deliveries() {

@@ -3,6 +3,7 @@ package natstest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/holdfast/holdfast/internal/natsembed"
 	"github.com/nats-io/nats-server/v2/server"
@@ -29,4 +30,17 @@ func Conn(t testing.TB, s *server.Server) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// WaitFor polls cond until it holds, failing the test when d passes first: tests wait on
+// a condition with a deadline, never for a fixed time.
+func WaitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
