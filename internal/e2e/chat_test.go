@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,9 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/examples/chat"
-	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/natstest"
-	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -149,27 +145,7 @@ func startChatCluster(t *testing.T, hostIDs ...string) *cluster {
 }
 
 // chatOwner returns the host id holding the ChatRoom object's lease, or "".
-func (c *cluster) chatOwner(object string) string {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	kv, err := c.js.KeyValue(ctx, wire.LeaseBucket)
-	if err != nil {
-		c.t.Fatalf("lease bucket: %v", err)
-	}
-	e, err := kv.Get(ctx, names.Key(chat.Room.Name, object))
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return ""
-	}
-	if err != nil {
-		c.t.Fatalf("lease of %s: %v", object, err)
-	}
-	var l wire.Lease
-	if err := json.Unmarshal(e.Value(), &l); err != nil {
-		c.t.Fatalf("lease of %s: %v: %q", object, err, e.Value())
-	}
-	return l.Host
-}
+func (c *cluster) chatOwner(object string) string { return c.ownerOf(chat.Room.Name, object) }
 
 type chatClient struct {
 	t    *testing.T

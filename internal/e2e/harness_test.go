@@ -308,28 +308,8 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// owner returns the host id holding name's lease, or "" when nobody does.
-func (c *cluster) owner(name string) string {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	kv, err := c.js.KeyValue(ctx, wire.LeaseBucket)
-	if err != nil {
-		c.t.Fatalf("lease bucket: %v", err)
-	}
-	e, err := kv.Get(ctx, names.Key(counterClass, name))
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return ""
-	}
-	if err != nil {
-		c.t.Fatalf("lease of %s: %v", name, err)
-	}
-	var l wire.Lease
-	if err := json.Unmarshal(e.Value(), &l); err != nil {
-		c.t.Fatalf("lease of %s: %v: %q", name, err, e.Value())
-	}
-	return l.Host
-}
+// owner returns the host id holding counter name's lease, or "" when nobody does.
+func (c *cluster) owner(name string) string { return c.ownerOf(counterClass, name) }
 
 // result is one HTTP request to a counter through the gateway.
 type result struct {
