@@ -382,12 +382,7 @@ func (m *dsSubs) notFound(q *dsReq) {
 
 func (m *dsSubs) read(q *dsReq) {
 	s, _, err := q.st.get(q.ctx, q.id)
-	switch {
-	case err != nil:
-		dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
-	case s == nil:
-		m.notFound(q)
-	default:
+	if !m.missed(q, s, err) {
 		dsJSON(q.w, http.StatusOK, m.describe(q, s))
 	}
 }
@@ -397,12 +392,7 @@ func (m *dsSubs) remove(q *dsReq) {
 	if err == nil && s != nil {
 		err = q.st.kv.Purge(q.ctx, dsSubKey+q.id)
 	}
-	switch {
-	case err != nil:
-		dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
-	case s == nil:
-		m.notFound(q)
-	default:
+	if !m.missed(q, s, err) {
 		m.forget(q.id)
 		q.w.WriteHeader(http.StatusNoContent)
 	}
@@ -449,16 +439,27 @@ func (m *dsSubs) addStreams(q *dsReq) {
 		return nil
 	})
 	switch {
-	case err != nil:
-		dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
-	case s == nil:
-		m.notFound(q)
+	case m.missed(q, s, err):
 	case tooMany:
 		dsError(q.w, http.StatusBadRequest, "TOO_MANY_STREAMS", "a subscription links at most 2000 streams", nil)
 	default:
 		m.observe(s)
 		q.w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// missed answers a read or update of a subscription that has nothing to act on: 503 when
+// the bucket failed, 404 when the subscription does not exist. False: s is there.
+func (m *dsSubs) missed(q *dsReq, s *dsSub, err error) bool {
+	switch {
+	case err != nil:
+		dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
+	case s == nil:
+		m.notFound(q)
+	default:
+		return false
+	}
+	return true
 }
 
 func (m *dsSubs) removeStream(q *dsReq, path string) {
@@ -479,12 +480,7 @@ func (m *dsSubs) removeStream(q *dsReq, path string) {
 		}
 		return nil
 	})
-	switch {
-	case err != nil:
-		dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
-	case s == nil:
-		m.notFound(q)
-	default:
+	if !m.missed(q, s, err) {
 		m.observe(s)
 		q.w.WriteHeader(http.StatusNoContent)
 	}
@@ -601,11 +597,7 @@ func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
 	case errors.As(err, &oe):
 		dsError(q.w, http.StatusConflict, "INVALID_OFFSET", oe.msg, nil)
 		return
-	case err != nil:
-		dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
-		return
-	case s == nil:
-		m.notFound(q)
+	case m.missed(q, s, err):
 		return
 	}
 	next := false
