@@ -55,13 +55,14 @@ func main() {
 	warmup := flag.Duration("warmup", 5*time.Second, "sending before measuring")
 	procs := flag.Int("procs", 2, "GOMAXPROCS: cores for the whole system, clients included")
 	limitInterval := flag.String("limit-interval", "100ms", "the RateLimiter's CHAT_RATE_INTERVAL")
-	target := flag.Duration("target", 20*time.Millisecond, "the p99 the run must meet")
+	target := flag.Duration("target", 20*time.Millisecond, "the p99 target the run is measured against")
+	strict := flag.Bool("strict", false, "exit non-zero when p99 misses -target (a miss is otherwise a result, printed, so that `task bench` goes on to the next program)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured window here")
 	memprofile := flag.String("memprofile", "", "write an allocation profile (whole run) here")
 	flag.Parse()
 	goruntime.GOMAXPROCS(*procs)
 	profile, memProfile = *cpuprofile, *memprofile
-	if err := run(config{*clients, *rooms, *interval, *duration, *warmup, *limitInterval, *target}); err != nil {
+	if err := run(config{*clients, *rooms, *interval, *duration, *warmup, *limitInterval, *target, *strict}); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/chat:", err)
 		os.Exit(1)
 	}
@@ -73,6 +74,7 @@ type config struct {
 	warmup             time.Duration
 	limitInterval      string
 	target             time.Duration
+	strict             bool
 }
 
 var profile, memProfile string
@@ -416,7 +418,12 @@ func (b *bench) report(elapsed time.Duration) error {
 	fmt.Printf("\nchat: %d clients, %d rooms, 2 hosts, GOMAXPROCS=%d: %.0f deliveries/s, p50 %.2f ms, p99 %.2f ms, max %.2f ms (target p99 <= %v)\n",
 		b.cfg.clients, b.cfg.rooms, goruntime.GOMAXPROCS(0), res["deliveries_per_s"], ms(h.quantile(0.5)), ms(p99), ms(time.Duration(h.max.Load())), b.cfg.target)
 	if p99 > b.cfg.target {
-		return fmt.Errorf("p99 %v over the target %v", p99, b.cfg.target)
+		fmt.Printf("target met: NO (p99 %v over %v)\n", p99, b.cfg.target)
+		if b.cfg.strict {
+			return fmt.Errorf("p99 %v over the target %v", p99, b.cfg.target)
+		}
+	} else {
+		fmt.Println("target met: yes")
 	}
 	if b.closed.Load() > 0 || b.errors.Load() > 0 {
 		return fmt.Errorf("%d sockets closed early, %d error frames", b.closed.Load(), b.errors.Load())
