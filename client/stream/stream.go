@@ -59,7 +59,9 @@ type Options struct {
 	// not wait for this Conn's answers (Publish, Command) itself; start a goroutine.
 	Handler func(Message)
 	// OnError receives error frames that answer no request of this client, such as
-	// "history_gone" (messages removed before they could be delivered).
+	// "history_gone" (messages removed before they could be delivered), and, with code
+	// "policy_violation", a close (1008) after which the Conn stops reconnecting: the
+	// server refused its terms, so every call then returns ErrClosed.
 	OnError func(*Error)
 	// Header is sent with every handshake (Origin, say).
 	Header http.Header
@@ -210,12 +212,22 @@ func (c *Conn) dial(ctx context.Context) (*websocket.Conn, error) {
 	return ws, nil
 }
 
-// run reads until the connection drops, then reconnects, until Close.
+// run reads until the connection drops, then reconnects, until Close or a close that
+// reconnecting cannot mend.
 func (c *Conn) run(ws *websocket.Conn) {
 	defer close(c.done)
 	for {
 		c.resubscribe()
-		c.read(ws)
+		err := c.read(ws)
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) && ce.Code == websocket.ClosePolicyViolation {
+			// The server refused this connection's terms (too many consumer groups, say):
+			// the same handshake would be refused again.
+			if c.opts.OnError != nil {
+				c.opts.OnError(&Error{Code: "policy_violation", Message: ce.Text, Stream: c.primary})
+			}
+			c.cancel()
+		}
 		c.mu.Lock()
 		c.ws = nil
 		for id, ch := range c.pending {
@@ -266,12 +278,12 @@ func (c *Conn) resubscribe() {
 	}
 }
 
-func (c *Conn) read(ws *websocket.Conn) {
+func (c *Conn) read(ws *websocket.Conn) error {
 	defer ws.Close()
 	for {
 		_, b, err := ws.ReadMessage()
 		if err != nil {
-			return
+			return err
 		}
 		var f frame
 		if json.Unmarshal(b, &f) != nil {

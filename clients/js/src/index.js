@@ -77,7 +77,8 @@ export class StreamClient {
    *   server sends it again: to any member of a group, or on this connection to a durable client
    *   (server default 30000; 100 to 3600000)
    * @param {(msg: {stream: string, seq: number, time: string, data: any}) => any} [options.onMessage]
-   * @param {(err: StreamError) => void} [options.onError] errors that answer no request (history_gone)
+   * @param {(err: StreamError) => void} [options.onError] errors that answer no request (history_gone),
+   *   and policy_violation: a 1008 close, after which the client stops (it is closed)
    * @param {(state: 'open'|'closed') => void} [options.onStatus]
    * @param {boolean|Storage|Map} [options.cache] keep received messages: true uses localStorage when
    *   there is one, else a Map; or pass the store. Resumes after the cached last seq.
@@ -166,8 +167,17 @@ export class StreamClient {
     }
     ws.onmessage = (ev) => this._frame(ev.data)
     ws.onerror = () => {} // onclose follows
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return
+      if (ev.code === 1008) {
+        // The server refused this connection's terms (too many consumer groups, say): the
+        // same handshake would be refused again, so stop instead of reconnecting.
+        const err = new StreamError('policy_violation', ev.reason || 'the server refused the connection (1008)')
+        this.opts.onError?.(err)
+        this.close()
+        this.opts.onStatus?.('closed')
+        return
+      }
       this.ws = null
       this.live = false
       // Requests in flight may or may not have been carried out.
