@@ -57,7 +57,7 @@ type dsSubs struct {
 
 	mu      sync.Mutex
 	mirror  map[string]*dsSub
-	matcher *nats.Subscription
+	matcher map[string]*nats.Subscription // by subject filter (matcherFilters)
 	runs    map[string]*dsRun
 	skipped map[string]map[string]bool // publishes seen while the mirror showed a wake running
 	kick    chan struct{}
@@ -127,10 +127,10 @@ func (m *dsSubs) run() {
 	defer func() {
 		m.mu.Lock()
 		m.closed = true
-		if m.matcher != nil {
-			_ = m.matcher.Unsubscribe()
-			m.matcher = nil
+		for _, sub := range m.matcher {
+			_ = sub.Unsubscribe()
 		}
+		m.matcher = nil
 		m.mu.Unlock()
 	}()
 	ctx := m.g.ctx
@@ -199,9 +199,10 @@ func (m *dsSubs) watch(ctx context.Context, st *dsStore) error {
 	return errors.New("the watch closed")
 }
 
-// observe puts s into the mirror and makes sure the matcher runs.
+// observe puts s into the mirror and makes sure the matcher hears of its streams.
 func (m *dsSubs) observe(s *dsSub) {
 	m.mu.Lock()
+	resync := !sameFilters(m.mirror[s.ID], s)
 	m.mirror[s.ID] = s
 	var skipped map[string]bool
 	if !s.inFlight() {
@@ -212,8 +213,33 @@ func (m *dsSubs) observe(s *dsSub) {
 	for p := range skipped {
 		m.poke(s.ID, p, false)
 	}
-	m.syncMatcher()
+	if resync {
+		m.syncMatcher()
+	}
 	m.wakeScheduler()
+}
+
+// sameFilters reports whether b needs the same log subjects as a (its pattern and its
+// explicit links): most updates (cursors, wakes, leases) change neither.
+func sameFilters(a, b *dsSub) bool {
+	if a == nil || a.Pattern != b.Pattern {
+		return false
+	}
+	n := 0
+	for name, l := range b.Links {
+		if l.Explicit {
+			if al := a.Links[name]; al == nil || !al.Explicit {
+				return false
+			}
+			n++
+		}
+	}
+	for _, l := range a.Links {
+		if l.Explicit {
+			n--
+		}
+	}
+	return n == 0
 }
 
 func (m *dsSubs) forget(id string) {
@@ -224,24 +250,69 @@ func (m *dsSubs) forget(id string) {
 	m.syncMatcher()
 }
 
-// syncMatcher subscribes to the log subjects while subscriptions exist, and only then.
+// maxMatcherFilters bounds the matcher's subscriptions; past it, it takes every stream log.
+const maxMatcherFilters = 256
+
+// matcherFilters are the log subjects the subscriptions need to hear of: each pattern's
+// filters and each explicit link's own subject, or every stream log past
+// maxMatcherFilters. Every gateway computes the same set from the same mirror, so each
+// filter's queue group spreads its publishes over them. m.mu is held.
+func (m *dsSubs) matcherFilters() map[string]bool {
+	prefix := wire.LogSubjectPrefix + StreamClass + "."
+	want := map[string]bool{}
+	for _, s := range m.mirror {
+		if s.Pattern != "" {
+			for _, f := range globSubjects(prefix, s.Pattern) {
+				want[f] = true
+			}
+		}
+		for name, l := range s.Links {
+			if l.Explicit {
+				want[wire.LogSubject(StreamClass, name)] = true
+			}
+		}
+		if len(want) > maxMatcherFilters {
+			return map[string]bool{prefix + ">": true}
+		}
+	}
+	return want
+}
+
+// syncMatcher subscribes to the log subjects the subscriptions cover, and only to them:
+// a stream nobody subscribed to costs the matcher nothing.
 func (m *dsSubs) syncMatcher() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	switch {
-	case len(m.mirror) > 0 && m.matcher == nil && !m.noMatcher:
-		sub, err := m.g.nc.QueueSubscribe(wire.LogSubjectPrefix+StreamClass+".>", dsQueueGroup, m.onLog)
+	want := map[string]bool{}
+	if !m.closed && !m.noMatcher {
+		want = m.matcherFilters()
+	}
+	for f, sub := range m.matcher {
+		if !want[f] {
+			_ = sub.Unsubscribe()
+			delete(m.matcher, f)
+		}
+	}
+	added := false
+	for f := range want {
+		if m.matcher[f] != nil {
+			continue
+		}
+		sub, err := m.g.nc.QueueSubscribe(f, dsQueueGroup, m.onLog)
 		if err != nil {
-			m.g.log.Warn("ds subscriptions: cannot subscribe to stream logs", "err", err)
-			return
+			m.g.log.Warn("ds subscriptions: cannot subscribe to stream logs", "subject", f, "err", err)
+			continue
 		}
 		// Drops beyond this are found again by reconciliation.
 		_ = sub.SetPendingLimits(65536, 64<<20)
-		m.matcher = sub
+		if m.matcher == nil {
+			m.matcher = map[string]*nats.Subscription{}
+		}
+		m.matcher[f] = sub
+		added = true
+	}
+	if added {
 		_ = m.g.nc.Flush() // the server knows the interest before a PUT answers
-	case len(m.mirror) == 0 && m.matcher != nil:
-		_ = m.matcher.Unsubscribe()
-		m.matcher = nil
 	}
 }
 

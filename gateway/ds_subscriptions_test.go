@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -577,4 +578,40 @@ func TestDSWebhookDialCheck(t *testing.T) {
 	if st != http.StatusBadRequest || !strings.Contains(b, "WEBHOOK_URL_REJECTED") {
 		t.Fatalf("production gateway took a loopback webhook: %d %s", st, b)
 	}
+}
+
+// TestDSSubsMatcherFilters: the matcher listens to the log subjects its subscriptions
+// cover (each pattern's filter, each explicit stream), not to every stream's publishes,
+// and to none once the last subscription is gone.
+func TestDSSubsMatcherFilters(t *testing.T) {
+	_, _, f := startStreams(t, Options{WebhookAllowLocalhost: true})
+	m := f.gw.subs
+	hr := newHookReceiver(t)
+	filters := func() []string {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		var out []string
+		for f := range m.matcher {
+			out = append(out, f)
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := func(what string, w ...string) {
+		t.Helper()
+		natstest.WaitFor(t, what, 5*time.Second, func() bool { return slices.Equal(filters(), w) })
+	}
+	sub := f.url + "/v1/stream/__ds/subscriptions/mf"
+	if st, _, b := dsDo(t, http.MethodPut, sub, nil, `{"type":"webhook","pattern":"ev/*","webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", st, b)
+	}
+	want("the pattern's filter", "hf.log.Stream.ev.*")
+	if st, _, b := dsDo(t, http.MethodPost, sub+"/streams", nil, `{"streams":["one/two"]}`); st != http.StatusNoContent {
+		t.Fatalf("add stream: %d %s", st, b)
+	}
+	want("the explicit stream's subject too", "hf.log.Stream.ev.*", "hf.log.Stream.one.two")
+	if st, _, b := dsDo(t, http.MethodDelete, sub, nil, ""); st != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", st, b)
+	}
+	want("no filter without subscriptions")
 }
