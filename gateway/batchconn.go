@@ -72,32 +72,35 @@ func (c *batchConn) release() error {
 	return c.lastErr
 }
 
-// batchHijacker hands gorilla's Upgrade a batchConn when it hijacks the connection.
-type batchHijacker struct {
+// wrapHijack hands a WebSocket upgrader a wrapped connection when it hijacks: the server's
+// buffered reader is kept (an upgrader refuses a handshake when it holds bytes read
+// already), and the handshake's writes go through the wrapper too.
+type wrapHijack struct {
 	http.ResponseWriter
-	conn *batchConn
+	wrap func(net.Conn) net.Conn
 }
 
-func (h *batchHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (h *wrapHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
-	h.conn = &batchConn{Conn: nc}
-	// Keep the server's buffered reader (gorilla refuses a handshake when it holds bytes
-	// already read); writes go through the batchConn.
-	brw.Writer.Reset(h.conn)
-	return h.conn, brw, nil
+	c := h.wrap(nc)
+	brw.Writer.Reset(c)
+	return c, brw, nil
 }
 
 // upgradeBatched upgrades like streamUpgrader.Upgrade and returns the batchConn under it.
 func upgradeBatched(w http.ResponseWriter, r *http.Request) (*websocket.Conn, *batchConn, error) {
-	hj := &batchHijacker{ResponseWriter: w}
-	ws, err := streamUpgrader.Upgrade(hj, r, nil)
+	var bc *batchConn
+	ws, err := streamUpgrader.Upgrade(&wrapHijack{w, func(nc net.Conn) net.Conn {
+		bc = &batchConn{Conn: nc}
+		return bc
+	}}, r, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	return ws, hj.conn, nil
+	return ws, bc, nil
 }
 
 // SetWriteDeadline passes a new deadline on. gorilla sets the connection's write deadline

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -301,24 +300,14 @@ func (f *flusher) run(done <-chan struct{}) {
 	}
 }
 
-// socketHijacker hands melody's upgrader a socketConn when it hijacks the connection, and
-// gives it to the socket before the session starts.
-type socketHijacker struct {
-	http.ResponseWriter
-	s *gwSocket
-}
-
-func (h *socketHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	c := newSocketConn(nc)
-	// Keep the server's buffered reader (it may hold bytes already read); writes go
-	// through the socketConn.
-	brw.Writer.Reset(c)
-	h.s.mu.Lock()
-	h.s.conn = c
-	h.s.mu.Unlock()
-	return c, brw, nil
+// hijackSocket gives s the socketConn its session will write through, as the upgrader
+// hijacks the connection (before the session starts).
+func hijackSocket(w http.ResponseWriter, s *gwSocket) http.ResponseWriter {
+	return &wrapHijack{w, func(nc net.Conn) net.Conn {
+		c := newSocketConn(nc)
+		s.mu.Lock()
+		s.conn = c
+		s.mu.Unlock()
+		return c
+	}}
 }

@@ -240,7 +240,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, s *gwSocket) {
 		return
 	}
 	defer g.socketsOpen.wg.Done()
-	if err := g.melody.HandleRequestWithKeys(&socketHijacker{ResponseWriter: w, s: s}, r, map[string]any{sessKey: s}); err != nil {
+	if err := g.melody.HandleRequestWithKeys(hijackSocket(w, s), r, map[string]any{sessKey: s}); err != nil {
 		g.log.Debug("upgrade failed", "err", err)
 		s.mu.Lock()
 		connected := s.sess != nil

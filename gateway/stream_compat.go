@@ -73,12 +73,7 @@ func (g *Gateway) serveStreamCompat(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("subject %q is not a valid stream name (tokens of letters, digits, '_' and '-' separated by '/'): %v", name, err))
 		return
 	}
-	if !websocket.IsWebSocketUpgrade(r) {
-		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "GET /stream/{subject} takes a WebSocket upgrade")
-		return
-	}
-	if !g.checkOrigin(r) {
-		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, "origin not allowed: "+r.Header.Get("Origin"))
+	if !g.acceptUpgrade(w, r, "GET /stream/{subject}") {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)

@@ -37,6 +37,20 @@ func parseFrom(s string) (seq uint64, latest bool, err error) {
 	return n, false, nil
 }
 
+// acceptUpgrade answers a request to route that is not a WebSocket upgrade (400) or comes
+// from an origin not allowed (403); true: go on with the upgrade.
+func (g *Gateway) acceptUpgrade(w http.ResponseWriter, r *http.Request, route string) bool {
+	if !websocket.IsWebSocketUpgrade(r) {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, route+" takes a WebSocket upgrade")
+		return false
+	}
+	if !g.checkOrigin(r) {
+		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, "origin not allowed: "+r.Header.Get("Origin"))
+		return false
+	}
+	return true
+}
+
 // serveStream is GET /v1/stream/{name...}: a WebSocket to a durable stream.
 func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
@@ -44,12 +58,7 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
 		return
 	}
-	if !websocket.IsWebSocketUpgrade(r) {
-		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "GET /v1/stream/{name} takes a WebSocket upgrade")
-		return
-	}
-	if !g.checkOrigin(r) {
-		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, "origin not allowed: "+r.Header.Get("Origin"))
+	if !g.acceptUpgrade(w, r, "GET /v1/stream/{name}") {
 		return
 	}
 	q := r.URL.Query()
