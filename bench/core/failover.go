@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/holdfast/holdfast/bench/internal/child"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
@@ -49,17 +50,17 @@ func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
 	if err := os.WriteFile(cfgPath, []byte(failoverConfig), 0o644); err != nil {
 		return nil, err
 	}
-	natsAddr, err := freeAddr()
+	natsAddr, err := child.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
 	host, port, _ := net.SplitHostPort(natsAddr)
-	ns, _, err := start("nats-server", dir, filepath.Join(dir, "nats-server.log"), "", natsBin,
+	ns, _, err := child.Start("nats-server", dir, filepath.Join(dir, "nats-server.log"), "", natsBin,
 		"-a", host, "-p", port, "-js", "-sd", filepath.Join(dir, "nats"))
 	if err != nil {
 		return nil, err
 	}
-	defer ns.stop()
+	defer ns.Stop()
 	natsURL := "nats://" + natsAddr
 	nc, err := connectRetry(natsURL, 30*time.Second)
 	if err != nil {
@@ -67,17 +68,17 @@ func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
 	}
 	defer nc.Close()
 
-	hosts := map[string]*proc{}
+	hosts := map[string]*child.Proc{}
 	defer func() {
 		for _, p := range hosts {
-			p.stop()
+			p.Stop()
 		}
 	}()
 	seq := 0
 	startHost := func() error {
 		seq++
 		id := fmt.Sprintf("host%d", seq)
-		p, _, err := start(id, dir, filepath.Join(dir, id+".log"), "holdfast objects host", hfBin,
+		p, _, err := child.Start(id, dir, filepath.Join(dir, id+".log"), "holdfast objects host", hfBin,
 			"objects", "--insecure", "--nats", natsURL, "--host-id", id, "--config", cfgPath)
 		if err != nil {
 			return err
@@ -90,18 +91,18 @@ func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
 			return nil, err
 		}
 	}
-	gwAddr, err := freeAddr()
+	gwAddr, err := child.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	gw, _, err := start("gateway", dir, filepath.Join(dir, "gateway.log"), "holdfast gateway", hfBin,
+	gw, _, err := child.Start("gateway", dir, filepath.Join(dir, "gateway.log"), "holdfast gateway", hfBin,
 		"gateway", "--insecure", "--nats", natsURL, "--listen", gwAddr, "--config", cfgPath)
 	if err != nil {
 		return nil, err
 	}
-	defer gw.stop()
+	defer gw.Stop()
 	base := "http://" + gwAddr
-	if err := waitHealthy(base, 30*time.Second); err != nil {
+	if err := child.WaitHTTP(base+"/healthz", http.StatusOK, 30*time.Second); err != nil {
 		return nil, err
 	}
 
@@ -149,7 +150,7 @@ func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
 		if owner == nil {
 			return nil, fmt.Errorf("failover: lease names unknown host %q", l.Host)
 		}
-		owner.kill()
+		owner.Kill()
 		killed := time.Now()
 		delete(hosts, l.Host)
 		// Each probe gives up after 1s, as a client with a timeout would: a request that

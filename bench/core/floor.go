@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/holdfast/holdfast/bench/internal/child"
 	"github.com/holdfast/holdfast/bench/internal/measure"
 	"net"
 	"net/http"
@@ -32,20 +33,20 @@ func httpFloor(dir string, conc int, d, quiet time.Duration) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	addr, err := freeAddr()
+	addr, err := child.FreeAddr()
 	if err != nil {
 		return result{}, err
 	}
-	p, _, err := start("http floor", dir, filepath.Join(dir, "floor.log"), "floor ready", self, "-serve-floor", addr)
+	p, _, err := child.Start("http floor", dir, filepath.Join(dir, "floor.log"), "floor ready", self, "-serve-floor", addr)
 	if err != nil {
 		return result{}, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	c := newClient(conc)
 	url := func(int) string { return "http://" + addr + "/counter/hot" }
 	closedLoop(c, conc, time.Second, url) // warm-up
 	measure.WaitQuiet(quiet)
-	cpu := measure.NewCPUMeter(p.cmd.Process.Pid)
+	cpu := measure.NewCPUMeter(p.Pid())
 	r, s := closedLoop(c, conc, d, url)
 	return result{
 		name: fmt.Sprintf("HTTP floor: bare net/http handler, %d keep-alive clients, closed loop", conc),

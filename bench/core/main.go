@@ -23,14 +23,17 @@ package main
 import (
 	"flag"
 	"fmt"
-	"github.com/holdfast/holdfast/bench/internal/measure"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/holdfast/holdfast/bench/internal/child"
+	"github.com/holdfast/holdfast/bench/internal/measure"
 )
 
 // result is one row of the table.
@@ -88,12 +91,14 @@ func main() {
 		defer os.RemoveAll(dir)
 	}
 	if *hfBin == "" {
-		if *hfBin, err = goBuild(dir, "./cmd/holdfast", "holdfast"); err != nil {
+		*hfBin = filepath.Join(dir, "holdfast")
+		if err = child.GoBuild("", "./cmd/holdfast", *hfBin); err != nil {
 			fatalf("%v (run from the module root)", err)
 		}
 	}
 	if run("failover") && *natsBin == "" {
-		if *natsBin, err = goBuild(dir, "github.com/nats-io/nats-server/v2", "nats-server"); err != nil {
+		*natsBin = filepath.Join(dir, "nats-server")
+		if err = child.GoBuild("", "github.com/nats-io/nats-server/v2", *natsBin); err != nil {
 			fatalf("%v", err)
 		}
 	}
@@ -150,11 +155,11 @@ func main() {
 // devScenarios starts `holdfast dev` and runs the single-process scenarios against it.
 // Cold runs last: every object it activates stays active (renewing its lease) until idle.
 func devScenarios(bin, dir string, d, quiet time.Duration, run func(string) bool, conc, rate, namesConc, coldConc, coldMax int, js1, js64 *result) ([]result, error) {
-	addr, err := freeAddr()
+	addr, err := child.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	s3, err := freeAddr()
+	s3, err := child.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -164,17 +169,17 @@ func devScenarios(bin, dir string, d, quiet time.Duration, run func(string) bool
 	}
 	// The working directory holds no holdfast.toml, so dev serves its built-in
 	// /counter/{name} route.
-	dev, _, err := start("holdfast dev", devDir, filepath.Join(dir, "dev.log"), "holdfast dev ready", bin,
+	dev, _, err := child.Start("holdfast dev", devDir, filepath.Join(dir, "dev.log"), "holdfast dev ready", bin,
 		"dev", "--persist-to", filepath.Join(devDir, "state"), "--listen", addr, "--s3-listen", s3)
 	if err != nil {
 		return nil, err
 	}
-	defer dev.stop()
+	defer dev.Stop()
 	base := "http://" + addr
-	if err := waitHealthy(base, 30*time.Second); err != nil {
+	if err := child.WaitHTTP(base+"/healthz", http.StatusOK, 30*time.Second); err != nil {
 		return nil, err
 	}
-	pid := dev.cmd.Process.Pid
+	pid := dev.Pid()
 	var rows []result
 	var hot float64 // the hot scenario's rate, when it ran
 	if run("hot") {

@@ -37,7 +37,7 @@ func idleEventSources(s *server, n, streams int) (*esResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.rssBefore = rssMB(s.pid())
+	res.rssBefore = rssMB(s.Pid())
 
 	conns := make([]net.Conn, n)
 	readers := make([]*bufio.Reader, n)
@@ -87,10 +87,10 @@ func idleEventSources(s *server, n, streams int) (*esResult, error) {
 	// Every request is on the wire; wait until the server has taken every connection
 	// (its RSS stops growing for 2 s in a row, checked every 250 ms, at most 60 s).
 	deadline := time.Now().Add(60 * time.Second)
-	last, stable := rssMB(s.pid()), 0
+	last, stable := rssMB(s.Pid()), 0
 	for stable < 8 && time.Now().Before(deadline) {
 		time.Sleep(250 * time.Millisecond)
-		cur := rssMB(s.pid())
+		cur := rssMB(s.Pid())
 		if cur-last < 0.5 {
 			stable++
 		} else {
@@ -99,7 +99,7 @@ func idleEventSources(s *server, n, streams int) (*esResult, error) {
 		last = cur
 	}
 	res.openTime = time.Since(start)
-	res.rss = rssMB(s.pid())
+	res.rss = rssMB(s.Pid())
 
 	// One message per stream: every connection must see it.
 	start = time.Now()

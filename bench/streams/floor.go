@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+
+	"github.com/holdfast/holdfast/bench/internal/child"
 )
 
 // serveFloor is the -serve-floor mode of this binary: it never returns.
@@ -39,7 +41,7 @@ func startFloor(dir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := child.FreeAddr()
 	if err != nil {
 		return nil, err
 	}

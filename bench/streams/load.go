@@ -114,7 +114,7 @@ func runScenarios(name string, s *server, cfg config, floor *server) (*scenarioR
 			return nil, err
 		}
 	}
-	cpu := newCPUMeter(s.pid())
+	cpu := newCPUMeter(s.Pid())
 	r.rt = &samples{}
 	for range cfg.rtN {
 		var d time.Duration
@@ -147,7 +147,7 @@ func runScenarios(name string, s *server, cfg config, floor *server) (*scenarioR
 	}
 	defer closeAll(conns)
 	var rates []float64
-	cpu = newCPUMeter(s.pid())
+	cpu = newCPUMeter(s.Pid())
 	for range cfg.rounds {
 		rate, _, err := burst(conns, cfg.large, mb)
 		if err != nil {
@@ -231,7 +231,7 @@ func (r *scenarioResults) smallAppends(s *server, url string, cfg config, body [
 	}
 	var rates, frates, shares []float64
 	r.smallLat = &samples{}
-	cpu := newCPUMeter(s.pid())
+	cpu := newCPUMeter(s.Pid())
 	for range cfg.rounds {
 		rate, lat, err := burst(conns, cfg.appends, body)
 		if err != nil {

@@ -81,7 +81,7 @@ func main() {
 		if floor, err = startFloor(dir); err != nil {
 			fatalf("floor: %v", err)
 		}
-		defer floor.stop()
+		defer floor.Stop()
 	}
 	var hfRes *scenarioResults
 	if !*onlyES {
@@ -91,7 +91,7 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "holdfast dev at", hf.base)
 		hfRes, err = runScenarios("holdfast", hf, cfg, floor)
-		hf.stop()
+		hf.Stop()
 		if err != nil {
 			fatalf("holdfast: %v (logs in %s; rerun with -keep)", err, dir)
 		}
@@ -106,7 +106,7 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "eventsource: %d idle connections over %d streams...\n", *esConns, *esStreams)
 		es, err = idleEventSources(hf, *esConns, *esStreams)
-		hf.stop()
+		hf.Stop()
 		if err != nil {
 			fatalf("eventsource: %v", err)
 		}
@@ -120,7 +120,7 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "node reference server at", node.base)
 		nodeRes, err = runScenarios("node", node, cfg, floor)
-		node.stop()
+		node.Stop()
 		if err != nil {
 			fatalf("node: %v (logs in %s; rerun with -keep)", err, dir)
 		}
@@ -256,7 +256,7 @@ func ms(d time.Duration) string {
 
 func fatalf(format string, args ...any) {
 	for _, c := range children {
-		c.kill()
+		c.Kill()
 	}
 	fmt.Fprintf(os.Stderr, "bench/streams: "+format+"\n", args...)
 	os.Exit(1)

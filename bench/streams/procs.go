@@ -1,114 +1,45 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/holdfast/holdfast/bench/internal/child"
+	"github.com/holdfast/holdfast/bench/internal/measure"
 )
 
 // server is one Durable Streams server running as a child process.
 type server struct {
-	name string
+	*child.Proc
 	base string // http://127.0.0.1:<port>
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// start runs bin args with its output in logPath and waits (up to 60s) for a stdout line
-// starting with ready.
-func start(name, base, dir, logPath, ready, bin string, args ...string) (*server, error) {
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Stderr = logf
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		logf.Close()
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	s := &server{name: name, base: base, cmd: cmd, done: make(chan struct{})}
-	children = append(children, s)
-	readyc := make(chan struct{}, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			fmt.Fprintln(logf, sc.Text())
-			if strings.HasPrefix(sc.Text(), ready) {
-				select {
-				case readyc <- struct{}{}:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(logf, stdout)
-	}()
-	go func() { _ = cmd.Wait(); logf.Close(); close(s.done) }()
-	select {
-	case <-readyc:
-		return s, nil
-	case <-s.done:
-		return nil, fmt.Errorf("%s exited before it was ready; see %s", name, logPath)
-	case <-time.After(60 * time.Second):
-		s.kill()
-		return nil, fmt.Errorf("%s not ready after 60s; see %s", name, logPath)
-	}
 }
 
 // children are the servers started, killed by fatalf.
 var children []*server
 
-func (s *server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(20 * time.Second):
-		s.kill()
-	}
-}
-
-func (s *server) kill() {
-	_ = s.cmd.Process.Kill()
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-	}
-}
-
-func (s *server) pid() int { return s.cmd.Process.Pid }
-
-// startHoldfast runs `holdfast dev` on free loopback ports with its state in dir.
-func startHoldfast(bin, dir string) (*server, error) {
-	addr, err := freeAddr()
+// start runs bin args with its output in logPath and waits for a stdout line starting
+// with ready.
+func start(name, base, dir, logPath, ready, bin string, args ...string) (*server, error) {
+	p, _, err := child.Start(name, dir, logPath, ready, bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	s3, err := freeAddr()
+	s := &server{Proc: p, base: base}
+	children = append(children, s)
+	return s, nil
+}
+
+// startHoldfast runs `holdfast dev` on free loopback ports with its state in dir.
+func startHoldfast(bin, dir string) (*server, error) {
+	addr, err := child.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s3, err := child.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +59,7 @@ func startHoldfast(bin, dir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitUp(s.base+"/healthz", 30*time.Second); err != nil {
+	if err := child.WaitHTTP(s.base+"/healthz", 0, 30*time.Second); err != nil {
 		return nil, err
 	}
 	// /healthz answers before the stream objects can be reached: poll an append to a
@@ -143,7 +74,7 @@ func startHoldfast(bin, dir string) (*server, error) {
 			}
 		}
 		if time.Now().After(deadline) {
-			s.stop()
+			s.Stop()
 			return nil, fmt.Errorf("holdfast dev not taking appends: %w", err)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -168,7 +99,7 @@ func startNode(dir string) (*server, error) {
 			return nil, fmt.Errorf("npm install in %s: %w (run from the module root)", nodeDir, err)
 		}
 	}
-	addr, err := freeAddr()
+	addr, err := child.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -179,38 +110,13 @@ func startNode(dir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s, waitUp(s.base+"/v1/stream/__bench_probe", 30*time.Second)
+	return s, child.WaitHTTP(s.base+"/v1/stream/__bench_probe", 0, 30*time.Second)
 }
 
-// waitUp polls url until it answers at all (any status).
-func waitUp(url string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return errors.New(url + " not answering in time")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// rssMB is VmRSS of pid in MB, from /proc/<pid>/status.
+// rssMB is VmRSS of pid in MiB (2^20 bytes), 0 when unreadable.
 func rssMB(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return kb / 1024
-		}
-	}
-	return 0
+	b, _ := measure.RSS(pid)
+	return float64(b) / (1 << 20)
 }
 
 // cpuMeter reports the cores the server process and this load generator used, over the
@@ -232,13 +138,13 @@ func newCPUMeter(pid int) *cpuMeter {
 }
 
 func (m *cpuMeter) resume() {
-	m.at, m.server, m.self = time.Now(), procCPU(m.pid), selfCPU()
+	m.at, m.server, m.self = time.Now(), measure.ProcCPU(m.pid), measure.SelfCPU()
 }
 
 func (m *cpuMeter) pause() {
 	m.wall += time.Since(m.at).Seconds()
-	m.serverSum += procCPU(m.pid) - m.server
-	m.selfSum += selfCPU() - m.self
+	m.serverSum += measure.ProcCPU(m.pid) - m.server
+	m.selfSum += measure.SelfCPU() - m.self
 }
 
 func (m *cpuMeter) done() cores {
@@ -247,27 +153,4 @@ func (m *cpuMeter) done() cores {
 		server: fmt.Sprintf("%.2f", m.serverSum/m.wall),
 		self:   fmt.Sprintf("%.2f", m.selfSum/m.wall),
 	}
-}
-
-// procCPU is the user+system CPU seconds of pid (USER_HZ = 100), 0 when unreadable.
-func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100
-}
-
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

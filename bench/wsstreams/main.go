@@ -18,6 +18,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/holdfast/holdfast/bench/internal/child"
 	"github.com/holdfast/holdfast/bench/internal/measure"
 	"os"
 	"path/filepath"
@@ -77,13 +78,13 @@ func main() {
 	}
 	if *hfBin == "" {
 		*hfBin = filepath.Join(dir, "holdfast")
-		if err := goBuild(*root, "./cmd/holdfast", *hfBin); err != nil {
+		if err := child.GoBuild(*root, "./cmd/holdfast", *hfBin); err != nil {
 			fatalf("%v", err)
 		}
 	}
 	if *cfBin == "" {
 		*cfBin = filepath.Join(dir, "centrifuge-server")
-		if err := goBuild("../centrifuge-server", ".", *cfBin); err != nil {
+		if err := child.GoBuild("../centrifuge-server", ".", *cfBin); err != nil {
 			fatalf("%v", err)
 		}
 	}
@@ -106,16 +107,16 @@ func main() {
 	// fresh server of its own: after the others, a server's heap still holds what they
 	// left (Holdfast's was at ~250 MB), which is not what idle connections cost.
 	devN := 0
-	startHF := func() (*proc, *system, error) {
-		addr, err := freeAddr()
+	startHF := func() (*child.Proc, *system, error) {
+		addr, err := child.FreeAddr()
 		if err != nil {
 			return nil, nil, err
 		}
-		s3, _ := freeAddr()
+		s3, _ := child.FreeAddr()
 		devN++
 		devDir := filepath.Join(dir, fmt.Sprintf("dev%d", devN))
 		_ = os.Mkdir(devDir, 0o755)
-		hf, err := start(devDir, filepath.Join(dir, fmt.Sprintf("holdfast%d.log", devN)), "holdfast dev ready", *hfBin,
+		hf, _, err := child.Start("holdfast dev", devDir, filepath.Join(dir, fmt.Sprintf("holdfast%d.log", devN)), "holdfast dev ready", *hfBin,
 			"dev", "--persist-to", filepath.Join(devDir, "state"), "--listen", addr, "--s3-listen", s3)
 		if err != nil {
 			return nil, nil, err
@@ -123,10 +124,10 @@ func main() {
 		return hf, holdfastSystem(addr, o.hfWin), nil
 	}
 	cfN := 0
-	startCF := func() (*proc, *system, error) {
-		cfAddr, _ := freeAddr()
+	startCF := func() (*child.Proc, *system, error) {
+		cfAddr, _ := child.FreeAddr()
 		cfN++
-		cf, err := start(dir, filepath.Join(dir, fmt.Sprintf("centrifuge%d.log", cfN)), "centrifuge ready", *cfBin, "-listen", cfAddr)
+		cf, _, err := child.Start("centrifuge", dir, filepath.Join(dir, fmt.Sprintf("centrifuge%d.log", cfN)), "centrifuge ready", *cfBin, "-listen", cfAddr)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -165,7 +166,7 @@ func main() {
 }
 
 // onFreshServers runs the selected scenarios but idle on one server, and idle on another.
-func onFreshServers(startServer func() (*proc, *system, error), o opts, run func(string) bool) ([]row, error) {
+func onFreshServers(startServer func() (*child.Proc, *system, error), o opts, run func(string) bool) ([]row, error) {
 	var rows []row
 	for _, idlePass := range []bool{false, true} {
 		sel := func(sc string) bool { return run(sc) && (sc == "idle") == idlePass }
@@ -176,8 +177,8 @@ func onFreshServers(startServer func() (*proc, *system, error), o opts, run func
 		if err != nil {
 			return nil, err
 		}
-		r, err := scenarios(s, p.pid(), o, sel)
-		p.stop()
+		r, err := scenarios(s, p.Pid(), o, sel)
+		p.Stop()
 		if err != nil {
 			return nil, err
 		}
@@ -310,6 +311,12 @@ func fanout(ctx context.Context, s *system, pid int, o opts, stream string, n, w
 		out.note = strings.TrimPrefix(out.note+fmt.Sprintf("; %d of %d deliveries missing", missing, r.acked*int64(n)), "; ")
 	}
 	return out, nil
+}
+
+// rssMB is VmRSS of pid in MB (10^6 bytes).
+func rssMB(pid int) (float64, error) {
+	b, err := measure.RSS(pid)
+	return float64(b) / 1e6, err
 }
 
 // idle opens o.idle subscriber connections and reads the server's VmRSS once they settle.

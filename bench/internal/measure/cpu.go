@@ -3,6 +3,7 @@
 package measure
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -25,7 +26,7 @@ type CPUMeter struct {
 
 func NewCPUMeter(serverPid int) *CPUMeter {
 	m := &CPUMeter{serverPid: serverPid, at: time.Now()}
-	m.server, m.self = ProcCPU(serverPid), selfCPU()
+	m.server, m.self = ProcCPU(serverPid), SelfCPU()
 	m.machine = machineCPU()
 	return m
 }
@@ -34,7 +35,7 @@ func NewCPUMeter(serverPid int) *CPUMeter {
 func (m *CPUMeter) String() string {
 	wall := time.Since(m.at).Seconds()
 	server := (ProcCPU(m.serverPid) - m.server) / wall
-	self := (selfCPU() - m.self) / wall
+	self := (SelfCPU() - m.self) / wall
 	total := (machineCPU() - m.machine) / wall
 	if m.serverPid == os.Getpid() {
 		return fmt.Sprintf("cores: this process %.2f, other %.2f", self, max(total-self, 0))
@@ -59,7 +60,8 @@ func ProcCPU(pid int) float64 {
 	return (u + s) / clockTicks
 }
 
-func selfCPU() float64 {
+// SelfCPU is the user+system CPU seconds of this process.
+func SelfCPU() float64 {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
@@ -103,4 +105,22 @@ func WaitQuiet(limit time.Duration) {
 			return
 		}
 	}
+}
+
+// RSS is the resident set size (VmRSS) of process pid in bytes, from /proc/<pid>/status.
+func RSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest) // "123456 kB"
+			if len(f) == 2 {
+				kb, err := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10, err
+			}
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
 }
