@@ -2,11 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -16,8 +12,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/examples/chat"
 	"github.com/holdfast/holdfast/internal/natstest"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // chatTOML is examples/chat's config with the proxy header trusted, so that each test
@@ -50,7 +44,7 @@ request_timeout = "15s"
 // sockets and names, and the history is intact.
 func TestChatSurvivesHostKill(t *testing.T) {
 	skipShort(t)
-	c := startChatCluster(t, "a", "b")
+	c := startClusterWith(t, chatTOML, "a", "b")
 	const room = "e2e-failover"
 	alice := chatDial(t, c, room, "10.7.0.1")
 	alice.join("alice")
@@ -87,61 +81,6 @@ func TestChatSurvivesHostKill(t *testing.T) {
 	}
 	alice.expect(`{"joined":"carol"}`)
 	bob.expect(`{"joined":"carol"}`)
-}
-
-// startChatCluster is startCluster with the chat config.
-func startChatCluster(t *testing.T, hostIDs ...string) *cluster {
-	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), hosts: map[string]*proc{}}
-	c.config = filepath.Join(c.dir, "holdfast.toml")
-	if err := os.WriteFile(c.config, []byte(chatTOML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	c.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
-	ns := c.start("nats-server", natsServerBin, "-js", "-sd", filepath.Join(c.dir, "jetstream"),
-		"-a", "127.0.0.1", "-p", fmt.Sprint(port))
-	natstest.WaitFor(t, "nats-server to accept clients", 15*time.Second, func() bool {
-		c.mustRun(ns)
-		nc, err := nats.Connect(c.natsURL, nats.Timeout(time.Second))
-		if err != nil {
-			return false
-		}
-		c.nc = nc
-		return true
-	})
-	t.Cleanup(c.nc.Close)
-	var err error
-	if c.js, err = jetstream.New(c.nc); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range hostIDs {
-		c.hosts[id] = c.start("objects "+id, holdfastBin, "objects", "--nats", c.natsURL,
-			"--insecure", "--config", c.config, "--host-id", id)
-	}
-	gwAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	c.gwURL = "http://" + gwAddr
-	c.gateway = c.start("gateway", holdfastBin, "gateway", "--nats", c.natsURL,
-		"--insecure", "--config", c.config, "--listen", gwAddr)
-	c.http = &http.Client{Timeout: clientTimeout}
-	for id, p := range c.hosts {
-		ready := "holdfast objects host " + id + " ready"
-		natstest.WaitFor(t, p.name+" to be ready", 20*time.Second, func() bool {
-			c.mustRun(p)
-			return p.stdout.hasLine(func(l string) bool { return strings.HasPrefix(l, ready) })
-		})
-	}
-	natstest.WaitFor(t, "the gateway's /healthz", 20*time.Second, func() bool {
-		c.mustRun(c.gateway)
-		resp, err := c.http.Get(c.gwURL + "/healthz")
-		if err != nil {
-			return false
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return c
 }
 
 // chatOwner returns the host id holding the ChatRoom object's lease, or "".

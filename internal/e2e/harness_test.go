@@ -191,13 +191,20 @@ type cluster struct {
 	http    *http.Client
 }
 
-// startCluster starts a nats-server, one object host per id and one gateway, and returns
-// once all of them are ready. Everything is killed when the test ends.
+// startCluster starts a nats-server, one object host per id and one gateway on the
+// counter config, and returns once all of them are ready. Everything is killed when the
+// test ends.
 func startCluster(t *testing.T, hostIDs ...string) *cluster {
+	t.Helper()
+	return startClusterWith(t, configTOML, hostIDs...)
+}
+
+// startClusterWith is startCluster with holdfast.toml holding toml.
+func startClusterWith(t *testing.T, toml string, hostIDs ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), hosts: map[string]*proc{}}
 	c.config = filepath.Join(c.dir, "holdfast.toml")
-	if err := os.WriteFile(c.config, []byte(configTOML), 0o644); err != nil {
+	if err := os.WriteFile(c.config, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)
