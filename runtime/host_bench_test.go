@@ -13,37 +13,14 @@ import (
 	"github.com/holdfast/holdfast/internal/objclient"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/objects"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // benchSetup starts an embedded server, a host serving Counter and a client with the
-// owner cache, as a gateway has it. (host_test.go's helpers take *testing.T.)
+// owner cache, as a gateway has it.
 func benchSetup(b *testing.B) *objclient.Client {
 	s := natstest.Server(b)
-	h, err := New(context.Background(), natstest.Conn(b, s), Options{
-		Classes: []objects.Class{counter.Class}, Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = h.Close(ctx)
-	})
-	nc := natstest.Conn(b, s)
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	kv, err := js.KeyValue(ctx, wire.LeaseBucket)
-	if err != nil {
-		b.Fatal(err)
-	}
-	owners, err := objclient.WatchOwners(ctx, kv)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return objclient.New(nc, owners)
+	startHost(b, s, Options{Classes: []objects.Class{counter.Class}, Logger: slog.New(slog.DiscardHandler)})
+	return newClient(b, s)
 }
 
 // increment POSTs to Counter name and fails b unless it answers 200.

@@ -24,7 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func startHost(t *testing.T, s *server.Server, opts Options) *Host {
+func startHost(t testing.TB, s *server.Server, opts Options) *Host {
 	t.Helper()
 	if opts.Classes == nil {
 		opts.Classes = []objects.Class{counter.Class, probeClass}
@@ -41,7 +41,7 @@ func startHost(t *testing.T, s *server.Server, opts Options) *Host {
 	return h
 }
 
-func newClient(t *testing.T, s *server.Server) *objclient.Client {
+func newClient(t testing.TB, s *server.Server) *objclient.Client {
 	nc := natstest.Conn(t, s)
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithCancel(context.Background())
