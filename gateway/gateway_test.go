@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/examples/counter"
 	"github.com/holdfast/holdfast/functions"
+	"github.com/holdfast/holdfast/internal/hosttest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/objects"
 	"github.com/holdfast/holdfast/runtime"
@@ -52,16 +53,7 @@ type fixture struct {
 func startHost(t *testing.T, s *server.Server, nc *nats.Conn, opts runtime.Options) *runtime.Host {
 	t.Helper()
 	opts.Classes = []objects.Class{roomClass, counter.Class}
-	h, err := runtime.New(context.Background(), nc, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.Close(ctx)
-	})
-	return h
+	return hosttest.Start(t, nc, opts)
 }
 
 func startGateway(t *testing.T, s *server.Server, opts Options) *fixture {

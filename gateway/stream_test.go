@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/internal/hosttest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/objects"
 	"github.com/holdfast/holdfast/runtime"
@@ -20,16 +21,7 @@ import (
 
 func startStreamHost(t *testing.T, s *server.Server, id string) *runtime.Host {
 	t.Helper()
-	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{ID: id, Classes: []objects.Class{stream.Class}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.Close(ctx)
-	})
-	return h
+	return hosttest.Start(t, natstest.Conn(t, s), runtime.Options{ID: id, Classes: []objects.Class{stream.Class}})
 }
 
 func startStreams(t *testing.T, opts Options) (*server.Server, *runtime.Host, *fixture) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/internal/hosttest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/objects"
@@ -38,15 +39,7 @@ func call(t *testing.T, nc *nats.Conn, method, path, body string) string {
 func startStreamHost(t *testing.T) *nats.Conn {
 	t.Helper()
 	s := natstest.Server(t)
-	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{stream.Class}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.Close(ctx)
-	})
+	hosttest.Start(t, natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{stream.Class}})
 	return natstest.Conn(t, s)
 }
 

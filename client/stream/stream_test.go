@@ -11,6 +11,7 @@ import (
 
 	bstream "github.com/holdfast/holdfast/builtin/stream"
 	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/internal/hosttest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/objects"
 	"github.com/holdfast/holdfast/runtime"
@@ -19,10 +20,7 @@ import (
 func setup(t *testing.T) string {
 	t.Helper()
 	s := natstest.Server(t)
-	h, err := runtime.New(context.Background(), natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{bstream.Class}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	hosttest.Start(t, natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{bstream.Class}})
 	gw, err := gateway.New(natstest.Conn(t, s), gateway.Options{Streams: true})
 	if err != nil {
 		t.Fatal(err)
@@ -33,15 +31,8 @@ func setup(t *testing.T) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = gw.Close(ctx)
-		_ = h.Close(ctx)
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !gw.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("gateway not ready")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	natstest.WaitFor(t, "the gateway to be ready", 10*time.Second, gw.Ready)
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/stream/"
 }
 

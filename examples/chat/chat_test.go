@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/examples/chat"
 	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/internal/hosttest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/objects"
 	"github.com/holdfast/holdfast/runtime"
@@ -33,16 +34,7 @@ func startHost(t *testing.T, nc *nats.Conn, opts runtime.Options) *runtime.Host 
 	t.Helper()
 	opts.Classes = []objects.Class{chat.Room, chat.Limiter}
 	opts.Namespaces = bindings
-	h, err := runtime.New(context.Background(), nc, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.Close(ctx)
-	})
-	return h
+	return hosttest.Start(t, nc, opts)
 }
 
 // startGateway serves the chat as holdfast.toml declares it. The trusted proxy header
