@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/examples/counter"
+	"github.com/holdfast/holdfast/internal/hosttest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/objects"
 	"github.com/holdfast/holdfast/runtime"
@@ -21,12 +22,7 @@ import (
 func BenchmarkCounterHTTP(b *testing.B) {
 	s := natstest.Server(b)
 	log := slog.New(slog.DiscardHandler)
-	h, err := runtime.New(context.Background(), natstest.Conn(b, s), runtime.Options{
-		Classes: []objects.Class{counter.Class}, Logger: log,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	hosttest.Start(b, natstest.Conn(b, s), runtime.Options{Classes: []objects.Class{counter.Class}, Logger: log})
 	gw, err := New(natstest.Conn(b, s), Options{
 		Routes: []Route{{Pattern: "/counter/{name}", Class: "Counter"}}, Logger: log,
 	})
@@ -39,13 +35,8 @@ func BenchmarkCounterHTTP(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = gw.Close(ctx)
-		_ = h.Close(ctx)
 	})
-	for deadline := time.Now().Add(10 * time.Second); !gw.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("gateway not ready")
-		}
-	}
+	natstest.WaitFor(b, "the gateway to be ready", 10*time.Second, gw.Ready)
 	const par = 32 // × GOMAXPROCS keep-alive clients
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: par * 8, DisableCompression: true}}
 	post := func() {
