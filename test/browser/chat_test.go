@@ -30,15 +30,7 @@ var repoRoot, _ = filepath.Abs("../..")
 // running examples/chat: two pages join one room and talk, one reloads and sees the
 // history, and a burst trips the rate limiter. Screenshots go to artifacts/.
 func TestChatInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped with -short")
-	}
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing: run `task deps:browser` (apt-get install chromium)", chromiumPath)
-		}
-		t.Skipf("%s missing: run `task deps:browser` (apt-get install chromium)", chromiumPath)
-	}
+	needChromium(t)
 	artifacts, err := filepath.Abs("artifacts")
 	if err != nil {
 		t.Fatal(err)
@@ -48,27 +40,7 @@ func TestChatInBrowser(t *testing.T) {
 	}
 	base := startHoldfast(t, artifacts)
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 800),
-	)
-	t.Cleanup(cancelAlloc)
-	// Start the browser on a first tab (without a timeout: that would stop the browser);
-	// the pages are new browser contexts in it.
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	t.Cleanup(cancelBrowser)
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("starting %s: %v", chromiumPath, err)
-	}
+	browser := startChromium(t)
 
 	// Each page is its own browser context (separate localStorage, where the page keeps
 	// the name) and its own client IP: the server trusts X-Forwarded-For in this test, so
@@ -222,15 +194,7 @@ func rosterHas(name string) string {
 func startHoldfast(t *testing.T, artifacts string) string {
 	t.Helper()
 	dir := t.TempDir()
-	bin := os.Getenv("HOLDFAST_BIN")
-	if bin == "" {
-		bin = filepath.Join(dir, "holdfast")
-		build := exec.Command("go", "build", "-o", bin, "./cmd/holdfast")
-		build.Dir = repoRoot
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building holdfast: %v\n%s", err, out)
-		}
-	}
+	bin := holdfastBin(t, dir)
 	example, err := os.ReadFile(filepath.Join(repoRoot, "examples/chat/holdfast.toml"))
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package browser
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -40,25 +39,9 @@ open(STREAM);
 // server restarts (same port, same state) mid-way and Chromium reconnects with
 // Last-Event-ID; the page must hold every message exactly once, in order.
 func TestEventSourceResumeInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped with -short")
-	}
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing: run `task deps:browser`", chromiumPath)
-		}
-		t.Skipf("%s missing: run `task deps:browser`", chromiumPath)
-	}
+	needChromium(t)
 	dir := t.TempDir()
-	bin := os.Getenv("HOLDFAST_BIN")
-	if bin == "" {
-		bin = filepath.Join(dir, "holdfast")
-		build := exec.Command("go", "build", "-o", bin, "./cmd/holdfast")
-		build.Dir = repoRoot
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("building holdfast: %v\n%s", err, out)
-		}
-	}
+	bin := holdfastBin(t, dir)
 	addr, s3 := freeAddr(t), freeAddr(t)
 	state := filepath.Join(dir, "state")
 	base := "http://" + addr
@@ -98,16 +81,7 @@ func TestEventSourceResumeInBrowser(t *testing.T) {
 		publish(n)
 	}
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true),
-		chromedp.UserDataDir(t.TempDir()))
-	t.Cleanup(cancelAlloc)
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	t.Cleanup(cancelBrowser)
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("starting %s: %v", chromiumPath, err)
-	}
+	browser := startChromium(t)
 	p := &page{t: t, ctx: browser}
 	// The page must be same-origin with the stream (its EventSource responses carry no
 	// CORS header): load the server's /healthz and run the script in it.
