@@ -76,8 +76,6 @@ type dsSub struct {
 	Announced  bool              `json:"announced,omitempty"`       // pull-wake: the wake event is stored
 }
 
-func (s *dsSub) leaseTTL() time.Duration { return time.Duration(s.LeaseTTLms) * time.Millisecond }
-
 // inFlight: a wake is issued and not finished.
 func (s *dsSub) inFlight() bool { return s.WakeID != "" }
 
