@@ -190,11 +190,20 @@ func (o *Owners) onChange(key, host string, cancel context.CancelFunc) func() {
 
 // set records key's owner ("" for none) and fires the watches it invalidates. Called with
 // o.mu held.
-func (o *Owners) set(key, host string) {
+func (o *Owners) set(key, host string) { o.record(key, host, true) }
+
+// record is set, firing the watches only when abort is set: a lease the owner handed
+// back (a KV delete, not a TTL expiry) leaves that owner alive to answer what it was
+// sent, with its reply or "not owner" (a retry), so giving up on those requests would
+// only turn a retry into a timeout.
+func (o *Owners) record(key, host string, abort bool) {
 	if host == "" {
 		delete(o.m, key)
 	} else {
 		o.m[key] = host
+	}
+	if !abort {
+		return
 	}
 	for _, w := range o.watchers[key] {
 		if w.host != host {
@@ -231,7 +240,7 @@ func WatchOwners(ctx context.Context, leases jetstream.KeyValue) (*Owners, error
 					}
 				}
 				o.mu.Lock()
-				o.set(e.Key(), host)
+				o.record(e.Key(), host, e.Operation() != jetstream.KeyValueDelete)
 				o.mu.Unlock()
 			}
 		}
