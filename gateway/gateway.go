@@ -85,6 +85,10 @@ type Options struct {
 	StreamRetention []StreamRetention
 	// StreamQueueBytes bounds each stream connection's outgoing queue; default 1 MiB.
 	StreamQueueBytes int
+	// StreamRingMsgs and StreamRingBytes bound the recent messages this gateway keeps per
+	// stream it reads (its readers behind the head read them there): defaults 4,096 and
+	// 4 MiB (gateway/internal/feed).
+	StreamRingMsgs, StreamRingBytes int
 	// LongPollTimeout is how long a Durable Streams long-poll read waits for data; default 30 s.
 	LongPollTimeout time.Duration
 	// SSEHeartbeat is the longest silence on an SSE response (a comment line); default 15 s.

@@ -305,7 +305,7 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 			from = a.Seq + 1
 		}
 	}
-	up, err := c.g.streams.acquire(ctx, name)
+	f, err := c.g.streams.acquire(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -313,19 +313,22 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 		// The stream's own tail: the shared feed may not have seen the last appends yet.
 		_, tail, err := c.g.streams.info(ctx, name)
 		if err != nil {
-			c.g.streams.release(up)
+			f.Release()
 			return nil, err
 		}
-		from = tail + 1
+		from = max(tail, f.Last()) + 1
+	} else if err := c.checkRetained(ctx, f, name, from); err != nil {
+		f.Release()
+		return nil, err
 	}
-	s := &streamSub{conn: c, up: up, name: name, window: c.window, next: from}
+	s := &streamSub{conn: c, feed: f, name: name, window: c.window, next: from, acked: from - 1}
 	if c.client != "" {
 		s.rd = newSubRedelivery(cmp.Or(c.redelivery, defaultRedelivery))
 	}
 	c.smu.Lock()
 	if _, dup := c.subs[name]; dup || c.subsClosed {
 		c.smu.Unlock()
-		c.g.streams.release(up)
+		f.Release()
 		if !dup {
 			return nil, &streamError{"unavailable", "the connection is closing"}
 		}
@@ -333,15 +336,7 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 	}
 	c.subs[name] = s
 	c.smu.Unlock()
-	up.mu.Lock()
-	if latest {
-		s.next = max(s.next, up.last+1)
-	}
-	s.acked = s.next - 1
-	up.subs[s] = struct{}{}
-	s.rd.start(s)
-	s.poke() // catch up, or join the live feed
-	up.mu.Unlock()
+	s.start() // catch up, or join the live feed
 	return s, nil
 }
 
@@ -356,16 +351,6 @@ func (c *streamConn) unsubscribe(name string) bool {
 	}
 	s.stop()
 	return true
-}
-
-func (s *streamSub) stop() {
-	up := s.up
-	up.mu.Lock()
-	s.closed = true // a running catch-up sees it and exits
-	delete(up.subs, s)
-	up.mu.Unlock()
-	s.rd.stop()
-	up.hub.release(up)
 }
 
 func (c *streamConn) sub(name string) *streamSub {

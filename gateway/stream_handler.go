@@ -316,11 +316,8 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 			return nil, err
 		}
 		subs := 0
-		c.g.streams.mu.Lock()
-		up := c.g.streams.ups[name]
-		c.g.streams.mu.Unlock()
-		if up != nil {
-			subs = up.subscribers()
+		if f := c.g.streams.hub().Running(name); f != nil {
+			subs = f.Listeners()
 		}
 		return map[string]any{"stream": name, "firstSeq": first, "lastSeq": last, "subscribers": subs}, nil
 	case "subscribe":
@@ -347,10 +344,7 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.up.mu.Lock()
-		next := s.next
-		s.up.mu.Unlock()
-		return map[string]any{"stream": name, "from": next}, nil
+		return map[string]any{"stream": name, "from": s.position()}, nil
 	case "unsubscribe":
 		if a.Stream == nil {
 			return nil, &streamError{"bad_args", "unsubscribe needs stream"}
@@ -369,6 +363,7 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		body, _ := json.Marshal(map[string]uint64{"upTo": *a.UpTo})
 		var out json.RawMessage
 		_, err := c.g.streamCall(ctx, name, "POST", "/delete", body, &out)
+		c.g.streams.trimmedTo(name, out, err)
 		return out, err
 	case "getState":
 		if err := c.g.authorizeSubscribe(ctx, c.info, name); err != nil {
@@ -391,6 +386,7 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		body, _ := json.Marshal(req)
 		var out json.RawMessage
 		_, err := c.g.streamCall(ctx, name, "PUT", "/state", body, &out)
+		c.g.streams.trimmedTo(name, out, err)
 		return out, err
 	}
 	return nil, &streamError{"unknown_command", fmt.Sprintf("unknown command %q", cmd.name)}

@@ -4,7 +4,7 @@ package gateway
 // AuthorizePublish are asked by the connection handlers (stream_handler.go,
 // stream_client.go, stream_compat.go) and by the plain-HTTP ones (Durable Streams,
 // EventSource, sse-cluster: authorizeHTTP); Transform runs where a WebSocket message's
-// frame is built (upstream.frame), once per live message per gateway.
+// frame is built (streamHub.msgFrame, a feed codec), once per message per gateway.
 
 import (
 	"bytes"
