@@ -29,7 +29,6 @@ import (
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // DefaultLongPollTimeout is how long a long-poll read waits for data without
@@ -86,10 +85,7 @@ type httpStreams struct {
 	heartbeat time.Duration
 	wheelOnce sync.Once
 	hbWheel   *heartbeatWheel // hijacked EventSources' heartbeats (sse_conn.go)
-	esReads   sharedReads     // hijacked EventSources' reads (sse_conn.go)
-
-	mu      sync.Mutex
-	watches map[string]*dsWatch
+	esOpens   sharedReads     // EventSources' first reads (sse_conn.go)
 
 	appends appendBatcher // durable_batch.go
 }
@@ -97,7 +93,7 @@ type httpStreams struct {
 // registerHTTPStreams takes /v1/stream/{name...} for every method: WebSocket upgrades go to
 // serveStream, the rest to the protocol or EventSource.
 func (g *Gateway) registerHTTPStreams() {
-	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, heartbeat: g.opts.SSEHeartbeat, watches: map[string]*dsWatch{}}
+	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, heartbeat: g.opts.SSEHeartbeat}
 	h.appends.queues = map[string]*appendQueue{}
 	if h.longPoll <= 0 {
 		h.longPoll = DefaultLongPollTimeout
@@ -716,42 +712,32 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 	_, _ = w.Write(b)
 }
 
-// waitData waits for records at from (or closure) up to the long-poll timeout. A nil
-// result with no error means the request ended.
+// waitData waits for records at from (or closure) up to the long-poll timeout, on the
+// stream's feed. A nil result with no error means the request ended.
 func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd *stream.DSRead) (*stream.DSRead, error) {
-	wt, release, err := h.watch(ctx, name)
+	fl, err := h.follow(ctx, name, rd)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer fl.feed.Release()
 	timer := time.NewTimer(h.longPoll)
 	defer timer.Stop()
-	var again <-chan time.Time
-	backoff := time.Millisecond
 	for {
-		ch := wt.changed()
-		// Read after taking the channel: anything stored later closes it.
-		st, cur, _, err := h.readDS(ctx, name, from, false, false)
+		ch := fl.feed.Changed()
+		// Read after taking the channel: anything delivered later closes it.
+		cur, err := h.readFollowing(ctx, fl, from)
 		if err != nil {
 			return nil, err
 		}
-		if st != http.StatusOK {
-			return rd, nil
+		if cur == nil {
+			return rd, nil // gone meanwhile
 		}
 		rd = cur
 		if len(rd.Msgs) > 0 || rd.Closed || rd.Upto > from {
 			return rd, nil
 		}
-		again = nil
-		if rd.Next > from {
-			// The watch saw a record that the object has not finished committing (its
-			// reads stop at what is durable): read again shortly.
-			again = time.After(backoff)
-			backoff = min(2*backoff, 50*time.Millisecond)
-		}
 		select {
 		case <-ch:
-		case <-again:
 		case <-timer.C:
 			return rd, nil
 		case <-ctx.Done():
@@ -760,135 +746,20 @@ func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd
 	}
 }
 
-// dsWatch tells waiters of one stream that something was stored: a JetStream ordered
-// consumer on the stream's log, shared by the gateway's waiters, closes the current
-// channel on every message.
-type dsWatch struct {
-	refs    int  // under httpStreams.mu
-	dropped bool // under httpStreams.mu
-	ready   chan struct{}
-	err     error
-	cc      jetstream.ConsumeContext
-
-	mu    sync.Mutex
-	ch    chan struct{}
-	conns map[*esConn]struct{} // hijacked EventSources, told of each append (sse_conn.go)
-}
-
-func (wt *dsWatch) changed() <-chan struct{} {
-	wt.mu.Lock()
-	defer wt.mu.Unlock()
-	return wt.ch
-}
-
-func (wt *dsWatch) fire() {
-	wt.mu.Lock()
-	close(wt.ch)
-	wt.ch = make(chan struct{})
-	for c := range wt.conns {
-		c.changed()
+// readFollowing reads from offset from on the feed, or from the object when the feed
+// cannot answer (a fork's inherited offsets, a stream created again under the name); nil
+// when the object says the stream is not there.
+func (h *httpStreams) readFollowing(ctx context.Context, fl *dsFollow, from uint64) (*stream.DSRead, error) {
+	rd, ok, err := fl.read(ctx, from)
+	if err != nil || ok {
+		return rd, err
 	}
-	wt.mu.Unlock()
-}
-
-// watch returns the stream's watch, starting it on first use; release drops it.
-func (h *httpStreams) watch(ctx context.Context, name string) (*dsWatch, func(), error) {
-	h.mu.Lock()
-	wt := h.watches[name]
-	if wt == nil {
-		wt = &dsWatch{ready: make(chan struct{}), ch: make(chan struct{})}
-		h.watches[name] = wt
-		wt.refs++
-		h.mu.Unlock()
-		wt.err = h.startWatch(name, wt)
-		close(wt.ready)
-	} else {
-		wt.refs++
-		h.mu.Unlock()
+	st, rd, _, err := h.readDS(ctx, fl.name, from, false, fl.implicit)
+	if err != nil || st != http.StatusOK {
+		return nil, err
 	}
-	release := func() {
-		h.mu.Lock()
-		wt.refs--
-		last := wt.refs == 0
-		h.mu.Unlock()
-		if !last {
-			return
-		}
-		<-wt.ready
-		if wt.err != nil {
-			h.dropWatch(name, wt)
-			return
-		}
-		// Keep an idle watch a while: a reader's next long-poll (the usual pattern) then
-		// reuses its consumer instead of creating one per request.
-		time.AfterFunc(watchLinger, func() { h.dropWatch(name, wt) })
-	}
-	select {
-	case <-wt.ready:
-	case <-ctx.Done():
-		release()
-		return nil, nil, ctx.Err()
-	}
-	if wt.err != nil {
-		release()
-		return nil, nil, wt.err
-	}
-	return wt, release, nil
-}
-
-// watching reports whether name's watch is up (started without error, not dropped).
-func (h *httpStreams) watching(name string) bool {
-	h.mu.Lock()
-	wt := h.watches[name]
-	h.mu.Unlock()
-	if wt == nil {
-		return false
-	}
-	select {
-	case <-wt.ready:
-	default:
-		return false
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return wt.err == nil && !wt.dropped
-}
-
-// watchLinger is how long an unused watch (and its JetStream consumer) is kept for the
-// next reader of the same stream.
-const watchLinger = 30 * time.Second
-
-// dropWatch stops wt unless a reader took it up again meanwhile.
-func (h *httpStreams) dropWatch(name string, wt *dsWatch) {
-	h.mu.Lock()
-	if wt.refs > 0 || wt.dropped {
-		h.mu.Unlock()
-		return
-	}
-	wt.dropped = true
-	if h.watches[name] == wt {
-		delete(h.watches, name)
-	}
-	h.mu.Unlock()
-	if wt.cc != nil {
-		wt.cc.Stop()
-	}
-}
-
-func (h *httpStreams) startWatch(name string, wt *dsWatch) error {
-	g := h.g
-	ctx, cancel := context.WithTimeout(g.ctx, g.opts.RequestTimeout)
-	defer cancel()
-	cons, err := g.js.OrderedConsumer(ctx, wire.LogStream(StreamClass, name), jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverNewPolicy, HeadersOnly: true,
-		// The server reaps the consumer soon after it is stopped (or this gateway dies).
-		InactiveThreshold: 10 * time.Second,
-	})
-	if err != nil {
-		return fmt.Errorf("stream %q: watch: %w", name, err)
-	}
-	wt.cc, err = cons.Consume(func(m jetstream.Msg) { wt.fire() })
-	return err
+	fl.meta, fl.tail, fl.closed = rd.Meta, rd.Next, rd.Closed
+	return rd, nil
 }
 
 // protocolSSE is live=sse: data and control events from from on.
@@ -906,21 +777,21 @@ func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name s
 	if fl != nil {
 		fl.Flush()
 	}
-	wt, release, err := h.watch(ctx, name)
+	fd, err := h.follow(ctx, name, rd)
 	if err != nil {
 		return
 	}
-	defer release()
+	defer fd.feed.Release()
 	end := time.NewTimer(sseMaxLife)
 	defer end.Stop()
 	cur := r.URL.Query().Get("cursor")
 	var buf bytes.Buffer
 	first := true
 	for {
-		ch := wt.changed()
+		ch := fd.feed.Changed()
 		if !first {
-			st, next, _, err := h.readDS(ctx, name, from, false, false)
-			if err != nil || st != http.StatusOK {
+			next, err := h.readFollowing(ctx, fd, from)
+			if err != nil || next == nil {
 				return
 			}
 			rd = next

@@ -87,45 +87,38 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 		}
 		live = false
 	}
-	// The log must exist before it is watched (as for a WebSocket subscriber). A watch that
-	// is up watches an existing, configured log: then asking the object again (one request
-	// per EventSource, queued at the stream's object) is skipped.
-	if !h.watching(name) {
-		cctx, cancel := context.WithTimeout(ctx, g.opts.RequestTimeout)
-		ret := g.streams.retention(name)
-		cfg, _ := json.Marshal(map[string]int64{"maxMsgs": ret.MaxMsgs, "maxBytes": ret.MaxBytes, "maxAgeMs": ret.MaxAge.Milliseconds()})
-		_, err := g.streamCall(cctx, name, http.MethodPost, "/configure", cfg, nil)
-		cancel()
-		if err != nil {
-			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
-			return
-		}
-	}
-	wt, release, err := h.watch(ctx, name)
+	// The stream's feed (its start makes sure the log exists), then one read of the
+	// stream's object, shared by the EventSources opening it meanwhile: whether it exists,
+	// its configuration and its tail. Every message comes from the feed.
+	cctx, cancel := context.WithTimeout(ctx, g.opts.RequestTimeout)
+	f, err := g.streams.acquire(cctx, name)
+	cancel()
 	if err != nil {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
 		return
 	}
 	defer func() {
 		if !handedOff {
-			release()
+			f.Release()
 		}
 	}()
+	st, rd, err := h.esOpens.read(ctx, h, name)
+	if err != nil || st != http.StatusOK {
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "reading the stream's tail failed")
+		return
+	}
+	fd := newFollow(f, name, rd)
+	fd.implicit = true
 	if live {
-		// Fix the starting point before the first byte goes out: a message published once
-		// the client sees the response must reach it.
-		st, rd, _, err := h.readDS(ctx, name, 1<<62, false, true) // the read answers the tail
-		if err != nil || st != http.StatusOK {
-			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "reading the stream's tail failed")
-			return
-		}
+		// The starting point is fixed before the first byte goes out: a message published
+		// once the client sees the response reaches it.
 		from = rd.Next
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no")
-	if h.hijackEventSource(w, r, name, wt, release, from, seen, render, done) {
+	if h.hijackEventSource(w, r, fd, from, seen, render, done) {
 		handedOff = true
 		return
 	}
@@ -137,9 +130,9 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 	}
 	var buf bytes.Buffer
 	for {
-		ch := wt.changed()
-		st, rd, _, err := h.readDS(ctx, name, from, false, true)
-		if err != nil || st != http.StatusOK {
+		ch := f.Changed()
+		rd, err := h.readFollowing(ctx, fd, from)
+		if err != nil || rd == nil {
 			return
 		}
 		buf.Reset()

@@ -5,7 +5,7 @@ package gateway
 // their buffers (~10 KB) and the handler's deep stack. What stays is one goroutine, blocked
 // reading the socket to see the client leave. Writing (messages and heartbeats) happens in
 // a goroutine started when there is something to write and gone when it is written: the
-// stream's watch starts it after each append, a heartbeat wheel shared by all connections
+// stream's feed starts it after each message, a heartbeat wheel shared by all connections
 // every heartbeat period. 10,000 idle EventSources held ~50 KB each before.
 
 import (
@@ -15,29 +15,26 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/gateway/internal/feed"
 )
 
-// esConn is one hijacked EventSource connection.
+// esConn is one hijacked EventSource connection: a listener of the stream's feed.
 type esConn struct {
-	h       *httpStreams
-	name    string
-	nc      net.Conn
-	render  esEvent
-	wt      *dsWatch
-	release func() // drops the watch
-	done    func() // the caller's end of the stream, or nil
-	ctx     context.Context
-	cancel  context.CancelFunc
-	slot    int // heartbeat wheel slot, under wheel.mu
+	h      *httpStreams
+	fd     *dsFollow
+	nc     net.Conn
+	render esEvent
+	done   func() // the caller's end of the stream, or nil
+	ctx    context.Context
+	cancel context.CancelFunc
+	slot   int // heartbeat wheel slot, under wheel.mu
 
 	// The writer's position; only the (single) writer goroutine touches them.
-	from  uint64
-	seen  int
-	after uint64 // a shared read may serve the writer if it started after this (esReads.seq)
+	from uint64
+	seen int
 
 	mu      sync.Mutex
 	running bool // a writer goroutine runs
@@ -49,8 +46,7 @@ type esConn struct {
 // hijackEventSource takes an HTTP/1.1 EventSource off net/http, writes its headers and
 // retry hint, and serves it from from (seen: messages of that record already sent). False
 // (nothing written): the caller serves it in its handler (HTTP/2, or no hijacking).
-func (h *httpStreams) hijackEventSource(w http.ResponseWriter, r *http.Request, name string, wt *dsWatch, release func(),
-	from uint64, seen int, render esEvent, done func()) bool {
+func (h *httpStreams) hijackEventSource(w http.ResponseWriter, r *http.Request, fd *dsFollow, from uint64, seen int, render esEvent, done func()) bool {
 	if r.ProtoMajor != 1 || r.ProtoMinor < 1 {
 		return false
 	}
@@ -70,16 +66,16 @@ func (h *httpStreams) hijackEventSource(w http.ResponseWriter, r *http.Request, 
 	_ = nc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	if _, err := nc.Write(b.Bytes()); err != nil {
 		nc.Close()
-		release()
+		fd.feed.Release()
 		if done != nil {
 			done()
 		}
 		return true
 	}
-	c := &esConn{h: h, name: name, nc: nc, render: render, wt: wt, release: release, done: done, from: from, seen: seen, again: true}
+	c := &esConn{h: h, fd: fd, nc: nc, render: render, done: done, from: from, seen: seen, again: true}
 	c.ctx, c.cancel = context.WithCancel(h.g.ctx)
 	context.AfterFunc(c.ctx, c.close) // the gateway's shutdown ends it
-	wt.addConn(c)
+	fd.feed.Listen(c)
 	h.wheel().add(c)
 	c.mu.Lock()
 	c.kick()
@@ -107,8 +103,10 @@ func (c *esConn) read() {
 	}
 }
 
-// changed is the watch's news of an append.
-func (c *esConn) changed() {
+var _ feed.Listener = (*esConn)(nil)
+
+// Appended is the feed's news of a message.
+func (c *esConn) Appended(*feed.Msg) {
 	c.mu.Lock()
 	c.again = true
 	c.kick()
@@ -139,11 +137,6 @@ func (c *esConn) write() {
 		c.mu.Lock()
 		again, beat := c.again, c.beat
 		c.again, c.beat = false, false
-		if again {
-			// A read to come must see what the news was about: only one started from now
-			// on serves it.
-			c.after = c.h.esReads.seq.Load()
-		}
 		if c.closed || !again && !beat {
 			c.running = false
 			c.mu.Unlock()
@@ -170,8 +163,8 @@ func (c *esConn) write() {
 // catchUp sends every stored message from c.from on; wrote tells whether it sent any.
 func (c *esConn) catchUp(buf *bytes.Buffer) (wrote, ok bool) {
 	for {
-		st, rd, err := c.h.esReads.read(c.ctx, c.h, c.name, c.from, c.after)
-		if err != nil || st != http.StatusOK {
+		rd, err := c.h.readFollowing(c.ctx, c.fd, c.from)
+		if err != nil || rd == nil {
 			return wrote, false
 		}
 		buf.Reset()
@@ -222,27 +215,11 @@ func (c *esConn) close() {
 	c.cancel()
 	_ = c.nc.Close()
 	c.h.wheel().remove(c)
-	c.wt.removeConn(c)
-	c.release()
+	c.fd.feed.Unlisten(c)
+	c.fd.feed.Release()
 	if c.done != nil {
 		c.done()
 	}
-}
-
-// addConn registers c for news of appends; removeConn undoes it.
-func (wt *dsWatch) addConn(c *esConn) {
-	wt.mu.Lock()
-	if wt.conns == nil {
-		wt.conns = map[*esConn]struct{}{}
-	}
-	wt.conns[c] = struct{}{}
-	wt.mu.Unlock()
-}
-
-func (wt *dsWatch) removeConn(c *esConn) {
-	wt.mu.Lock()
-	delete(wt.conns, c)
-	wt.mu.Unlock()
 }
 
 // heartbeatWheel asks each registered connection for a heartbeat once per period, from one
@@ -313,58 +290,74 @@ func (h *httpStreams) wheel() *heartbeatWheel {
 	return h.hbWheel
 }
 
-// sharedReads lets EventSources of one stream at one position share one read: 10,000 opened
-// at once, or woken by one append, otherwise ask the stream's object one read each, all
-// waiting in line with their stacks and buffers. A read serves only the readers that asked
-// after it started (after < its id), so none misses an append it was told of.
+// sharedReads lets EventSources opening one stream share reads of its object (whether it
+// exists, its configuration, its tail): 10,000 opened at once otherwise ask the object one
+// read each, all waiting in line with their stacks and buffers. As appends share requests
+// (durable_batch.go), the EventSources that open while one read is in flight wait together
+// for the next one, which starts when it ends: each opener is answered by a read that
+// started after it asked, and a stream has at most one read in flight.
 type sharedReads struct {
-	seq atomic.Uint64 // ids of reads started so far
-	mu  sync.Mutex
-	m   map[readKey]*sharedRead
+	mu sync.Mutex
+	m  map[string]*readQueue
 }
 
-type readKey struct {
-	name string
-	from uint64
+// readQueue is one stream's read in flight and the one that waits for it.
+type readQueue struct {
+	inflight bool
+	next     *sharedRead
 }
 
 type sharedRead struct {
-	id   uint64
 	done chan struct{}
 	st   int
 	rd   *stream.DSRead
 	err  error
 }
 
-// read reads name from from, joining a read in flight that started after after.
-func (sr *sharedReads) read(ctx context.Context, h *httpStreams, name string, from, after uint64) (int, *stream.DSRead, error) {
-	k := readKey{name, from}
+// read reads name's configuration and tail (an implicit read: a stream used only over
+// WebSocket reads as JSON), sharing the read with the others that ask meanwhile.
+func (sr *sharedReads) read(ctx context.Context, h *httpStreams, name string) (int, *stream.DSRead, error) {
 	sr.mu.Lock()
-	f := sr.m[k]
-	if f == nil || f.id <= after {
-		f = &sharedRead{id: sr.seq.Add(1), done: make(chan struct{})}
-		if sr.m == nil {
-			sr.m = map[readKey]*sharedRead{}
-		}
-		sr.m[k] = f
-		sr.mu.Unlock()
-		// Not on the first asker's context: the others would fail with it.
-		rctx, cancel := context.WithTimeout(h.g.ctx, h.g.opts.RequestTimeout)
-		f.st, f.rd, _, f.err = h.readDS(rctx, name, from, false, true)
-		cancel()
-		sr.mu.Lock()
-		if sr.m[k] == f {
-			delete(sr.m, k)
-		}
-		sr.mu.Unlock()
-		close(f.done)
-	} else {
-		sr.mu.Unlock()
+	if sr.m == nil {
+		sr.m = map[string]*readQueue{}
 	}
+	q := sr.m[name]
+	if q == nil {
+		q = &readQueue{}
+		sr.m[name] = q
+	}
+	f := q.next
+	if f == nil {
+		f = &sharedRead{done: make(chan struct{})}
+		q.next = f
+	}
+	if !q.inflight {
+		q.inflight, q.next = true, nil
+		go sr.run(h, name, q, f)
+	}
+	sr.mu.Unlock()
 	select {
 	case <-f.done:
 		return f.st, f.rd, f.err
 	case <-ctx.Done():
 		return 0, nil, ctx.Err()
+	}
+}
+
+// run makes the reads of q one after another while readers wait for a next one.
+func (sr *sharedReads) run(h *httpStreams, name string, q *readQueue, f *sharedRead) {
+	for f != nil {
+		// Not on an asker's context: the others would fail with it.
+		rctx, cancel := context.WithTimeout(h.g.ctx, h.g.opts.RequestTimeout)
+		f.st, f.rd, _, f.err = h.readDS(rctx, name, 1<<62, false, true)
+		cancel()
+		close(f.done)
+		sr.mu.Lock()
+		f, q.next = q.next, nil
+		if f == nil {
+			q.inflight = false
+			delete(sr.m, name)
+		}
+		sr.mu.Unlock()
 	}
 }

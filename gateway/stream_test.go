@@ -325,6 +325,16 @@ func TestStreamSlowConsumerIsClosed(t *testing.T) {
 			pub.next("published")
 		}
 		published += 32
+		// The fast client keeps up (a round is half its queue): a loaded machine must not
+		// make it a slow consumer too.
+		natstest.WaitFor(t, "the fast client to keep up", 20*time.Second, func() bool {
+			select {
+			case err := <-fastErr:
+				t.Fatal(err)
+			default:
+			}
+			return fastLast.Load() == uint64(published)
+		})
 	}
 	natstest.WaitFor(t, "the fast client to get everything", 20*time.Second, func() bool {
 		select {

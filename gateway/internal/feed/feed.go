@@ -298,9 +298,13 @@ func (f *Feed) start() error {
 	if err != nil {
 		return fmt.Errorf("stream %q: %w", f.name, err)
 	}
-	last := st.CachedInfo().State.LastSeq
+	state := st.CachedInfo().State
+	last := state.LastSeq
 	f.last = last
 	f.ring.start = last + 1
+	if err := f.prefill(ctx, max(state.FirstSeq, last+1-min(uint64(prefillMsgs), last)), last); err != nil {
+		return err
+	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: last + 1,
 		// The server reaps the consumer soon after it is stopped (or this gateway dies).
@@ -327,6 +331,36 @@ func (f *Feed) start() error {
 	return nil
 }
 
+// prefillMsgs is how many of the log's last messages a feed reads into its ring when it
+// starts (one batched read), so that the readers who start at or near the tail — a new
+// EventSource from the start of a short stream, a client resuming after a reconnect —
+// read the ring and not the log, each on its own.
+const prefillMsgs = 256
+
+// prefill reads the log's messages from..last into the ring, before the consumer starts.
+func (f *Feed) prefill(ctx context.Context, from, last uint64) error {
+	if from > last || from == 0 {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ring.start = from
+	for from <= last {
+		msgs, next, err := f.fetch(ctx, from, last, fetchMax)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			f.pushLocked(m)
+		}
+		if next <= from {
+			break
+		}
+		from = next
+	}
+	return nil
+}
+
 // onMsg is the consumer's delivery: in seq order, one message at a time.
 func (f *Feed) onMsg(jm jetstream.Msg) {
 	md, err := jm.Metadata()
@@ -347,14 +381,7 @@ func (f *Feed) append(m *Msg) {
 		f.mu.Unlock()
 		return // a restarted consumer's repeat
 	}
-	m.acct.Store(&f.size)
-	f.size.Add(m.cost())
-	f.ring.push(m)
-	for f.ring.len() > 0 && (f.ring.len() > f.hub.cfg.RingMsgs || f.size.Load() > int64(f.hub.cfg.RingBytes)) {
-		old := f.ring.pop()
-		old.acct.Store(nil)
-		f.size.Add(-old.footprint())
-	}
+	f.pushLocked(m)
 	f.last = m.Seq
 	ch := f.changed
 	f.changed = nil
@@ -367,6 +394,18 @@ func (f *Feed) append(m *Msg) {
 		l.Appended(m)
 	}
 	f.lmu.RUnlock()
+}
+
+// pushLocked adds m to the ring, dropping the oldest messages past its bounds (under mu).
+func (f *Feed) pushLocked(m *Msg) {
+	m.acct.Store(&f.size)
+	f.size.Add(m.cost())
+	f.ring.push(m)
+	for f.ring.len() > 0 && (f.ring.len() > f.hub.cfg.RingMsgs || f.size.Load() > int64(f.hub.cfg.RingBytes)) {
+		old := f.ring.pop()
+		old.acct.Store(nil)
+		f.size.Add(-old.footprint())
+	}
 }
 
 // footprint is what m counts for in the ring: itself and its encodings.

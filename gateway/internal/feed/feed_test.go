@@ -116,8 +116,9 @@ func TestListenersHearEveryMessageInOrder(t *testing.T) {
 	if m := msgs[0]; m.Header.Get("Ds-Batch") != "1" || string(m.Data) != `{"n":1}` || m.Time.IsZero() || m.Stream != "s" {
 		t.Fatalf("message %+v", m)
 	}
-	if _, _, ok := f.Cached(nil, 3, 10); ok {
-		t.Fatal("seq 3 came before the feed; the ring claims it")
+	// Seqs 1-3 came before the feed: its start read them into the ring.
+	if msgs, _, ok := f.Cached(nil, 1, 3); !ok || fmt.Sprint(seqs(msgs)) != "[1 2 3]" {
+		t.Fatalf("the log's tail before the feed: %v, %v", seqs(msgs), ok)
 	}
 	f.Unlisten(&r)
 	fx.publish(1)
@@ -163,7 +164,7 @@ func TestReadBehindTheRingReadsTheLogInBatches(t *testing.T) {
 }
 
 func TestReadSkipsDeletedMessages(t *testing.T) {
-	fx := newFixture(t, Config{})
+	fx := newFixture(t, Config{RingMsgs: 2})
 	fx.publish(10)
 	ctx := context.Background()
 	if err := fx.st.Purge(ctx, jetstream.WithPurgeSequence(4)); err != nil { // drops 1-3
@@ -175,28 +176,33 @@ func TestReadSkipsDeletedMessages(t *testing.T) {
 		}
 	}
 	f := fx.acquire()
-	// 9 and 10 are the log's last seqs before the feed: the batch ends short at 8, and the
-	// leader confirms nothing else is stored up to the ring.
+	// The start read 4, 6, 7, 8 into the ring, which keeps the last 2.
+	if got := f.RingStart(); got != 7 {
+		t.Fatalf("RingStart = %d, want 7", got)
+	}
 	msgs, next, err := f.Read(ctx, 1, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(seqs(msgs)) != "[4 6 7 8]" || next != 11 {
-		t.Fatalf("Read(1) = %v, next %d; want [4 6 7 8], next 11", seqs(msgs), next)
-	}
-	fx.publish(2) // 11, 12: in the ring
-	natstest.WaitFor(t, "seq 12", 10*time.Second, func() bool { return f.Last() == 12 })
-	// Now the batch runs past the range (into the ring's 11): no need to ask the leader.
-	msgs, next, err = f.Read(ctx, 2, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(seqs(msgs)) != "[4 6 7 8]" || next != 11 {
-		t.Fatalf("Read(2) = %v, next %d; want [4 6 7 8], next 11", seqs(msgs), next)
+	// From the log: the batch runs past the range (to 7, in the ring): nothing else is in it.
+	if fmt.Sprint(seqs(msgs)) != "[4 6]" || next != 7 {
+		t.Fatalf("Read(1) = %v, next %d; want [4 6], next 7", seqs(msgs), next)
 	}
 	msgs, next, _ = f.Read(ctx, next, 100)
+	if fmt.Sprint(seqs(msgs)) != "[7 8]" || next != 11 {
+		t.Fatalf("Read(7) = %v, next %d; want [7 8], next 11 (9 and 10 are deleted)", seqs(msgs), next)
+	}
+	// A batch that ends short of its range (9 and 10 deleted, nothing stored after them) is
+	// checked with the leader before the rest counts as empty.
+	msgs, next, err = f.fetch(ctx, 1, 10, 100)
+	if err != nil || fmt.Sprint(seqs(msgs)) != "[4 6 7 8]" || next != 11 {
+		t.Fatalf("fetch(1, 10) = %v, next %d, %v; want [4 6 7 8], next 11", seqs(msgs), next, err)
+	}
+	fx.publish(2) // 11, 12
+	natstest.WaitFor(t, "seq 12", 10*time.Second, func() bool { return f.Last() == 12 })
+	msgs, next, _ = f.Read(ctx, 9, 100)
 	if fmt.Sprint(seqs(msgs)) != "[11 12]" || next != 13 {
-		t.Fatalf("Read(11) = %v, next %d", seqs(msgs), next)
+		t.Fatalf("Read(9) = %v, next %d", seqs(msgs), next)
 	}
 	if msgs, next, _ = f.Read(ctx, 13, 100); len(msgs) != 0 || next != 13 {
 		t.Fatalf("Read past the last seq = %v, next %d", seqs(msgs), next)

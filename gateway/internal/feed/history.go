@@ -80,20 +80,26 @@ func (f *Feed) fetch(ctx context.Context, from, upTo uint64, max int) ([]*Msg, u
 // everything stored in the range was read.
 func (f *Feed) directBatch(ctx context.Context, from, upTo uint64, max int) (out []*Msg, past bool, err error) {
 	nc := f.hub.cfg.Conn
+	batch := int(min(uint64(max), upTo-from+1))
 	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	// A channel just large enough for the batch and its end marker (a SubscribeSync's
+	// holds 65,536 pending messages: half a megabyte per read in flight).
+	ch := make(chan *nats.Msg, batch+2)
+	sub, err := nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %v", ErrHistory, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	body, _ := json.Marshal(directGet{Seq: from, Batch: int(min(uint64(max), upTo-from+1)), MaxBytes: fetchBytes})
+	body, _ := json.Marshal(directGet{Seq: from, Batch: batch, MaxBytes: fetchBytes})
 	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+f.stream, inbox, body); err != nil {
 		return nil, false, fmt.Errorf("%w: %v", ErrHistory, err)
 	}
 	for {
-		rm, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, false, fmt.Errorf("%w: %v", ErrHistory, err)
+		var rm *nats.Msg
+		select {
+		case rm = <-ch:
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("%w: %v", ErrHistory, ctx.Err())
 		}
 		switch rm.Header.Get("Status") {
 		case "":
