@@ -21,11 +21,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
@@ -39,9 +39,6 @@ const (
 	// sseMaxLife closes protocol SSE responses after about a minute, as the protocol asks
 	// (CDN collapsing); clients reconnect from the last control event's offset.
 	sseMaxLife = 60 * time.Second
-	// sseHeartbeat is the longest silence on an SSE response: a comment line keeps proxies
-	// from closing an idle connection.
-	sseHeartbeat = 15 * time.Second
 	// maxDSBody bounds one append's body.
 	maxDSBody = 4 << 20
 )
@@ -80,12 +77,9 @@ func parseOffset(s string) (seq uint64, now bool, ok bool) {
 
 // httpStreams serves the HTTP faces of streams: the protocol, EventSource and sse-cluster.
 type httpStreams struct {
-	g         *Gateway
-	longPoll  time.Duration
-	heartbeat time.Duration
-	wheelOnce sync.Once
-	hbWheel   *heartbeatWheel // hijacked EventSources' heartbeats (sse_conn.go)
-	esOpens   sharedReads     // EventSources' first reads (sse_conn.go)
+	g        *Gateway
+	longPoll time.Duration
+	esOpens  sharedReads // EventSources' first reads (sse_conn.go)
 
 	appends appendBatcher // durable_batch.go
 }
@@ -93,13 +87,10 @@ type httpStreams struct {
 // registerHTTPStreams takes /v1/stream/{name...} for every method: WebSocket upgrades go to
 // serveStream, the rest to the protocol or EventSource.
 func (g *Gateway) registerHTTPStreams() {
-	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, heartbeat: g.opts.SSEHeartbeat}
+	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout}
 	h.appends.queues = map[string]*appendQueue{}
 	if h.longPoll <= 0 {
 		h.longPoll = DefaultLongPollTimeout
-	}
-	if h.heartbeat <= 0 {
-		h.heartbeat = sseHeartbeat
 	}
 	g.mux.HandleFunc("/v1/stream/{name...}", h.serve)
 	h.registerSSECluster()
@@ -762,65 +753,54 @@ func (h *httpStreams) readFollowing(ctx context.Context, fl *dsFollow, from uint
 	return rd, nil
 }
 
-// protocolSSE is live=sse: data and control events from from on.
+// protocolSSE is live=sse: data and control events from from on, the first read's (rd)
+// first, then the feed's, on the one event-stream loop (sse_conn.go).
 func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *stream.DSRead, from uint64) {
-	ctx := r.Context()
-	fl, _ := w.(http.Flusher)
 	b64 := !isJSONType(rd.Meta.ContentType) && !strings.HasPrefix(rd.Meta.ContentType, "text/")
+	fd, err := h.follow(r.Context(), name, rd)
+	if err != nil {
+		writeClientError(w, err)
+		return
+	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-cache")
 	if b64 {
 		hd.Set("Stream-Sse-Data-Encoding", "base64")
 	}
-	w.WriteHeader(http.StatusOK)
-	if fl != nil {
-		fl.Flush()
-	}
-	fd, err := h.follow(ctx, name, rd)
-	if err != nil {
-		return
-	}
-	defer fd.feed.Release()
-	end := time.NewTimer(sseMaxLife)
-	defer end.Stop()
-	cur := r.URL.Query().Get("cursor")
-	var buf bytes.Buffer
-	first := true
-	for {
-		ch := fd.feed.Changed()
-		if !first {
-			next, err := h.readFollowing(ctx, fd, from)
-			if err != nil || next == nil {
-				return
-			}
-			rd = next
-		}
-		buf.Reset()
+	sr := h.newSSEReader(conns.StreamSSE, fd, from, -1, protocolRender(b64))
+	sr.first, sr.cursor = rd, r.URL.Query().Get("cursor")
+	// The protocol closes a response after about a minute (CDN collapsing); the client
+	// reconnects from the last control event's offset.
+	end := time.AfterFunc(sseMaxLife, func() { sr.conn.Close(0, "") })
+	sr.conn.OnEnd(func() { end.Stop() })
+	sr.serve(w, r, nil)
+}
+
+// protocolRender renders a read as a data event (its records, base64 for binary
+// streams) and a control event (the next offset, the cursor, up-to-date, closed).
+func protocolRender(b64 bool) sseRender {
+	return func(sr *sseReader, buf *bytes.Buffer, rd *stream.DSRead) (more, end bool) {
+		from := sr.from
 		if len(rd.Msgs) > 0 {
 			buf.WriteString("event: data\n")
-			var payload []byte
+			payload := body(rd)
 			if b64 {
-				payload = []byte(base64.StdEncoding.EncodeToString(body(rd)))
-			} else {
-				payload = body(rd)
+				payload = []byte(base64.StdEncoding.EncodeToString(payload))
 			}
-			writeSSEData(&buf, payload)
+			writeSSEData(buf, payload)
 			buf.WriteString("\n")
 		}
-		next := rd.Upto
-		if next < from {
-			next = from
-		}
+		next := max(rd.Upto, from)
 		upToDate := next >= rd.Next
 		closed := rd.Closed && upToDate
-		if len(rd.Msgs) > 0 || first || closed || next != from {
+		if len(rd.Msgs) > 0 || !sr.started || closed || next != from {
 			ctl := map[string]any{"streamNextOffset": fmtOffset(next)}
 			if closed {
 				ctl["streamClosed"] = true
 			} else {
-				cur = cursor(cur)
-				ctl["streamCursor"] = cur
+				sr.cursor = cursor(sr.cursor)
+				ctl["streamCursor"] = sr.cursor
 			}
 			if upToDate {
 				ctl["upToDate"] = true
@@ -830,48 +810,9 @@ func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name s
 			buf.Write(cb)
 			buf.WriteString("\n\n")
 		}
-		first = false
-		from = next
-		if buf.Len() > 0 {
-			if _, err := w.Write(buf.Bytes()); err != nil {
-				return
-			}
-			if fl != nil {
-				fl.Flush()
-			}
-		}
-		if closed {
-			return
-		}
-		if !upToDate {
-			continue
-		}
-		if !h.sseWait(ctx, w, fl, ch, end.C) {
-			return
-		}
-	}
-}
-
-// sseWait waits for ch, writing heartbeat comments; false when the response should end.
-func (h *httpStreams) sseWait(ctx context.Context, w io.Writer, fl http.Flusher, ch <-chan struct{}, end <-chan time.Time) bool {
-	hb := time.NewTicker(h.heartbeat)
-	defer hb.Stop()
-	for {
-		select {
-		case <-ch:
-			return true
-		case <-end:
-			return false
-		case <-ctx.Done():
-			return false
-		case <-hb.C:
-			if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
-				return false
-			}
-			if fl != nil {
-				fl.Flush()
-			}
-		}
+		sr.started = true
+		sr.from = next
+		return !upToDate && !closed, closed
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/functions"
+	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/objclient"
@@ -83,7 +84,9 @@ type Options struct {
 	Streams bool
 	// StreamRetention limits streams by name pattern; the first match applies.
 	StreamRetention []StreamRetention
-	// StreamQueueBytes bounds each stream connection's outgoing queue; default 1 MiB.
+	// StreamQueueBytes bounds each client connection's outgoing queue (stream and object
+	// WebSockets, event streams): past it the connection is closed as a slow consumer
+	// (4008); default 1 MiB.
 	StreamQueueBytes int
 	// StreamRingMsgs and StreamRingBytes bound the recent messages this gateway keeps per
 	// stream it reads (its readers behind the head read them there): defaults 4,096 and
@@ -121,13 +124,15 @@ type Gateway struct {
 	client      atomic.Pointer[objclient.Client]
 	res         *cluster.Resources
 	js          jetstream.JetStream
-	melody      *melody.Melody
+	melody      *melody.Melody // object sockets' (websocket.go)
+	streamWS    *melody.Melody // /v1/stream connections'
+	compatWS    *melody.Melody // durable-stream's /stream connections'
+	conns       *conns.Hub     // every client connection's queue and writer (gateway/internal/conns)
 	ctx         context.Context
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 	keys        [][32]byte
 	sockets     socketTable
-	flush       *flusher    // writes object sockets' frames
 	socketsOpen openSockets // object sockets' sessions, which Close waits for
 	env         *env
 	streams     *streamHub
@@ -162,10 +167,8 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 	}
 	g.sockets.m = map[string]*gwSocket{}
 	g.env = &env{g: g}
-	g.setupMelody()
-	g.flush = newFlusher()
-	g.wg.Add(1)
-	go func() { defer g.wg.Done(); g.flush.run(g.ctx.Done()) }()
+	g.conns = conns.NewHub(g.ctx, conns.Config{QueueBytes: opts.StreamQueueBytes, Heartbeat: opts.SSEHeartbeat, Logger: g.log})
+	g.melody = newMelody(g.opts.MaxMessage)
 	if err := g.buildMux(); err != nil {
 		return nil, err
 	}
@@ -339,6 +342,10 @@ func (g *Gateway) buildMux() (err error) {
 	}
 	if g.opts.Streams {
 		g.streams = newStreamHub(g)
+		// A frame over 16 times the limit closes a stream connection (1009); a larger one is
+		// refused with an error frame. durable-stream's protocol has no error frame.
+		g.streamWS = newMelody(max(16*g.opts.MaxMessage, 1<<20))
+		g.compatWS = newMelody(max(g.opts.MaxMessage, 1<<10))
 		// /v1/stream/{name...}: WebSocket, Durable Streams HTTP, EventSource (durable_http.go).
 		g.registerHTTPStreams()
 		g.mux.HandleFunc("GET /stream/{subject...}", g.serveStreamCompat) // durable-stream's clients

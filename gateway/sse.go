@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 
@@ -61,7 +62,7 @@ func (h *httpStreams) serveEventSource(w http.ResponseWriter, r *http.Request, n
 }
 
 // eventSource serves an event stream; done (when not nil) is called once it ended, which
-// may be after eventSource returned (a hijacked connection, sse_conn.go).
+// may be after eventSource returned (a connection taken off net/http, sse_conn.go).
 func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name string, live bool, render esEvent, done func()) {
 	handedOff := false
 	if done != nil {
@@ -118,50 +119,8 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no")
-	if h.hijackEventSource(w, r, fd, from, seen, render, done) {
-		handedOff = true
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-	fl, _ := w.(http.Flusher)
-	_, _ = w.Write([]byte("retry: " + strconv.Itoa(sseRetryMs) + "\n\n"))
-	if fl != nil {
-		fl.Flush()
-	}
-	var buf bytes.Buffer
-	for {
-		ch := f.Changed()
-		rd, err := h.readFollowing(ctx, fd, from)
-		if err != nil || rd == nil {
-			return
-		}
-		buf.Reset()
-		for _, m := range rd.Msgs {
-			msgs := jsonMessages(m)
-			for i, msg := range msgs {
-				if m.Seq == from && i <= seen {
-					continue
-				}
-				render(&buf, eventID(m.Seq, i, len(msgs)), msg)
-			}
-			seen = -1
-		}
-		if rd.Upto > from {
-			from, seen = rd.Upto, -1
-		}
-		if buf.Len() > 0 {
-			if _, err := w.Write(buf.Bytes()); err != nil {
-				return
-			}
-			if fl != nil {
-				fl.Flush()
-			}
-		}
-		if from < rd.Next {
-			continue // more stored than one read returns
-		}
-		if !h.sseWait(ctx, w, fl, ch, nil) {
-			return
-		}
-	}
+	handedOff = true // the reader releases the feed and calls done when it ends
+	sr := h.newSSEReader(conns.EventSource, fd, from, seen, eventSourceRender(render))
+	sr.done = done
+	sr.serve(w, r, []byte("retry: "+strconv.Itoa(sseRetryMs)+"\n\n"))
 }

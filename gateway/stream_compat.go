@@ -30,13 +30,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"sync"
 
-	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/gateway/internal/feed"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
@@ -83,63 +81,51 @@ func (g *Gateway) serveStreamCompat(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
 		return
 	}
-	defer f.Release()
-	ws, err := streamUpgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return
-	}
-	qmax := g.opts.StreamQueueBytes
-	if qmax <= 0 {
-		qmax = defaultStreamQueueBytes
-	}
-	sc := &streamConn{g: g, ws: ws, primary: name, qmax: qmax, info: streamConnInfo(r)}
-	sc.ctx, sc.cancel = context.WithCancel(g.ctx)
-	defer sc.cancel()
+	sc := g.newStreamConn(r, name)
 	c := &compatConn{sc: sc, name: name, ip: r.RemoteAddr, feed: f, wake: make(chan struct{}, 1),
 		ops: make(chan map[string]json.RawMessage, compatOpsQueue)}
+	sc.compat = c
 	f.Listen(c)
-	defer f.Unlisten(c)
-	// A frame over the limit closes the connection with 1009: the protocol has no error frame.
-	ws.SetReadLimit(max(g.opts.MaxMessage, 1<<10))
-	sc.start()
-	sc.wg.Add(2)
-	go func() { defer sc.wg.Done(); c.worker() }()
-	go func() { defer sc.wg.Done(); c.pusher() }()
-	c.readLoop()
-	sc.finish()
+	// A frame over the limit closes the connection with 1009 (compatWS's read limit):
+	// the protocol has no error frame.
+	sc.accept(w, r, g.compatWS)
 }
 
-// readLoop reads frames until the connection ends; frames the original would ignore are
-// ignored, and acks are applied at once (they never wait behind publishes).
-func (c *compatConn) readLoop() {
-	for {
-		mt, rd, err := c.sc.ws.NextReader()
-		if err != nil {
-			return
-		}
-		data, err := io.ReadAll(rd)
-		if err != nil {
-			return
-		}
-		if mt != websocket.TextMessage {
-			continue
-		}
-		var f map[string]json.RawMessage
-		if json.Unmarshal(data, &f) != nil || f == nil {
-			continue
-		}
-		if id, ok := f["sMsgId"]; ok && jsTruthy(id) {
-			c.ack(id)
-			continue
-		}
-		if !jsTruthy(f["data"]) || !jsTruthy(f["cMsgId"]) {
-			continue
-		}
-		select {
-		case c.ops <- f:
-		case <-c.sc.ctx.Done():
-			return
-		}
+// start runs the worker and the pusher, once upgraded.
+func (c *compatConn) start() {
+	c.sc.wg.Add(2)
+	go func() { defer c.sc.wg.Done(); c.worker() }()
+	go func() { defer c.sc.wg.Done(); c.pusher() }()
+}
+
+// end lets the feed go, once the connection is over.
+func (c *compatConn) end() {
+	c.feed.Unlisten(c)
+	c.feed.Release()
+}
+
+// message is one client frame, on the session's read loop: a frame the original would
+// ignore is ignored, and an ack is applied at once (it never waits behind publishes);
+// others wait in line for the worker (a full line holds the read loop, so TCP pushes back
+// on the client).
+func (c *compatConn) message(data []byte, binary bool) {
+	if binary {
+		return
+	}
+	var f map[string]json.RawMessage
+	if json.Unmarshal(data, &f) != nil || f == nil {
+		return
+	}
+	if id, ok := f["sMsgId"]; ok && jsTruthy(id) {
+		c.ack(id)
+		return
+	}
+	if !jsTruthy(f["data"]) || !jsTruthy(f["cMsgId"]) {
+		return
+	}
+	select {
+	case c.ops <- f:
+	case <-c.sc.ctx.Done():
 	}
 }
 

@@ -64,26 +64,20 @@ func (g *Gateway) serveStreamGroup(w http.ResponseWriter, r *http.Request, c *st
 	cancel()
 	if err != nil {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
+		c.abandon()
 		return
 	}
-	defer f.Release()
 	m := &streamGroup{c: c, feed: f, name: c.primary, group: group, member: member, timeout: timeout,
 		wake: make(chan struct{}, 1), inflight: map[uint64]struct{}{}}
 	c.group = m
-	ws, bc, err := upgradeBatched(w, r)
-	if err != nil {
-		return
-	}
-	c.ws, c.bc = ws, bc
 	f.Listen(m)
-	defer f.Unlisten(m)
-	limit := g.opts.MaxMessage
-	ws.SetReadLimit(max(16*limit, 1<<20))
-	c.start()
-	c.wg.Add(1)
-	go func() { defer c.wg.Done(); m.run() }()
-	c.readLoop(limit)
-	c.finish()
+	c.accept(w, r, g.streamWS) // the member's run starts once upgraded (streamConn.connected)
+}
+
+// end lets the feed go, once the connection is over.
+func (m *streamGroup) end() {
+	m.feed.Unlisten(m)
+	m.feed.Release()
 }
 
 var _ feed.Listener = (*streamGroup)(nil)

@@ -5,25 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/olahol/melody"
 )
-
-// streamUpgrader upgrades stream connections; origins are checked before. An idle
-// connection holds only its small read buffer (larger reads bypass it): write buffers come
-// from a pool for the time of one message, and net/http's 4 KiB reader and writer are let
-// go once the handler returns.
-var streamUpgrader = websocket.Upgrader{
-	ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{},
-	CheckOrigin: func(*http.Request) bool { return true },
-}
 
 // parseFrom reads a from value: a seq >= 1, or "latest".
 func parseFrom(s string) (seq uint64, latest bool, err error) {
@@ -103,23 +93,18 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "client= wants 1 to 128 letters, digits, '_', '-', '.', ':'")
 		return
 	}
-	qmax := g.opts.StreamQueueBytes
-	if qmax <= 0 {
-		qmax = defaultStreamQueueBytes
-	}
-	c := &streamConn{g: g, primary: name, client: client, window: window, redelivery: redelivery, qmax: qmax,
-		subs: map[string]*streamSub{}, info: streamConnInfo(r)}
 	// The AuthorizeSubscribe hook is asked for the URL's stream before anything is opened.
+	c := g.newStreamConn(r, name)
+	c.client, c.window, c.redelivery = client, window, redelivery
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
 	err := g.authorizeSubscribe(ctx, c.info, name)
 	cancel()
 	if err != nil {
+		c.abandon()
 		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.(*streamError).message)
 		return
 	}
-	c.ctx, c.cancel = context.WithCancel(g.ctx)
 	if group != "" {
-		defer c.cancel()
 		g.serveStreamGroup(w, r, c, group, redelivery) // stream_group.go
 		return
 	}
@@ -134,26 +119,32 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		} else {
 			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
 		}
-		c.closeSubs()
-		c.cancel()
+		c.abandon()
 		return
 	}
-	ws, bc, err := upgradeBatched(w, r)
-	if err != nil {
-		c.closeSubs()
-		c.cancel()
-		return
+	c.accept(w, r, g.streamWS)
+}
+
+// accept hands the upgrade to melody (websocket.go): the session runs on a goroutine of
+// its own and the handler returns, so that net/http's connection, request, response and
+// their buffers (~10 KB), held while a handler runs, are freed.
+func (c *streamConn) accept(w http.ResponseWriter, r *http.Request, m *melody.Melody) {
+	if err := c.g.acceptWebSocket(w, r, m, c.conn, c, c.abandon); err != nil {
+		c.abandon()
 	}
-	c.ws, c.bc = ws, bc
-	limit := g.opts.MaxMessage
-	ws.SetReadLimit(max(16*limit, 1<<20))
-	c.start()
-	// The reader gets its own goroutine and the handler returns: net/http's connection,
-	// request, response and their buffers (~10 KB), held while a handler runs, are freed.
-	go func() {
-		c.readLoop(limit)
-		c.finish()
-	}()
+}
+
+// abandon lets go of a connection that never opened.
+func (c *streamConn) abandon() {
+	c.closeSubs()
+	c.cancel()
+	c.conn.Discard()
+	switch {
+	case c.group != nil:
+		c.group.end()
+	case c.compat != nil:
+		c.compat.end()
+	}
 }
 
 func (c *streamConn) closeSubs() {
@@ -178,35 +169,6 @@ func validClientID(id string) bool {
 		}
 	}
 	return true
-}
-
-// readLoop reads client frames until the connection ends. A bad frame is answered with an
-// error frame; the connection stays usable.
-func (c *streamConn) readLoop(limit int64) {
-	for {
-		mt, rd, err := c.ws.NextReader()
-		if err != nil {
-			return
-		}
-		data, err := io.ReadAll(io.LimitReader(rd, limit+1))
-		if err != nil {
-			return
-		}
-		if int64(len(data)) > limit {
-			if _, err := io.Copy(io.Discard, rd); err != nil {
-				return
-			}
-			c.sendError("", "too_large", fmt.Sprintf("frame over %d bytes", limit))
-			continue
-		}
-		if mt != websocket.TextMessage {
-			c.sendError("", "bad_frame", "binary frames are not supported: send JSON text frames")
-			continue
-		}
-		if !c.frame(data) {
-			return
-		}
-	}
 }
 
 // frame handles one client frame; false ends the connection.

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/holdfast/holdfast/gateway/internal/feed"
@@ -69,47 +68,12 @@ func matchPattern(pattern, name string) bool {
 type streamHub struct {
 	g       *Gateway
 	started time.Time
-	// slowClosed counts connections closed as slow consumers.
-	slowClosed atomic.Int64
 
 	feedsOnce sync.Once
 	feeds     *feed.Hub
 	// msgFrame is a message's WebSocket frame after the Transform hook (nil: dropped);
 	// compatPush its durable-stream push (stream_compat.go).
 	msgFrame, compatPush *feed.Codec
-
-	lingerOnce sync.Once
-	lingerMu   sync.Mutex
-	lingerCh   chan struct{} // closed and replaced every writerLinger
-}
-
-// writerLinger is the tick of the clock idle stream writers wait on before they exit.
-const writerLinger = 500 * time.Millisecond
-
-// lingerTick is a channel closed at the clock's next tick. One goroutine per gateway
-// ticks it (until the gateway closes), instead of a timer per lingering writer.
-func (h *streamHub) lingerTick() <-chan struct{} {
-	h.lingerOnce.Do(func() {
-		h.lingerCh = make(chan struct{})
-		go func() {
-			t := time.NewTicker(writerLinger)
-			defer t.Stop()
-			for {
-				select {
-				case <-h.g.ctx.Done():
-					return
-				case <-t.C:
-				}
-				h.lingerMu.Lock()
-				close(h.lingerCh)
-				h.lingerCh = make(chan struct{})
-				h.lingerMu.Unlock()
-			}
-		}()
-	})
-	h.lingerMu.Lock()
-	defer h.lingerMu.Unlock()
-	return h.lingerCh
 }
 
 func newStreamHub(g *Gateway) *streamHub {

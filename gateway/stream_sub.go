@@ -80,8 +80,9 @@ func (s *streamSub) skipTo(next uint64) {
 	}
 }
 
-// pump delivers from the ring while the window has room (under mu); a subscriber behind
-// the ring gets its fetch goroutine.
+// pump delivers from the ring while the window has room (under mu), and while the
+// connection's queue has room: reading back is paced by the client, and resumes when the
+// queue drained (streamConn.drained). A subscriber behind the ring gets its fetch goroutine.
 func (s *streamSub) pump() {
 	for !s.closed && !s.fetching && s.room() > 0 {
 		msgs, next, ok := s.feed.Cached(s.scratch[:0], s.next, min(s.room(), pumpBatch))
@@ -89,16 +90,36 @@ func (s *streamSub) pump() {
 			s.startFetch()
 			return
 		}
-		for _, m := range msgs {
-			s.deliver(m)
-		}
+		paused := !s.deliverPaced(msgs)
 		clear(msgs)
 		s.scratch = msgs[:0]
+		if paused {
+			return
+		}
 		s.skipTo(next)
 		if len(msgs) == 0 {
 			return // at the head
 		}
 	}
+}
+
+// deliverPaced delivers msgs while the connection's queue has room for them; false: it
+// stopped for room, and the queue's drain pumps again.
+func (s *streamSub) deliverPaced(msgs []*feed.Msg) bool {
+	q := s.conn.conn
+	room := q.Room()
+	for _, m := range msgs {
+		if f := m.Encoded(s.conn.g.streams.msgFrame); f != nil {
+			need := len(f) + 16
+			if need > room && q.Queued() > 0 {
+				q.WantDrain()
+				return false
+			}
+			room -= need
+		}
+		s.deliver(m)
+	}
+	return true
 }
 
 // startFetch starts the goroutine reading the log (under mu). A closed subscription never
@@ -140,8 +161,10 @@ func (s *streamSub) fetch() {
 			return
 		}
 		if !s.closed && s.next == from { // else moved meanwhile (an ack past it, a redelivery)
-			for _, m := range msgs {
-				s.deliver(m)
+			if !s.deliverPaced(msgs) {
+				s.fetching = false // the queue's drain pumps (and fetches) again
+				s.mu.Unlock()
+				return
 			}
 			s.skipTo(next)
 		}
