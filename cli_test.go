@@ -49,6 +49,15 @@ func TestConfigErrorsNameFileAndLine(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "holdfast.toml:2:") || !strings.Contains(err.Error(), "routz") {
 		t.Fatalf("got %v", err)
 	}
+	// A class the binary lacks is found after parsing, and placed like a parse error.
+	doc := "[[durable_objects.bindings]]\nname = \"ROOMS\"\nclass_name = \"ChatRom\"\n\n[[routes]]\npattern = \"/r/{name}\"\nobject = \"ROOMS\"\n"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = Run(context.Background(), []string{"dev", "--config", path})
+	if err == nil || !strings.Contains(err.Error(), "holdfast.toml:3:14: durable_objects.bindings[0].class_name: binding \"ROOMS\": class \"ChatRom\" is not built into this binary") {
+		t.Fatalf("got %v", err)
+	}
 }
 
 func freeAddr(t *testing.T) string {

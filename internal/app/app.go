@@ -64,31 +64,30 @@ func GatewayOptions(cfg *config.Config, reg Registry, log *slog.Logger) (gateway
 	for _, r := range cfg.Streams.Retention {
 		opts.StreamRetention = append(opts.StreamRetention, gateway.StreamRetention{Pattern: r.Pattern, MaxMsgs: r.MaxMsgs, MaxBytes: r.MaxBytes, MaxAge: r.MaxAge})
 	}
+	// Errors name the file, line and column of the key, as the config's own do.
 	var errs []error
-	where := cfg.File
-	if where == "" {
-		where = "built-in defaults"
-	}
-	for _, b := range cfg.DurableObjects.Bindings {
+	for i, b := range cfg.DurableObjects.Bindings {
 		if _, ok := reg.Class(b.ClassName); !ok {
-			errs = append(errs, fmt.Errorf("%s: binding %q: class %q is not built into this binary (it has: %s)", where, b.Name, b.ClassName, classList(reg)))
+			errs = append(errs, cfg.Errorf(fmt.Sprintf("durable_objects.bindings[%d].class_name", i),
+				"binding %q: class %q is not built into this binary (it has: %s)", b.Name, b.ClassName, classList(reg)))
 		}
 		opts.Namespaces[b.Name] = b.ClassName
 	}
-	for _, r := range cfg.Routes {
+	for i, r := range cfg.Routes {
 		rt := gateway.Route{Pattern: r.Pattern, Name: r.Name}
 		switch {
 		case r.Function != "":
 			fn, ok := reg.Functions[r.Function]
 			if !ok {
-				errs = append(errs, fmt.Errorf("%s: route %q: function %q is not built into this binary", where, r.Pattern, r.Function))
+				errs = append(errs, cfg.Errorf(fmt.Sprintf("routes[%d].function", i),
+					"route %q: function %q is not built into this binary", r.Pattern, r.Function))
 				continue
 			}
 			rt.Function = fn
 		default:
 			b, ok := cfg.Binding(r.Object)
 			if !ok {
-				errs = append(errs, fmt.Errorf("%s: route %q: no object binding %q", where, r.Pattern, r.Object))
+				errs = append(errs, cfg.Errorf(fmt.Sprintf("routes[%d].object", i), "route %q: no object binding %q", r.Pattern, r.Object))
 				continue
 			}
 			rt.Class = b.ClassName
