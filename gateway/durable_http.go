@@ -113,28 +113,15 @@ func (g *Gateway) registerHTTPStreams() {
 const dsExposed = "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, Stream-Expires-At, " +
 	"Stream-Sse-Data-Encoding, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, Producer-Received-Seq, ETag, Content-Type, Location"
 
-// cors answers for browsers: the security headers of the protocol's section 12.7 and, for
-// allowed origins, CORS. It reports false when the request was a preflight (answered).
-func (h *httpStreams) cors(w http.ResponseWriter, r *http.Request) bool {
+// prelude sets the protocol's security headers (its section 12.7) and answers an OPTIONS
+// that is not a CORS preflight (those the gateway answers, cors.go); it reports whether r
+// is still to be served.
+func (h *httpStreams) prelude(w http.ResponseWriter, r *http.Request) bool {
 	hd := w.Header()
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Cross-Origin-Resource-Policy", "cross-origin")
-	if o := r.Header.Get("Origin"); o != "" && h.g.checkOrigin(r) {
-		hd.Set("Access-Control-Allow-Origin", o)
-		hd.Add("Vary", "Origin")
-		hd.Set("Access-Control-Expose-Headers", dsExposed)
-	} else if o == "" {
-		hd.Set("Access-Control-Allow-Origin", "*")
-		hd.Set("Access-Control-Expose-Headers", dsExposed)
-	}
 	if r.Method == http.MethodOptions {
-		hd.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
-		if v := r.Header.Get("Access-Control-Request-Headers"); v != "" {
-			hd.Set("Access-Control-Allow-Headers", v)
-		} else {
-			hd.Set("Access-Control-Allow-Headers", "*")
-		}
-		hd.Set("Access-Control-Max-Age", "600")
+		hd.Set("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
 		w.WriteHeader(http.StatusNoContent)
 		return false
 	}
@@ -146,7 +133,7 @@ func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
 		h.g.serveStream(w, r)
 		return
 	}
-	if !h.cors(w, r) {
+	if !h.prelude(w, r) {
 		return
 	}
 	name := r.PathValue("name")

@@ -46,7 +46,7 @@ func (h *httpStreams) registerSSECluster() {
 	cs := &channels{n: map[string]int{}}
 	sub := func(w http.ResponseWriter, r *http.Request) {
 		ch := r.PathValue("ch")
-		if !h.cors(w, r) {
+		if !h.prelude(w, r) {
 			return
 		}
 		if err := names.Validate(sseChannelPrefix + ch); err != nil {
@@ -214,7 +214,7 @@ func clusterRender(buf *bytes.Buffer, id string, msg json.RawMessage) {
 }
 
 func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, chans []string) {
-	if !h.cors(w, r) {
+	if !h.prelude(w, r) {
 		return
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.g.opts.MaxBodyBytes))

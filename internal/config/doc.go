@@ -55,7 +55,7 @@
 //
 //	[auth]
 //	api_keys = ["k-2f9c1e"]                        # default none
-//	allowed_origins = ["https://chat.example.com"] # CORS origins; "*" allows all; default none
+//	allowed_origins = ["https://chat.example.com"] # CORS and WebSocket origins; "*" allows all; default none
 //	trusted_proxy_header = "CF-Connecting-IP"      # client address set by your proxy; default none
 //
 //	[[auth.s3]]                    # S3 access key pairs
