@@ -3,6 +3,9 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
 	"unicode/utf8"
 
 	"github.com/holdfast/holdfast/internal/jsonscan"
@@ -52,4 +55,32 @@ func rawString(raw json.RawMessage, s *string) bool {
 		return true
 	}
 	return json.Unmarshal(raw, s) == nil
+}
+
+// notAnObject says why frameFields refused a frame, in words for the client.
+func notAnObject(data []byte) string {
+	switch {
+	case jsonscan.Depth(data) > jsonscan.MaxDepth:
+		return fmt.Sprintf("a frame is one JSON object nested at most %d levels deep", jsonscan.MaxDepth)
+	case !json.Valid(data):
+		return "a frame is one JSON object; this one is not valid JSON"
+	}
+	return "a frame is one JSON object, not an array, a string, a number or a literal"
+}
+
+// argsProblem says what is wrong with a command's args without the decoder's Go wording
+// ("cannot unmarshal number 1e18 into Go struct field .upTo of type uint64").
+func argsProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field == "" {
+		return "args must be a JSON object"
+	}
+	want := "a string"
+	switch te.Type.Kind() {
+	case reflect.Uint64, reflect.Uint:
+		want = "a whole number from 0 to 18446744073709551615, written without a fraction or exponent"
+	case reflect.Int64, reflect.Int:
+		want = "a whole number, written without a fraction or exponent"
+	}
+	return fmt.Sprintf("args.%s must be %s", te.Field, want)
 }

@@ -213,7 +213,7 @@ func (c *streamConn) readLoop(limit int64) {
 func (c *streamConn) frame(data []byte) bool {
 	f := frameFields(data)
 	if f == nil {
-		c.sendError("", "bad_json", "a frame is one JSON object")
+		c.sendError("", "bad_json", notAnObject(data))
 		return true
 	}
 	var id string
@@ -296,7 +296,7 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		Checkpoint *uint64         `json:"checkpoint"`
 	}
 	if err := json.Unmarshal(cmd.args, &a); err != nil {
-		return nil, &streamError{"bad_args", "args: " + err.Error()}
+		return nil, &streamError{"bad_args", argsProblem(err)}
 	}
 	name := c.primary
 	if a.Stream != nil {

@@ -53,3 +53,26 @@ func ValueEnd(b []byte, i int) int {
 		return i
 	}
 }
+
+// MaxDepth is how deeply encoding/json lets arrays and objects nest; json.Valid refuses
+// deeper documents.
+const MaxDepth = 10000
+
+// Depth is the deepest nesting of arrays and objects in b, strings skipped. Unlike the
+// rest of the package it means something on any input: it tells a document refused for
+// its depth from one refused for its syntax.
+func Depth(b []byte) int {
+	depth, deepest := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = StringEnd(b, i) - 1
+		case '{', '[':
+			depth++
+			deepest = max(deepest, depth)
+		case '}', ']':
+			depth--
+		}
+	}
+	return deepest
+}

@@ -2,6 +2,7 @@ package jsonscan
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -39,4 +40,20 @@ func FuzzValueEnd(f *testing.F) {
 			t.Fatalf("ValueEnd(%q) = %d: the valid value does not end there", s, end)
 		}
 	})
+}
+
+// TestDepth: Depth counts nesting outside strings, and json.Valid refuses exactly the
+// documents deeper than MaxDepth.
+func TestDepth(t *testing.T) {
+	for doc, want := range map[string]int{`1`: 0, `{}`: 1, `[[],[[]]]`: 3, `{"a":"[[[["}`: 1, `"\"["`: 0, `[[[`: 3} {
+		if got := Depth([]byte(doc)); got != want {
+			t.Errorf("Depth(%q) = %d, want %d", doc, got, want)
+		}
+	}
+	for _, n := range []int{MaxDepth, MaxDepth + 1} {
+		doc := []byte(strings.Repeat("[", n) + strings.Repeat("]", n))
+		if got := Depth(doc); got != n || json.Valid(doc) != (n <= MaxDepth) {
+			t.Errorf("%d deep: Depth %d, json.Valid %v", n, got, json.Valid(doc))
+		}
+	}
 }
