@@ -1,8 +1,11 @@
 package s3api
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -182,6 +185,58 @@ func FuzzXMLBodies(f *testing.F) {
 			}
 		} else if len(req.Objects) > maxDeleteObjects {
 			t.Fatalf("parseDelete accepted %d objects", len(req.Objects))
+		}
+	})
+}
+
+// FuzzRangeRequest sends GetObject and HeadObject with any Range and If-Range: never a
+// 5xx; 200 with the whole object, 206 with exactly the bytes its Content-Range names, or
+// 416 InvalidRange with Content-Range: bytes */size; HEAD with GET's status and headers.
+// Its corpus is testdata/fuzz/FuzzRangeRequest.
+func FuzzRangeRequest(f *testing.F) {
+	h, _ := newHandler(f)
+	data := make([]byte, 1000)
+	for i := range data {
+		data[i] = byte('a' + i%26)
+	}
+	if w := do(h, signed("PUT", "http://localhost/files/f", string(data), nil)); w.Code != 200 {
+		f.Fatal(w.Code, w.Body.String())
+	}
+	for _, s := range []string{"bytes=0-0", "bytes=--1", "bytes=-0", "items=0-1", "bytes=0-1,5-9", "bytes=999-", "bytes=1000-"} {
+		f.Add(s, "")
+	}
+	f.Fuzz(func(t *testing.T, rng, ifRange string) {
+		serve := func(method string) (int, http.Header, []byte) {
+			r := signed(method, "http://localhost/files/f", "", nil)
+			r.Header["Range"] = []string{rng}
+			if ifRange != "" {
+				r.Header["If-Range"] = []string{ifRange}
+			}
+			w := do(h, r)
+			return w.Code, w.Header(), w.Body.Bytes()
+		}
+		code, hd, body := serve("GET")
+		hcode, hhd, hbody := serve("HEAD")
+		if code != hcode || hd.Get("Content-Range") != hhd.Get("Content-Range") || code/100 == 2 && (hd.Get("Content-Length") != hhd.Get("Content-Length") || len(hbody) != 0) {
+			t.Fatalf("Range %q: GET %d %v, HEAD %d %v", rng, code, hd, hcode, hhd)
+		}
+		switch code {
+		case 200:
+			if !bytes.Equal(body, data) || hd.Get("Content-Range") != "" {
+				t.Fatalf("Range %q: 200 with %d bytes", rng, len(body))
+			}
+		case 206:
+			var first, last, size int
+			if _, err := fmt.Sscanf(hd.Get("Content-Range"), "bytes %d-%d/%d", &first, &last, &size); err != nil ||
+				size != len(data) || first > last || last >= size || !bytes.Equal(body, data[first:last+1]) || hd.Get("Content-Length") != fmt.Sprint(len(body)) {
+				t.Fatalf("Range %q: 206 %q with %d bytes", rng, hd.Get("Content-Range"), len(body))
+			}
+		case 416:
+			if hd.Get("Content-Range") != "bytes */1000" || !strings.Contains(string(body), "<Code>InvalidRange</Code>") {
+				t.Fatalf("Range %q: 416 %q %s", rng, hd.Get("Content-Range"), body)
+			}
+		default:
+			t.Fatalf("Range %q, If-Range %q: %d %s", rng, ifRange, code, body)
 		}
 	})
 }

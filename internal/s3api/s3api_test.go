@@ -17,9 +17,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func newHandler(t *testing.T) (http.Handler, *blob.Store) { return newHandlerWith(t, blob.Options{}) }
+func newHandler(t testing.TB) (http.Handler, *blob.Store) { return newHandlerWith(t, blob.Options{}) }
 
-func newHandlerWith(t *testing.T, opts blob.Options) (http.Handler, *blob.Store) {
+func newHandlerWith(t testing.TB, opts blob.Options) (http.Handler, *blob.Store) {
 	s := natstest.Server(t)
 	js, _ := jetstream.New(natstest.Conn(t, s))
 	opts.GCInterval = -1
