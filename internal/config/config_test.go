@@ -168,8 +168,8 @@ func TestErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse("holdfast.toml", []byte(tt.doc))
-			if err == nil {
-				t.Fatalf("no error; got %+v", c)
+			if err == nil || c != nil {
+				t.Fatalf("error %v, config %+v: a bad file must yield no config", err, c)
 			}
 			got := errorsOf(t, err)
 			if len(got) != len(tt.want) {
