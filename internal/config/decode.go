@@ -126,19 +126,6 @@ func (d *decoder) count(dst *int64) field {
 	}
 }
 
-// intCount is count for int fields.
-func (d *decoder) intCount(dst *int) field {
-	return func(path string, v any) {
-		n := int64(*dst)
-		d.count(&n)(path, v)
-		if int64(int(n)) != n {
-			d.mistype(path, "%s: %d is too large", path, n)
-			return
-		}
-		*dst = int(n)
-	}
-}
-
 func (d *decoder) duration(dst *time.Duration) field {
 	return func(path string, v any) {
 		s, ok := v.(string)
@@ -173,11 +160,11 @@ func (d *decoder) size(dst *int64) field {
 	}
 }
 
-// intSize is size for int fields.
-func (d *decoder) intSize(dst *int) field {
+// narrow decodes an int field with an int64 decoder (count or size).
+func (d *decoder) narrow(dst *int, wide func(*int64) field) field {
 	return func(path string, v any) {
 		n := int64(*dst)
-		d.size(&n)(path, v)
+		wide(&n)(path, v)
 		if int64(int(n)) != n {
 			d.mistype(path, "%s: %d is too large", path, n)
 			return
@@ -315,10 +302,10 @@ func (d *decoder) root(doc map[string]any) {
 			d.table(path, v, map[string]field{
 				"max_body_bytes":              d.size(&l.MaxBodyBytes),
 				"max_websocket_message_bytes": d.size(&l.MaxWebSocketMessageBytes),
-				"max_attachment_bytes":        d.intSize(&l.MaxAttachmentBytes),
-				"max_sockets_per_object":      d.intCount(&l.MaxSocketsPerObject),
-				"max_connections":             d.intCount(&l.MaxConnections),
-				"max_storage_value_bytes":     d.intSize(&l.MaxStorageValueBytes),
+				"max_attachment_bytes":        d.narrow(&l.MaxAttachmentBytes, d.size),
+				"max_sockets_per_object":      d.narrow(&l.MaxSocketsPerObject, d.count),
+				"max_connections":             d.narrow(&l.MaxConnections, d.count),
+				"max_storage_value_bytes":     d.narrow(&l.MaxStorageValueBytes, d.size),
 				"max_file_bytes":              d.size(&l.MaxFileBytes),
 			})
 		},

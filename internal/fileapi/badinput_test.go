@@ -206,19 +206,7 @@ func TestBadWrites(t *testing.T) {
 			if tt.chunked {
 				body = io.MultiReader(body) // hides the length: sent chunked
 			}
-			r, err := http.NewRequest(tt.method, srv.URL+"/"+tt.path, body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range tt.hdr {
-				r.Header.Set(k, v)
-			}
-			resp, err := http.DefaultClient.Do(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, b := req(t, tt.method, srv.URL+"/"+tt.path, body, tt.hdr)
 			wantJSONError(t, resp, b, tt.status, tt.code)
 			if res, _ := st.List(context.Background(), "files", blob.ListOptions{}); len(res.Objects) != 1 || res.Objects[0].Key != "kept" {
 				t.Fatalf("stored %v", res.Objects)
