@@ -395,6 +395,9 @@ func (s *Store) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, ds
 			return nil, err
 		}
 	}
+	if src.Size > s.opts.MaxObjectSize {
+		return nil, ErrObjectTooLarge // stored under a larger limit than this store's
+	}
 	if err := s.checkBucket(ctx, dstBucket); err != nil {
 		return nil, err
 	}
