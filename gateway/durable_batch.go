@@ -14,14 +14,14 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 
 const (
 	// maxAppendBatch bounds the appends of one batch (the object takes up to
-	// stream.MaxBatch).
-	maxAppendBatch = stream.MaxBatch
+	// streamapi.MaxBatch).
+	maxAppendBatch = streamapi.MaxBatch
 	// maxAppendBatchBytes bounds a batch's data (plus appendCost per append) so that its
 	// event stays well inside the object's event limit; one larger append goes alone.
 	maxAppendBatchBytes = 512 << 10
@@ -49,14 +49,14 @@ func (g *Gateway) objectBatchBytes(limit int) int {
 // appendReply is what one queued append gets back: its answer, or for the whole batch the
 // object's error reply (st, body) or a transport error.
 type appendReply struct {
-	ans  stream.DSAnswer
+	ans  streamapi.DSAnswer
 	st   int
 	body []byte
 	err  error
 }
 
 type queuedAppend struct {
-	a    stream.DSAppend
+	a    streamapi.DSAppend
 	done chan appendReply // buffered: the sender never waits for a caller that left
 }
 
@@ -95,7 +95,7 @@ func (q *appendQueue) take(limit int) []*queuedAppend {
 }
 
 // appendDS appends a through the stream's queue and waits for its answer.
-func (h *httpStreams) appendDS(ctx context.Context, name string, a stream.DSAppend) appendReply {
+func (h *httpStreams) appendDS(ctx context.Context, name string, a streamapi.DSAppend) appendReply {
 	qa := &queuedAppend{a: a, done: make(chan appendReply, 1)}
 	ab := &h.appends
 	ab.mu.Lock()
@@ -148,11 +148,11 @@ func (h *httpStreams) sendBatch(name string, batch []*queuedAppend) {
 			qa.done <- r
 		}
 	}
-	as := make([]stream.DSAppend, len(batch))
+	as := make([]streamapi.DSAppend, len(batch))
 	for i, qa := range batch {
 		as[i] = qa.a
 	}
-	body, err := stream.EncodeDSBatch(as)
+	body, err := streamapi.EncodeDSBatch(as)
 	if err != nil {
 		fail(appendReply{err: err})
 		return
@@ -167,7 +167,7 @@ func (h *httpStreams) sendBatch(name string, batch []*queuedAppend) {
 		h.sendOneByOne(name, batch) // an object host from before batches (a rolling upgrade)
 		return
 	}
-	var answers []stream.DSAnswer
+	var answers []streamapi.DSAnswer
 	if st != http.StatusOK || json.Unmarshal(out, &answers) != nil || len(answers) != len(batch) {
 		if st == http.StatusOK {
 			st = http.StatusBadGateway // an answer this gateway cannot read
@@ -191,14 +191,14 @@ func isRouteMissing(body []byte) bool {
 func (h *httpStreams) sendOneByOne(name string, batch []*queuedAppend) {
 	for _, qa := range batch {
 		st, out, err := h.call(h.g.ctx, name, http.MethodPost, "/ds", qa.a)
-		var res stream.DSResult
+		var res streamapi.DSResult
 		switch {
 		case err != nil:
 			qa.done <- appendReply{err: err}
 		case json.Unmarshal(out, &res) != nil || st >= 500 || st == http.StatusRequestEntityTooLarge || st == http.StatusBadRequest && res.Message == "":
 			qa.done <- appendReply{st: st, body: out} // an error body, relayed as it is
 		default:
-			qa.done <- appendReply{ans: stream.DSAnswer{Status: st, DSResult: res}}
+			qa.done <- appendReply{ans: streamapi.DSAnswer{Status: st, DSResult: res}}
 		}
 	}
 }

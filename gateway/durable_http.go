@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
@@ -320,7 +320,7 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From")
 		return
 	}
-	c := stream.DSCreate{ContentType: "application/octet-stream", Closed: closedHeader(r)}
+	c := streamapi.DSCreate{ContentType: "application/octet-stream", Closed: closedHeader(r)}
 	ctGiven := r.Header.Get("Content-Type") != ""
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if c.ContentType = mediaType(ct); c.ContentType == "" {
@@ -384,7 +384,7 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 		writeClientError(w, err)
 		return
 	}
-	var res stream.DSResult
+	var res streamapi.DSResult
 	if st >= 500 || json.Unmarshal(out, &res) != nil {
 		objectError(w, st, out)
 		return
@@ -413,7 +413,7 @@ func requestURL(r *http.Request) string {
 }
 
 func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name string) {
-	a := stream.DSAppend{Closed: closedHeader(r), StreamSeq: r.Header.Get("Stream-Seq")}
+	a := streamapi.DSAppend{Closed: closedHeader(r), StreamSeq: r.Header.Get("Stream-Seq")}
 	pid, pe, ps := r.Header.Values("Producer-Id"), r.Header.Get("Producer-Epoch"), r.Header.Get("Producer-Seq")
 	if len(pid) > 0 || pe != "" || ps != "" {
 		if len(pid) == 0 || pid[0] == "" || pe == "" || ps == "" {
@@ -426,7 +426,7 @@ func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name st
 			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Producer-Epoch and Producer-Seq want integers from 0 to 2^53-1")
 			return
 		}
-		a.Producer = &stream.DSProducer{ID: pid[0], Epoch: e, Seq: s}
+		a.Producer = &streamapi.Producer{ID: pid[0], Epoch: e, Seq: s}
 	}
 	body, ok := readDSBody(w, r)
 	if !ok {
@@ -513,7 +513,7 @@ func parseJSInt(s string) (uint64, bool) {
 }
 
 // readOne reads one stream's own records from seq from (a fork's from its fork point).
-func (h *httpStreams) readOne(ctx context.Context, name string, from uint64, touch, implicit bool, internal url.Values) (int, *stream.DSRead, []byte, error) {
+func (h *httpStreams) readOne(ctx context.Context, name string, from uint64, touch, implicit bool, internal url.Values) (int, *streamapi.DSRead, []byte, error) {
 	v := url.Values{"from": {strconv.FormatUint(from, 10)}}
 	for k, x := range internal {
 		v[k] = x
@@ -528,7 +528,7 @@ func (h *httpStreams) readOne(ctx context.Context, name string, from uint64, tou
 	if err != nil || st != http.StatusOK {
 		return st, nil, out, err
 	}
-	var rd stream.DSRead
+	var rd streamapi.DSRead
 	if err := json.Unmarshal(out, &rd); err != nil {
 		return 0, nil, nil, err
 	}
@@ -555,7 +555,7 @@ func (h *httpStreams) head(w http.ResponseWriter, r *http.Request, name string) 
 	w.WriteHeader(http.StatusOK)
 }
 
-func (h *httpStreams) metaHeaders(hd http.Header, rd *stream.DSRead) {
+func (h *httpStreams) metaHeaders(hd http.Header, rd *streamapi.DSRead) {
 	hd.Set("Content-Type", rd.Meta.ContentType)
 	if rd.Meta.TTL != nil {
 		hd.Set("Stream-TTL", strconv.FormatInt(*rd.Meta.TTL, 10))
@@ -580,7 +580,7 @@ func cursor(client string) string {
 }
 
 // body renders records for the stream's content type: JSON mode as one array of messages.
-func body(rd *stream.DSRead) []byte {
+func body(rd *streamapi.DSRead) []byte {
 	var b []byte
 	if !isJSONType(rd.Meta.ContentType) {
 		for _, m := range rd.Msgs {
@@ -603,7 +603,7 @@ func body(rd *stream.DSRead) []byte {
 }
 
 // jsonMessages splits a JSON-mode record into its messages.
-func jsonMessages(m stream.DSMsg) []json.RawMessage {
+func jsonMessages(m streamapi.DSMsg) []json.RawMessage {
 	if m.Batch > 1 {
 		var elems []json.RawMessage
 		if json.Unmarshal(m.Data, &elems) == nil {
@@ -718,7 +718,7 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 
 // waitData waits for records at from (or closure) up to the long-poll timeout. A nil
 // result with no error means the request ended.
-func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd *stream.DSRead) (*stream.DSRead, error) {
+func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd *streamapi.DSRead) (*streamapi.DSRead, error) {
 	wt, release, err := h.watch(ctx, name)
 	if err != nil {
 		return nil, err
@@ -892,7 +892,7 @@ func (h *httpStreams) startWatch(name string, wt *dsWatch) error {
 }
 
 // protocolSSE is live=sse: data and control events from from on.
-func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *stream.DSRead, from uint64) {
+func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *streamapi.DSRead, from uint64) {
 	ctx := r.Context()
 	fl, _ := w.(http.Flusher)
 	b64 := !isJSONType(rd.Meta.ContentType) && !strings.HasPrefix(rd.Meta.ContentType, "text/")

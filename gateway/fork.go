@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 
@@ -66,7 +66,7 @@ func sourceName(v string) (string, bool) {
 // planFork validates a fork's headers against its source and completes c (content type,
 // inherited expiry, the fork's origin). It answers the request itself and returns nil on
 // a refusal.
-func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name string, c *stream.DSCreate, ctGiven bool) *forkPlan {
+func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name string, c *streamapi.DSCreate, ctGiven bool) *forkPlan {
 	ctx := r.Context()
 	src, ok := sourceName(r.Header.Get("Stream-Forked-From"))
 	if !ok {
@@ -165,7 +165,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 		}
 		at = m.Seq
 	}
-	c.Fork = &stream.DSFork{Source: src, Offset: at, ReqOffset: reqOffset, ReqSub: sub}
+	c.Fork = &streamapi.DSFork{Source: src, Offset: at, ReqOffset: reqOffset, ReqSub: sub}
 	return fk
 }
 
@@ -182,7 +182,7 @@ func (fk *forkPlan) join(ct string, data []byte, batch int) ([]byte, int) {
 	}
 	msgs := append([]json.RawMessage{}, fk.prefixJSON...)
 	if len(data) > 0 {
-		msgs = append(msgs, jsonMessages(stream.DSMsg{Data: data, Batch: batch})...)
+		msgs = append(msgs, jsonMessages(streamapi.DSMsg{Data: data, Batch: batch})...)
 	}
 	if len(msgs) == 1 {
 		return msgs[0], 1
@@ -194,7 +194,7 @@ func (fk *forkPlan) join(ct string, data []byte, batch int) ([]byte, int) {
 // forkRef records the fork on its source before the fork exists, so that the source
 // cannot be dropped under a new fork.
 func (h *httpStreams) forkRef(w http.ResponseWriter, r *http.Request, src, fork string) bool {
-	st, out, err := h.call(r.Context(), src, http.MethodPost, "/ds/ref", stream.DSRef{Fork: fork})
+	st, out, err := h.call(r.Context(), src, http.MethodPost, "/ds/ref", streamapi.DSRef{Fork: fork})
 	if err != nil {
 		writeClientError(w, err)
 		return false
@@ -216,14 +216,14 @@ func (h *httpStreams) forkRef(w http.ResponseWriter, r *http.Request, src, fork 
 // of that source.
 func (h *httpStreams) forkCreated(ctx context.Context, src, fork string, st int, out []byte, err error) {
 	if err == nil {
-		var res stream.DSResult
+		var res streamapi.DSResult
 		if json.Unmarshal(out, &res) == nil && res.Meta != nil && res.Meta.Fork != nil && res.Meta.Fork.Source == src {
 			return // created, or an existing fork of the same source
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.g.opts.RequestTimeout)
 	defer cancel()
-	_, _, _ = h.call(ctx, src, http.MethodPost, "/ds/ref", stream.DSRef{Fork: fork, Remove: true})
+	_, _, _ = h.call(ctx, src, http.MethodPost, "/ds/ref", streamapi.DSRef{Fork: fork, Remove: true})
 }
 
 // delete is DELETE: a stream with forks is soft-deleted by its object; a deleted fork
@@ -238,14 +238,14 @@ func (h *httpStreams) delete(w http.ResponseWriter, r *http.Request, name string
 		objectError(w, st, out)
 		return
 	}
-	var res stream.DSResult
+	var res streamapi.DSResult
 	if json.Unmarshal(out, &res) == nil && res.Meta != nil && res.Meta.Fork != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.g.opts.RequestTimeout)
 		defer cancel()
 		fork, src := name, res.Meta.Fork.Source
 		for range maxForkDepth {
-			st, out, err := h.call(ctx, src, http.MethodPost, "/ds/ref", stream.DSRef{Fork: fork, Remove: true})
-			var rr stream.DSRefResult
+			st, out, err := h.call(ctx, src, http.MethodPost, "/ds/ref", streamapi.DSRef{Fork: fork, Remove: true})
+			var rr streamapi.DSRefResult
 			if err != nil || st != http.StatusOK || json.Unmarshal(out, &rr) != nil || !rr.Dropped || rr.Source == "" {
 				break
 			}
@@ -256,13 +256,13 @@ func (h *httpStreams) delete(w http.ResponseWriter, r *http.Request, name string
 }
 
 // readDS reads the stream's records from offset from, a fork's inherited ones included.
-func (h *httpStreams) readDS(ctx context.Context, name string, from uint64, touch, implicit bool) (int, *stream.DSRead, []byte, error) {
+func (h *httpStreams) readDS(ctx context.Context, name string, from uint64, touch, implicit bool) (int, *streamapi.DSRead, []byte, error) {
 	return h.stitch(ctx, name, from, 0, touch, implicit, 0)
 }
 
 // stitch reads name from from (below below, when set): a fork's offsets under its fork
 // point come from its source, recursively.
-func (h *httpStreams) stitch(ctx context.Context, name string, from, below uint64, touch, implicit bool, depth int) (int, *stream.DSRead, []byte, error) {
+func (h *httpStreams) stitch(ctx context.Context, name string, from, below uint64, touch, implicit bool, depth int) (int, *streamapi.DSRead, []byte, error) {
 	if depth > maxForkDepth {
 		return 0, nil, nil, fmt.Errorf("stream %q: a chain of more than %d forks", name, maxForkDepth)
 	}

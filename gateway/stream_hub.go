@@ -13,15 +13,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// StreamClass is the class of the objects behind durable streams (package
-// builtin/stream): the hosts must serve it when Options.Streams is set.
-const StreamClass = "Stream"
+// StreamClass is the class of the objects behind durable streams (its contract is package
+// builtin/stream/streamapi): the hosts must serve it when Options.Streams is set.
+const StreamClass = streamapi.ClassName
 
 // reservedStreamPrefix starts the Durable Streams subscription API's paths
 // (/v1/stream/__ds/...), so no stream may be named under it.
