@@ -10,12 +10,11 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"net/http"
 	"sync"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
-	"github.com/holdfast/holdfast/internal/httperr"
 )
 
 const (
@@ -47,11 +46,10 @@ func (g *Gateway) objectBatchBytes(limit int) int {
 }
 
 // appendReply is what one queued append gets back: its answer, or for the whole batch the
-// object's error reply (st, body) or a transport error.
+// object's error answer (fail) or a failure to reach it (err).
 type appendReply struct {
 	ans  streamapi.DSAnswer
-	st   int
-	body []byte
+	fail *streamapi.Error
 	err  error
 }
 
@@ -152,27 +150,19 @@ func (h *httpStreams) sendBatch(name string, batch []*queuedAppend) {
 	for i, qa := range batch {
 		as[i] = qa.a
 	}
-	body, err := streamapi.EncodeDSBatch(as)
-	if err != nil {
-		fail(appendReply{err: err})
-		return
-	}
 	// Not any one caller's context: the others' appends must not fail when it leaves.
-	st, out, err := h.callRaw(h.g.ctx, name, http.MethodPost, "/ds/batch", "application/x-holdfast-ds-batch", body)
-	if err != nil {
-		fail(appendReply{err: err})
-		return
-	}
-	if st == http.StatusNotFound && isRouteMissing(out) {
+	answers, err := h.g.sc.AppendBatch(h.g.ctx, name, as)
+	var se *streamapi.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &se) && se.Status == http.StatusNotFound && se.Code == streamapi.CodeNotFound:
 		h.sendOneByOne(name, batch) // an object host from before batches (a rolling upgrade)
 		return
-	}
-	var answers []streamapi.DSAnswer
-	if st != http.StatusOK || json.Unmarshal(out, &answers) != nil || len(answers) != len(batch) {
-		if st == http.StatusOK {
-			st = http.StatusBadGateway // an answer this gateway cannot read
-		}
-		fail(appendReply{st: st, body: out})
+	case errors.As(err, &se) && se.Status != 0:
+		fail(appendReply{fail: se}) // the object's answer to the whole batch
+		return
+	default:
+		fail(appendReply{err: err})
 		return
 	}
 	for i, qa := range batch {
@@ -180,25 +170,10 @@ func (h *httpStreams) sendBatch(name string, batch []*queuedAppend) {
 	}
 }
 
-// isRouteMissing reports whether a 404 is the object's "no such operation" (it has no
-// /ds/batch) rather than an answer about the stream, which comes inside a 200.
-func isRouteMissing(body []byte) bool {
-	var e httperr.Body
-	return json.Unmarshal(body, &e) == nil && e.Error.Code == httperr.CodeNotFound
-}
-
 // sendOneByOne sends each append of batch as its own POST /ds, the request before batches.
 func (h *httpStreams) sendOneByOne(name string, batch []*queuedAppend) {
 	for _, qa := range batch {
-		st, out, err := h.call(h.g.ctx, name, http.MethodPost, "/ds", qa.a)
-		var res streamapi.DSResult
-		switch {
-		case err != nil:
-			qa.done <- appendReply{err: err}
-		case json.Unmarshal(out, &res) != nil || st >= 500 || st == http.StatusRequestEntityTooLarge || st == http.StatusBadRequest && res.Message == "":
-			qa.done <- appendReply{st: st, body: out} // an error body, relayed as it is
-		default:
-			qa.done <- appendReply{ans: streamapi.DSAnswer{Status: st, DSResult: res}}
-		}
+		ans, err := h.g.sc.Append(h.g.ctx, name, qa.a)
+		qa.done <- appendReply{ans: ans, err: err} // an error answer has its Code set
 	}
 }

@@ -28,7 +28,6 @@ import (
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/wire"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -179,44 +178,17 @@ func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// call sends one request to the stream's object and returns its status and body.
-func (h *httpStreams) call(ctx context.Context, name, method, path string, body any) (int, []byte, error) {
-	var b []byte
-	if body != nil {
-		var err error
-		if b, err = json.Marshal(body); err != nil {
-			return 0, nil, err
-		}
+// writeAnswer relays a /ds answer that is not a success: an error in the error shape, a
+// protocol outcome with its status and the object's result.
+func writeAnswer(w http.ResponseWriter, a streamapi.DSAnswer) {
+	if a.Code != "" {
+		httperr.Write(w, a.Status, a.Code, a.Message)
+		return
 	}
-	return h.callRaw(ctx, name, method, path, "application/json", b)
-}
-
-// callRaw is call with a body already encoded.
-func (h *httpStreams) callRaw(ctx context.Context, name, method, path, ctype string, b []byte) (int, []byte, error) {
-	r, err := http.NewRequestWithContext(ctx, method, "http://stream"+path, bytes.NewReader(b))
-	if err != nil {
-		return 0, nil, err
-	}
-	r.Header.Set("Content-Type", ctype)
-	var reply *nats.Msg
-	if reply, err = h.g.request(ctx, StreamClass, name, wire.EncodeRequest("", StreamClass, name, r, b)); err != nil {
-		return 0, nil, err
-	}
-	if e := reply.Header.Get(wire.HdrError); e != "" {
-		msg := reply.Header.Get(wire.HdrMessage)
-		if msg == "" {
-			msg = e
-		}
-		return 0, nil, fmt.Errorf("stream %q: %s", name, msg)
-	}
-	return wire.Status(reply), reply.Data, nil
-}
-
-// objectError relays an error answer of the object (a 4xx or 5xx with its JSON body).
-func objectError(w http.ResponseWriter, st int, body []byte) {
+	b, _ := json.Marshal(a.DSResult)
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(st)
-	_, _ = w.Write(body)
+	w.WriteHeader(a.Status)
+	_, _ = w.Write(b)
 }
 
 // mediaType is a Content-Type's lower-cased media type, "" when malformed.
@@ -376,17 +348,17 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 			return // answered
 		}
 	}
-	st, out, err := h.call(r.Context(), name, http.MethodPut, "/ds", c)
+	ans, err := h.g.sc.Create(r.Context(), name, c)
 	if fk != nil {
-		h.forkCreated(r.Context(), fk.source, name, st, out, err)
+		h.forkCreated(r.Context(), fk.source, name, ans, err)
 	}
 	if err != nil {
 		writeClientError(w, err)
 		return
 	}
-	var res streamapi.DSResult
-	if st >= 500 || json.Unmarshal(out, &res) != nil {
-		objectError(w, st, out)
+	st, res := ans.Status, ans.DSResult
+	if st >= 500 || ans.Code != "" {
+		writeAnswer(w, ans)
 		return
 	}
 	hd := w.Header()
@@ -466,8 +438,8 @@ func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name st
 		writeClientError(w, rep.err)
 		return
 	}
-	if rep.body != nil || rep.st != 0 {
-		objectError(w, rep.st, rep.body) // the batch failed as a whole
+	if rep.fail != nil {
+		httperr.Write(w, rep.fail.Status, rep.fail.Code, rep.fail.Message) // the batch failed as a whole
 		return
 	}
 	st, res := rep.ans.Status, rep.ans.DSResult
@@ -512,27 +484,11 @@ func parseJSInt(s string) (uint64, bool) {
 	return n, err == nil && n <= 1<<53-1
 }
 
-// readOne reads one stream's own records from seq from (a fork's from its fork point).
-func (h *httpStreams) readOne(ctx context.Context, name string, from uint64, touch, implicit bool, internal url.Values) (int, *streamapi.DSRead, []byte, error) {
-	v := url.Values{"from": {strconv.FormatUint(from, 10)}}
-	for k, x := range internal {
-		v[k] = x
-	}
-	if touch {
-		v.Set("touch", "1")
-	}
-	if implicit {
-		v.Set("implicit", "1")
-	}
-	st, out, err := h.call(ctx, name, http.MethodGet, "/ds/read?"+v.Encode(), nil)
-	if err != nil || st != http.StatusOK {
-		return st, nil, out, err
-	}
-	var rd streamapi.DSRead
-	if err := json.Unmarshal(out, &rd); err != nil {
-		return 0, nil, nil, err
-	}
-	return st, &rd, nil, nil
+// readOne reads one stream's own records (a fork's from its fork point): a 200 with the
+// records, or another status with the object's answer.
+func (h *httpStreams) readOne(ctx context.Context, name string, q streamapi.DSReadQuery) (int, *streamapi.DSRead, streamapi.DSAnswer, error) {
+	rd, ans, err := h.g.sc.Read(ctx, name, q)
+	return ans.Status, rd, ans, err
 }
 
 func (h *httpStreams) head(w http.ResponseWriter, r *http.Request, name string) {
@@ -640,13 +596,13 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 		from = 1 << 62
 	}
 	ctx := r.Context()
-	st, rd, out, err := h.readDS(ctx, name, from, true, false)
+	st, rd, ans, err := h.readDS(ctx, name, from, true, false)
 	if err != nil {
 		writeClientError(w, err)
 		return
 	}
 	if st != http.StatusOK {
-		objectError(w, st, out)
+		writeAnswer(w, ans)
 		return
 	}
 	if now {

@@ -6,15 +6,15 @@ import (
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 )
 
-// publishBody is the object's /publish body for the batch's publishes not refused.
-func publishBody(batch []pubReq, refused []error, size int) []byte {
-	items := make([]streamapi.PublishItem, 0, len(batch))
+// publishItems are the batch's n publishes not refused.
+func publishItems(batch []pubReq, refused []error, n int) []streamapi.PublishItem {
+	items := make([]streamapi.PublishItem, 0, n)
 	for i, p := range batch {
 		if refused[i] == nil {
 			items = append(items, streamapi.PublishItem{ID: p.id, Data: p.data})
 		}
 	}
-	return streamapi.AppendPublish(make([]byte, 0, size+len(batch)*24+2), items)
+	return items
 }
 
 // publishedFrame is {"type":"published","id":..,"seq":N}.
