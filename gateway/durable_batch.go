@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/internal/wire"
 )
 
 const (
@@ -37,12 +38,9 @@ const (
 func (h *httpStreams) batchBytes() int { return h.g.objectBatchBytes(maxAppendBatchBytes) }
 
 // objectBatchBytes bounds the data of one batch sent to a stream object (appends over
-// HTTP, publishes over WebSocket): the runtime caps an event at a quarter of max_payload
-// less 64 KiB (and 1 MiB), so half of that leaves room for each item's own overhead and
-// the event's other writes whatever max_payload is.
+// HTTP, publishes over WebSocket): wire.BatchBytes, the one rule hosts size events by.
 func (g *Gateway) objectBatchBytes(limit int) int {
-	room := int(g.nc.MaxPayload()) - 64<<10
-	return max(min(limit, room/8), 16<<10)
+	return max(min(limit, wire.BatchBytes(g.nc.MaxPayload())), 16<<10)
 }
 
 // appendReply is what one queued append gets back: its answer, or for the whole batch the
