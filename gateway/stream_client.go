@@ -93,8 +93,9 @@ type streamConn struct {
 }
 
 type pubReq struct {
-	id   string
-	data json.RawMessage
+	id       string
+	data     json.RawMessage
+	producer *streamapi.Producer // an idempotent producer's write (stream_publish.go)
 }
 
 type cmdReq struct {
@@ -549,7 +550,11 @@ func (c *streamConn) publisher() {
 				c.sendError(p.id, "forbidden", refused[i].(*streamapi.Error).Message)
 				continue
 			}
-			c.enqueue(publishedFrame(p.id, out[j].Seq))
+			if out[j].Code != "" {
+				c.send(publishError(p.id, out[j]))
+			} else {
+				c.enqueue(publishedFrame(p.id, out[j].Seq, out[j].Duplicate))
+			}
 			j++
 		}
 	}

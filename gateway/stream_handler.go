@@ -240,7 +240,12 @@ func (c *streamConn) frame(data []byte) bool {
 			c.sendError(id, "bad_field", "publish needs data")
 			return true
 		}
-		if !c.queuePublish(pubReq{id: id, data: d}) {
+		p, msg := frameProducer(f)
+		if msg != "" {
+			c.sendError(id, "bad_field", msg)
+			return true
+		}
+		if !c.queuePublish(pubReq{id: id, data: d, producer: p}) {
 			return false
 		}
 	case "ack":

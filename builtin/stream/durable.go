@@ -43,16 +43,17 @@ const (
 
 const keyDSMeta = "ds/meta"
 
-type prodState struct{ epoch, seq uint64 }
-
 // dsState is the in-memory view, rebuilt from storage and the log once per activation.
 type dsState struct {
 	loaded    bool
 	meta      *streamapi.DSMeta
 	closed    bool
 	closedBy  *streamapi.Producer
-	producers map[string]prodState
+	producers map[string]prodState // producer.go
 	streamSeq string
+	// tail: the producers of a stream without configuration were rebuilt from the log's
+	// last messages (producer.go).
+	tail bool
 }
 
 const maxDSScan = 1024
@@ -88,7 +89,7 @@ func (s *stream) dsLoad(ctx context.Context) error {
 			}
 			first = false
 			for _, lm := range msgs {
-				d.apply(lm.Headers)
+				d.apply(lm.Headers, lm.Seq)
 			}
 			if len(msgs) < maxDSScan {
 				break
@@ -102,14 +103,14 @@ func (s *stream) dsLoad(ctx context.Context) error {
 	return nil
 }
 
-// apply folds one record's headers into the view.
-func (d *dsState) apply(h map[string]string) {
+// apply folds the headers of the record at logSeq into the view.
+func (d *dsState) apply(h map[string]string, logSeq uint64) {
 	var p *streamapi.Producer
 	if id := h[HdrProdID]; id != "" {
 		e, _ := strconv.ParseUint(h[HdrProdEpoch], 10, 64)
 		q, _ := strconv.ParseUint(h[HdrProdSeq], 10, 64)
 		p = &streamapi.Producer{ID: id, Epoch: e, Seq: q}
-		d.producers[id] = prodState{e, q}
+		d.record(*p, logSeq)
 	}
 	if v := h[HdrStreamSeq]; v != "" {
 		d.streamSeq = v
@@ -380,46 +381,41 @@ func (s *stream) dsAppend(a streamapi.DSAppend) (int, streamapi.DSResult, error)
 		return http.StatusConflict, res, nil
 	}
 	if p := a.Producer; p != nil {
-		st, known := d.producers[p.ID]
-		switch {
-		case known && p.Epoch < st.epoch:
+		switch v, st := d.check(*p); v { // producer.go
+		case prodStaleEpoch:
 			res.ProducerEpoch = &st.epoch
 			res.Message = "stale producer epoch"
 			return http.StatusForbidden, res, nil
-		case known && p.Epoch == st.epoch:
-			if p.Seq <= st.seq {
-				res.ProducerEpoch, res.ProducerSeq = &st.epoch, &st.seq
-				return http.StatusNoContent, res, nil
-			}
-			if p.Seq > st.seq+1 {
-				exp := st.seq + 1
-				res.ExpectedSeq, res.ReceivedSeq = &exp, &p.Seq
-				res.Message = "producer sequence gap"
-				return http.StatusConflict, res, nil
-			}
-		default: // a new producer or a new epoch starts at seq 0
-			if p.Seq != 0 {
-				if !known {
-					var zero uint64
-					res.ExpectedSeq, res.ReceivedSeq = &zero, &p.Seq
-					res.Message = "a new producer starts at seq 0"
-					return http.StatusConflict, res, nil
-				}
-				return 0, res, bad("bad_producer", "a new epoch starts at seq 0")
-			}
+		case prodDuplicate:
+			res.ProducerEpoch, res.ProducerSeq = &st.epoch, &st.seq
+			return http.StatusNoContent, res, nil
+		case prodGap:
+			exp := st.seq + 1
+			res.ExpectedSeq, res.ReceivedSeq = &exp, &p.Seq
+			res.Message = "producer sequence gap"
+			return http.StatusConflict, res, nil
+		case prodUnknown:
+			var zero uint64
+			res.ExpectedSeq, res.ReceivedSeq = &zero, &p.Seq
+			res.Message = "a new producer starts at seq 0"
+			return http.StatusConflict, res, nil
+		case prodBadNewEpoch:
+			return 0, res, bad("bad_producer", "a new epoch starts at seq 0")
 		}
 	}
 	if a.StreamSeq != "" && d.streamSeq != "" && a.StreamSeq <= d.streamSeq {
 		res.Message = "Stream-Seq " + a.StreamSeq + " is not above " + d.streamSeq
 		return http.StatusConflict, res, nil
 	}
-	if _, err := s.st.Log().Append(a.Data, dsHeaders(a.Closed, a.Producer, a.StreamSeq, a.Batch)); err != nil {
+	h := dsHeaders(a.Closed, a.Producer, a.StreamSeq, a.Batch)
+	seq, err := s.st.Log().Append(a.Data, h)
+	if err != nil {
 		return 0, res, s.appendErr(err)
 	}
 	if err := s.dsTouch(); err != nil {
 		return 0, res, err
 	}
-	d.apply(dsHeaders(a.Closed, a.Producer, a.StreamSeq, a.Batch))
+	d.apply(h, seq)
 	res.Next, res.Closed = s.next(), d.closed
 	if p := a.Producer; p != nil {
 		res.ProducerEpoch, res.ProducerSeq = &p.Epoch, &p.Seq

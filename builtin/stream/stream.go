@@ -138,12 +138,18 @@ func (s *stream) publish(r *http.Request) (any, error) {
 	}
 	out := make([]streamapi.Published, len(items))
 	for i, it := range items {
+		if it.Producer != nil {
+			pub, err := s.publishProduced(r.Context(), it) // producer.go
+			if err != nil {
+				s.ds = nil // rebuild the producers from what is committed
+				return nil, s.appendErr(err)
+			}
+			out[i] = pub
+			continue
+		}
 		seq, err := s.st.Log().Append(it.Data, nil)
 		if err != nil {
-			if errors.Is(err, objects.ErrValueTooLarge) {
-				return nil, &streamapi.Error{Status: http.StatusRequestEntityTooLarge, Code: streamapi.CodeTooLarge, Message: err.Error()}
-			}
-			return nil, err
+			return nil, s.appendErr(err)
 		}
 		out[i] = streamapi.Published{ID: it.ID, Seq: seq}
 	}
