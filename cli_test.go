@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/holdfast/holdfast/examples/counter"
 )
 
 func TestProductionRolesRefuseToStartOpen(t *testing.T) {
@@ -77,7 +79,8 @@ func TestDevRestartKeepsState(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- Run(ctx, []string{"dev", "--listen", addr, "--s3-listen", s3, "--persist-to", state, "--log-level", "warn"})
+			done <- Run(ctx, []string{"dev", "--listen", addr, "--s3-listen", s3, "--persist-to", state, "--log-level", "warn"},
+				WithClasses(counter.Class)) // the default config's /counter/{name}, as the stock binary has it
 		}()
 		base := "http://" + addr
 		deadline := time.Now().Add(20 * time.Second)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/functions"
+	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/objclient"
@@ -129,7 +130,8 @@ type Gateway struct {
 	socketsOpen openSockets // object sockets' sessions, which Close waits for
 	env         *env
 	streams     *streamHub
-	subs        *dsSubs // Durable Streams subscriptions (ds_subscriptions.go)
+	sc          *streamclient.Client // the Stream objects
+	subs        *dsSubs              // Durable Streams subscriptions (ds_subscriptions.go)
 }
 
 // New builds a gateway on nc. It serves at once: until JetStream answers, /healthz says
@@ -154,6 +156,7 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 		opts.Logger = slog.Default()
 	}
 	g := &Gateway{opts: opts, id: opts.ID, nc: nc, log: opts.Logger.With("gateway", opts.ID)}
+	g.sc = streamclient.New(streamclient.SenderFunc(g.request))
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	for _, k := range opts.APIKeys {
 		g.keys = append(g.keys, sha256.Sum256([]byte(k)))

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
@@ -244,10 +245,10 @@ func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, cha
 		}
 	}
 	msg, _ := json.Marshal(e)
-	item, _ := json.Marshal([]map[string]any{{"id": e.ID, "data": json.RawMessage(msg)}})
+	item := []streamapi.PublishItem{{ID: e.ID, Data: msg}}
 	for _, ch := range chans {
 		ctx, cancel := context.WithTimeout(r.Context(), h.g.opts.RequestTimeout)
-		_, err := h.g.streamCall(ctx, sseChannelPrefix+ch, http.MethodPost, "/publish", item, nil)
+		_, err := h.g.sc.Publish(ctx, sseChannelPrefix+ch, item)
 		cancel()
 		if err != nil {
 			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())

@@ -273,8 +273,7 @@ func TestStreamDurableResume(t *testing.T) {
 	c1.messages(1, 8)
 	c1.write(map[string]any{"type": "ack", "seq": 5})
 	natstest.WaitFor(t, "the ack to be stored", 10*time.Second, func() bool {
-		var a struct{ Seq uint64 }
-		_, err := f.gw.streamCall(context.Background(), "d", "GET", "/client?id=worker-1", nil, &a)
+		a, err := f.gw.sc.ClientAck(context.Background(), "d", "worker-1")
 		return err == nil && a.Seq == 5
 	})
 	_ = c1.c.Close()

@@ -1,6 +1,6 @@
 // Package app owns turning a loaded holdfast.toml and the registered classes and functions
 // into the options of a gateway and an object host, connecting to NATS, and serving HTTP.
-// The CLI (package holdfast) and localdev both assemble processes through it.
+// The CLI (package holdfast) and internal/localdev both assemble processes through it.
 package app
 
 import (
@@ -38,6 +38,29 @@ func (r Registry) Class(name string) (objects.Class, bool) {
 		}
 	}
 	return objects.Class{}, false
+}
+
+// DefaultConfig is config.Default less the object bindings (and their routes) of classes
+// reg lacks: a binary without the Counter class starts without a config file too.
+func DefaultConfig(reg Registry) *config.Config {
+	cfg := config.Default()
+	kept := map[string]bool{}
+	var bs []config.ObjectBinding
+	for _, b := range cfg.DurableObjects.Bindings {
+		if _, ok := reg.Class(b.ClassName); ok {
+			bs = append(bs, b)
+			kept[b.Name] = true
+		}
+	}
+	cfg.DurableObjects.Bindings = bs
+	var rs []config.Route
+	for _, r := range cfg.Routes {
+		if r.Object == "" || kept[r.Object] {
+			rs = append(rs, r)
+		}
+	}
+	cfg.Routes = rs
+	return cfg
 }
 
 // GatewayOptions builds a gateway's options from cfg. Every route must reach a declared

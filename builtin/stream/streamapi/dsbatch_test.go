@@ -1,4 +1,4 @@
-package stream
+package streamapi
 
 import (
 	"bytes"
@@ -10,13 +10,13 @@ func TestDSBatchFraming(t *testing.T) {
 	in := []DSAppend{
 		{ContentType: "application/octet-stream", Data: []byte("a\nb\x00c")},
 		{Closed: true},
-		{ContentType: "application/json", Data: []byte(`[1,2]`), Batch: 2, Producer: &DSProducer{ID: "p", Epoch: 1, Seq: 2}, StreamSeq: "7"},
+		{ContentType: "application/json", Data: []byte(`[1,2]`), Batch: 2, Producer: &Producer{ID: "p", Epoch: 1, Seq: 2}, StreamSeq: "7"},
 	}
 	b, err := EncodeDSBatch(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := decodeDSBatch(b)
+	out, err := DecodeDSBatch(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestDSBatchFraming(t *testing.T) {
 		"too many":       "[" + strings.Repeat(`{"len":0},`, MaxBatch) + `{"len":0}]` + "\n",
 	}
 	for name, body := range bad {
-		if _, err := decodeDSBatch([]byte(body)); err == nil {
+		if _, err := DecodeDSBatch([]byte(body)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
