@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/holdfast/holdfast/examples/counter"
 )
 
 func TestProductionRolesRefuseToStartOpen(t *testing.T) {
@@ -49,6 +51,15 @@ func TestConfigErrorsNameFileAndLine(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "holdfast.toml:2:") || !strings.Contains(err.Error(), "routz") {
 		t.Fatalf("got %v", err)
 	}
+	// A class the binary lacks is found after parsing, and placed like a parse error.
+	doc := "[[durable_objects.bindings]]\nname = \"ROOMS\"\nclass_name = \"ChatRom\"\n\n[[routes]]\npattern = \"/r/{name}\"\nobject = \"ROOMS\"\n"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = Run(context.Background(), []string{"dev", "--config", path})
+	if err == nil || !strings.Contains(err.Error(), "holdfast.toml:3:14: durable_objects.bindings[0].class_name: binding \"ROOMS\": class \"ChatRom\" is not built into this binary") {
+		t.Fatalf("got %v", err)
+	}
 }
 
 func freeAddr(t *testing.T) string {
@@ -68,7 +79,8 @@ func TestDevRestartKeepsState(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- Run(ctx, []string{"dev", "--listen", addr, "--s3-listen", s3, "--persist-to", state, "--log-level", "warn"})
+			done <- Run(ctx, []string{"dev", "--listen", addr, "--s3-listen", s3, "--persist-to", state, "--log-level", "warn"},
+				WithClasses(counter.Class)) // the default config's /counter/{name}, as the stock binary has it
 		}()
 		base := "http://" + addr
 		deadline := time.Now().Add(20 * time.Second)

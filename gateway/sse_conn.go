@@ -17,7 +17,7 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/gateway/internal/feed"
 )
@@ -25,7 +25,7 @@ import (
 // sseRender renders the records of rd, read at the reader's position, into buf and moves
 // the position on. more: there is more to read now; end: the stream is over (the
 // connection closes once buf is out).
-type sseRender func(r *sseReader, buf *bytes.Buffer, rd *stream.DSRead) (more, end bool)
+type sseRender func(r *sseReader, buf *bytes.Buffer, rd *streamapi.DSRead) (more, end bool)
 
 // sseReader is one event stream of a stream: a listener of its feed.
 type sseReader struct {
@@ -39,8 +39,8 @@ type sseReader struct {
 
 	// The position; only the (single) writer goroutine touches them.
 	from  uint64
-	seen  int            // messages of the record at from already sent (-1: none)
-	first *stream.DSRead // the object's first read, rendered before the feed's
+	seen  int               // messages of the record at from already sent (-1: none)
+	first *streamapi.DSRead // the object's first read, rendered before the feed's
 	// Durable Streams SSE: the client's cursor and whether the first control event is out.
 	cursor  string
 	started bool
@@ -165,7 +165,7 @@ func (sr *sseReader) close() {
 
 // eventSourceRender renders EventSource events, one per message, with render.
 func eventSourceRender(render esEvent) sseRender {
-	return func(sr *sseReader, buf *bytes.Buffer, rd *stream.DSRead) (more, end bool) {
+	return func(sr *sseReader, buf *bytes.Buffer, rd *streamapi.DSRead) (more, end bool) {
 		for _, m := range rd.Msgs {
 			msgs := jsonMessages(m)
 			for i, msg := range msgs {
@@ -203,13 +203,13 @@ type readQueue struct {
 type sharedRead struct {
 	done chan struct{}
 	st   int
-	rd   *stream.DSRead
+	rd   *streamapi.DSRead
 	err  error
 }
 
 // read reads name's configuration and tail (an implicit read: a stream used only over
 // WebSocket reads as JSON), sharing the read with the others that ask meanwhile.
-func (sr *sharedReads) read(ctx context.Context, h *httpStreams, name string) (int, *stream.DSRead, error) {
+func (sr *sharedReads) read(ctx context.Context, h *httpStreams, name string) (int, *streamapi.DSRead, error) {
 	sr.mu.Lock()
 	if sr.m == nil {
 		sr.m = map[string]*readQueue{}

@@ -1,27 +1,25 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/feed"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// StreamClass is the class of the objects behind durable streams (package
-// builtin/stream): the hosts must serve it when Options.Streams is set.
-const StreamClass = "Stream"
+// StreamClass is the class of the objects behind durable streams (its contract is package
+// builtin/stream/streamapi): the hosts must serve it when Options.Streams is set.
+const StreamClass = streamapi.ClassName
 
 // reservedStreamPrefix starts the Durable Streams subscription API's paths
 // (/v1/stream/__ds/...), so no stream may be named under it.
@@ -115,11 +113,11 @@ func (h *streamHub) hub() *feed.Hub {
 func (h *streamHub) acquire(ctx context.Context, name string) (*feed.Feed, error) {
 	f, err := h.hub().Acquire(ctx, name)
 	if err != nil {
-		var se *streamError
+		var se *streamapi.Error
 		if errors.As(err, &se) {
 			return nil, se
 		}
-		return nil, &streamError{"unavailable", err.Error()}
+		return nil, &streamapi.Error{Code: streamapi.CodeUnavailable, Message: err.Error()}
 	}
 	return f, nil
 }
@@ -128,8 +126,7 @@ func (h *streamHub) acquire(ctx context.Context, name string) (*feed.Feed, error
 // after it.
 func (h *streamHub) configure(ctx context.Context, name string) error {
 	r := h.retention(name)
-	body, _ := json.Marshal(map[string]int64{"maxMsgs": r.MaxMsgs, "maxBytes": r.MaxBytes, "maxAgeMs": r.MaxAge.Milliseconds()})
-	_, err := h.g.streamCall(ctx, name, http.MethodPost, "/configure", body, nil)
+	_, err := h.g.sc.Configure(ctx, name, streamapi.Config{MaxMsgs: r.MaxMsgs, MaxBytes: r.MaxBytes, MaxAgeMs: r.MaxAge.Milliseconds()})
 	return err
 }
 
@@ -151,7 +148,7 @@ func (h *streamHub) info(ctx context.Context, name string) (first, last uint64, 
 		return 1, 0, nil
 	}
 	if err != nil {
-		return 0, 0, &streamError{"unavailable", err.Error()}
+		return 0, 0, &streamapi.Error{Code: streamapi.CodeUnavailable, Message: err.Error()}
 	}
 	s := st.CachedInfo().State
 	if s.Msgs == 0 {
@@ -160,16 +157,12 @@ func (h *streamHub) info(ctx context.Context, name string) (first, last uint64, 
 	return s.FirstSeq, s.LastSeq, nil
 }
 
-// trimmedTo tells this gateway's feed of name that the stream holds nothing before the
-// firstSeq of out, the stream object's answer to a delete or a checkpoint: its ring drops
-// what it kept of those messages.
-func (h *streamHub) trimmedTo(name string, out []byte, err error) {
-	var i struct{ FirstSeq uint64 }
-	if err != nil || json.Unmarshal(out, &i) != nil || i.FirstSeq == 0 {
-		return
-	}
-	if f := h.hub().Running(name); f != nil {
-		f.Trim(i.FirstSeq)
+// trimmedTo tells this gateway's feed of name that the stream holds nothing before first,
+// as the stream object answered a delete or a checkpoint: its ring drops what it kept of
+// those messages.
+func (h *streamHub) trimmedTo(name string, first uint64) {
+	if f := h.hub().Running(name); first > 0 && f != nil {
+		f.Trim(first)
 	}
 }
 
@@ -177,7 +170,7 @@ func (h *streamHub) trimmedTo(name string, out []byte, err error) {
 func encodeMessage(stream string, seq uint64, t time.Time, data []byte) []byte {
 	b := make([]byte, 0, len(stream)+len(data)+96)
 	b = append(b, `{"type":"message","stream":`...)
-	b = appendJSONString(b, stream)
+	b = streamapi.AppendString(b, stream)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	b = append(b, `,"time":"`...)
@@ -191,46 +184,3 @@ func encodeMessage(stream string, seq uint64, t time.Time, data []byte) []byte {
 	}
 	return append(b, '}')
 }
-
-// streamCall sends one request to the stream object name and decodes its JSON answer into
-// out (when not nil). An answer with an error status comes back as a *streamError.
-func (g *Gateway) streamCall(ctx context.Context, name, method, path string, body []byte, out any) ([]byte, error) {
-	r, err := http.NewRequestWithContext(ctx, method, "http://stream"+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	r.Header.Set("Content-Type", "application/json")
-	m := wire.EncodeRequest("", StreamClass, name, r, body)
-	var reply *nats.Msg
-	reply, err = g.request(ctx, StreamClass, name, m)
-	if err != nil {
-		return nil, &streamError{code: "unavailable", message: err.Error()}
-	}
-	if e := reply.Header.Get(wire.HdrError); e != "" {
-		msg := reply.Header.Get(wire.HdrMessage)
-		if msg == "" {
-			msg = e
-		}
-		return nil, &streamError{code: "unavailable", message: msg}
-	}
-	if st := wire.Status(reply); st >= 300 {
-		var eb struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(reply.Data, &eb) != nil || eb.Error.Code == "" {
-			return nil, &streamError{code: "internal", message: fmt.Sprintf("stream object answered %d", st)}
-		}
-		return nil, &streamError{code: eb.Error.Code, message: eb.Error.Message}
-	}
-	if out != nil {
-		if err := json.Unmarshal(reply.Data, out); err != nil {
-			return nil, &streamError{code: "internal", message: "stream object's answer: " + err.Error()}
-		}
-	}
-	return reply.Data, nil
-}
-
-// streamError is an error with a protocol error code.
-type streamError struct{ code, message string }
-
-func (e *streamError) Error() string { return e.code + ": " + e.message }

@@ -71,6 +71,7 @@ func main() {
 	flag.DurationVar(&o.quiet, "quiet-wait", 15*time.Second, "wait up to this long before each scenario for the machine to go idle")
 	only := flag.String("only", "", "comma-separated subset of jsraw,publish,fanout,latency,idle")
 	keep := flag.Bool("keep", false, "keep the temporary directory (server logs)")
+	flag.BoolVar(&producers, "producers", true, "Holdfast publishes name an idempotent producer, as the Go and JS clients' do")
 	flag.Parse()
 	for _, f := range strings.Split(*subsList, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
