@@ -34,8 +34,7 @@ type Conn struct {
 
 	mu    sync.Mutex
 	cond  sync.Cond // signals writing, blocked or the queue changing
-	buf   []byte    // waiting to be written
-	spare []byte    // the last written buffer, reused
+	buf   []byte    // waiting to be written (a pooled buffer, buffers.go)
 	keep  int       // leading bytes of buf that end a frame already partly written
 	pre   []byte    // queued before Ready
 	ready bool
@@ -52,11 +51,6 @@ type Conn struct {
 	onEnd            []func()
 	ended            bool
 }
-
-const (
-	// maxSpare is the largest written buffer kept for reuse.
-	maxSpare = 4 << 10
-)
 
 // NewConn admits a connection of kind, not accepted yet: it takes messages, which wait
 // until it is (AcceptWebSocket, AcceptSSE, ServeResponse) and Ready. One that is never
@@ -115,9 +109,9 @@ func (c *Conn) send(p []byte, binary bool) bool {
 		return false
 	}
 	if c.ready {
-		c.buf = c.t.AppendMessage(c.buf, p, binary)
+		c.buf = c.t.AppendMessage(grow(c.buf, n), p, binary)
 	} else {
-		c.pre = c.t.AppendMessage(c.pre, p, binary)
+		c.pre = c.t.AppendMessage(grow(c.pre, n), p, binary)
 	}
 	ready := c.ready
 	c.mu.Unlock()
@@ -183,7 +177,8 @@ func (c *Conn) OnEnd(fn func()) {
 func (c *Conn) Ready() {
 	c.mu.Lock()
 	c.ready = true
-	c.buf = append(c.buf, c.pre...)
+	c.buf = append(grow(c.buf, len(c.pre)), c.pre...)
+	putBuf(c.pre)
 	c.pre = nil
 	c.mu.Unlock()
 	c.schedule()
@@ -253,7 +248,7 @@ func (c *Conn) writeRaw(p []byte) (int, error) {
 		}
 		return 0, err
 	}
-	c.buf = append(c.buf, p...)
+	c.buf = append(grow(c.buf, len(p)), p...)
 	c.mu.Unlock()
 	c.flush(true)
 	return len(p), nil
@@ -276,7 +271,7 @@ func (c *Conn) flush(block bool) {
 func (c *Conn) drain(block bool) {
 	for len(c.buf) > 0 && c.err == nil && !c.closed {
 		out := c.buf
-		c.buf, c.spare, c.keep = c.spare[:0], nil, 0 // the spare backs c.buf now
+		c.buf, c.keep = nil, 0
 		c.mu.Unlock()
 		var n int
 		var err error
@@ -289,9 +284,12 @@ func (c *Conn) drain(block bool) {
 		if err == nil && n < len(out) {
 			// The connection is full: keep the rest in front of what came since, and let a
 			// goroutine of its own wait for it.
-			rest := append(make([]byte, 0, len(out)-n+len(c.buf)), out[n:]...)
+			rest := append(getBuf(len(out)-n+len(c.buf)), out[n:]...)
 			c.keep = len(rest)
-			c.buf = append(rest, c.buf...)
+			rest = append(rest, c.buf...)
+			putBuf(c.buf)
+			putBuf(out)
+			c.buf = rest
 			c.blocked = true
 			c.cond.Broadcast()
 			c.mu.Unlock()
@@ -302,11 +300,7 @@ func (c *Conn) drain(block bool) {
 			c.err = err
 			break
 		}
-		// The written buffer is the next spare; a large one (a history sent on join, say)
-		// is left to the collector, so an idle connection keeps at most two small buffers.
-		if cap(out) <= maxSpare {
-			c.spare = out[:0]
-		}
+		putBuf(out)
 	}
 	c.writing, c.blocked = false, false
 	c.cond.Broadcast()

@@ -314,3 +314,20 @@ func TestDrainCallback(t *testing.T) {
 		t.Fatalf("%d bytes queued at the callback", q)
 	}
 }
+
+func TestBufferClasses(t *testing.T) {
+	for _, tc := range []struct{ n, class int }{{0, 0}, {1, 0}, {4096, 0}, {4097, 1}, {16384, 1}, {16385, 2}, {1 << 20, 4}, {1<<20 + 1, -1}} {
+		if c := bufClass(tc.n); c != tc.class {
+			t.Errorf("bufClass(%d) = %d, want %d", tc.n, c, tc.class)
+		}
+		if b := getBuf(tc.n); cap(b) < tc.n || len(b) != 0 {
+			t.Errorf("getBuf(%d): len %d cap %d", tc.n, len(b), cap(b))
+		}
+	}
+	b := grow(nil, 10)
+	b = append(b, "0123456789"...)
+	b = grow(b, 5000)
+	if string(b) != "0123456789" || cap(b) < 5010 {
+		t.Fatalf("grow kept %q, cap %d", b, cap(b))
+	}
+}
