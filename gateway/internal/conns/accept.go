@@ -118,6 +118,9 @@ func (h *Hub) AcceptSSE(w http.ResponseWriter, r *http.Request, c *Conn) bool {
 	hd := w.Header()
 	hd.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	hd.Set("Transfer-Encoding", "chunked")
+	// The connection is not net/http's any more: it closes when the stream ends, and a
+	// client must not send its next request on it.
+	hd.Set("Connection", "close")
 	_ = hd.Write(&b)
 	b.WriteString("\r\n")
 	c.attach(nc)

@@ -29,6 +29,8 @@ type Conn struct {
 	raw   syscall.RawConn
 	max   int
 	dirty atomic.Bool // in the flusher's list
+	// attached: on its socket, written by the flusher; served: its handler writes it.
+	attached, served atomic.Bool
 	sent  atomic.Bool // sent something since the heartbeat wheel last looked
 	slot  int         // heartbeat wheel slot, under wheel.mu
 
@@ -45,7 +47,6 @@ type Conn struct {
 	closed           bool // the socket is closed
 	err              error
 	wantDrain        bool
-	served           bool // its handler writes it (ServeResponse)
 	slow             bool // closed as a slow consumer
 	onDrain          func()
 	onEnd            []func()
@@ -74,6 +75,7 @@ func (c *Conn) attach(nc net.Conn) {
 		c.raw, _ = sc.SyscallConn()
 	}
 	c.mu.Unlock()
+	c.attached.Store(true)
 }
 
 // Discard lets go of a connection that was never accepted.
@@ -224,13 +226,12 @@ func (c *Conn) Close(code int, reason string) {
 
 // schedule hands c to its writer: the flusher, or the handler serving its response.
 func (c *Conn) schedule() {
-	c.mu.Lock()
-	attached, served := c.nc != nil, c.served
-	if served {
+	switch {
+	case c.served.Load():
+		c.mu.Lock()
 		c.cond.Broadcast()
-	}
-	c.mu.Unlock()
-	if attached {
+		c.mu.Unlock()
+	case c.attached.Load():
 		c.hub.flusher.add(c)
 	}
 }
@@ -465,7 +466,8 @@ func (w wireConn) SetDeadline(t time.Time) error { return w.Conn.SetReadDeadline
 // ends, for an event stream served by its handler (one that cannot be hijacked: HTTP/2).
 func (c *Conn) ServeResponse(ctx context.Context, w http.ResponseWriter) {
 	c.mu.Lock()
-	c.t, c.served, c.ready = SSE{}, true, true
+	c.t, c.ready = SSE{}, true
+	c.served.Store(true)
 	c.buf = append(c.buf, c.pre...)
 	c.pre = nil
 	c.mu.Unlock()

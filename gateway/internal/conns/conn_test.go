@@ -219,7 +219,7 @@ func TestSSEChunksHeartbeatsAndEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	if res.Header.Get("Content-Type") != "text/event-stream" || len(res.TransferEncoding) != 1 {
+	if res.Header.Get("Content-Type") != "text/event-stream" || len(res.TransferEncoding) != 1 || !res.Close {
 		t.Fatalf("headers %v, transfer encoding %v", res.Header, res.TransferEncoding)
 	}
 	c := <-got
