@@ -57,29 +57,61 @@ func (d *dsFollow) read(ctx context.Context, from uint64) (rd *streamapi.DSRead,
 	if err != nil {
 		return nil, false, err
 	}
-	rd = &streamapi.DSRead{Meta: d.meta, Msgs: []streamapi.DSMsg{}, Upto: from}
-	size, cut := 0, false
-	for _, fm := range msgs {
-		if fm.Seq != m.CreateSeq && fm.Header.Get(streamapi.HdrCreate) != "" {
-			return nil, false, nil // another incarnation of the stream
-		}
-		if size += len(fm.Data); size > followBytes && len(rd.Msgs) > 0 {
-			cut = true // the rest in the next read
-			break
-		}
-		if len(fm.Data) > 0 {
-			n, _ := strconv.Atoi(fm.Header.Get(streamapi.HdrBatch))
-			rd.Msgs = append(rd.Msgs, streamapi.DSMsg{Seq: m.Offset(fm.Seq), Data: fm.Data, Batch: n})
-		}
-		if fm.Header.Get(streamapi.HdrClosed) != "" {
-			d.closed = true
-		}
-		rd.Upto = m.Offset(fm.Seq + 1)
+	p := records(m, msgs, from, next, 0)
+	if p.stale {
+		return nil, false, nil // another incarnation of the stream
 	}
-	if !cut {
-		rd.Upto = max(rd.Upto, m.Offset(next))
+	if p.closed {
+		d.closed = true
 	}
+	rd = &streamapi.DSRead{Meta: d.meta, Msgs: p.msgs, Upto: p.upto}
 	d.tail = max(d.tail, rd.Upto, m.Offset(d.feed.Last()+1))
 	rd.Next, rd.Closed = d.tail, d.closed
 	return rd, true, nil
+}
+
+// page is the records of a read, from the log messages read at offset from on.
+type page struct {
+	msgs   []streamapi.DSMsg
+	upto   uint64 // the offset after the last message scanned
+	cut    bool   // stopped at the page's byte bound: more follow at once
+	closed bool   // a message closed the stream
+	stale  bool   // a message of another incarnation of the stream came (it was made again)
+}
+
+// records turns log messages, read from the log seq of offset from on (next: the seq the
+// read stopped before), into a page of the records of meta's stream: the messages with
+// data, up to followBytes of it, stopping at offset below when set (a fork's read of its
+// source).
+func records(m *streamapi.DSMeta, msgs []*feed.Msg, from, next, below uint64) page {
+	p := page{msgs: []streamapi.DSMsg{}, upto: from}
+	size := 0
+	for _, fm := range msgs {
+		off := m.Offset(fm.Seq)
+		if below > 0 && off >= below {
+			p.upto = below
+			return p
+		}
+		if fm.Seq != m.CreateSeq && fm.Header.Get(streamapi.HdrCreate) != "" {
+			p.stale = true
+			return p
+		}
+		if size += len(fm.Data); size > followBytes && len(p.msgs) > 0 {
+			p.cut = true // the rest in the next read
+			return p
+		}
+		if len(fm.Data) > 0 {
+			n, _ := strconv.Atoi(fm.Header.Get(streamapi.HdrBatch))
+			p.msgs = append(p.msgs, streamapi.DSMsg{Seq: off, Data: fm.Data, Batch: n})
+		}
+		if fm.Header.Get(streamapi.HdrClosed) != "" {
+			p.closed = true
+		}
+		p.upto = off + 1
+	}
+	p.upto = max(p.upto, m.Offset(next))
+	if below > 0 {
+		p.upto = min(p.upto, below)
+	}
+	return p
 }

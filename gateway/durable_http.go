@@ -457,11 +457,32 @@ func parseJSInt(s string) (uint64, bool) {
 	return n, err == nil && n <= 1<<53-1
 }
 
-// readOne reads one stream's own records (a fork's from its fork point): a 200 with the
-// records, or another status with the object's answer.
-func (h *httpStreams) readOne(ctx context.Context, name string, q streamapi.DSReadQuery) (int, *streamapi.DSRead, streamapi.DSAnswer, error) {
+// readOne reads one stream's own records (a fork's from its fork point; below, when set,
+// stops a fork's read of its source at the fork point): the stream's object answers its
+// configuration, tail and closure (and restarts a sliding TTL), and the records come from
+// the stream's log, through the gateway's feed when one runs (durable_feed.go). A 200 with
+// the records, or another status with the object's answer.
+func (h *httpStreams) readOne(ctx context.Context, name string, q streamapi.DSReadQuery, below uint64) (int, *streamapi.DSRead, streamapi.DSAnswer, error) {
 	rd, ans, err := h.g.sc.Read(ctx, name, q)
-	return ans.Status, rd, ans, err
+	if err != nil || ans.Status != http.StatusOK || rd.Upto >= rd.Next || below > 0 && rd.Upto >= below {
+		return ans.Status, rd, ans, err
+	}
+	m := &rd.Meta
+	from := rd.Upto
+	msgs, next, err := h.g.streams.hub().ReadLog(ctx, name, m.Seq(from), m.Seq(rd.Next)-1, followMsgs)
+	if err != nil {
+		return 0, nil, streamapi.DSAnswer{}, err
+	}
+	if len(msgs) > 0 && msgs[0].Seq > m.Seq(from) {
+		ans = streamapi.DSAnswer{Status: http.StatusGone, DSResult: streamapi.DSResult{Message: "the offset is before the earliest retained data"}}
+		return ans.Status, nil, ans, nil
+	}
+	p := records(m, msgs, from, next, below)
+	rd.Msgs, rd.Upto = p.msgs, min(p.upto, rd.Next)
+	if below > 0 && !p.cut && rd.Upto >= rd.Next && rd.Upto < below {
+		rd.Upto = below
+	}
+	return ans.Status, rd, ans, nil
 }
 
 func (h *httpStreams) head(w http.ResponseWriter, r *http.Request, name string) {

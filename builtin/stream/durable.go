@@ -58,9 +58,6 @@ type dsState struct {
 
 const maxDSScan = 1024
 
-// maxDSRead bounds the data of one read's answer.
-const maxDSRead = 256 << 10
-
 // dsLoad rebuilds the view: the configuration from storage, validated against the log (a
 // create record that never reached the log means no stream), then producers, Stream-Seq
 // and closure from the stream's records.
@@ -276,49 +273,15 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 		if meta.Deleted && !q.Internal {
 			return http.StatusGone, streamapi.DSResult{Message: "the stream was deleted"}, nil
 		}
-		from, below, max := q.From, q.Below, q.Max // below: a fork's read of its source
-		if max <= 0 || max > maxDSScan {
-			max = maxDSScan
-		}
 		if q.Touch {
 			if err := s.dsTouch(); err != nil {
 				return 0, nil, err
 			}
 		}
+		// The configuration, the tail and closure; the records are read from the log by
+		// the reader itself (gateways read it straight from JetStream).
 		out := streamapi.DSRead{Meta: *meta, Next: meta.Offset(s.tail()), Closed: d.closed, Msgs: []streamapi.DSMsg{}}
-		if start := meta.Offset(meta.CreateSeq); from < start {
-			from = start // a fork's reader reads the offsets below from its source
-		}
-		out.Upto = from
-		if from < out.Next {
-			msgs, err := s.st.Log().Read(ctx, meta.Seq(from), max)
-			if err != nil {
-				return 0, nil, err
-			}
-			if len(msgs) > 0 && msgs[0].Seq > meta.Seq(from) {
-				return http.StatusGone, streamapi.DSResult{Message: "the offset is before the earliest retained data"}, nil
-			}
-			size, cut := 0, false
-			for _, m := range msgs {
-				seq := meta.Offset(m.Seq)
-				if below > 0 && seq >= below {
-					out.Upto = below // a fork's read of its source stops at the fork point
-					break
-				}
-				if size += len(m.Data); size > maxDSRead && len(out.Msgs) > 0 {
-					cut = true
-					break // the rest in the next read: the answer stays one NATS message
-				}
-				if len(m.Data) > 0 {
-					n, _ := strconv.Atoi(m.Headers[HdrBatch])
-					out.Msgs = append(out.Msgs, streamapi.DSMsg{Seq: seq, Data: m.Data, Batch: n})
-				}
-				out.Upto = seq + 1
-			}
-			if below > 0 && !cut && out.Upto >= out.Next && out.Upto < below {
-				out.Upto = below
-			}
-		}
+		out.Upto = max(q.From, meta.Offset(meta.CreateSeq)) // a fork's offsets below are its source's
 		return http.StatusOK, out, nil
 	case http.MethodDelete + " " + streamapi.RouteDS:
 		if d.meta == nil {

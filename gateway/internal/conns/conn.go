@@ -31,8 +31,8 @@ type Conn struct {
 	dirty atomic.Bool // in the flusher's list
 	// attached: on its socket, written by the flusher; served: its handler writes it.
 	attached, served atomic.Bool
-	sent  atomic.Bool // sent something since the heartbeat wheel last looked
-	slot  int         // heartbeat wheel slot, under wheel.mu
+	sent             atomic.Bool // sent something since the heartbeat wheel last looked
+	slot             int         // heartbeat wheel slot, under wheel.mu
 
 	mu    sync.Mutex
 	cond  sync.Cond // signals writing, blocked or the queue changing

@@ -160,11 +160,9 @@ type Listener interface {
 
 // Feed is one stream's read on this gateway.
 type Feed struct {
-	hub             *Hub
-	name            string
-	stream, subject string
-	ready           chan struct{}
-	err             error
+	logRef
+	ready chan struct{}
+	err   error
 
 	// under hub.mu
 	refs    int
@@ -191,7 +189,7 @@ func (h *Hub) Acquire(ctx context.Context, name string) (*Feed, error) {
 	f := h.feeds[name]
 	if f == nil {
 		stream, subject := h.cfg.Log(name)
-		f = &Feed{hub: h, name: name, stream: stream, subject: subject, ready: make(chan struct{}), lindex: map[Listener]int{}}
+		f = &Feed{logRef: logRef{hub: h, name: name, stream: stream, subject: subject}, ready: make(chan struct{}), lindex: map[Listener]int{}}
 		f.ring.init()
 		h.feeds[name] = f
 		f.refs++
@@ -493,19 +491,23 @@ func (f *Feed) Cached(dst []*Msg, from uint64, max int) (msgs []*Msg, next uint6
 	if from < f.ring.start {
 		return dst, from, false
 	}
-	return f.cachedLocked(dst, from, max)
+	return f.cachedLocked(dst, from, f.last, max)
 }
 
-func (f *Feed) cachedLocked(dst []*Msg, from uint64, max int) ([]*Msg, uint64, bool) {
+// cachedLocked reads the ring from from up to seq upTo (<= last), under mu.
+func (f *Feed) cachedLocked(dst []*Msg, from, upTo uint64, max int) ([]*Msg, uint64, bool) {
 	next := from
 	for i := f.ring.search(from); i < f.ring.len() && max > 0; i++ {
 		m := f.ring.at(i)
+		if m.Seq > upTo {
+			break
+		}
 		dst = append(dst, m)
 		next = m.Seq + 1
 		max--
 	}
-	if max > 0 && next <= f.last {
-		next = f.last + 1 // nothing else is stored up to the last seq
+	if max > 0 && next <= upTo {
+		next = upTo + 1 // nothing else is stored up to upTo
 	}
 	return dst, next, true
 }
@@ -526,7 +528,7 @@ func (f *Feed) ReadRange(ctx context.Context, from, upTo uint64, max int) (msgs 
 		upTo = f.last
 	}
 	if from >= f.ring.start && from <= f.last {
-		msgs, next, _ = f.cachedLocked(nil, from, max)
+		msgs, next, _ = f.cachedLocked(nil, from, min(upTo, f.last), max)
 		f.mu.RUnlock()
 		return msgs, next, nil
 	}

@@ -332,3 +332,21 @@ func TestAcquireFailsWithoutTheLog(t *testing.T) {
 		t.Fatal("a failed feed is listed as running")
 	}
 }
+
+func TestHubReadLogWithoutAFeed(t *testing.T) {
+	fx := newFixture(t, Config{})
+	fx.publish(5)
+	msgs, next, err := fx.hub.ReadLog(context.Background(), "s", 2, 4, 100)
+	if err != nil || fmt.Sprint(seqs(msgs)) != "[2 3 4]" || next != 5 {
+		t.Fatalf("ReadLog(2, 4) = %v, next %d, %v", seqs(msgs), next, err)
+	}
+	if fx.hub.Running("s") != nil {
+		t.Fatal("a read of the log started a feed")
+	}
+	f := fx.acquire()
+	fx.publish(1)
+	natstest.WaitFor(t, "seq 6", 10*time.Second, func() bool { return f.Last() == 6 })
+	if msgs, next, err = fx.hub.ReadLog(context.Background(), "s", 5, 6, 100); err != nil || fmt.Sprint(seqs(msgs)) != "[5 6]" || next != 7 {
+		t.Fatalf("ReadLog(5, 6) with a feed = %v, next %d, %v", seqs(msgs), next, err)
+	}
+}

@@ -38,9 +38,30 @@ type directGet struct {
 	MaxBytes int    `json:"max_bytes,omitempty"`
 }
 
+// logRef names one stream's log for reading it: a feed's, or a read without one
+// (Hub.ReadLog).
+type logRef struct {
+	hub             *Hub
+	name            string
+	stream, subject string
+}
+
+// ReadLog reads up to max messages of name's log with seqs in [from, upTo], in order, as
+// Feed.ReadRange does: from the stream's feed when one runs here (its ring, then the log),
+// else from the log in one batched read, without starting a feed. next is the seq to read
+// from next.
+func (h *Hub) ReadLog(ctx context.Context, name string, from, upTo uint64, max int) (msgs []*Msg, next uint64, err error) {
+	if f := h.Running(name); f != nil {
+		return f.ReadRange(ctx, from, upTo, max)
+	}
+	stream, subject := h.cfg.Log(name)
+	l := &logRef{hub: h, name: name, stream: stream, subject: subject}
+	return l.fetch(ctx, from, upTo, max)
+}
+
 // fetch reads up to max messages with seqs in [from, upTo] from the log; next is the seq
 // after the range read (upTo+1 when it reached the end of the range).
-func (f *Feed) fetch(ctx context.Context, from, upTo uint64, max int) ([]*Msg, uint64, error) {
+func (f *logRef) fetch(ctx context.Context, from, upTo uint64, max int) ([]*Msg, uint64, error) {
 	if from > upTo || max <= 0 {
 		return nil, from, nil
 	}
@@ -78,7 +99,7 @@ func (f *Feed) fetch(ctx context.Context, from, upTo uint64, max int) ([]*Msg, u
 // directBatch is one batched direct get of the messages in [from, upTo]; past reports
 // that the answer went beyond upTo (the server does not stop at it by itself), so that
 // everything stored in the range was read.
-func (f *Feed) directBatch(ctx context.Context, from, upTo uint64, max int) (out []*Msg, past bool, err error) {
+func (f *logRef) directBatch(ctx context.Context, from, upTo uint64, max int) (out []*Msg, past bool, err error) {
 	nc := f.hub.cfg.Conn
 	batch := int(min(uint64(max), upTo-from+1))
 	inbox := nats.NewInbox()
@@ -127,7 +148,7 @@ func (f *Feed) directBatch(ctx context.Context, from, upTo uint64, max int) (out
 
 // stored builds a message from a direct get's answer: JetStream's headers say where it
 // is stored, the others are its own.
-func (f *Feed) stored(h nats.Header, data []byte) (*Msg, error) {
+func (f *logRef) stored(h nats.Header, data []byte) (*Msg, error) {
 	seq, err := strconv.ParseUint(h.Get("Nats-Sequence"), 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("%w: a message without its seq", ErrHistory)
@@ -148,7 +169,7 @@ func (f *Feed) stored(h nats.Header, data []byte) (*Msg, error) {
 
 // leaderNext is the first message at or after seq, asked of the stream's leader (nil when
 // there is none).
-func (f *Feed) leaderNext(ctx context.Context, seq uint64) (*Msg, error) {
+func (f *logRef) leaderNext(ctx context.Context, seq uint64) (*Msg, error) {
 	body, _ := json.Marshal(map[string]any{"seq": seq, "next_by_subj": f.subject})
 	rm, err := f.hub.cfg.Conn.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+f.stream, body)
 	if err != nil {
