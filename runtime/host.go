@@ -170,7 +170,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
 		return nil, err
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	if h.gateways, err = watchPresence(h.ctx, h.res.Gateways, h.gatewayLost); err != nil {
+	if h.gateways, err = watchPresence(h.ctx, h.res.Gateways, h.log, h.gatewayLost); err != nil {
 		h.cancel()
 		return nil, err
 	}
