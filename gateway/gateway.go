@@ -226,7 +226,7 @@ func (g *Gateway) setup() error {
 	if err != nil {
 		return err
 	}
-	owners, err := objclient.WatchOwners(g.ctx, res.Leases)
+	owners, err := objclient.WatchOwners(g.ctx, objclient.WatchConfig{Leases: res.Leases, Hosts: res.Hosts, Logger: g.log})
 	if err != nil {
 		return err
 	}
