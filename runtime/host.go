@@ -260,10 +260,19 @@ func (h *Host) Close(ctx context.Context) error {
 		return nil
 	}
 	h.closing = true
-	for _, s := range h.subs {
-		_ = s.Unsubscribe()
-	}
 	h.mu.Unlock()
+	// Drain, not unsubscribe: an unsubscribed subscription drops the requests already on
+	// their way to it, and their senders would wait out the request timeout. Drained
+	// requests for active objects are served; any other is answered "not owner", which
+	// the gateway retries elsewhere.
+	for _, s := range h.subs {
+		_ = s.Drain()
+	}
+	for _, s := range h.subs {
+		for s.IsDraining() && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	h.stopAll(stopShutdown)
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
@@ -319,12 +328,12 @@ func (h *Host) dispatch(m *nats.Msg) {
 	}
 	key := names.Key(class, name)
 	h.mu.Lock()
-	if h.closing {
+	in := h.insts[key]
+	if in == nil && h.closing {
 		h.mu.Unlock()
 		respond(m, wire.ErrorReply(wire.ErrNotOwner, "host is shutting down"))
 		return
 	}
-	in := h.insts[key]
 	if in == nil {
 		in = newInstance(h, class, name)
 		h.insts[key] = in
