@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -121,7 +122,8 @@ func (w *Watch) open() (jetstream.KeyWatcher, error) {
 	return kw, nil
 }
 
-// run delivers from kw (opening one first when nil) until the watch's context ends.
+// run delivers from kw (opening one first when nil) until the watch's context ends or its
+// connection is closed for good.
 func (w *Watch) run(kw jetstream.KeyWatcher) {
 	defer close(w.done)
 	defer w.cancel()
@@ -132,8 +134,8 @@ func (w *Watch) run(kw jetstream.KeyWatcher) {
 			if kw, err = w.open(); err == nil {
 				break
 			}
-			if w.ctx.Err() != nil {
-				return
+			if w.ctx.Err() != nil || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionDraining) {
+				return // shutting down: nothing to watch with
 			}
 			w.cfg.Logger.Warn("cannot open the watch; retrying", "in", backoff, "err", err)
 			select {
@@ -143,20 +145,23 @@ func (w *Watch) run(kw jetstream.KeyWatcher) {
 			}
 			backoff = min(2*backoff, 5*time.Second)
 		}
-		if w.deliver(kw) {
-			backoff = 100 * time.Millisecond // it worked for a while: reopen quickly
-		}
+		synced := w.deliver(kw)
 		_ = kw.Stop()
 		kw = nil
 		if w.ctx.Err() != nil {
 			return
 		}
-		w.cfg.Logger.Warn("the watch ended; opening it again", "in", backoff)
-		select {
+		w.cfg.Logger.Debug("the watch ended; opening it again")
+		if synced {
+			backoff = 100 * time.Millisecond // it worked for a while: reopen at once
+			continue
+		}
+		select { // it ended before it synced: do not spin
 		case <-w.ctx.Done():
 			return
 		case <-time.After(backoff):
 		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

@@ -77,9 +77,16 @@ type closable struct {
 	mu   sync.Mutex
 	last jetstream.KeyWatcher
 	n    int
+	gate chan struct{} // when set, an open waits for it to close
 }
 
 func (c *closable) WatchFiltered(ctx context.Context, keys []string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	c.mu.Lock()
+	gate := c.gate
+	c.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	w, err := c.KeyValue.WatchFiltered(ctx, keys, opts...)
 	c.mu.Lock()
 	c.last, c.n = w, c.n+1
@@ -87,11 +94,21 @@ func (c *closable) WatchFiltered(ctx context.Context, keys []string, opts ...jet
 	return w, err
 }
 
-func (c *closable) closeLast(t *testing.T) {
+// closeLast ends the current watch and holds the next open until the returned function
+// is called.
+func (c *closable) closeLast(t *testing.T) (reopen func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	gate := make(chan struct{})
+	c.gate = gate
 	if err := c.last.Stop(); err != nil {
 		t.Fatal(err)
+	}
+	return func() {
+		c.mu.Lock()
+		c.gate = nil
+		c.mu.Unlock()
+		close(gate)
 	}
 }
 
@@ -155,10 +172,11 @@ func TestCurrentEntriesThenChangesAndReopen(t *testing.T) {
 
 	// The watch ends under the loop; while none runs, a.2 goes away. The reopened watch
 	// delivers the current entries again and the mirror drops a.2.
-	ck.closeLast(t)
+	reopen := ck.closeLast(t)
 	if err := kv.Purge(ctx, "a.2"); err != nil {
 		t.Fatal(err)
 	}
+	reopen()
 	natstest.WaitFor(t, "the watch to reopen and sync again", 10*time.Second, func() bool {
 		b, s, _, _ := m.counts()
 		return ck.opens() == 2 && b == 2 && s == 2
@@ -193,11 +211,12 @@ func TestUpdatesOnlyResumesWithoutAGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	natstest.WaitFor(t, "k1", 5*time.Second, func() bool { _, ok := m.get("k1"); return ok })
-	ck.closeLast(t)
+	reopen := ck.closeLast(t)
 	// Written while no watch runs: the resumed watch must still deliver it.
 	if _, err := kv.Put(ctx, "k2", []byte("2")); err != nil {
 		t.Fatal(err)
 	}
+	reopen()
 	natstest.WaitFor(t, "k2 after the reopen", 10*time.Second, func() bool { _, ok := m.get("k2"); return ok })
 	if _, ok := m.get("old"); ok {
 		t.Fatal("an UpdatesOnly watch delivered an entry older than itself")
