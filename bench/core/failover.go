@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/bench/internal/child"
-	"github.com/holdfast/holdfast/internal/status"
+	"github.com/holdfast/holdfast/internal/names"
+	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -109,6 +110,12 @@ func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	leases, err := js.KeyValue(ctx, wire.LeaseBucket)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
 	const name = "failover"
 	url := base + "/counter/" + name
 	c := newClient(1)
@@ -130,24 +137,30 @@ func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
 	}
 	for range trials {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		victim, err := status.Owner(ctx, js, "Counter", name)
+		e, err := leases.Get(ctx, names.Key("Counter", name))
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("failover: reading the lease: %w", err)
 		}
-		owner := hosts[victim]
+		// The entry names the live owner: the benchmark reads it before each kill. (It
+		// may carry a host-lease epoch too; older versions wrote the host alone.)
+		var l wire.Lease
+		if err := json.Unmarshal(e.Value(), &l); err != nil {
+			return nil, err
+		}
+		owner := hosts[l.Host]
 		if owner == nil {
-			return nil, fmt.Errorf("failover: lease names unknown host %q", victim)
+			return nil, fmt.Errorf("failover: lease names unknown host %q", l.Host)
 		}
 		owner.Kill()
 		killed := time.Now()
-		delete(hosts, victim)
+		delete(hosts, l.Host)
 		// Each probe gives up after 1s, as a client with a timeout would: a request that
 		// reached the dying host is lost and would otherwise hang for the gateway's
 		// request timeout (30s), which is not what this measures. Such probes are counted.
 		for !send(time.Second) {
 			if time.Since(killed) > 30*time.Second {
-				return nil, fmt.Errorf("failover: no 200 within 30s of killing %s", victim)
+				return nil, fmt.Errorf("failover: no 200 within 30s of killing %s", l.Host)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
