@@ -295,16 +295,22 @@ func (h *Host) Close(ctx context.Context) error {
 
 // stopAll asks every active object to stop and returns how many there were.
 func (h *Host) stopAll(r stopReason) int {
-	h.mu.Lock()
-	insts := make([]*instance, 0, len(h.insts))
-	for _, in := range h.insts {
-		insts = append(insts, in)
-	}
-	h.mu.Unlock()
+	insts := h.instances()
 	for _, in := range insts {
 		in.requestStop(r)
 	}
 	return len(insts)
+}
+
+// instances returns the active objects.
+func (h *Host) instances() []*instance {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	insts := make([]*instance, 0, len(h.insts))
+	for _, in := range h.insts {
+		insts = append(insts, in)
+	}
+	return insts
 }
 
 // Active reports how many objects this host has active.
@@ -355,13 +361,7 @@ func (h *Host) remove(in *instance) {
 
 // gatewayLost tells every active object holding sockets on gateway gw that they are gone.
 func (h *Host) gatewayLost(gw string) {
-	h.mu.Lock()
-	insts := make([]*instance, 0, len(h.insts))
-	for _, in := range h.insts {
-		insts = append(insts, in)
-	}
-	h.mu.Unlock()
-	for _, in := range insts {
+	for _, in := range h.instances() {
 		in.enqueue(event{gatewayLost: gw})
 	}
 }

@@ -4,15 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/holdfast/holdfast/bench/internal/child"
 	"github.com/holdfast/holdfast/bench/internal/measure"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
@@ -52,47 +47,12 @@ type idleResult struct {
 // into the lease buckets (their streams' last sequence) and the CPU of the host and of
 // nats-server.
 func idle(hfBin, natsBin, dir string, n, conc int, window time.Duration) (*idleResult, error) {
-	cfgPath := filepath.Join(dir, "holdfast.toml")
-	if err := os.WriteFile(cfgPath, []byte(idleConfig), 0o644); err != nil {
-		return nil, err
-	}
-	natsAddr, err := child.FreeAddr()
+	p, err := startProcs(hfBin, natsBin, dir, idleConfig, "idle-host")
 	if err != nil {
 		return nil, err
 	}
-	nhost, nport, _ := net.SplitHostPort(natsAddr)
-	ns, _, err := child.Start("nats-server", dir, filepath.Join(dir, "nats-server.log"), "", natsBin,
-		"-a", nhost, "-p", nport, "-js", "-sd", filepath.Join(dir, "nats"))
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Stop()
-	natsURL := "nats://" + natsAddr
-	nc, err := connectRetry(natsURL, 30*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	host, _, err := child.Start("host", dir, filepath.Join(dir, "host.log"), "holdfast objects host", hfBin,
-		"objects", "--insecure", "--nats", natsURL, "--host-id", "idle-host", "--config", cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	defer host.Stop()
-	gwAddr, err := child.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	gw, _, err := child.Start("gateway", dir, filepath.Join(dir, "gateway.log"), "holdfast gateway", hfBin,
-		"gateway", "--insecure", "--nats", natsURL, "--listen", gwAddr, "--config", cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	defer gw.Stop()
-	base := "http://" + gwAddr
-	if err := child.WaitHTTP(base+"/healthz", http.StatusOK, 30*time.Second); err != nil {
-		return nil, err
-	}
+	defer p.stop()
+	base, host, ns, nc := p.base, p.hosts["idle-host"], p.ns, p.nc
 
 	res := &idleResult{active: -1}
 	c := newClient(conc)

@@ -48,11 +48,7 @@ type Objects struct {
 
 // Read returns the live hosts and gateways.
 func Read(ctx context.Context, js jetstream.JetStream) (*Report, error) {
-	res, err := cluster.Bind(ctx, js)
-	if err != nil {
-		return nil, err
-	}
-	hosts, err := liveHosts(ctx, res)
+	res, hosts, err := open(ctx, js)
 	if err != nil {
 		return nil, err
 	}
@@ -73,10 +69,15 @@ func Read(ctx context.Context, js jetstream.JetStream) (*Report, error) {
 	return r, nil
 }
 
-func liveHosts(ctx context.Context, res *cluster.Resources) (map[string]wire.HostLease, error) {
+// open binds the shared buckets and reads the live host leases, by host id.
+func open(ctx context.Context, js jetstream.JetStream) (*cluster.Resources, map[string]wire.HostLease, error) {
+	res, err := cluster.Bind(ctx, js)
+	if err != nil {
+		return nil, nil, err
+	}
 	es, err := kvwatch.Snapshot(ctx, res.Hosts)
 	if err != nil {
-		return nil, fmt.Errorf("status: hosts: %w", err)
+		return nil, nil, fmt.Errorf("status: hosts: %w", err)
 	}
 	hosts := map[string]wire.HostLease{}
 	for _, e := range es {
@@ -85,7 +86,7 @@ func liveHosts(ctx context.Context, res *cluster.Resources) (map[string]wire.Hos
 			hosts[e.Key()] = hl
 		}
 	}
-	return hosts, nil
+	return res, hosts, nil
 }
 
 // ListObjects returns the objects of class active now: those whose lease entry names a
@@ -94,11 +95,7 @@ func ListObjects(ctx context.Context, js jetstream.JetStream, class string) (*Ob
 	if err := names.ValidateClass(class); err != nil {
 		return nil, fmt.Errorf("status: class %q: %w", class, err)
 	}
-	res, err := cluster.Bind(ctx, js)
-	if err != nil {
-		return nil, err
-	}
-	hosts, err := liveHosts(ctx, res)
+	res, hosts, err := open(ctx, js)
 	if err != nil {
 		return nil, err
 	}
