@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/internal/wire"
+)
+
+// presence is the value of the gateway's presence key, refreshed at every renewal: who
+// it is and how many connections it holds, by transport (holdfast status reads it). The
+// long-lived ones (WebSockets, event streams) are the client core's, which counts every
+// one from its admission to its end however its handler returned (gateway/internal/conns);
+// plain requests count while their handler runs.
+func (g *Gateway) presence() []byte {
+	b, _ := json.Marshal(wire.GatewayPresence{
+		ID: g.id, Address: g.opts.Address, Version: g.opts.Version, Started: g.started,
+		Connections: map[string]int{
+			wire.ConnObjectSocket: int(g.conns.Open(conns.ObjectSocket)),
+			wire.ConnStreamSocket: int(g.conns.Open(conns.StreamSocket)),
+			wire.ConnEventSource:  int(g.conns.Open(conns.EventSource) + g.conns.Open(conns.StreamSSE)),
+			wire.ConnLongPoll:     int(g.requests.longPoll.Load()),
+			wire.ConnHTTP:         int(g.requests.http.Load()),
+		},
+	})
+	return b
+}
+
+// requestCounts counts the plain requests in flight: long-polls, and the others.
+type requestCounts struct {
+	longPoll, http atomic.Int64
+}
+
+// track counts r while its handler runs (done ends it), unless it becomes a long-lived
+// connection (a WebSocket, an event stream), which the client core counts.
+func (c *requestCounts) track(r *http.Request) (done func()) {
+	var n *atomic.Int64
+	switch {
+	case websocket.IsWebSocketUpgrade(r), strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+		return func() {}
+	case strings.Contains(r.URL.RawQuery, "live="):
+		switch r.URL.Query().Get("live") {
+		case "sse":
+			return func() {}
+		case "long-poll":
+			n = &c.longPoll
+		}
+	}
+	if n == nil {
+		n = &c.http
+	}
+	n.Add(1)
+	return func() { n.Add(-1) }
+}
