@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,10 +88,7 @@ func (t *socketTable) count() int {
 
 func (t *socketTable) closeAll(code int, reason string) {
 	t.mu.RLock()
-	all := make([]*gwSocket, 0, len(t.m))
-	for _, s := range t.m {
-		all = append(all, s)
-	}
+	all := slices.Collect(maps.Values(t.m))
 	t.mu.RUnlock()
 	for _, s := range all {
 		s.close(code, reason, false)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,6 +155,11 @@ func (c *streamConn) disconnected() {
 	c.flushMu.Lock()
 	c.flushAcks(context.Background(), true)
 	c.flushMu.Unlock()
+	c.letFeedGo()
+}
+
+// letFeedGo ends a group member's or durable-stream connection's hold on its feed.
+func (c *streamConn) letFeedGo() {
 	switch {
 	case c.group != nil:
 		c.group.end()
@@ -165,10 +172,7 @@ func (c *streamConn) disconnected() {
 // read on.
 func (c *streamConn) drained() {
 	c.smu.Lock()
-	subs := make([]*streamSub, 0, len(c.subs))
-	for _, s := range c.subs {
-		subs = append(subs, s)
-	}
+	subs := slices.Collect(maps.Values(c.subs))
 	c.smu.Unlock()
 	for _, s := range subs {
 		s.mu.Lock()

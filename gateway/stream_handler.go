@@ -140,12 +140,7 @@ func (c *streamConn) abandon() {
 	c.closeSubs()
 	c.cancel()
 	c.conn.Discard()
-	switch {
-	case c.group != nil:
-		c.group.end()
-	case c.compat != nil:
-		c.compat.end()
-	}
+	c.letFeedGo()
 }
 
 func (c *streamConn) closeSubs() {
