@@ -29,6 +29,9 @@ type dsFollow struct {
 	meta     streamapi.DSMeta
 	tail     uint64 // the stream's tail offset, as far as known
 	closed   bool
+	// src are the feed's messages of the last read's records, in order (nil when the
+	// object answered it): their encodings are shared by every reader (sse_conn.go).
+	src []*feed.Msg
 }
 
 // follow acquires name's feed for a reader whose first read (from the object) was rd; the
@@ -65,6 +68,7 @@ func (d *dsFollow) read(ctx context.Context, from uint64) (rd *streamapi.DSRead,
 		d.closed = true
 	}
 	rd = &streamapi.DSRead{Meta: d.meta, Msgs: p.msgs, Upto: p.upto}
+	d.src = p.src
 	d.tail = max(d.tail, rd.Upto, m.Offset(d.feed.Last()+1))
 	rd.Next, rd.Closed = d.tail, d.closed
 	return rd, true, nil
@@ -73,10 +77,11 @@ func (d *dsFollow) read(ctx context.Context, from uint64) (rd *streamapi.DSRead,
 // page is the records of a read, from the log messages read at offset from on.
 type page struct {
 	msgs   []streamapi.DSMsg
-	upto   uint64 // the offset after the last message scanned
-	cut    bool   // stopped at the page's byte bound: more follow at once
-	closed bool   // a message closed the stream
-	stale  bool   // a message of another incarnation of the stream came (it was made again)
+	src    []*feed.Msg // the log messages of msgs
+	upto   uint64      // the offset after the last message scanned
+	cut    bool        // stopped at the page's byte bound: more follow at once
+	closed bool        // a message closed the stream
+	stale  bool        // a message of another incarnation of the stream came (it was made again)
 }
 
 // records turns log messages, read from the log seq of offset from on (next: the seq the
@@ -103,6 +108,7 @@ func records(m *streamapi.DSMeta, msgs []*feed.Msg, from, next, below uint64) pa
 		if len(fm.Data) > 0 {
 			n, _ := strconv.Atoi(fm.Header.Get(streamapi.HdrBatch))
 			p.msgs = append(p.msgs, streamapi.DSMsg{Seq: off, Data: fm.Data, Batch: n})
+			p.src = append(p.src, fm)
 		}
 		if fm.Header.Get(streamapi.HdrClosed) != "" {
 			p.closed = true

@@ -712,7 +712,7 @@ func (h *httpStreams) readFollowing(ctx context.Context, fl *dsFollow, from uint
 	if err != nil || st != http.StatusOK {
 		return nil, err
 	}
-	fl.meta, fl.tail, fl.closed = rd.Meta, rd.Next, rd.Closed
+	fl.meta, fl.tail, fl.closed, fl.src = rd.Meta, rd.Next, rd.Closed, nil
 	return rd, nil
 }
 

@@ -148,7 +148,7 @@ type Gateway struct {
 	streams     *streamHub
 	sc          *streamclient.Client // the Stream objects
 	subs        *dsSubs              // Durable Streams subscriptions (ds_subscriptions.go)
-	requests    requestCounts // plain requests in flight (presence.go)
+	requests    requestCounts        // plain requests in flight (presence.go)
 	started     time.Time
 	ctrl        jetstream.JetStream // the control plane's (Options.ControlConn)
 }

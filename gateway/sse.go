@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/gateway/internal/feed"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 
@@ -49,6 +50,31 @@ func parseEventID(s string) (from uint64, seen int, ok bool) {
 // esEvent renders one message as an SSE event.
 type esEvent func(buf *bytes.Buffer, id string, msg json.RawMessage)
 
+// esStyle is what an EventSource's events look like: a browser EventSource's message
+// events, or sse-cluster's (ssecluster.go).
+type esStyle int
+
+const (
+	esMessages esStyle = iota
+	esClusterEvents
+)
+
+func (s esStyle) render() esEvent {
+	if s == esClusterEvents {
+		return clusterRender
+	}
+	return messageEvent
+}
+
+// codec is the feed codec of a record's events in this style, rendered once per gateway.
+func (s esStyle) codec(h *streamHub) *feed.Codec {
+	h.hub()
+	if s == esClusterEvents {
+		return h.esCluster
+	}
+	return h.esMessage
+}
+
 func messageEvent(buf *bytes.Buffer, id string, msg json.RawMessage) {
 	buf.WriteString("id: " + id + "\nevent: message\n")
 	writeSSEData(buf, msg)
@@ -58,12 +84,12 @@ func messageEvent(buf *bytes.Buffer, id string, msg json.RawMessage) {
 // serveEventSource streams name's messages. Without Last-Event-ID it starts at the first
 // retained message, or at the tail when live (sse-cluster never replayed history).
 func (h *httpStreams) serveEventSource(w http.ResponseWriter, r *http.Request, name string, live bool) {
-	h.eventSource(w, r, name, live, messageEvent, nil)
+	h.eventSource(w, r, name, live, esMessages, nil)
 }
 
 // eventSource serves an event stream; done (when not nil) is called once it ended, which
 // may be after eventSource returned (a connection taken off net/http, sse_conn.go).
-func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name string, live bool, render esEvent, done func()) {
+func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name string, live bool, style esStyle, done func()) {
 	handedOff := false
 	if done != nil {
 		defer func() {
@@ -120,7 +146,7 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no")
 	handedOff = true // the reader releases the feed and calls done when it ends
-	sr := h.newSSEReader(conns.EventSource, fd, from, seen, eventSourceRender(render))
+	sr := h.newSSEReader(conns.EventSource, fd, from, seen, eventSourceRender(style.render(), style.codec(g.streams)))
 	sr.done = done
 	sr.serve(w, r, []byte("retry: "+strconv.Itoa(sseRetryMs)+"\n\n"))
 }

@@ -163,10 +163,18 @@ func (sr *sseReader) close() {
 	}
 }
 
-// eventSourceRender renders EventSource events, one per message, with render.
-func eventSourceRender(render esEvent) sseRender {
+// eventSourceRender renders EventSource events, one per message, with render; a record's
+// events, when the reader sends all of them, are codec's encoding of its log message:
+// rendered once per gateway, whoever reads them.
+func eventSourceRender(render esEvent, codec *feed.Codec) sseRender {
 	return func(sr *sseReader, buf *bytes.Buffer, rd *streamapi.DSRead) (more, end bool) {
-		for _, m := range rd.Msgs {
+		shared := sr.fd.src != nil && len(sr.fd.src) == len(rd.Msgs) && rd.Meta.Fork == nil // ids are seqs
+		for j, m := range rd.Msgs {
+			if shared && (m.Seq != sr.from || sr.seen < 0) {
+				buf.Write(sr.fd.src[j].Encoded(codec))
+				sr.seen = -1
+				continue
+			}
 			msgs := jsonMessages(m)
 			for i, msg := range msgs {
 				if m.Seq == sr.from && i <= sr.seen {

@@ -61,7 +61,7 @@ func (h *httpStreams) registerSSECluster() {
 		cs.mu.Lock()
 		cs.n[ch]++
 		cs.mu.Unlock()
-		h.eventSource(w, r, sseChannelPrefix+ch, true, clusterRender, func() {
+		h.eventSource(w, r, sseChannelPrefix+ch, true, esClusterEvents, func() {
 			cs.mu.Lock()
 			if cs.n[ch]--; cs.n[ch] <= 0 {
 				delete(cs.n, ch)

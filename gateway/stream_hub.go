@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,8 +71,9 @@ type streamHub struct {
 	feedsOnce sync.Once
 	feeds     *feed.Hub
 	// msgFrame is a message's WebSocket frame after the Transform hook (nil: dropped);
-	// compatPush its durable-stream push (stream_compat.go).
-	msgFrame, compatPush *feed.Codec
+	// compatPush its durable-stream push (stream_compat.go); esMessage and esCluster its
+	// EventSource events, browsers' and sse-cluster's (sse_conn.go).
+	msgFrame, compatPush, esMessage, esCluster *feed.Codec
 }
 
 func newStreamHub(g *Gateway) *streamHub {
@@ -105,6 +107,8 @@ func (h *streamHub) hub() *feed.Hub {
 			}
 			return compatPush(data, m.Seq)
 		})
+		h.esMessage = h.feeds.Codec(recordEvents(messageEvent))
+		h.esCluster = h.feeds.Codec(recordEvents(clusterRender))
 	})
 	return h.feeds
 }
@@ -120,6 +124,20 @@ func (h *streamHub) acquire(ctx context.Context, name string) (*feed.Feed, error
 		return nil, &streamapi.Error{Code: streamapi.CodeUnavailable, Message: err.Error()}
 	}
 	return f, nil
+}
+
+// recordEvents encodes a log message as the EventSource events of its record: one per
+// message, "id: <seq>" (or "<seq>.<i>" in a JSON batch).
+func recordEvents(render esEvent) func(*feed.Msg) []byte {
+	return func(m *feed.Msg) []byte {
+		n, _ := strconv.Atoi(m.Header.Get(streamapi.HdrBatch))
+		msgs := jsonMessages(streamapi.DSMsg{Seq: m.Seq, Data: m.Data, Batch: n})
+		var buf bytes.Buffer
+		for i, msg := range msgs {
+			render(&buf, eventID(m.Seq, i, len(msgs)), msg)
+		}
+		return buf.Bytes()
+	}
 }
 
 // configure makes the stream object create its log and apply retention: a feed starts
