@@ -199,25 +199,34 @@ func (b *bench) closeAll() {
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
 
-// histogram counts latencies in 10 µs buckets up to 2 s (the last bucket takes the rest):
-// cheap enough to record 100,000 samples a second from many goroutines.
+// histogram counts latencies in 10 µs buckets up to 2 s and 1 ms buckets from there to
+// 62 s (the last bucket takes the rest): cheap enough to record 100,000 samples a second
+// from many goroutines, and a saturated run still reports its real tail rather than the
+// top of a short range.
 type histogram struct {
-	buckets [200000]atomic.Int64
-	max     atomic.Int64
-	n       atomic.Int64
+	fine   [fineBuckets]atomic.Int64
+	coarse [coarseBuckets]atomic.Int64
+	max    atomic.Int64
+	n      atomic.Int64
 }
 
-const bucketWidth = 10 * time.Microsecond
+const (
+	fineWidth     = 10 * time.Microsecond
+	fineBuckets   = 200000 // to 2 s
+	coarseWidth   = time.Millisecond
+	coarseBuckets = 60000 // 2 s to 62 s
+	fineRange     = fineWidth * fineBuckets
+)
 
 func (h *histogram) record(d time.Duration) {
-	i := int(d / bucketWidth)
-	if i < 0 {
-		i = 0
+	switch {
+	case d < 0:
+		h.fine[0].Add(1)
+	case d < fineRange:
+		h.fine[d/fineWidth].Add(1)
+	default:
+		h.coarse[min(int((d-fineRange)/coarseWidth), coarseBuckets-1)].Add(1)
 	}
-	if i >= len(h.buckets) {
-		i = len(h.buckets) - 1
-	}
-	h.buckets[i].Add(1)
 	h.n.Add(1)
 	for {
 		m := h.max.Load()
@@ -227,6 +236,7 @@ func (h *histogram) record(d time.Duration) {
 	}
 }
 
+// quantile is the upper bound of the bucket holding the q-th sample.
 func (h *histogram) quantile(q float64) time.Duration {
 	n := h.n.Load()
 	if n == 0 {
@@ -234,10 +244,14 @@ func (h *histogram) quantile(q float64) time.Duration {
 	}
 	want := int64(math.Ceil(q * float64(n)))
 	var seen int64
-	for i := range h.buckets {
-		seen += h.buckets[i].Load()
-		if seen >= want {
-			return time.Duration(i+1) * bucketWidth
+	for i := range h.fine {
+		if seen += h.fine[i].Load(); seen >= want {
+			return time.Duration(i+1) * fineWidth
+		}
+	}
+	for i := range h.coarse {
+		if seen += h.coarse[i].Load(); seen >= want {
+			return min(fineRange+time.Duration(i+1)*coarseWidth, time.Duration(h.max.Load()))
 		}
 	}
 	return time.Duration(h.max.Load())

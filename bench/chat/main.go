@@ -213,9 +213,15 @@ func report(cfg config, rows []*result) error {
 		fmt.Println(string(out))
 	}
 	fmt.Println()
+	// What the clients offer: every message reaches every member of its room.
+	offered := float64(cfg.clients) * float64(cfg.clients/cfg.rooms) / cfg.interval.Seconds()
 	for _, r := range rows {
-		fmt.Printf("%-32s %7.0f deliveries/s  p50 %8.2f ms  p99 %8.2f ms  max %8.2f ms  %5.1f µs CPU/delivery  %s\n",
-			r.name, r.deliveriesPerS, ms(r.p50), ms(r.p99), ms(r.max), r.cpuPerDelivery, r.cores)
+		behind := ""
+		if r.deliveriesPerS < 0.98*offered {
+			behind = fmt.Sprintf("  FALLS BEHIND (%.0f%% of the %.0f/s offered)", 100*r.deliveriesPerS/offered, offered)
+		}
+		fmt.Printf("%-32s %7.0f deliveries/s  p50 %8.2f ms  p99 %8.2f ms  max %8.2f ms  %5.1f µs CPU/delivery  %s%s\n",
+			r.name, r.deliveriesPerS, ms(r.p50), ms(r.p99), ms(r.max), r.cpuPerDelivery, r.cores, behind)
 	}
 	hf := rows[len(rows)-1]
 	met := hf.p99 <= cfg.target
