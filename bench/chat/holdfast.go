@@ -69,11 +69,7 @@ func startHoldfast(cfg config) (_ *system, err error) {
 		if err != nil {
 			return nil, err
 		}
-		sys.stops = append(sys.stops, func() {
-			c, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			_ = h.Close(c)
-		})
+		sys.stops = append(sys.stops, closeWithin(h.Close))
 		sys.hosts = append(sys.hosts, h)
 	}
 	gnc, err := natsembed.Connect(s, "bench-gateway")
@@ -90,11 +86,7 @@ func startHoldfast(cfg config) (_ *system, err error) {
 	if err != nil {
 		return nil, err
 	}
-	sys.stops = append(sys.stops, func() {
-		c, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		_ = gw.Close(c)
-	})
+	sys.stops = append(sys.stops, closeWithin(gw.Close))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -110,4 +102,13 @@ func startHoldfast(cfg config) (_ *system, err error) {
 	}
 	sys.base = "ws://" + ln.Addr().String()
 	return sys, nil
+}
+
+// closeWithin is a stop step that drains a host or gateway for at most 10 s.
+func closeWithin(close func(context.Context) error) func() {
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = close(ctx)
+	}
 }
