@@ -110,6 +110,21 @@ func (c *caller) Fetch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_, _ = w.Write([]byte("started"))
+	case "/bench": // ?mode=fetch|go&to=&delay=: one call per event, and one write, as a chat room's
+		stub, _ := c.st.Namespace("CALLEES").Get("limiter-" + q.Get("to"))
+		req := httptest.NewRequest("POST", "/echo?delay="+q.Get("delay"), nil)
+		if q.Get("mode") == "fetch" {
+			resp, err := stub.Fetch(r.Context(), req)
+			if err != nil {
+				http.Error(w, err.Error(), 502)
+				return
+			}
+			resp.Body.Close()
+		} else if err := stub.Go(r.Context(), req, nil); err != nil {
+			http.Error(w, err.Error(), 502)
+			return
+		}
+		_ = s.Put("last", []byte(q.Get("mode")))
 	case "/mark": // a call to itself lands here
 		after, _ := s.Get("after")
 		_, _ = w.Write([]byte("mark saw " + string(after)))
@@ -144,6 +159,10 @@ func (c *callee) Fetch(w http.ResponseWriter, r *http.Request) {
 	case "/panic":
 		panic("callee panicked")
 	case "/echo":
+		// A delay stands for a callee further away than this process (another host).
+		if d, _ := time.ParseDuration(r.URL.Query().Get("delay")); d > 0 {
+			time.Sleep(d)
+		}
 		b, _ := io.ReadAll(r.Body)
 		_, _ = w.Write(b)
 	}
