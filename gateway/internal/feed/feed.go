@@ -169,7 +169,8 @@ type Feed struct {
 	linger  *time.Timer
 	stopped bool
 
-	cc jetstream.ConsumeContext
+	cc       jetstream.ConsumeContext
+	stopHook func() bool // unregisters the stop at the hub's end
 
 	mu      sync.RWMutex
 	ring    ring
@@ -276,6 +277,9 @@ func (f *Feed) stopLocked() {
 		if f.cc != nil {
 			f.cc.Stop()
 		}
+		if f.stopHook != nil {
+			f.stopHook() // a stopped feed is not kept for the hub's end
+		}
 	}()
 }
 
@@ -319,7 +323,7 @@ func (f *Feed) start() error {
 	if err != nil {
 		return fmt.Errorf("stream %q: consume: %w", f.name, err)
 	}
-	context.AfterFunc(h.ctx, func() {
+	f.stopHook = context.AfterFunc(h.ctx, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if !f.stopped {
