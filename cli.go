@@ -38,6 +38,7 @@ Usage:
   holdfast dev      [flags]   the local emulator: embedded NATS, gateway and objects in one process
   holdfast gateway  [flags]   a stateless edge gateway, against a NATS cluster
   holdfast objects  [flags]   an object host, against a NATS cluster
+  holdfast status   [flags]   the live object hosts and gateways (status objects --class C: C's active objects)
   holdfast version            print versions
 
 Every flag can also be set by its environment variable, shown in each command's --help.
@@ -55,6 +56,8 @@ func runCLI(ctx context.Context, args []string, reg app.Registry, ready io.Write
 		return runGateway(ctx, args[1:], reg, ready)
 	case "objects":
 		return runObjects(ctx, args[1:], reg, ready)
+	case "status":
+		return runStatus(ctx, args[1:])
 	case "version", "--version", "-v":
 		fmt.Println(versionString())
 		return nil
@@ -211,6 +214,14 @@ type natsFlags struct {
 }
 
 func (f *flags) nats() *natsFlags {
+	n := f.natsClient()
+	f.fs.IntVar(&n.replicas, "replicas", 1, "replicas of Holdfast's streams and buckets (3 on a NATS cluster)")
+	f.fs.BoolVar(&n.insecure, "insecure", false, "start without authentication (tests and trusted networks only)")
+	return n
+}
+
+// natsClient adds the flags that say where NATS is and how to log in.
+func (f *flags) natsClient() *natsFlags {
 	n := &natsFlags{}
 	f.fs.StringVar(&n.urls, "nats", "nats://127.0.0.1:4222", "NATS server URLs, comma-separated")
 	f.fs.StringVar(&n.auth.CredsFile, "nats-creds", "", "NATS credentials file")
@@ -218,8 +229,6 @@ func (f *flags) nats() *natsFlags {
 	f.fs.StringVar(&n.auth.User, "nats-user", "", "NATS user")
 	f.fs.StringVar(&n.auth.Password, "nats-password", "", "NATS password")
 	f.fs.StringVar(&n.auth.Token, "nats-token", "", "NATS token")
-	f.fs.IntVar(&n.replicas, "replicas", 1, "replicas of Holdfast's streams and buckets (3 on a NATS cluster)")
-	f.fs.BoolVar(&n.insecure, "insecure", false, "start without authentication (tests and trusted networks only)")
 	return n
 }
 
@@ -249,7 +258,7 @@ func runDev(ctx context.Context, args []string, reg app.Registry, ready io.Write
 	if f.set("s3-listen") || cfg.Dev.S3Listen == "" {
 		cfg.Dev.S3Listen = *s3Listen
 	}
-	return localdev.Run(ctx, localdev.Options{Config: cfg, Registry: reg, Logger: log, Ready: ready})
+	return localdev.Run(ctx, localdev.Options{Config: cfg, Registry: reg, Logger: log, Ready: ready, Version: version()})
 }
 
 func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.Writer) error {
@@ -280,10 +289,16 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 		return err
 	}
 	defer nc.Close()
+	ctrl, err := app.ConnectNATS(n.urls, "holdfast-gateway-control", n.auth, log)
+	if err != nil {
+		return err
+	}
+	defer ctrl.Close()
 	ln, err := app.Listen(*listen, "holdfast gateway")
 	if err != nil {
 		return err
 	}
+	opts.ControlConn, opts.Version, opts.Address = ctrl, version(), "http://"+ln.Addr().String()
 	files := app.StartFiles(ctx, nc, cfg, cfg.Auth.S3, n.replicas, log)
 	defer files.Close()
 	opts.Mounts, opts.Buckets, opts.Readiness = files.Mounts(), files.Buckets(), files.Ready
@@ -317,6 +332,7 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 	defer cancel()
 	app.Shutdown(sctx, srv)
 	_ = gw.Close(sctx)
+	_ = ctrl.Drain()
 	return nc.Drain()
 }
 
@@ -337,8 +353,13 @@ func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.W
 		return err
 	}
 	defer nc.Close()
+	ctrl, err := app.ConnectNATS(n.urls, "holdfast-objects-control", n.auth, log)
+	if err != nil {
+		return err
+	}
+	defer ctrl.Close()
 	opts := app.HostOptions(cfg, reg, log)
-	opts.Replicas, opts.ID = n.replicas, *id
+	opts.Replicas, opts.ID, opts.ControlConn, opts.Version = n.replicas, *id, ctrl, version()
 	var host *hfruntime.Host
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -359,6 +380,7 @@ func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.W
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	_ = host.Close(sctx)
+	_ = ctrl.Drain()
 	return nc.Drain()
 }
 
@@ -370,16 +392,21 @@ func helpOK(err error) error {
 }
 
 func versionString() string {
-	v, natsV := "(devel)", "unknown"
+	natsV := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
 		for _, d := range bi.Deps {
 			if d.Path == "github.com/nats-io/nats-server/v2" {
 				natsV = d.Version
 			}
 		}
 	}
-	return fmt.Sprintf("holdfast %s (nats-server %s)", v, natsV)
+	return fmt.Sprintf("holdfast %s (nats-server %s)", version(), natsV)
+}
+
+// version is this binary's module version, "(devel)" for a build from a checkout.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }
