@@ -571,8 +571,10 @@ func body(rd *streamapi.DSRead) []byte {
 	return append(b, ']')
 }
 
-// jsonMessages splits a JSON-mode record into its messages.
+// jsonMessages splits a JSON-mode record into its messages. A record stored before writes
+// were checked for UTF-8 is shown as JSON text (streamapi.ValidText).
 func jsonMessages(m streamapi.DSMsg) []json.RawMessage {
+	m.Data = streamapi.ValidText(m.Data)
 	if m.Batch > 1 {
 		var elems []json.RawMessage
 		if json.Unmarshal(m.Data, &elems) == nil {

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/streams"
 )
@@ -241,5 +242,17 @@ func TestTransformDropsMarkers(t *testing.T) {
 	}
 	if !slices.Equal(seen, []uint64{2}) {
 		t.Fatalf("the hook saw %v, want only the message", seen)
+	}
+}
+
+// TestLegacyRecordsReadAsText: a JSON record stored before writes were checked for UTF-8
+// is read as JSON text (each bad byte U+FFFD), never passed on as it is.
+func TestLegacyRecordsReadAsText(t *testing.T) {
+	rd := &streamapi.DSRead{Meta: streamapi.DSMeta{ContentType: "application/json"}, Msgs: []streamapi.DSMsg{
+		{Seq: 1, Data: []byte("\"\xff\xfe\"")},
+		{Seq: 2, Data: []byte("[{\"k\":\"a\xc3\"},2]"), Batch: 2},
+	}}
+	if got := string(body(rd)); got != "[\"\uFFFD\",{\"k\":\"a\uFFFD\"},2]" {
+		t.Fatalf("body %q", got)
 	}
 }

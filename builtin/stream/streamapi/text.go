@@ -1,6 +1,7 @@
 package streamapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
@@ -14,6 +15,17 @@ import (
 // connection on the text frame that carries it (RFC 6455 section 8.1), so one such
 // message stored would cut every strict subscriber off at it for good.
 func ValidJSON(b []byte) bool { return utf8.Valid(b) && json.Valid(b) }
+
+// ValidText is b when it is valid UTF-8, else a copy with each run of invalid bytes
+// replaced by one U+FFFD (bytes.ToValidUTF8): what a reader shows of a record stored before
+// writes were checked (CheckData), so that no reader passes invalid UTF-8 on. In JSON the
+// bad bytes can only be inside strings, so the result is still the same JSON document.
+func ValidText(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	return bytes.ToValidUTF8(b, []byte("\uFFFD"))
+}
 
 // IsMessage reports whether a stored record of a stream's log is a message: one with
 // data. Every reader applies this one rule (WebSocket subscribers, consumer groups,

@@ -1,8 +1,10 @@
 package streamapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestValidJSONAndCheckData(t *testing.T) {
@@ -60,6 +62,18 @@ func TestErrorCodes(t *testing.T) {
 	} {
 		if got := c.a.ErrorCode(); got != c.want {
 			t.Errorf("%+v: %s, want %s", c.a, got, c.want)
+		}
+	}
+}
+
+func TestValidText(t *testing.T) {
+	for in, want := range map[string]string{`{"a":"é"}`: `{"a":"é"}`, "\"\xff\xfe\"": "\"\uFFFD\"", "{\"k\":\"a\xc3\"}": "{\"k\":\"a\uFFFD\"}", "caf\xe9": "caf\uFFFD"} {
+		got := ValidText([]byte(in))
+		if string(got) != want || !utf8.Valid(got) {
+			t.Errorf("ValidText(%q) = %q, want %q", in, got, want)
+		}
+		if json.Valid([]byte(in)) && !ValidJSON(got) {
+			t.Errorf("ValidText(%q) = %q: no longer JSON", in, got)
 		}
 	}
 }
