@@ -101,3 +101,34 @@ func TestDepth(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkValidJSON: what checking UTF-8 adds to checking JSON syntax, on a publish frame
+// of the usual size and on one of 4 KiB (one scan each).
+func BenchmarkValidJSON(b *testing.B) {
+	small := []byte(`{"type":"publish","id":"17","data":{"user":"u123","text":"hello there, a short message é","n":12345}}`)
+	big := []byte(`{"type":"publish","id":"17","data":{"text":"` + strings.Repeat("lorem ipsum dolor sit amet é ", 140) + `"}}`)
+	for _, c := range []struct {
+		name string
+		doc  []byte
+	}{{"frame", small}, {"4KiB", big}} {
+		b.Run(c.name+"/json.Valid", func(b *testing.B) {
+			b.SetBytes(int64(len(c.doc)))
+			for b.Loop() {
+				_ = json.Valid(c.doc)
+			}
+		})
+		b.Run(c.name+"/ValidJSON", func(b *testing.B) {
+			b.SetBytes(int64(len(c.doc)))
+			for b.Loop() {
+				_ = ValidJSON(c.doc)
+			}
+		})
+		b.Run(c.name+"/Fields", func(b *testing.B) {
+			b.SetBytes(int64(len(c.doc)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = Fields(c.doc)
+			}
+		})
+	}
+}
