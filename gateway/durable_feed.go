@@ -105,7 +105,7 @@ func records(m *streamapi.DSMeta, msgs []*feed.Msg, from, next, below uint64) pa
 			p.cut = true // the rest in the next read
 			return p
 		}
-		if len(fm.Data) > 0 {
+		if streamapi.IsMessage(fm.Data) {
 			n, _ := strconv.Atoi(fm.Header.Get(streamapi.HdrBatch))
 			p.msgs = append(p.msgs, streamapi.DSMsg{Seq: off, Data: fm.Data, Batch: n})
 			p.src = append(p.src, fm)

@@ -184,7 +184,8 @@ func (h *streamHub) trimmedTo(name string, first uint64) {
 	}
 }
 
-// encodeMessage is a message frame: built once per message and shared.
+// encodeMessage is a message frame: built once per message and shared. It is valid UTF-8
+// whatever the record holds (streamapi.ValidText).
 func encodeMessage(stream string, seq uint64, t time.Time, data []byte) []byte {
 	b := make([]byte, 0, len(stream)+len(data)+96)
 	b = append(b, `{"type":"message","stream":`...)
@@ -194,6 +195,7 @@ func encodeMessage(stream string, seq uint64, t time.Time, data []byte) []byte {
 	b = append(b, `,"time":"`...)
 	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","data":`...)
+	data = streamapi.ValidText(data) // a text frame: a record stored before writes were checked
 	if json.Valid(data) {
 		b = append(b, data...)
 	} else {
