@@ -21,7 +21,10 @@
 //     CloseSlowConsumer (4008), an event stream by ending its body: a stream client
 //     resumes from its last ack, an EventSource from its Last-Event-ID.
 //   - Text: every outgoing WebSocket text frame is framed by one function (appendWSFrame),
-//     the place where UTF-8 validity of what is sent is enforced.
+//     the one place a UTF-8 check belongs should anything unchecked ever reach it. What
+//     the gateway sends is valid already: a stream's frames are built from text made valid
+//     once per message (streamapi.ValidText, in the feed's codecs), objects' text sends are
+//     refused unless valid, and control frames are encoded by encoding/json.
 package conns
 
 import (
