@@ -1,10 +1,12 @@
-package gateway
+package gateway_test
 
 import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"io"
 	"net/http"
@@ -19,99 +21,6 @@ import (
 	"testing"
 	"time"
 )
-
-func TestDSGlob(t *testing.T) {
-	for _, c := range []struct {
-		p, s string
-		ok   bool
-	}{
-		{"events/*", "events/a", true},
-		{"events/*", "events/a/b", false},
-		{"events/*", "events", false},
-		{"events/**", "events", true},
-		{"events/**", "events/a/b", true},
-		{"**", "x", true},
-		{"a/**/z", "a/z", true},
-		{"a/**/z", "a/b/c/z", true},
-		{"a/**/z", "a/b/c", false},
-		{"*/x", "a/x", true},
-		{"*/x", "a/y", false},
-	} {
-		if got := globMatch(c.p, c.s); got != c.ok {
-			t.Errorf("globMatch(%q, %q) = %v", c.p, c.s, got)
-		}
-	}
-	for _, bad := range []string{"", "a//b", "a/b*", "a/./b"} {
-		if validPattern(bad) == nil {
-			t.Errorf("pattern %q accepted", bad)
-		}
-	}
-	got := globSubjects("p.", "events/**")
-	if len(got) != 2 || got[0] != "p.events.>" || got[1] != "p.events" {
-		t.Errorf("globSubjects: %q", got)
-	}
-	if got := globSubjects("p.", "a/*/b"); len(got) != 1 || got[0] != "p.a.*.b" {
-		t.Errorf("globSubjects: %q", got)
-	}
-}
-
-func TestDSWebhookURLPolicy(t *testing.T) {
-	for _, c := range []struct {
-		url       string
-		dev, prod bool
-	}{
-		{"https://hooks.example.com/x", true, true},
-		{"http://hooks.example.com/x", false, false},
-		{"http://127.0.0.1:8080/hook", true, false},
-		{"http://localhost/hook", true, false},
-		{"https://localhost/hook", true, false},
-		{"http://10.0.0.1/hook", false, false},
-		{"https://10.0.0.1/hook", false, false},
-		{"https://192.168.1.1/hook", false, false},
-		{"https://169.254.169.254/latest", false, false},
-		{"https://100.64.0.1/", false, false},
-		{"https://[fd00::1]/", false, false},
-		{"https://[::1]/", true, false},
-		{"https://user:pw@hooks.example.com/", false, false},
-		{"ftp://hooks.example.com/", false, false},
-		{"/relative", false, false},
-	} {
-		if got := checkWebhookURL(c.url, true) == nil; got != c.dev {
-			t.Errorf("dev %s: allowed=%v", c.url, got)
-		}
-		if got := checkWebhookURL(c.url, false) == nil; got != c.prod {
-			t.Errorf("production %s: allowed=%v", c.url, got)
-		}
-	}
-}
-
-func TestDSTokens(t *testing.T) {
-	sec := &dsSecrets{Seed: make([]byte, 32), MAC: make([]byte, 32)}
-	sec.MAC[0] = 1
-	if err := sec.init(); err != nil {
-		t.Fatal(err)
-	}
-	s := &dsSub{ID: "a", Created: 7, Generation: 3, WakeID: "w_x"}
-	tok := sec.token(s, "cb")
-	c, ok := sec.verify(tok)
-	if !ok || c.id != "a" || c.created != 7 || c.generation != 3 || c.wakeID != "w_x" || c.kind != "cb" {
-		t.Fatalf("verify: %+v %v", c, ok)
-	}
-	claims, mac, _ := strings.Cut(tok, ".")
-	forged := base64.RawURLEncoding.EncodeToString([]byte("a|7|4|w_x|cb")) + "." + mac
-	for _, bad := range []string{"", tok + "x", claims + ".", forged, "x." + mac} {
-		if _, ok := sec.verify(bad); ok {
-			t.Errorf("token %q verified", bad)
-		}
-	}
-	for a := 1; a <= 12; a++ {
-		d := retryDelay(a)
-		base := min(time.Second<<(a-1), time.Minute)
-		if d < base*8/10 || d > base*12/10 {
-			t.Errorf("retry %d: %v", a, d)
-		}
-	}
-}
 
 // hookReceiver is a webhook endpoint on 127.0.0.1 that records notifications and answers
 // each with the next status and body of its script (the last one repeats).
@@ -209,13 +118,9 @@ func verifyHook(t *testing.T, n hookNote, jwks string) {
 	t.Fatalf("kid %s not in the JWKS %s", m[2], jwks)
 }
 
-func bearer(tok string) map[string]string {
-	return map[string]string{"Authorization": "Bearer " + tok, "Content-Type": "application/json"}
-}
-
 func getSub(t *testing.T, url string, hdr map[string]string) map[string]any {
 	t.Helper()
-	st, _, b := dsDo(t, http.MethodGet, url, hdr, "")
+	st, _, b := gwtest.DSDo(t, http.MethodGet, url, hdr, "")
 	if st != http.StatusOK {
 		t.Fatalf("GET %s: %d %s", url, st, b)
 	}
@@ -229,55 +134,53 @@ func getSub(t *testing.T, url string, hdr map[string]string) map[string]any {
 // an API key (the wake token is its credential) and fences a stale wake.
 func TestDSSubsWebhookTwoGateways(t *testing.T) {
 	keys := []string{"k1"}
-	s, _, f1 := startStreams(t, Options{APIKeys: keys, WebhookAllowLocalhost: true})
-	f2 := startGateway(t, s, Options{Streams: true, Routes: []Route{}, APIKeys: keys, WebhookAllowLocalhost: true})
+	s, _, f1 := gwtest.StartStreams(t, gateway.Options{APIKeys: keys, WebhookAllowLocalhost: true})
+	f2 := gwtest.StartGateway(t, s, gateway.Options{Streams: true, Routes: []gateway.Route{}, APIKeys: keys, WebhookAllowLocalhost: true})
 	auth := map[string]string{"Authorization": "Bearer k1", "Content-Type": "application/json"}
 	hr := newHookReceiver(t)
-	sub := f1.url + "/v1/stream/__ds/subscriptions/s1"
+	sub := f1.URL + "/v1/stream/__ds/subscriptions/s1"
 	cfg := `{"type":"webhook","pattern":"ev/*","webhook":{"url":"` + hr.url + `"},"lease_ttl_ms":5000}`
-	if st, _, b := dsDo(t, http.MethodPut, sub, nil, cfg); st != http.StatusUnauthorized {
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, nil, cfg); st != http.StatusUnauthorized {
 		t.Fatalf("PUT without a key: %d %s", st, b)
 	}
-	if st, _, b := dsDo(t, http.MethodPut, sub, auth, cfg); st != http.StatusCreated {
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, auth, cfg); st != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", st, b)
 	}
-	if st, _, b := dsDo(t, http.MethodPut, sub, auth, strings.Replace(cfg, "5000", "6000", 1)); st != http.StatusConflict {
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, auth, strings.Replace(cfg, "5000", "6000", 1)); st != http.StatusConflict {
 		t.Fatalf("PUT with another configuration: %d %s", st, b)
 	}
-	_, _, jwks1 := dsDo(t, http.MethodGet, f1.url+"/v1/stream/__ds/jwks.json", nil, "")
-	st, _, jwks2 := dsDo(t, http.MethodGet, f2.url+"/v1/stream/__ds/jwks.json", nil, "")
+	_, _, jwks1 := gwtest.DSDo(t, http.MethodGet, f1.URL+"/v1/stream/__ds/jwks.json", nil, "")
+	st, _, jwks2 := gwtest.DSDo(t, http.MethodGet, f2.URL+"/v1/stream/__ds/jwks.json", nil, "")
 	if st != http.StatusOK || jwks1 != jwks2 {
 		t.Fatalf("JWKS differ across gateways: %d %s / %s", st, jwks1, jwks2)
 	}
 	// The other gateway may see the subscription a moment later; wait for its mirror.
 	natstest.WaitFor(t, "gateway 2 mirrors the subscription", 5*time.Second, func() bool {
-		f2.gw.subs.mu.Lock()
-		defer f2.gw.subs.mu.Unlock()
-		return f2.gw.subs.mirror["s1"] != nil
+		return gateway.SubsMirrored(f2.GW, "s1")
 	})
-	if st, _, b := dsDo(t, http.MethodPut, f2.url+"/v1/stream/ev/a", auth, `{"n":1}`); st != http.StatusCreated {
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, f2.URL+"/v1/stream/ev/a", auth, `{"n":1}`); st != http.StatusCreated {
 		t.Fatalf("PUT stream: %d %s", st, b)
 	}
 	n := hr.await(t, 1)[0]
 	verifyHook(t, n, jwks1)
-	if n.body.SubscriptionID != "s1" || len(n.body.Streams) != 1 || !n.body.Streams[0].HasPending || n.body.Streams[0].Acked != fmtOffset(0) {
+	if n.body.SubscriptionID != "s1" || len(n.body.Streams) != 1 || !n.body.Streams[0].HasPending || n.body.Streams[0].Acked != gwtest.Offset(0) {
 		t.Fatalf("notification: %s", n.raw)
 	}
 	tail := n.body.Streams[0].Tail
-	cb := strings.Replace(n.body.CallbackURL, f1.url, f2.url, 1)
+	cb := strings.Replace(n.body.CallbackURL, f1.URL, f2.URL, 1)
 	ack := `{"wake_id":"` + n.body.WakeID + `","generation":` + strconv.FormatUint(n.body.Generation, 10) +
 		`,"acks":[{"stream":"ev/a","offset":"` + tail + `"}],"done":true}`
-	if st, _, b := dsDo(t, http.MethodPost, cb, bearer("nope"), ack); st != http.StatusUnauthorized {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, cb, gwtest.Bearer("nope"), ack); st != http.StatusUnauthorized {
 		t.Fatalf("callback with a bad token: %d %s", st, b)
 	}
-	badOffset := strings.Replace(ack, tail, fmtOffset(999), 1)
-	if st, _, b := dsDo(t, http.MethodPost, cb, bearer(n.body.CallbackToken), badOffset); st != http.StatusConflict || !strings.Contains(b, "INVALID_OFFSET") {
+	badOffset := strings.Replace(ack, tail, gwtest.Offset(999), 1)
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, cb, gwtest.Bearer(n.body.CallbackToken), badOffset); st != http.StatusConflict || !strings.Contains(b, "INVALID_OFFSET") {
 		t.Fatalf("callback beyond the tail: %d %s", st, b)
 	}
-	if st, _, b := dsDo(t, http.MethodPost, cb, bearer(n.body.CallbackToken), ack); st != http.StatusOK || !strings.Contains(b, `"next_wake":false`) {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, cb, gwtest.Bearer(n.body.CallbackToken), ack); st != http.StatusOK || !strings.Contains(b, `"next_wake":false`) {
 		t.Fatalf("callback: %d %s", st, b)
 	}
-	if st, _, b := dsDo(t, http.MethodPost, cb, bearer(n.body.CallbackToken), ack); st != http.StatusConflict || !strings.Contains(b, "FENCED") {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, cb, gwtest.Bearer(n.body.CallbackToken), ack); st != http.StatusConflict || !strings.Contains(b, "FENCED") {
 		t.Fatalf("stale callback: %d %s", st, b)
 	}
 	got := getSub(t, sub, auth)
@@ -285,18 +188,18 @@ func TestDSSubsWebhookTwoGateways(t *testing.T) {
 		t.Fatalf("after the ack: %v", got)
 	}
 	// A second append wakes generation 2.
-	if st, _, _ := dsDo(t, http.MethodPost, f1.url+"/v1/stream/ev/a", auth, `{"n":2}`); st != http.StatusNoContent {
+	if st, _, _ := gwtest.DSDo(t, http.MethodPost, f1.URL+"/v1/stream/ev/a", auth, `{"n":2}`); st != http.StatusNoContent {
 		t.Fatalf("POST: %d", st)
 	}
 	n2 := hr.await(t, 2)[1]
 	if n2.body.Generation != n.body.Generation+1 || n2.body.Streams[0].Acked != tail {
 		t.Fatalf("second wake: %s", n2.raw)
 	}
-	if st, _, _ := dsDo(t, http.MethodDelete, sub, auth, ""); st != http.StatusNoContent {
+	if st, _, _ := gwtest.DSDo(t, http.MethodDelete, sub, auth, ""); st != http.StatusNoContent {
 		t.Fatalf("DELETE: %d", st)
 	}
 	ack2 := `{"wake_id":"` + n2.body.WakeID + `","generation":` + strconv.FormatUint(n2.body.Generation, 10) + `,"done":true}`
-	if st, _, b := dsDo(t, http.MethodPost, cb, bearer(n2.body.CallbackToken), ack2); st != http.StatusNotFound {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, cb, gwtest.Bearer(n2.body.CallbackToken), ack2); st != http.StatusNotFound {
 		t.Fatalf("callback after DELETE: %d %s", st, b)
 	}
 }
@@ -304,13 +207,13 @@ func TestDSSubsWebhookTwoGateways(t *testing.T) {
 // TestDSSubsWebhookRetry: a failing webhook is retried (same wake, about a second later,
 // status "failed" meanwhile) until it answers {"done":true}, which acks the snapshot.
 func TestDSSubsWebhookRetry(t *testing.T) {
-	_, _, f := startStreams(t, Options{WebhookAllowLocalhost: true, PublicURL: "https://pub.example/api"})
+	_, _, f := gwtest.StartStreams(t, gateway.Options{WebhookAllowLocalhost: true, PublicURL: "https://pub.example/api"})
 	hr := newHookReceiver(t, hookReply{500, "no"}, hookReply{200, `{"done":true}`})
-	sub := f.url + "/v1/stream/__ds/subscriptions/r1"
-	if st, _, b := dsDo(t, http.MethodPut, sub, nil, `{"type":"webhook","streams":["rt/x"],"webhook":{"url":"`+hr.url+`"},"lease_ttl_ms":1000}`); st != http.StatusCreated {
+	sub := f.URL + "/v1/stream/__ds/subscriptions/r1"
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, nil, `{"type":"webhook","streams":["rt/x"],"webhook":{"url":"`+hr.url+`"},"lease_ttl_ms":1000}`); st != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", st, b)
 	}
-	if st, _, _ := dsDo(t, http.MethodPut, f.url+"/v1/stream/rt/x", map[string]string{"Content-Type": "text/plain"}, "hi"); st != http.StatusCreated {
+	if st, _, _ := gwtest.DSDo(t, http.MethodPut, f.URL+"/v1/stream/rt/x", map[string]string{"Content-Type": "text/plain"}, "hi"); st != http.StatusCreated {
 		t.Fatal("PUT stream")
 	}
 	first := hr.await(t, 1)[0]
@@ -318,7 +221,7 @@ func TestDSSubsWebhookRetry(t *testing.T) {
 		t.Fatalf("callback_url under PublicURL: %s", first.body.CallbackURL)
 	}
 	natstest.WaitFor(t, "status failed", 5*time.Second, func() bool {
-		_, _, b := dsDo(t, http.MethodGet, sub, nil, "")
+		_, _, b := gwtest.DSDo(t, http.MethodGet, sub, nil, "")
 		return strings.Contains(b, `"status":"failed"`) || len(hr.await(t, 1)) > 1
 	})
 	ns := hr.await(t, 2)
@@ -336,28 +239,28 @@ func TestDSSubsWebhookRetry(t *testing.T) {
 // TestDSSubsPullWake: wake events go to the wake stream; a claim holds a lease that
 // expires, after which another worker claims a newer generation and the old token is fenced.
 func TestDSSubsPullWake(t *testing.T) {
-	_, _, f := startStreams(t, Options{})
+	_, _, f := gwtest.StartStreams(t, gateway.Options{})
 	js := map[string]string{"Content-Type": "application/json"}
-	base := f.url + "/v1/stream/"
+	base := f.URL + "/v1/stream/"
 	sub := base + "__ds/subscriptions/p1"
 	cfg := `{"type":"pull-wake","pattern":"pw/**","wake_stream":"wk/pool","lease_ttl_ms":1000}`
-	if st, _, b := dsDo(t, http.MethodPut, sub, js, cfg); st != http.StatusBadRequest {
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, js, cfg); st != http.StatusBadRequest {
 		t.Fatalf("PUT before the wake stream exists: %d %s", st, b)
 	}
-	dsDo(t, http.MethodPut, base+"wk/text", map[string]string{"Content-Type": "text/plain"}, "")
-	if st, _, b := dsDo(t, http.MethodPut, sub, js, strings.Replace(cfg, "wk/pool", "wk/text", 1)); st != http.StatusBadRequest || !strings.Contains(b, "application/json") {
+	gwtest.DSDo(t, http.MethodPut, base+"wk/text", map[string]string{"Content-Type": "text/plain"}, "")
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, js, strings.Replace(cfg, "wk/pool", "wk/text", 1)); st != http.StatusBadRequest || !strings.Contains(b, "application/json") {
 		t.Fatalf("PUT with a text wake stream: %d %s", st, b)
 	}
-	dsDo(t, http.MethodPut, base+"wk/pool", js, "")
-	if st, _, b := dsDo(t, http.MethodPut, sub, js, cfg); st != http.StatusCreated {
+	gwtest.DSDo(t, http.MethodPut, base+"wk/pool", js, "")
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, js, cfg); st != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", st, b)
 	}
-	if st, _, b := dsDo(t, http.MethodPost, sub+"/claim", js, `{"worker":"w0"}`); st != http.StatusConflict || !strings.Contains(b, "NO_PENDING_WORK") {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, sub+"/claim", js, `{"worker":"w0"}`); st != http.StatusConflict || !strings.Contains(b, "NO_PENDING_WORK") {
 		t.Fatalf("claim with nothing pending: %d %s", st, b)
 	}
-	dsDo(t, http.MethodPut, base+"pw/a/b", js, `{"n":1}`)
+	gwtest.DSDo(t, http.MethodPut, base+"pw/a/b", js, `{"n":1}`)
 	natstest.WaitFor(t, "a wake event", 5*time.Second, func() bool {
-		_, _, b := dsDo(t, http.MethodGet, base+"wk/pool?offset=-1", nil, "")
+		_, _, b := gwtest.DSDo(t, http.MethodGet, base+"wk/pool?offset=-1", nil, "")
 		return strings.Contains(b, `"subscription_id":"p1"`) && strings.Contains(b, `"stream":"pw/a/b"`)
 	})
 	type claimed struct {
@@ -366,7 +269,7 @@ func TestDSSubsPullWake(t *testing.T) {
 		Token      string `json:"token"`
 	}
 	claim := func(worker string) (int, claimed, string) {
-		st, _, b := dsDo(t, http.MethodPost, sub+"/claim", js, `{"worker":"`+worker+`"}`)
+		st, _, b := gwtest.DSDo(t, http.MethodPost, sub+"/claim", js, `{"worker":"`+worker+`"}`)
 		var c claimed
 		_ = json.Unmarshal([]byte(b), &c)
 		return st, c, b
@@ -379,7 +282,7 @@ func TestDSSubsPullWake(t *testing.T) {
 		t.Fatalf("second claim: %d %s", st, b)
 	}
 	heartbeat := `{"wake_id":"` + c1.WakeID + `","generation":` + strconv.FormatUint(c1.Generation, 10) + `}`
-	if st, _, b := dsDo(t, http.MethodPost, sub+"/ack", bearer(c1.Token), heartbeat); st != http.StatusOK {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, sub+"/ack", gwtest.Bearer(c1.Token), heartbeat); st != http.StatusOK {
 		t.Fatalf("heartbeat: %d %s", st, b)
 	}
 	// w1 goes silent: once its lease lapses the work is claimable again, one generation on.
@@ -392,16 +295,16 @@ func TestDSSubsPullWake(t *testing.T) {
 	if c2.Generation <= c1.Generation {
 		t.Fatalf("generation %d after %d", c2.Generation, c1.Generation)
 	}
-	if st, _, b := dsDo(t, http.MethodPost, sub+"/ack", bearer(c1.Token), heartbeat); st != http.StatusConflict || !strings.Contains(b, "FENCED") {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, sub+"/ack", gwtest.Bearer(c1.Token), heartbeat); st != http.StatusConflict || !strings.Contains(b, "FENCED") {
 		t.Fatalf("the lapsed worker's ack: %d %s", st, b)
 	}
 	rel := `{"wake_id":"` + c2.WakeID + `","generation":` + strconv.FormatUint(c2.Generation, 10) + `}`
-	if st, _, b := dsDo(t, http.MethodPost, sub+"/release", bearer(c2.Token), rel); st != http.StatusNoContent {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, sub+"/release", gwtest.Bearer(c2.Token), rel); st != http.StatusNoContent {
 		t.Fatalf("release: %d %s", st, b)
 	}
 	// Released with work pending: a new wake event is written.
 	natstest.WaitFor(t, "a wake event after release", 5*time.Second, func() bool {
-		_, _, b := dsDo(t, http.MethodGet, base+"wk/pool?offset=-1", nil, "")
+		_, _, b := gwtest.DSDo(t, http.MethodGet, base+"wk/pool?offset=-1", nil, "")
 		return strings.Contains(b, `"generation":`+strconv.FormatUint(c2.Generation+1, 10))
 	})
 }
@@ -410,30 +313,23 @@ func TestDSSubsPullWake(t *testing.T) {
 // subscription on reconciliation, which also discovers streams made meanwhile; deleting
 // a stream drops its glob link.
 func TestDSSubsReconcile(t *testing.T) {
-	_, _, f := startStreams(t, Options{WebhookAllowLocalhost: true})
-	m := f.gw.subs
-	natstest.WaitFor(t, "the subscriptions part", 5*time.Second, func() bool {
-		m.initMu.Lock()
-		defer m.initMu.Unlock()
-		return m.store != nil
-	})
-	m.mu.Lock()
-	m.noMatcher = true
-	m.mu.Unlock()
+	_, _, f := gwtest.StartStreams(t, gateway.Options{WebhookAllowLocalhost: true})
+	natstest.WaitFor(t, "the subscriptions part", 5*time.Second, func() bool { return gateway.SubsOpened(f.GW) })
+	gateway.SubsNoMatcher(f.GW)
 	hr := newHookReceiver(t, hookReply{200, `{"done":true}`})
-	sub := f.url + "/v1/stream/__ds/subscriptions/q1"
-	if st, _, b := dsDo(t, http.MethodPut, sub, nil, `{"type":"webhook","pattern":"rc/*","webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
+	sub := f.URL + "/v1/stream/__ds/subscriptions/q1"
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, nil, `{"type":"webhook","pattern":"rc/*","webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", st, b)
 	}
 	text := map[string]string{"Content-Type": "text/plain"}
-	dsDo(t, http.MethodPut, f.url+"/v1/stream/rc/a", text, "data")
+	gwtest.DSDo(t, http.MethodPut, f.URL+"/v1/stream/rc/a", text, "data")
 	hr.mu.Lock()
 	early := len(hr.got)
 	hr.mu.Unlock()
 	if early != 0 {
 		t.Fatal("woken without a matcher")
 	}
-	m.poke("q1", "", true) // what the reconcile timer does
+	gateway.SubsPoke(f.GW, "q1", true) // what the reconcile timer does
 	n := hr.await(t, 1)[0]
 	if len(n.body.Streams) != 1 || n.body.Streams[0].Path != "rc/a" || !n.body.Streams[0].HasPending {
 		t.Fatalf("notification: %s", n.raw)
@@ -443,10 +339,10 @@ func TestDSSubsReconcile(t *testing.T) {
 		ls := v["streams"].([]any)
 		return len(ls) == 1 && ls[0].(map[string]any)["acked_offset"] == n.body.Streams[0].Tail
 	})
-	if st, _, _ := dsDo(t, http.MethodDelete, f.url+"/v1/stream/rc/a", nil, ""); st != http.StatusNoContent {
+	if st, _, _ := gwtest.DSDo(t, http.MethodDelete, f.URL+"/v1/stream/rc/a", nil, ""); st != http.StatusNoContent {
 		t.Fatalf("DELETE stream: %d", st)
 	}
-	m.poke("q1", "", false)
+	gateway.SubsPoke(f.GW, "q1", false)
 	natstest.WaitFor(t, "the glob link of a deleted stream to go", 5*time.Second, func() bool {
 		return len(getSub(t, sub, nil)["streams"].([]any)) == 0
 	})
@@ -458,27 +354,27 @@ func TestDSSubsWakeLatency(t *testing.T) {
 	if os.Getenv("HF_MEASURE") == "" {
 		t.Skip("HF_MEASURE=1 runs the measurement")
 	}
-	_, _, f := startStreams(t, Options{WebhookAllowLocalhost: true})
+	_, _, f := gwtest.StartStreams(t, gateway.Options{WebhookAllowLocalhost: true})
 	hr := newHookReceiver(t, hookReply{200, `{"done":true}`})
-	sub := f.url + "/v1/stream/__ds/subscriptions/lat"
-	if st, _, b := dsDo(t, http.MethodPut, sub, nil, `{"type":"webhook","pattern":"lat/*","webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
+	sub := f.URL + "/v1/stream/__ds/subscriptions/lat"
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, nil, `{"type":"webhook","pattern":"lat/*","webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", st, b)
 	}
 	text := map[string]string{"Content-Type": "text/plain"}
 	idle := func(tail string) {
 		natstest.WaitFor(t, "idle", 5*time.Second, func() bool {
-			_, _, b := dsDo(t, http.MethodGet, sub, nil, "")
+			_, _, b := gwtest.DSDo(t, http.MethodGet, sub, nil, "")
 			return strings.Contains(b, `"acked_offset":"`+tail+`"`)
 		})
 	}
-	_, h, _ := dsDo(t, http.MethodPut, f.url+"/v1/stream/lat/a", text, "x")
+	_, h, _ := gwtest.DSDo(t, http.MethodPut, f.URL+"/v1/stream/lat/a", text, "x")
 	seen := len(hr.await(t, 1))
 	idle(h.Get("Stream-Next-Offset"))
 	const n = 200
 	var lat []time.Duration
 	for range n {
 		start := time.Now()
-		st, h, _ := dsDo(t, http.MethodPost, f.url+"/v1/stream/lat/a", text, "x")
+		st, h, _ := gwtest.DSDo(t, http.MethodPost, f.URL+"/v1/stream/lat/a", text, "x")
 		if st != http.StatusNoContent {
 			t.Fatalf("POST: %d", st)
 		}
@@ -494,26 +390,24 @@ func TestDSSubsWakeLatency(t *testing.T) {
 // TestDSSubsRetryAfterGatewayLoss: the retry schedule is cluster state: when the gateway
 // that made the failed delivery goes away, another one delivers the retry.
 func TestDSSubsRetryAfterGatewayLoss(t *testing.T) {
-	s, _, f1 := startStreams(t, Options{WebhookAllowLocalhost: true})
-	f2 := startGateway(t, s, Options{Streams: true, Routes: []Route{}, WebhookAllowLocalhost: true})
+	s, _, f1 := gwtest.StartStreams(t, gateway.Options{WebhookAllowLocalhost: true})
+	f2 := gwtest.StartGateway(t, s, gateway.Options{Streams: true, Routes: []gateway.Route{}, WebhookAllowLocalhost: true})
 	// Keep gateway 2 off the log subjects, so that gateway 1 makes the first delivery.
-	f2.gw.subs.mu.Lock()
-	f2.gw.subs.noMatcher = true
-	f2.gw.subs.mu.Unlock()
+	gateway.SubsNoMatcher(f2.GW)
 	hr := newHookReceiver(t, hookReply{503, "busy"}, hookReply{200, `{"done":true}`})
-	sub := f1.url + "/v1/stream/__ds/subscriptions/f1"
-	if st, _, b := dsDo(t, http.MethodPut, sub, nil, `{"type":"webhook","streams":["fo/x"],"webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
+	sub := f1.URL + "/v1/stream/__ds/subscriptions/f1"
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, nil, `{"type":"webhook","streams":["fo/x"],"webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", st, b)
 	}
-	dsDo(t, http.MethodPut, f1.url+"/v1/stream/fo/x", map[string]string{"Content-Type": "text/plain"}, "x")
+	gwtest.DSDo(t, http.MethodPut, f1.URL+"/v1/stream/fo/x", map[string]string{"Content-Type": "text/plain"}, "x")
 	first := hr.await(t, 1)[0]
 	natstest.WaitFor(t, "the failure recorded", 5*time.Second, func() bool {
-		_, _, b := dsDo(t, http.MethodGet, sub, nil, "")
+		_, _, b := gwtest.DSDo(t, http.MethodGet, sub, nil, "")
 		return strings.Contains(b, `"status":"failed"`)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := f1.gw.Close(ctx); err != nil {
+	if err := f1.GW.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	second := hr.await(t, 2)[1]
@@ -521,7 +415,7 @@ func TestDSSubsRetryAfterGatewayLoss(t *testing.T) {
 		t.Fatalf("the retry is another wake: %s then %s", first.body.WakeID, second.body.WakeID)
 	}
 	natstest.WaitFor(t, "the done reply recorded by gateway 2", 5*time.Second, func() bool {
-		_, _, b := dsDo(t, http.MethodGet, f2.url+"/v1/stream/__ds/subscriptions/f1", nil, "")
+		_, _, b := gwtest.DSDo(t, http.MethodGet, f2.URL+"/v1/stream/__ds/subscriptions/f1", nil, "")
 		return strings.Contains(b, `"status":"active"`) && strings.Contains(b, `"acked_offset":"`+second.body.Streams[0].Tail+`"`)
 	})
 }
@@ -529,19 +423,19 @@ func TestDSSubsRetryAfterGatewayLoss(t *testing.T) {
 // TestDSSubsAppendsDuringWake: appends while a wake runs start no other wake; acking the
 // wake's snapshot with done wakes again at once (next_wake), covering everything appended.
 func TestDSSubsAppendsDuringWake(t *testing.T) {
-	_, _, f := startStreams(t, Options{WebhookAllowLocalhost: true})
+	_, _, f := gwtest.StartStreams(t, gateway.Options{WebhookAllowLocalhost: true})
 	hr := newHookReceiver(t, hookReply{200, `{}`})
-	sub := f.url + "/v1/stream/__ds/subscriptions/hot"
-	if st, _, b := dsDo(t, http.MethodPut, sub, nil, `{"type":"webhook","pattern":"hot/*","webhook":{"url":"`+hr.url+`"},"lease_ttl_ms":60000}`); st != http.StatusCreated {
+	sub := f.URL + "/v1/stream/__ds/subscriptions/hot"
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, nil, `{"type":"webhook","pattern":"hot/*","webhook":{"url":"`+hr.url+`"},"lease_ttl_ms":60000}`); st != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", st, b)
 	}
 	text := map[string]string{"Content-Type": "text/plain"}
-	u := f.url + "/v1/stream/hot/a"
-	dsDo(t, http.MethodPut, u, text, "0")
+	u := f.URL + "/v1/stream/hot/a"
+	gwtest.DSDo(t, http.MethodPut, u, text, "0")
 	n := hr.await(t, 1)[0]
 	var last string
 	for range 50 {
-		st, h, _ := dsDo(t, http.MethodPost, u, text, "x")
+		st, h, _ := gwtest.DSDo(t, http.MethodPost, u, text, "x")
 		if st != http.StatusNoContent {
 			t.Fatalf("POST: %d", st)
 		}
@@ -552,7 +446,7 @@ func TestDSSubsAppendsDuringWake(t *testing.T) {
 	}
 	ack := `{"wake_id":"` + n.body.WakeID + `","generation":` + strconv.FormatUint(n.body.Generation, 10) +
 		`,"acks":[{"stream":"hot/a","offset":"` + n.body.Streams[0].Tail + `"}],"done":true}`
-	if st, _, b := dsDo(t, http.MethodPost, n.body.CallbackURL, bearer(n.body.CallbackToken), ack); st != http.StatusOK || !strings.Contains(b, `"next_wake":true`) {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, n.body.CallbackURL, gwtest.Bearer(n.body.CallbackToken), ack); st != http.StatusOK || !strings.Contains(b, `"next_wake":true`) {
 		t.Fatalf("callback: %d %s", st, b)
 	}
 	n2 := hr.await(t, 2)[1]
@@ -561,20 +455,12 @@ func TestDSSubsAppendsDuringWake(t *testing.T) {
 	}
 }
 
-// TestDSWebhookDialCheck: without the development exception the client refuses loopback
-// at connect time too (what a DNS name resolving inside would meet), and the API refuses it.
+// TestDSWebhookDialCheck: without the development exception the API refuses a loopback
+// webhook (and the client refuses it at connect time too: TestWebhookClientDialCheck).
 func TestDSWebhookDialCheck(t *testing.T) {
 	hr := newHookReceiver(t)
-	if _, err := webhookClient(false, time.Second).Post(hr.url, "application/json", strings.NewReader("{}")); err == nil || !strings.Contains(err.Error(), "not allowed") {
-		t.Fatalf("production client reached loopback: %v", err)
-	}
-	res, err := webhookClient(true, time.Second).Post(hr.url, "application/json", strings.NewReader("{}"))
-	if err != nil {
-		t.Fatalf("development client: %v", err)
-	}
-	res.Body.Close()
-	_, _, f := startStreams(t, Options{})
-	st, _, b := dsDo(t, http.MethodPut, f.url+"/v1/stream/__ds/subscriptions/prod", nil, `{"type":"webhook","pattern":"x/*","webhook":{"url":"`+hr.url+`"}}`)
+	_, _, f := gwtest.StartStreams(t, gateway.Options{})
+	st, _, b := gwtest.DSDo(t, http.MethodPut, f.URL+"/v1/stream/__ds/subscriptions/prod", nil, `{"type":"webhook","pattern":"x/*","webhook":{"url":"`+hr.url+`"}}`)
 	if st != http.StatusBadRequest || !strings.Contains(b, "WEBHOOK_URL_REJECTED") {
 		t.Fatalf("production gateway took a loopback webhook: %d %s", st, b)
 	}
@@ -584,33 +470,23 @@ func TestDSWebhookDialCheck(t *testing.T) {
 // cover (each pattern's filter, each explicit stream), not to every stream's publishes,
 // and to none once the last subscription is gone.
 func TestDSSubsMatcherFilters(t *testing.T) {
-	_, _, f := startStreams(t, Options{WebhookAllowLocalhost: true})
-	m := f.gw.subs
+	_, _, f := gwtest.StartStreams(t, gateway.Options{WebhookAllowLocalhost: true})
 	hr := newHookReceiver(t)
-	filters := func() []string {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		var out []string
-		for f := range m.matcher {
-			out = append(out, f)
-		}
-		slices.Sort(out)
-		return out
-	}
+	filters := func() []string { return gateway.SubsMatcherFilters(f.GW) }
 	want := func(what string, w ...string) {
 		t.Helper()
 		natstest.WaitFor(t, what, 5*time.Second, func() bool { return slices.Equal(filters(), w) })
 	}
-	sub := f.url + "/v1/stream/__ds/subscriptions/mf"
-	if st, _, b := dsDo(t, http.MethodPut, sub, nil, `{"type":"webhook","pattern":"ev/*","webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
+	sub := f.URL + "/v1/stream/__ds/subscriptions/mf"
+	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, nil, `{"type":"webhook","pattern":"ev/*","webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", st, b)
 	}
 	want("the pattern's filter", "hf.log.Stream.ev.*")
-	if st, _, b := dsDo(t, http.MethodPost, sub+"/streams", nil, `{"streams":["one/two"]}`); st != http.StatusNoContent {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, sub+"/streams", nil, `{"streams":["one/two"]}`); st != http.StatusNoContent {
 		t.Fatalf("add stream: %d %s", st, b)
 	}
 	want("the explicit stream's subject too", "hf.log.Stream.ev.*", "hf.log.Stream.one.two")
-	if st, _, b := dsDo(t, http.MethodDelete, sub, nil, ""); st != http.StatusNoContent {
+	if st, _, b := gwtest.DSDo(t, http.MethodDelete, sub, nil, ""); st != http.StatusNoContent {
 		t.Fatalf("DELETE: %d %s", st, b)
 	}
 	want("no filter without subscriptions")

@@ -1,7 +1,9 @@
-package gateway
+package gateway_test
 
 import (
 	"fmt"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,10 +17,10 @@ import (
 // refusals store nothing, duplicates of an idempotent producer store one record, and
 // nothing is stored after the close that one of them carried.
 func TestDSConcurrentAppends(t *testing.T) {
-	_, _, f := startStreams(t, Options{LongPollTimeout: 200 * time.Millisecond})
-	u := f.url + "/v1/stream/batched"
+	_, _, f := gwtest.StartStreams(t, gateway.Options{LongPollTimeout: 200 * time.Millisecond})
+	u := f.URL + "/v1/stream/batched"
 	text := map[string]string{"Content-Type": "text/plain"}
-	if st, _, _ := dsDo(t, http.MethodPut, u, text, ""); st != http.StatusCreated {
+	if st, _, _ := gwtest.DSDo(t, http.MethodPut, u, text, ""); st != http.StatusCreated {
 		t.Fatalf("PUT: %d", st)
 	}
 	type answer struct {
@@ -42,7 +44,7 @@ func TestDSConcurrentAppends(t *testing.T) {
 				hdr["Producer-Id"], hdr["Producer-Epoch"], hdr["Producer-Seq"] = "p", "0", "0"
 				body = "p0;"
 			}
-			st, h, _ := dsDo(t, http.MethodPost, u, hdr, body)
+			st, h, _ := gwtest.DSDo(t, http.MethodPost, u, hdr, body)
 			answers[i] = answer{st, h.Get("Stream-Next-Offset")}
 		}()
 	}
@@ -74,7 +76,7 @@ func TestDSConcurrentAppends(t *testing.T) {
 	if producerNew != 1 {
 		t.Errorf("%d producer appends were new, want 1", producerNew)
 	}
-	st, _, body := dsDo(t, http.MethodGet, u+"?offset=-1", nil, "")
+	st, _, body := gwtest.DSDo(t, http.MethodGet, u+"?offset=-1", nil, "")
 	if st != http.StatusOK {
 		t.Fatalf("GET: %d", st)
 	}
@@ -98,9 +100,9 @@ func TestDSConcurrentAppends(t *testing.T) {
 // TestDSConcurrentClose: a close racing with appends: the appends answered 2xx are stored,
 // the ones refused as closed are not, and nothing follows the close.
 func TestDSConcurrentClose(t *testing.T) {
-	_, _, f := startStreams(t, Options{LongPollTimeout: 200 * time.Millisecond})
-	u := f.url + "/v1/stream/batched-close"
-	if st, _, _ := dsDo(t, http.MethodPut, u, map[string]string{"Content-Type": "text/plain"}, ""); st != http.StatusCreated {
+	_, _, f := gwtest.StartStreams(t, gateway.Options{LongPollTimeout: 200 * time.Millisecond})
+	u := f.URL + "/v1/stream/batched-close"
+	if st, _, _ := gwtest.DSDo(t, http.MethodPut, u, map[string]string{"Content-Type": "text/plain"}, ""); st != http.StatusCreated {
 		t.Fatalf("PUT: %d", st)
 	}
 	const n, closer = 40, 20
@@ -114,14 +116,14 @@ func TestDSConcurrentClose(t *testing.T) {
 			if i == closer {
 				hdr["Stream-Closed"] = "true"
 			}
-			sts[i], _, _ = dsDo(t, http.MethodPost, u, hdr, "c"+strconv.Itoa(i)+";")
+			sts[i], _, _ = gwtest.DSDo(t, http.MethodPost, u, hdr, "c"+strconv.Itoa(i)+";")
 		}()
 	}
 	wg.Wait()
 	if sts[closer] != http.StatusNoContent {
 		t.Fatalf("the closing append: %d", sts[closer])
 	}
-	st, h, body := dsDo(t, http.MethodGet, u+"?offset=-1", nil, "")
+	st, h, body := gwtest.DSDo(t, http.MethodGet, u+"?offset=-1", nil, "")
 	if st != http.StatusOK || h.Get("Stream-Closed") != "true" {
 		t.Fatalf("GET: %d, Stream-Closed %q", st, h.Get("Stream-Closed"))
 	}
@@ -148,10 +150,10 @@ func TestDSConcurrentClose(t *testing.T) {
 // TestDSConcurrentLargeAppends: racing appends that together exceed what one object event
 // may write are split over several batches, and each succeeds as it would alone.
 func TestDSConcurrentLargeAppends(t *testing.T) {
-	_, _, f := startStreams(t, Options{LongPollTimeout: 200 * time.Millisecond})
-	u := f.url + "/v1/stream/batched-large"
+	_, _, f := gwtest.StartStreams(t, gateway.Options{LongPollTimeout: 200 * time.Millisecond})
+	u := f.URL + "/v1/stream/batched-large"
 	bin := map[string]string{"Content-Type": "application/octet-stream"}
-	st, h, _ := dsDo(t, http.MethodPut, u, bin, "")
+	st, h, _ := gwtest.DSDo(t, http.MethodPut, u, bin, "")
 	if st != http.StatusCreated {
 		t.Fatalf("PUT: %d", st)
 	}
@@ -164,7 +166,7 @@ func TestDSConcurrentLargeAppends(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sts[i], _, _ = dsDo(t, http.MethodPost, u, bin, body)
+			sts[i], _, _ = gwtest.DSDo(t, http.MethodPost, u, bin, body)
 		}()
 	}
 	wg.Wait()
@@ -173,7 +175,7 @@ func TestDSConcurrentLargeAppends(t *testing.T) {
 			t.Errorf("append %d: %d", i, st)
 		}
 	}
-	_, h, _ = dsDo(t, http.MethodHead, u, nil, "")
+	_, h, _ = gwtest.DSDo(t, http.MethodHead, u, nil, "")
 	if end, _ := strconv.ParseUint(h.Get("Stream-Next-Offset"), 10, 64); end != start+n {
 		t.Errorf("the tail moved from %d to %d, want %d appends", start, end, n)
 	}

@@ -1,7 +1,9 @@
-package gateway
+package gateway_test
 
 import (
 	"context"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"net/http"
 	"testing"
 	"time"
@@ -15,15 +17,15 @@ import (
 // of the stream instead of leaving a JetStream consumer behind each (which once exhausted
 // the server's consumer limit after a few thousand polls).
 func TestLongPollsReuseOneConsumer(t *testing.T) {
-	s, _, f := startStreams(t, Options{LongPollTimeout: 20 * time.Millisecond})
-	u := f.url + "/v1/stream/polled"
-	st, h, _ := dsDo(t, http.MethodPut, u, map[string]string{"Content-Type": "text/plain"}, "x")
+	s, _, f := gwtest.StartStreams(t, gateway.Options{LongPollTimeout: 20 * time.Millisecond})
+	u := f.URL + "/v1/stream/polled"
+	st, h, _ := gwtest.DSDo(t, http.MethodPut, u, map[string]string{"Content-Type": "text/plain"}, "x")
 	if st != http.StatusCreated {
 		t.Fatalf("PUT: %d", st)
 	}
 	tail := h.Get("Stream-Next-Offset")
 	for i := 0; i < 50; i++ {
-		if st, _, _ := dsDo(t, http.MethodGet, u+"?offset="+tail+"&live=long-poll", nil, ""); st != http.StatusNoContent {
+		if st, _, _ := gwtest.DSDo(t, http.MethodGet, u+"?offset="+tail+"&live=long-poll", nil, ""); st != http.StatusNoContent {
 			t.Fatalf("long-poll %d: %d", i, st)
 		}
 	}
@@ -31,7 +33,7 @@ func TestLongPollsReuseOneConsumer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	str, err := js.Stream(context.Background(), wire.LogStream(StreamClass, "polled"))
+	str, err := js.Stream(context.Background(), wire.LogStream(gateway.StreamClass, "polled"))
 	if err != nil {
 		t.Fatal(err)
 	}

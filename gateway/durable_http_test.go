@@ -1,9 +1,9 @@
-package gateway
+package gateway_test
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"io"
 	"net/http"
 	"strings"
@@ -13,89 +13,19 @@ import (
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 
-// dsDo sends one request and returns the status, headers and body.
-func dsDo(t *testing.T, method, url string, hdr map[string]string, body string) (int, http.Header, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, res.Header, string(b)
-}
-
-// sseLines reads an event stream's lines until the response ends.
-func sseLines(t *testing.T, url string, hdr map[string]string) (<-chan string, func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if res.StatusCode != http.StatusOK {
-		cancel()
-		t.Fatalf("GET %s: %d", url, res.StatusCode)
-	}
-	ch := make(chan string, 256)
-	go func() {
-		defer close(ch)
-		sc := bufio.NewScanner(res.Body)
-		for sc.Scan() {
-			ch <- sc.Text()
-		}
-	}()
-	stop := func() { cancel(); res.Body.Close() }
-	t.Cleanup(stop)
-	return ch, stop
-}
-
-// awaitLine reads lines until one satisfies ok, within 10 s; it returns the lines read.
-func awaitLine(t *testing.T, ch <-chan string, ok func(string) bool) []string {
-	t.Helper()
-	var seen []string
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case l, open := <-ch:
-			if !open {
-				t.Fatalf("the event stream ended; read %q", seen)
-			}
-			seen = append(seen, l)
-			if ok(l) {
-				return seen
-			}
-		case <-deadline:
-			t.Fatalf("timed out; read %q", seen)
-		}
-	}
-}
-
 // TestDSTwoGateways: a record appended through one gateway reaches an SSE reader and a
 // long-poll reader on another.
 func TestDSTwoGateways(t *testing.T) {
-	s, _, f1 := startStreams(t, Options{LongPollTimeout: 20 * time.Second})
-	f2 := startGateway(t, s, Options{Streams: true, Routes: []Route{}, LongPollTimeout: 20 * time.Second})
-	u1, u2 := f1.url+"/v1/stream/two-gw", f2.url+"/v1/stream/two-gw"
-	st, h, _ := dsDo(t, http.MethodPut, u1, map[string]string{"Content-Type": "text/plain"}, "first")
+	s, _, f1 := gwtest.StartStreams(t, gateway.Options{LongPollTimeout: 20 * time.Second})
+	f2 := gwtest.StartGateway(t, s, gateway.Options{Streams: true, Routes: []gateway.Route{}, LongPollTimeout: 20 * time.Second})
+	u1, u2 := f1.URL+"/v1/stream/two-gw", f2.URL+"/v1/stream/two-gw"
+	st, h, _ := gwtest.DSDo(t, http.MethodPut, u1, map[string]string{"Content-Type": "text/plain"}, "first")
 	if st != http.StatusCreated {
 		t.Fatalf("PUT: %d", st)
 	}
 	tail := h.Get("Stream-Next-Offset")
-	lines, _ := sseLines(t, u2+"?offset="+tail+"&live=sse", nil)
-	awaitLine(t, lines, func(l string) bool { return strings.Contains(l, `"upToDate":true`) })
+	lines, _ := gwtest.SSELines(t, u2+"?offset="+tail+"&live=sse", nil)
+	gwtest.AwaitLine(t, lines, func(l string) bool { return strings.Contains(l, `"upToDate":true`) })
 	type lp struct {
 		st   int
 		body string
@@ -111,10 +41,10 @@ func TestDSTwoGateways(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		got <- lp{res.StatusCode, string(b)}
 	}()
-	if st, _, _ := dsDo(t, http.MethodPost, u1, map[string]string{"Content-Type": "text/plain"}, "across"); st != http.StatusNoContent {
+	if st, _, _ := gwtest.DSDo(t, http.MethodPost, u1, map[string]string{"Content-Type": "text/plain"}, "across"); st != http.StatusNoContent {
 		t.Fatalf("POST: %d", st)
 	}
-	awaitLine(t, lines, func(l string) bool { return l == "data:across" })
+	gwtest.AwaitLine(t, lines, func(l string) bool { return l == "data:across" })
 	select {
 	case r := <-got:
 		if r.st != http.StatusOK || r.body != "across" {
@@ -127,26 +57,26 @@ func TestDSTwoGateways(t *testing.T) {
 
 // TestDSMalformed: every malformed request gets its documented status and writes nothing.
 func TestDSMalformed(t *testing.T) {
-	_, _, f := startStreams(t, Options{LongPollTimeout: 200 * time.Millisecond})
-	base := f.url + "/v1/stream/"
+	_, _, f := gwtest.StartStreams(t, gateway.Options{LongPollTimeout: 200 * time.Millisecond})
+	base := f.URL + "/v1/stream/"
 	text := map[string]string{"Content-Type": "text/plain"}
-	if st, _, _ := dsDo(t, http.MethodPut, base+"mal", text, "seed"); st != http.StatusCreated {
+	if st, _, _ := gwtest.DSDo(t, http.MethodPut, base+"mal", text, "seed"); st != http.StatusCreated {
 		t.Fatalf("PUT: %d", st)
 	}
-	if st, _, _ := dsDo(t, http.MethodPut, base+"mal-json", map[string]string{"Content-Type": "application/json"}, "[1]"); st != http.StatusCreated {
+	if st, _, _ := gwtest.DSDo(t, http.MethodPut, base+"mal-json", map[string]string{"Content-Type": "application/json"}, "[1]"); st != http.StatusCreated {
 		t.Fatalf("PUT: %d", st)
 	}
-	if st, _, _ := dsDo(t, http.MethodPost, base+"mal", map[string]string{"Content-Type": "text/plain", "Producer-Id": "p", "Producer-Epoch": "1", "Producer-Seq": "0"}, "x"); st != http.StatusOK {
+	if st, _, _ := gwtest.DSDo(t, http.MethodPost, base+"mal", map[string]string{"Content-Type": "text/plain", "Producer-Id": "p", "Producer-Epoch": "1", "Producer-Seq": "0"}, "x"); st != http.StatusOK {
 		t.Fatalf("producer POST: %d", st)
 	}
 	tailOf := func(name string) string {
-		st, h, _ := dsDo(t, http.MethodHead, base+name, nil, "")
+		st, h, _ := gwtest.DSDo(t, http.MethodHead, base+name, nil, "")
 		if st != http.StatusOK {
 			return "absent"
 		}
 		return h.Get("Stream-Next-Offset")
 	}
-	big := strings.Repeat("x", maxDSBody+1)
+	big := strings.Repeat("x", 4<<20+1) // one byte over the 4 MiB one append may carry
 	cases := []struct {
 		name, method, stream, query string
 		hdr                         map[string]string
@@ -203,7 +133,7 @@ func TestDSMalformed(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := tailOf(c.stream)
-			st, h, body := dsDo(t, c.method, base+c.stream+c.query, c.hdr, c.body)
+			st, h, body := gwtest.DSDo(t, c.method, base+c.stream+c.query, c.hdr, c.body)
 			if st != c.want {
 				t.Fatalf("%s %s%s: %d %s, want %d", c.method, c.stream, c.query, st, body, c.want)
 			}
@@ -217,10 +147,10 @@ func TestDSMalformed(t *testing.T) {
 		})
 	}
 	// The refused fork left no reference behind: the source deletes outright.
-	if st, _, _ := dsDo(t, http.MethodDelete, base+"mal", nil, ""); st != http.StatusNoContent {
+	if st, _, _ := gwtest.DSDo(t, http.MethodDelete, base+"mal", nil, ""); st != http.StatusNoContent {
 		t.Fatalf("DELETE: %d", st)
 	}
-	if st, _, _ := dsDo(t, http.MethodHead, base+"mal", nil, ""); st != http.StatusNotFound {
+	if st, _, _ := gwtest.DSDo(t, http.MethodHead, base+"mal", nil, ""); st != http.StatusNotFound {
 		t.Fatalf("HEAD after DELETE: %d, want 404 (not soft-deleted)", st)
 	}
 }

@@ -1,8 +1,10 @@
-package gateway
+package gateway_test
 
 import (
 	"context"
 	"errors"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"io"
 	"net"
 	"net/http"
@@ -32,7 +34,7 @@ func TestHealthFollowsNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	gw, err := New(nc, Options{Routes: []Route{{Pattern: "/counter/{name}", Class: "Counter"}}})
+	gw, err := gateway.New(nc, gateway.Options{Routes: []gateway.Route{{Pattern: "/counter/{name}", Class: "Counter"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,14 +71,14 @@ func TestHealthFollowsNATS(t *testing.T) {
 // answers nil.
 func TestHealthWaitsForReadiness(t *testing.T) {
 	var ready atomic.Bool
-	f := startGateway(t, natstest.Server(t), Options{Readiness: func() error {
+	f := gwtest.StartGateway(t, natstest.Server(t), gateway.Options{Readiness: func() error {
 		if !ready.Load() {
 			return errors.New("the file store is not open yet")
 		}
 		return nil
 	}})
 	get := func() (int, string) {
-		resp, err := http.Get(f.url + "/healthz")
+		resp, err := http.Get(f.URL + "/healthz")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,9 @@
-package gateway
+package gateway_test
 
 import (
 	"encoding/json"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"net/http"
 	"slices"
@@ -15,14 +17,14 @@ var esAccept = map[string]string{"Accept": "text/event-stream"}
 // TestEventSourceResume: ids name records (and messages of a JSON batch); Last-Event-ID
 // resumes after the last one seen, with no gap and no duplicate.
 func TestEventSourceResume(t *testing.T) {
-	_, _, f := startStreams(t, Options{})
-	u := f.url + "/v1/stream/es-resume"
+	_, _, f := gwtest.StartStreams(t, gateway.Options{})
+	u := f.URL + "/v1/stream/es-resume"
 	js := map[string]string{"Content-Type": "application/json"}
-	if st, _, _ := dsDo(t, http.MethodPut, u, js, ""); st != http.StatusCreated {
+	if st, _, _ := gwtest.DSDo(t, http.MethodPut, u, js, ""); st != http.StatusCreated {
 		t.Fatalf("PUT: %d", st)
 	}
 	for _, b := range []string{`[1,2,3]`, `4`} {
-		if st, _, _ := dsDo(t, http.MethodPost, u, js, b); st != http.StatusNoContent {
+		if st, _, _ := gwtest.DSDo(t, http.MethodPost, u, js, b); st != http.StatusNoContent {
 			t.Fatalf("POST: %d", st)
 		}
 	}
@@ -37,25 +39,25 @@ func TestEventSourceResume(t *testing.T) {
 		}
 		return
 	}
-	lines, stop := sseLines(t, u, esAccept)
-	all := awaitLine(t, lines, func(l string) bool { return l == "data:4" })
+	lines, stop := gwtest.SSELines(t, u, esAccept)
+	all := gwtest.AwaitLine(t, lines, func(l string) bool { return l == "data:4" })
 	stop()
 	gotIDs, data := ids(all)
 	if !slices.Equal(data, []string{"1", "2", "3", "4"}) || len(gotIDs) != 4 {
 		t.Fatalf("first connection: ids %q data %q", gotIDs, data)
 	}
 	// Resume in the middle of the batch: the rest of it, then the next record.
-	lines, _ = sseLines(t, u, map[string]string{"Accept": "text/event-stream", "Last-Event-ID": gotIDs[0]})
-	if st, _, _ := dsDo(t, http.MethodPost, u, js, `5`); st != http.StatusNoContent {
+	lines, _ = gwtest.SSELines(t, u, map[string]string{"Accept": "text/event-stream", "Last-Event-ID": gotIDs[0]})
+	if st, _, _ := gwtest.DSDo(t, http.MethodPost, u, js, `5`); st != http.StatusNoContent {
 		t.Fatalf("POST: %d", st)
 	}
-	rest := awaitLine(t, lines, func(l string) bool { return l == "data:5" })
+	rest := gwtest.AwaitLine(t, lines, func(l string) bool { return l == "data:5" })
 	resIDs, data := ids(rest)
 	if !slices.Equal(data, []string{"2", "3", "4", "5"}) || !slices.Equal(resIDs[:3], gotIDs[1:]) {
 		t.Fatalf("resumed after %s: ids %q data %q", gotIDs[0], resIDs, data)
 	}
 	// A malformed Last-Event-ID is refused.
-	if st, _, _ := dsDo(t, http.MethodGet, u, map[string]string{"Accept": "text/event-stream", "Last-Event-ID": "x"}, ""); st != http.StatusBadRequest {
+	if st, _, _ := gwtest.DSDo(t, http.MethodGet, u, map[string]string{"Accept": "text/event-stream", "Last-Event-ID": "x"}, ""); st != http.StatusBadRequest {
 		t.Fatalf("bad Last-Event-ID: %d", st)
 	}
 }
@@ -63,25 +65,25 @@ func TestEventSourceResume(t *testing.T) {
 // TestSSEHeartbeat: an idle event stream carries heartbeat comments (EventSource and the
 // protocol's live=sse).
 func TestSSEHeartbeat(t *testing.T) {
-	_, _, f := startStreams(t, Options{SSEHeartbeat: 50 * time.Millisecond})
-	u := f.url + "/v1/stream/es-heartbeat"
-	if st, _, _ := dsDo(t, http.MethodPut, u, map[string]string{"Content-Type": "text/plain"}, ""); st != http.StatusCreated {
+	_, _, f := gwtest.StartStreams(t, gateway.Options{SSEHeartbeat: 50 * time.Millisecond})
+	u := f.URL + "/v1/stream/es-heartbeat"
+	if st, _, _ := gwtest.DSDo(t, http.MethodPut, u, map[string]string{"Content-Type": "text/plain"}, ""); st != http.StatusCreated {
 		t.Fatalf("PUT: %d", st)
 	}
 	isHB := func(l string) bool { return strings.HasPrefix(l, ":") }
-	lines, _ := sseLines(t, u, esAccept)
-	awaitLine(t, lines, isHB)
-	lines, _ = sseLines(t, u+"?offset=-1&live=sse", nil)
-	awaitLine(t, lines, isHB)
+	lines, _ := gwtest.SSELines(t, u, esAccept)
+	gwtest.AwaitLine(t, lines, isHB)
+	lines, _ = gwtest.SSELines(t, u+"?offset=-1&live=sse", nil)
+	gwtest.AwaitLine(t, lines, isHB)
 }
 
 // TestSSECluster: sse-cluster's routes: a subscriber shows in /status, POST /channel/{ch}
 // and POST /channel (every channel) reach it, and its ids resume with Last-Event-ID.
 func TestSSECluster(t *testing.T) {
-	_, _, f := startStreams(t, Options{})
-	lines, stop := sseLines(t, f.url+"/channel/news", nil)
+	_, _, f := gwtest.StartStreams(t, gateway.Options{})
+	lines, stop := gwtest.SSELines(t, f.URL+"/channel/news", nil)
 	natstest.WaitFor(t, "the subscriber in /status", 10*time.Second, func() bool {
-		st, _, b := dsDo(t, http.MethodGet, f.url+"/status", nil, "")
+		st, _, b := gwtest.DSDo(t, http.MethodGet, f.URL+"/status", nil, "")
 		var s struct {
 			Channels []struct {
 				ID      string `json:"id"`
@@ -90,10 +92,10 @@ func TestSSECluster(t *testing.T) {
 		}
 		return st == http.StatusOK && json.Unmarshal([]byte(b), &s) == nil && len(s.Channels) == 1 && s.Channels[0].ID == "news" && s.Channels[0].Clients == 1
 	})
-	if st, _, b := dsDo(t, http.MethodPost, f.url+"/channel/news", nil, `{"event":"headline","data":"one"}`); st != http.StatusOK {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, f.URL+"/channel/news", nil, `{"event":"headline","data":"one"}`); st != http.StatusOK {
 		t.Fatalf("POST /channel/news: %d %s", st, b)
 	}
-	got := awaitLine(t, lines, func(l string) bool { return l == "data:one" })
+	got := gwtest.AwaitLine(t, lines, func(l string) bool { return l == "data:one" })
 	if !slices.Contains(got, "event: headline") {
 		t.Fatalf("no event line: %q", got)
 	}
@@ -103,17 +105,17 @@ func TestSSECluster(t *testing.T) {
 			firstID = v
 		}
 	}
-	if st, _, b := dsDo(t, http.MethodPost, f.url+"/channel", nil, `{"data":{"n":2}}`); st != http.StatusOK {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, f.URL+"/channel", nil, `{"data":{"n":2}}`); st != http.StatusOK {
 		t.Fatalf("POST /channel: %d %s", st, b)
 	}
-	awaitLine(t, lines, func(l string) bool { return l == `data:{"n":2}` })
+	gwtest.AwaitLine(t, lines, func(l string) bool { return l == `data:{"n":2}` })
 	stop()
-	if st, _, _ := dsDo(t, http.MethodPost, f.url+"/channel/news", nil, `not json`); st != http.StatusBadRequest {
+	if st, _, _ := gwtest.DSDo(t, http.MethodPost, f.URL+"/channel/news", nil, `not json`); st != http.StatusBadRequest {
 		t.Fatalf("POST bad body: %d", st)
 	}
 	// Resume after the first event: the second, not the first again.
-	lines, _ = sseLines(t, f.url+"/channel/news", map[string]string{"Last-Event-ID": firstID})
-	got = awaitLine(t, lines, func(l string) bool { return strings.HasPrefix(l, "data:") })
+	lines, _ = gwtest.SSELines(t, f.URL+"/channel/news", map[string]string{"Last-Event-ID": firstID})
+	got = gwtest.AwaitLine(t, lines, func(l string) bool { return strings.HasPrefix(l, "data:") })
 	if got[len(got)-1] != `data:{"n":2}` {
 		t.Fatalf("resumed after %s: %q", firstID, got)
 	}
@@ -123,9 +125,9 @@ func TestSSECluster(t *testing.T) {
 // the original's gossip did: a subscriber on the second gateway shows in the first's
 // /status and gets what is posted to every channel there.
 func TestSSEClusterAcrossGateways(t *testing.T) {
-	s, _, f1 := startStreams(t, Options{})
-	f2 := startGateway(t, s, Options{Streams: true, Routes: []Route{}})
-	lines, stop := sseLines(t, f2.url+"/channel/far", nil)
+	s, _, f1 := gwtest.StartStreams(t, gateway.Options{})
+	f2 := gwtest.StartGateway(t, s, gateway.Options{Streams: true, Routes: []gateway.Route{}})
+	lines, stop := gwtest.SSELines(t, f2.URL+"/channel/far", nil)
 	defer stop()
 	var status struct {
 		Members  []string `json:"members"`
@@ -135,17 +137,17 @@ func TestSSEClusterAcrossGateways(t *testing.T) {
 		} `json:"channels"`
 	}
 	natstest.WaitFor(t, "the other gateway's subscriber in /status", 10*time.Second, func() bool {
-		st, _, b := dsDo(t, http.MethodGet, f1.url+"/status", nil, "")
+		st, _, b := gwtest.DSDo(t, http.MethodGet, f1.URL+"/status", nil, "")
 		return st == http.StatusOK && json.Unmarshal([]byte(b), &status) == nil &&
 			len(status.Channels) == 1 && status.Channels[0].ID == "far" && status.Channels[0].Clients == 1
 	})
-	want := []string{f1.gw.ID(), f2.gw.ID()}
+	want := []string{f1.GW.ID(), f2.GW.ID()}
 	slices.Sort(want)
 	if !slices.Equal(status.Members, want) {
 		t.Fatalf("members %q, want %q", status.Members, want)
 	}
-	if st, _, b := dsDo(t, http.MethodPost, f1.url+"/channel", nil, `{"data":"to all"}`); st != http.StatusOK {
+	if st, _, b := gwtest.DSDo(t, http.MethodPost, f1.URL+"/channel", nil, `{"data":"to all"}`); st != http.StatusOK {
 		t.Fatalf("POST /channel: %d %s", st, b)
 	}
-	awaitLine(t, lines, func(l string) bool { return l == "data:to all" })
+	gwtest.AwaitLine(t, lines, func(l string) bool { return l == "data:to all" })
 }

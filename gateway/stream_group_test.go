@@ -1,10 +1,11 @@
-package gateway
+package gateway_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,78 +16,12 @@ import (
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 )
 
-// member is a group member's connection read by its own goroutine: message frames go to
-// msgs; with autoAck each is acked once read.
-type member struct {
-	c    *websocket.Conn
-	msgs chan uint64
-}
-
-func joinGroup(t *testing.T, f *fixture, path string, autoAck bool) *member {
-	t.Helper()
-	m := &member{c: dial(t, f, path), msgs: make(chan uint64, 1024)}
-	go func() {
-		defer close(m.msgs)
-		for {
-			_, raw, err := m.c.ReadMessage()
-			if err != nil {
-				return
-			}
-			var fr sframe
-			if json.Unmarshal(raw, &fr) != nil || fr.Type != "message" {
-				continue
-			}
-			if autoAck {
-				b, _ := json.Marshal(map[string]any{"type": "ack", "seq": fr.Seq})
-				if m.c.WriteMessage(websocket.TextMessage, b) != nil {
-					return
-				}
-			}
-			m.msgs <- fr.Seq
-		}
-	}()
-	return m
-}
-
-func (m *member) ack(t *testing.T, seq uint64) {
-	t.Helper()
-	b, _ := json.Marshal(map[string]any{"type": "ack", "seq": seq})
-	if err := m.c.WriteMessage(websocket.TextMessage, b); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// take reads n seqs from m within 20 s.
-func (m *member) take(t *testing.T, n int) []uint64 {
-	t.Helper()
-	return recvN(t, m.msgs, n)
-}
-
-// recvN receives n values from ch within 20 s; ch closing first fails the test.
-func recvN[T any](t *testing.T, ch <-chan T, n int) []T {
-	t.Helper()
-	var out []T
-	timeout := time.After(20 * time.Second)
-	for len(out) < n {
-		select {
-		case v, ok := <-ch:
-			if !ok {
-				t.Fatalf("connection closed after %v", out)
-			}
-			out = append(out, v)
-		case <-timeout:
-			t.Fatalf("got %v, want %d", out, n)
-		}
-	}
-	return out
-}
-
 // groupInfo asks the stream object for a group's state.
-func groupInfo(t *testing.T, f *fixture, stream, group string) (next uint64, inflight int) {
+func groupInfo(t *testing.T, f *gwtest.Fixture, stream, group string) (next uint64, inflight int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	out, err := f.gw.sc.GroupInfo(ctx, stream, group)
+	out, err := f.StreamClient(t).GroupInfo(ctx, stream, group)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,32 +29,32 @@ func groupInfo(t *testing.T, f *fixture, stream, group string) (next uint64, inf
 }
 
 func TestStreamGroupSharesWithoutOverlap(t *testing.T) {
-	_, _, f := startStreams(t, Options{})
-	a := joinGroup(t, f, "/v1/stream/jobs?group=w&client=a&window=4", false)
-	b := joinGroup(t, f, "/v1/stream/jobs?group=w&client=b&window=4", false)
-	pub := sdial(t, f, "/v1/stream/jobs?from=latest")
-	pub.publish("j", 8)
+	_, _, f := gwtest.StartStreams(t, gateway.Options{})
+	a := gwtest.JoinGroup(t, f, "/v1/stream/jobs?group=w&client=a&window=4", false)
+	b := gwtest.JoinGroup(t, f, "/v1/stream/jobs?group=w&client=b&window=4", false)
+	pub := gwtest.DialStream(t, f, "/v1/stream/jobs?from=latest")
+	pub.Publish("j", 8)
 	// Nothing acked: each member holds its window of 4, and they are disjoint.
 	seen := map[uint64]bool{}
-	for _, m := range []*member{a, b} {
-		for _, s := range m.take(t, 4) {
+	for _, m := range []*gwtest.Member{a, b} {
+		for _, s := range m.Take(t, 4) {
 			if seen[s] {
 				t.Fatalf("seq %d delivered twice", s)
 			}
 			seen[s] = true
-			m.ack(t, s)
+			m.Ack(t, s)
 		}
 	}
 	// Acked, more flow; every seq once over both members.
-	pub.publish("k", 32)
+	pub.Publish("k", 32)
 	deadline := time.After(20 * time.Second)
 	for len(seen) < 40 {
 		var s uint64
-		var m *member
+		var m *gwtest.Member
 		select {
-		case s = <-a.msgs:
+		case s = <-a.Msgs:
 			m = a
-		case s = <-b.msgs:
+		case s = <-b.Msgs:
 			m = b
 		case <-deadline:
 			t.Fatalf("got %d of 40", len(seen))
@@ -128,10 +63,10 @@ func TestStreamGroupSharesWithoutOverlap(t *testing.T) {
 			t.Fatalf("seq %d delivered twice (or a member closed)", s)
 		}
 		seen[s] = true
-		m.ack(t, s)
+		m.Ack(t, s)
 	}
 	for _, q := range []string{"group=bad%20name", "group=w&from=1", "group=w&redelivery=1ms"} {
-		_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(f.url, "http")+"/v1/stream/jobs?"+q, nil)
+		_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(f.URL, "http")+"/v1/stream/jobs?"+q, nil)
 		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("%s: %v %v", q, err, resp)
 		}
@@ -139,40 +74,40 @@ func TestStreamGroupSharesWithoutOverlap(t *testing.T) {
 }
 
 func TestStreamGroupRedelivery(t *testing.T) {
-	_, _, f := startStreams(t, Options{})
-	pub := sdial(t, f, "/v1/stream/redo?from=latest")
-	pub.publish("j", 3)
-	a := joinGroup(t, f, "/v1/stream/redo?group=g&window=2", false)
-	got := a.take(t, 2)
-	b := joinGroup(t, f, "/v1/stream/redo?group=g", true)
-	if s := b.take(t, 1); s[0] != 3 {
+	_, _, f := gwtest.StartStreams(t, gateway.Options{})
+	pub := gwtest.DialStream(t, f, "/v1/stream/redo?from=latest")
+	pub.Publish("j", 3)
+	a := gwtest.JoinGroup(t, f, "/v1/stream/redo?group=g&window=2", false)
+	got := a.Take(t, 2)
+	b := gwtest.JoinGroup(t, f, "/v1/stream/redo?group=g", true)
+	if s := b.Take(t, 1); s[0] != 3 {
 		t.Fatalf("b got %v, want 3", s)
 	}
 	// a leaves without acking: b gets a's messages.
-	_ = a.c.Close()
-	if s := b.take(t, 2); s[0] != got[0] || s[1] != got[1] {
+	_ = a.C.Close()
+	if s := b.Take(t, 2); s[0] != got[0] || s[1] != got[1] {
 		t.Fatalf("redelivered %v, want %v", s, got)
 	}
 	// A member that stays but does not ack in time loses its message to another.
-	c := joinGroup(t, f, "/v1/stream/redo2?group=g&redelivery=200ms", false)
-	pub2 := sdial(t, f, "/v1/stream/redo2?from=latest")
-	pub2.publish("x", 1)
-	if s := c.take(t, 1); s[0] != 1 {
+	c := gwtest.JoinGroup(t, f, "/v1/stream/redo2?group=g&redelivery=200ms", false)
+	pub2 := gwtest.DialStream(t, f, "/v1/stream/redo2?from=latest")
+	pub2.Publish("x", 1)
+	if s := c.Take(t, 1); s[0] != 1 {
 		t.Fatalf("c got %v", s)
 	}
-	d := joinGroup(t, f, "/v1/stream/redo2?group=g&redelivery=200ms", true)
-	if s := d.take(t, 1); s[0] != 1 {
+	d := gwtest.JoinGroup(t, f, "/v1/stream/redo2?group=g&redelivery=200ms", true)
+	if s := d.Take(t, 1); s[0] != 1 {
 		t.Fatalf("d got %v, want the expired 1", s)
 	}
 }
 
 func TestStreamGroupPositionSurvivesRestart(t *testing.T) {
-	s, h, f := startStreams(t, Options{})
-	pub := sdial(t, f, "/v1/stream/pos?from=latest")
-	pub.publish("a", 3)
-	a := joinGroup(t, f, "/v1/stream/pos?group=g", true)
-	a.take(t, 3)
-	_ = a.c.Close()
+	s, h, f := gwtest.StartStreams(t, gateway.Options{})
+	pub := gwtest.DialStream(t, f, "/v1/stream/pos?from=latest")
+	pub.Publish("a", 3)
+	a := gwtest.JoinGroup(t, f, "/v1/stream/pos?group=g", true)
+	a.Take(t, 3)
+	_ = a.C.Close()
 	// Poll (bounded) until the acks are stored.
 	for end := time.Now().Add(10 * time.Second); ; {
 		next, inflight := groupInfo(t, f, "pos", "g")
@@ -189,10 +124,10 @@ func TestStreamGroupPositionSurvivesRestart(t *testing.T) {
 	if err := h.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	startStreamHost(t, s, "h2")
-	pub.publish("b", 2)
-	c := joinGroup(t, f, "/v1/stream/pos?group=g", true)
-	if got := c.take(t, 2); got[0] != 4 || got[1] != 5 {
+	gwtest.StartStreamHost(t, s, "h2")
+	pub.Publish("b", 2)
+	c := gwtest.JoinGroup(t, f, "/v1/stream/pos?group=g", true)
+	if got := c.Take(t, 2); got[0] != 4 || got[1] != 5 {
 		t.Fatalf("after restart: %v, want [4 5]", got)
 	}
 }
@@ -200,17 +135,17 @@ func TestStreamGroupPositionSurvivesRestart(t *testing.T) {
 // TestStreamGroupLimit: a member of one group too many is closed with 1008 (reconnecting
 // would not help), not 1013, and the reason says why.
 func TestStreamGroupLimit(t *testing.T) {
-	_, _, f := startStreams(t, Options{})
+	_, _, f := gwtest.StartStreams(t, gateway.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for i := range stream.MaxGroups {
-		if _, err := f.gw.sc.GroupClaim(ctx, "lim", streamapi.GroupClaim{Group: fmt.Sprintf("g%d", i), Member: "a", Max: 1}); err != nil {
+		if _, err := f.StreamClient(t).GroupClaim(ctx, "lim", streamapi.GroupClaim{Group: fmt.Sprintf("g%d", i), Member: "a", Max: 1}); err != nil {
 			t.Fatalf("group %d: %v", i, err)
 		}
 	}
-	c := sdial(t, f, "/v1/stream/lim?group=one-more")
-	_ = c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, _, err := c.c.ReadMessage()
+	c := gwtest.DialStream(t, f, "/v1/stream/lim?group=one-more")
+	_ = c.C.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := c.C.ReadMessage()
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || !strings.HasPrefix(ce.Text, "too_many_groups: ") {
 		t.Fatalf("closed with %v, want 1008 too_many_groups", err)

@@ -1,6 +1,8 @@
-package gateway
+package gateway_test
 
 import (
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"io"
 	"net/http"
 	"strings"
@@ -10,11 +12,11 @@ import (
 // TestStreamHooksGuardHTTP: the hooks that guard WebSocket streams guard the same streams
 // over plain HTTP (Durable Streams, EventSource, sse-cluster) too.
 func TestStreamHooksGuardHTTP(t *testing.T) {
-	l := &hookLog{keys: map[string]bool{}, subs: map[string]string{}}
-	_, _, f := startStreams(t, Options{APIKeys: []string{"k1", "k2"}, StreamHooks: authHooks(l)})
+	l := gwtest.NewHookLog()
+	_, _, f := gwtest.StartStreams(t, gateway.Options{APIKeys: []string{"k1", "k2"}, StreamHooks: gwtest.AuthHooks(l)})
 	do := func(method, path, key, ctype, body string) int {
 		t.Helper()
-		req, _ := http.NewRequest(method, f.url+path, strings.NewReader(body))
+		req, _ := http.NewRequest(method, f.URL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+key)
 		if ctype != "" {
 			req.Header.Set("Content-Type", ctype)
@@ -52,7 +54,7 @@ func TestStreamHooksGuardHTTP(t *testing.T) {
 		}
 	}
 	// The refused append stored nothing: one message, the allowed one.
-	req, _ := http.NewRequest("GET", f.url+"/v1/stream/open?offset=-1", nil)
+	req, _ := http.NewRequest("GET", f.URL+"/v1/stream/open?offset=-1", nil)
 	req.Header.Set("Authorization", "Bearer k1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

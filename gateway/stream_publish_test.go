@@ -1,6 +1,8 @@
-package gateway
+package gateway_test
 
 import (
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"testing"
 )
 
@@ -8,16 +10,16 @@ import (
 // stores a retry once and answers it with the original seq; malformed fields are a
 // bad_field error and publish nothing.
 func TestProducerFrames(t *testing.T) {
-	_, _, f := startStreams(t, Options{})
-	c := sdial(t, f, "/v1/stream/prod")
-	pub := func(id string, fields map[string]any) sframe {
+	_, _, f := gwtest.StartStreams(t, gateway.Options{})
+	c := gwtest.DialStream(t, f, "/v1/stream/prod")
+	pub := func(id string, fields map[string]any) gwtest.Frame {
 		t.Helper()
 		fr := map[string]any{"type": "publish", "id": id, "data": id}
 		for k, v := range fields {
 			fr[k] = v
 		}
-		c.write(fr)
-		return c.await(func(s sframe) bool { return s.ID != nil && *s.ID == id })
+		c.Write(fr)
+		return c.Await(func(s gwtest.Frame) bool { return s.ID != nil && *s.ID == id })
 	}
 	p := func(epoch, seq any) map[string]any {
 		return map[string]any{"producerId": "p", "producerEpoch": epoch, "producerSeq": seq}

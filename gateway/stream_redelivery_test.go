@@ -1,38 +1,38 @@
-package gateway
+package gateway_test
 
 import (
-	"slices"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"testing"
-	"time"
 )
 
 // TestStreamDurableRedelivery: a durable client's unacknowledged messages come again, in
 // order, from its first unacknowledged seq, once the redelivery timeout passes; acked
 // ones do not; a subscriber that is not durable is never sent anything twice.
 func TestStreamDurableRedelivery(t *testing.T) {
-	_, _, f := startStreams(t, Options{})
-	pub := sdial(t, f, "/v1/stream/rd?from=latest")
-	pub.publish("a", 6)
+	_, _, f := gwtest.StartStreams(t, gateway.Options{})
+	pub := gwtest.DialStream(t, f, "/v1/stream/rd?from=latest")
+	pub.Publish("a", 6)
 
-	plain := sdial(t, f, "/v1/stream/rd?window=4&redelivery=200ms")
-	plain.messages(1, 4)
+	plain := gwtest.DialStream(t, f, "/v1/stream/rd?window=4&redelivery=200ms")
+	plain.Messages(1, 4)
 
-	c := sdial(t, f, "/v1/stream/rd?client=w&window=4&redelivery=200ms")
-	c.messages(1, 4)
-	c.write(map[string]any{"type": "ack", "seq": 2})
-	c.messages(5, 2) // the ack made room in the window
+	c := gwtest.DialStream(t, f, "/v1/stream/rd?client=w&window=4&redelivery=200ms")
+	c.Messages(1, 4)
+	c.Write(map[string]any{"type": "ack", "seq": 2})
+	c.Messages(5, 2) // the ack made room in the window
 	// Nothing acked since: 3 to 6 again, in order.
-	c.messages(3, 4)
-	c.write(map[string]any{"type": "ack", "seq": 6})
-	pub.publish("b", 1)
-	if m := c.messages(7, 1); m[0].Seq != 7 {
+	c.Messages(3, 4)
+	c.Write(map[string]any{"type": "ack", "seq": 6})
+	pub.Publish("b", 1)
+	if m := c.Messages(7, 1); m[0].Seq != 7 {
 		t.Fatalf("%+v", m)
 	}
-	c.write(map[string]any{"type": "ack", "seq": 7})
-	if r := c.command("x", "getServerInfo", nil); r.Type != "reply" {
+	c.Write(map[string]any{"type": "ack", "seq": 7})
+	if r := c.Command("x", "getServerInfo", nil); r.Type != "reply" {
 		t.Fatalf("%+v", r)
 	}
-	for _, fr := range c.buf {
+	for _, fr := range c.Buffered() {
 		if fr.Type == "error" {
 			t.Fatalf("error frame %+v", fr)
 		}
@@ -40,49 +40,10 @@ func TestStreamDurableRedelivery(t *testing.T) {
 
 	// The plain subscriber, which never acked either, got nothing again (its 5th message
 	// waits for room in its window).
-	if r := plain.command("y", "getServerInfo", nil); r.Type != "reply" {
+	if r := plain.Command("y", "getServerInfo", nil); r.Type != "reply" {
 		t.Fatalf("%+v", r)
 	}
-	for _, fr := range plain.buf {
+	for _, fr := range plain.Buffered() {
 		t.Fatalf("a subscriber without client= was sent %+v", fr)
-	}
-}
-
-// TestRedeliveryCheck drives one subscription's redelivery by hand: it waits for the
-// oldest unacked message's timeout, sends everything unacked again, and an ack of a seq
-// delivered before that stays valid (and moves the subscription past it).
-func TestRedeliveryCheck(t *testing.T) {
-	rd := newSubRedelivery(time.Second)
-	defer rd.stop()
-	// fetching: nothing is read from a feed; the test plays its part.
-	s := &streamSub{fetching: true, window: 8, next: 3, inflight: []uint64{1, 2}, rd: rd}
-	t0 := time.Now()
-	s.checkRedelivery(t0) // 1 and 2 were sent by now
-	s.next, s.inflight = 5, append(s.inflight, 3, 4)
-	s.checkRedelivery(t0.Add(600 * time.Millisecond)) // 3 and 4 by then
-	if msg := s.ack(2); msg != "" {
-		t.Fatal(msg)
-	}
-	s.checkRedelivery(t0.Add(1100 * time.Millisecond))
-	if s.next != 5 || !slices.Equal(s.inflight, []uint64{3, 4}) {
-		t.Fatalf("redelivered before 3 waited its timeout: next %d, inflight %v", s.next, s.inflight)
-	}
-	s.checkRedelivery(t0.Add(1700 * time.Millisecond))
-	if s.next != 3 || len(s.inflight) != 0 || rd.count != 1 {
-		t.Fatalf("not redelivered: next %d, inflight %v, count %d", s.next, s.inflight, rd.count)
-	}
-	// The client acks 4 from the first delivery before 3 and 4 were read again.
-	if msg := s.ack(4); msg != "" {
-		t.Fatalf("ack 4 after the redelivery began: %s", msg)
-	}
-	if s.next != 5 || s.acked != 4 {
-		t.Fatalf("after the ack: next %d, acked %d", s.next, s.acked)
-	}
-	if msg := s.ack(5); msg == "" {
-		t.Fatal("ack of a seq never delivered accepted")
-	}
-	s.checkRedelivery(t0.Add(5 * time.Second))
-	if rd.count != 1 || len(rd.samples) != 0 {
-		t.Fatalf("nothing in flight, yet count %d, samples %v", rd.count, rd.samples)
 	}
 }
