@@ -135,7 +135,7 @@ type Gateway struct {
 	client      atomic.Pointer[objclient.Client]
 	res         *cluster.Resources
 	js          jetstream.JetStream
-	melody      *melody.Melody // object sockets' (websocket.go)
+	melody      *melody.Melody // object sockets' (conns.NewMelody)
 	streamWS    *melody.Melody // /v1/stream connections'
 	compatWS    *melody.Melody // durable-stream's /stream connections'
 	conns       *conns.Hub     // every client connection's queue and writer (gateway/internal/conns)
@@ -184,7 +184,7 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 	g.sockets.m = map[string]*gwSocket{}
 	g.env = &env{g: g}
 	g.conns = conns.NewHub(g.ctx, conns.Config{QueueBytes: opts.StreamQueueBytes, Heartbeat: opts.SSEHeartbeat, Logger: g.log})
-	g.melody = newMelody(g.opts.MaxMessage)
+	g.melody = conns.NewMelody(g.opts.MaxMessage)
 	if err := g.buildMux(); err != nil {
 		return nil, err
 	}
@@ -377,8 +377,8 @@ func (g *Gateway) buildMux() (err error) {
 		g.streams = newStreamHub(g)
 		// A frame over 16 times the limit closes a stream connection (1009); a larger one is
 		// refused with an error frame. durable-stream's protocol has no error frame.
-		g.streamWS = newMelody(max(16*g.opts.MaxMessage, 1<<20))
-		g.compatWS = newMelody(max(g.opts.MaxMessage, 1<<10))
+		g.streamWS = conns.NewMelody(max(16*g.opts.MaxMessage, 1<<20))
+		g.compatWS = conns.NewMelody(max(g.opts.MaxMessage, 1<<10))
 		// /v1/stream/{name...}: WebSocket, Durable Streams HTTP, EventSource (durable_http.go).
 		g.registerHTTPStreams()
 		g.mux.HandleFunc("GET /stream/{subject...}", g.serveStreamCompat) // durable-stream's clients

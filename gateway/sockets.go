@@ -42,7 +42,7 @@ type gwSocket struct {
 	seq             uint64 // client messages forwarded; only the read loop touches it
 }
 
-var _ wsSession = (*gwSocket)(nil)
+var _ conns.Session = (*gwSocket)(nil)
 
 type frame struct {
 	data   []byte
@@ -127,11 +127,11 @@ func (s *gwSocket) write(f frame) {
 	}
 }
 
-func (s *gwSocket) connected() { s.conn.Ready() }
+func (s *gwSocket) Connected() { s.conn.Ready() }
 
-func (s *gwSocket) message(data []byte, binary bool) { s.g.forward(s, data, binary) }
+func (s *gwSocket) Message(data []byte, binary bool) { s.g.forward(s, data, binary) }
 
-func (s *gwSocket) closing(code int, reason string) {
+func (s *gwSocket) Closing(code int, reason string) {
 	s.mu.Lock()
 	if s.closeCode == 0 {
 		s.closeCode, s.closeReason = code, reason
@@ -139,10 +139,10 @@ func (s *gwSocket) closing(code int, reason string) {
 	s.mu.Unlock()
 }
 
-func (s *gwSocket) fail(code int, reason string) { s.close(code, reason, false) }
+func (s *gwSocket) Fail(code int, reason string) { s.close(code, reason, false) }
 
-// disconnected tells the object its socket closed, unless it closed it itself.
-func (s *gwSocket) disconnected() {
+// Disconnected tells the object its socket closed, unless it closed it itself.
+func (s *gwSocket) Disconnected() {
 	g := s.g
 	defer g.socketsOpen.wg.Done()
 	g.sockets.remove(s.id)
@@ -198,7 +198,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, s *gwSocket) {
 		g.notifyClose(s, 1006, "upgrade failed")
 		g.socketsOpen.wg.Done()
 	}
-	if err := g.acceptWebSocket(w, r, g.melody, s.conn, s, failed); err != nil {
+	if err := g.conns.AcceptWebSocket(w, r, s.conn, g.melody, s, failed); err != nil {
 		g.log.Debug("upgrade failed", "err", err)
 		failed()
 	}

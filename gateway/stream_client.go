@@ -82,7 +82,7 @@ type streamConn struct {
 	wg     sync.WaitGroup
 }
 
-var _ wsSession = (*streamConn)(nil)
+var _ conns.Session = (*streamConn)(nil)
 
 type pubReq struct {
 	id       string
@@ -109,14 +109,14 @@ func (g *Gateway) newStreamConn(r *http.Request, primary string) *streamConn {
 // consumer (the core's policy).
 func (c *streamConn) enqueue(f []byte) { c.conn.Send(f) }
 
-// fail closes the connection with code, after what is queued.
-func (c *streamConn) fail(code int, reason string) { c.conn.Close(code, reason) }
+// Fail closes the connection with code, after what is queued.
+func (c *streamConn) Fail(code int, reason string) { c.conn.Close(code, reason) }
 
-// connected is melody's: the upgrade is done. What was queued before (a subscription's
+// Connected is melody's: the upgrade is done. What was queued before (a subscription's
 // first replay) leaves now, and the gateway's shutdown closes the connection with 1001.
-func (c *streamConn) connected() {
+func (c *streamConn) Connected() {
 	c.conn.Ready()
-	context.AfterFunc(c.ctx, func() { c.fail(websocket.CloseGoingAway, "closing") })
+	context.AfterFunc(c.ctx, func() { c.Fail(websocket.CloseGoingAway, "closing") })
 	switch {
 	case c.group != nil:
 		c.wg.Add(1)
@@ -126,9 +126,9 @@ func (c *streamConn) connected() {
 	}
 }
 
-// message is one client frame, on the session's read loop. A bad frame is answered with
+// Message is one client frame, on the session's read loop. A bad frame is answered with
 // an error frame; the connection stays usable.
-func (c *streamConn) message(data []byte, binary bool) {
+func (c *streamConn) Message(data []byte, binary bool) {
 	if c.compat != nil {
 		c.compat.message(data, binary)
 		return
@@ -144,11 +144,11 @@ func (c *streamConn) message(data []byte, binary bool) {
 	c.frame(data)
 }
 
-func (c *streamConn) closing(int, string) {}
+func (c *streamConn) Closing(int, string) {}
 
-// disconnected is melody's: the session is over. It tears the connection down: no new
+// Disconnected is melody's: the session is over. It tears the connection down: no new
 // goroutine, every goroutine waited for, durable acks flushed.
-func (c *streamConn) disconnected() {
+func (c *streamConn) Disconnected() {
 	c.cancel()
 	c.closeSubs()
 	c.wg.Wait()

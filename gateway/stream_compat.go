@@ -243,7 +243,7 @@ func (c *compatConn) worker() {
 func (c *compatConn) fail(err error) {
 	if c.sc.ctx.Err() == nil {
 		c.sc.g.log.Warn("durable-stream connection failed", "stream", c.name, "err", err)
-		c.sc.fail(CloseStreamUnavailable, "stream unavailable; reconnect")
+		c.sc.Fail(CloseStreamUnavailable, "stream unavailable; reconnect")
 	}
 }
 

@@ -214,11 +214,11 @@ func (m *streamGroup) fail(err error) {
 	var se *streamapi.Error
 	if errors.As(err, &se) && se.Code == streamapi.CodeTooManyGroups {
 		// Reconnecting will not help: close as a policy violation, saying why.
-		m.c.fail(websocket.ClosePolicyViolation, "too_many_groups: "+se.Message)
+		m.c.Fail(websocket.ClosePolicyViolation, "too_many_groups: "+se.Message)
 		return
 	}
 	m.c.g.log.Warn("group member failed", "stream", m.name, "group", m.group, "err", err)
-	m.c.fail(CloseStreamUnavailable, "stream unavailable; reconnect")
+	m.c.Fail(CloseStreamUnavailable, "stream unavailable; reconnect")
 }
 
 // deliver reads the claimed messages from the feed (its ring, or the log in batches) and

@@ -126,11 +126,11 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	c.accept(w, r, g.streamWS)
 }
 
-// accept hands the upgrade to melody (websocket.go): the session runs on a goroutine of
+// accept hands the upgrade to melody (conns.AcceptWebSocket): the session runs on a goroutine of
 // its own and the handler returns, so that net/http's connection, request, response and
 // their buffers (~10 KB), held while a handler runs, are freed.
 func (c *streamConn) accept(w http.ResponseWriter, r *http.Request, m *melody.Melody) {
-	if err := c.g.acceptWebSocket(w, r, m, c.conn, c, c.abandon); err != nil {
+	if err := c.g.conns.AcceptWebSocket(w, r, c.conn, m, c, c.abandon); err != nil {
 		c.abandon()
 	}
 }

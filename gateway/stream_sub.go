@@ -156,7 +156,7 @@ func (s *streamSub) fetch() {
 			s.mu.Unlock()
 			if ctx.Err() == nil {
 				s.conn.g.log.Warn("stream replay failed", "stream", s.name, "err", err)
-				s.conn.fail(CloseStreamUnavailable, "reading the stream failed; reconnect")
+				s.conn.Fail(CloseStreamUnavailable, "reading the stream failed; reconnect")
 			}
 			return
 		}

@@ -1,11 +1,11 @@
-package gateway
+package conns
 
 // One WebSocket stack for every kind of socket: melody accepts them all (object sockets,
 // /v1/stream connections, durable-stream's /stream, group members) through the client core
-// (gateway/internal/conns: the session runs on a goroutine of its own and every frame the
-// gateway sends goes through the connection's byte-bounded queue), and one set of melody
-// handlers hands each session's events to what it serves (wsSession). The melody instances
-// differ only in their read limit.
+// (AcceptWebSocket: the session runs on a goroutine of its own and every frame the gateway
+// sends goes through the connection's byte-bounded queue), and one set of melody handlers
+// hands each session's events to what it serves (Session). The melody instances differ
+// only in their read limit.
 
 import (
 	"errors"
@@ -14,36 +14,35 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/olahol/melody"
 )
 
-// wsSession is what one melody session serves.
-type wsSession interface {
-	// connected runs once the upgrade is done: the connection is marked Ready.
-	connected()
-	// message is one message from the client, on the session's read loop.
-	message(data []byte, binary bool)
-	// closing records the client's close frame.
-	closing(code int, reason string)
-	// fail closes the connection with code.
-	fail(code int, reason string)
-	// disconnected runs once the session is over.
-	disconnected()
+// Session is what one melody session serves: an object socket, a stream connection.
+type Session interface {
+	// Connected runs once the upgrade is done: the connection is marked Ready.
+	Connected()
+	// Message is one message from the client, on the session's read loop.
+	Message(data []byte, binary bool)
+	// Closing records the client's close frame.
+	Closing(code int, reason string)
+	// Fail closes the connection with code.
+	Fail(code int, reason string)
+	// Disconnected runs once the session is over.
+	Disconnected()
 }
 
 const sessKey = "hf.session"
 
-func session(s *melody.Session) wsSession { return s.MustGet(sessKey).(wsSession) }
+func session(s *melody.Session) Session { return s.MustGet(sessKey).(Session) }
 
 // wsWriteBuffers are gorilla's write buffers, held only for the time of one control frame
 // (melody's pings and closes): the gateway's frames go through the connections' queues.
 var wsWriteBuffers sync.Pool
 
-// newMelody is a melody for sockets whose messages may be up to maxMessage bytes. Its
+// NewMelody is a melody for sockets whose messages may be up to maxMessage bytes. Its
 // session queue carries only pings and closes (the gateway's frames go through the
 // connection's queue); origins are checked before a request reaches it.
-func newMelody(maxMessage int64) *melody.Melody {
+func NewMelody(maxMessage int64) *melody.Melody {
 	m := melody.New()
 	m.Config.MaxMessageSize = maxMessage
 	// Pings are written by the session's ping pump itself: the queue holds at most a close
@@ -54,12 +53,12 @@ func newMelody(maxMessage int64) *melody.Melody {
 		CheckOrigin: func(*http.Request) bool { return true }}
 	m.HandleConnect(func(s *melody.Session) {
 		s.Request.Header = nil // read by the upgrade; the session keeps the request for good
-		session(s).connected()
+		session(s).Connected()
 	})
-	m.HandleMessage(func(s *melody.Session, data []byte) { session(s).message(data, false) })
-	m.HandleMessageBinary(func(s *melody.Session, data []byte) { session(s).message(data, true) })
+	m.HandleMessage(func(s *melody.Session, data []byte) { session(s).Message(data, false) })
+	m.HandleMessageBinary(func(s *melody.Session, data []byte) { session(s).Message(data, true) })
 	m.HandleClose(func(s *melody.Session, code int, reason string) error {
-		session(s).closing(code, reason)
+		session(s).Closing(code, reason)
 		// Answer the close frame as gorilla's own handler does.
 		msg := []byte{}
 		if code != websocket.CloseNoStatusReceived {
@@ -73,14 +72,9 @@ func newMelody(maxMessage int64) *melody.Melody {
 		// client that does not read. It may be called from a close already holding a
 		// lock of the session's, hence the goroutine.
 		if errors.Is(err, melody.ErrMessageBufferFull) {
-			go session(s).fail(conns.CloseSlowConsumer, conns.SlowConsumerReason)
+			go session(s).Fail(CloseSlowConsumer, SlowConsumerReason)
 		}
 	})
-	m.HandleDisconnect(func(s *melody.Session) { session(s).disconnected() })
+	m.HandleDisconnect(func(s *melody.Session) { session(s).Disconnected() })
 	return m
-}
-
-// acceptWebSocket hands an upgrade request to m for sess, over c (see conns.AcceptWebSocket).
-func (g *Gateway) acceptWebSocket(w http.ResponseWriter, r *http.Request, m *melody.Melody, c *conns.Conn, sess wsSession, failed func()) error {
-	return g.conns.AcceptWebSocket(w, r, c, m, map[string]any{sessKey: sess}, failed)
 }
