@@ -342,7 +342,7 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 		h.forkCreated(r.Context(), fk.source, name, ans, err)
 	}
 	if err != nil {
-		writeClientError(w, err)
+		httperr.WriteCallError(w, err)
 		return
 	}
 	st, res := ans.Status, ans.DSResult
@@ -434,7 +434,7 @@ func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name st
 	}
 	rep := h.appendDS(r.Context(), name, a)
 	if rep.err != nil {
-		writeClientError(w, rep.err)
+		httperr.WriteCallError(w, rep.err)
 		return
 	}
 	if rep.fail != nil {
@@ -514,7 +514,7 @@ func (h *httpStreams) readOne(ctx context.Context, name string, q streamapi.DSRe
 func (h *httpStreams) head(w http.ResponseWriter, r *http.Request, name string) {
 	st, rd, _, err := h.readDS(r.Context(), name, 1<<62, false, false)
 	if err != nil {
-		writeClientError(w, err)
+		httperr.WriteCallError(w, err)
 		return
 	}
 	hd := w.Header()
@@ -620,7 +620,7 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 	ctx := r.Context()
 	st, rd, ans, err := h.readDS(ctx, name, from, true, false)
 	if err != nil {
-		writeClientError(w, err)
+		httperr.WriteCallError(w, err)
 		return
 	}
 	if st != http.StatusOK {
@@ -642,7 +642,7 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 	if live == "long-poll" && len(rd.Msgs) == 0 && !rd.Closed {
 		rd, err = h.waitData(ctx, name, from, rd)
 		if err != nil {
-			writeClientError(w, err)
+			httperr.WriteCallError(w, err)
 			return
 		}
 		if rd == nil {
@@ -750,7 +750,7 @@ func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name s
 	b64 := !isJSONType(rd.Meta.ContentType) && !strings.HasPrefix(rd.Meta.ContentType, "text/")
 	fd, err := h.follow(r.Context(), name, rd)
 	if err != nil {
-		writeClientError(w, err)
+		httperr.WriteCallError(w, err)
 		return
 	}
 	hd := w.Header()

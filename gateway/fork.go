@@ -102,7 +102,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 	}
 	st, rd, ans, err := h.readOne(ctx, src, streamapi.DSReadQuery{From: 1 << 62}, 0)
 	if err != nil {
-		writeClientError(w, err)
+		httperr.WriteCallError(w, err)
 		return nil
 	}
 	switch st {
@@ -137,7 +137,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 		// The boundary is inside the next record with data at or after the offset.
 		st, rd, ans, err := h.stitch(ctx, src, at, 0, false, false, 1)
 		if err != nil {
-			writeClientError(w, err)
+			httperr.WriteCallError(w, err)
 			return nil
 		}
 		if st != http.StatusOK {
@@ -196,7 +196,7 @@ func (fk *forkPlan) join(ct string, data []byte, batch int) ([]byte, int) {
 func (h *httpStreams) forkRef(w http.ResponseWriter, r *http.Request, src, fork string) bool {
 	_, ans, err := h.g.sc.Ref(r.Context(), src, streamapi.DSRef{Fork: fork})
 	if err != nil {
-		writeClientError(w, err)
+		httperr.WriteCallError(w, err)
 		return false
 	}
 	switch ans.Status {
@@ -228,7 +228,7 @@ func (h *httpStreams) forkCreated(ctx context.Context, src, fork string, ans str
 func (h *httpStreams) delete(w http.ResponseWriter, r *http.Request, name string) {
 	ans, err := h.g.sc.Delete(r.Context(), name)
 	if err != nil {
-		writeClientError(w, err)
+		httperr.WriteCallError(w, err)
 		return
 	}
 	if ans.Status != http.StatusNoContent {

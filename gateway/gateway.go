@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,7 +21,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/functions"
 	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/gateway/internal/streamclient"
@@ -495,29 +493,6 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 		return strings.EqualFold(host, r.Host)
 	}
 	return false
-}
-
-// writeClientError maps an objclient error onto the JSON error shape; an answer of a
-// Stream object (a *streamapi.Error with its status) keeps its status and code.
-func writeClientError(w http.ResponseWriter, err error) {
-	var se *streamapi.Error
-	if errors.As(err, &se) && se.Status >= 400 {
-		httperr.Write(w, se.Status, se.Code, se.Message)
-		return
-	}
-	switch {
-	case errors.Is(err, objclient.ErrNoHosts):
-		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
-	case errors.Is(err, objclient.ErrOverloaded):
-		w.Header().Set("Retry-After", "1")
-		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
-	case errors.Is(err, objclient.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		httperr.Write(w, http.StatusGatewayTimeout, httperr.CodeTimeout, "the object did not answer in time; the request may or may not have taken effect")
-	case errors.Is(err, objclient.ErrBadRequest):
-		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, err.Error())
-	default:
-		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
-	}
 }
 
 // clientAddr is the client's address: from the trusted proxy header when configured (its

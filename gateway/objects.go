@@ -52,7 +52,7 @@ func (g *Gateway) serveObject(w http.ResponseWriter, r *http.Request, class, nam
 		if sock != nil {
 			g.sockets.drop(sock)
 		}
-		writeClientError(w, err)
+		httperr.WriteCallError(w, err)
 		return
 	}
 	if sock == nil {

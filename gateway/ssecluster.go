@@ -269,7 +269,7 @@ func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, cha
 		out, err := h.g.sc.Publish(ctx, sseChannelPrefix+ch, item)
 		cancel()
 		if err != nil {
-			writeClientError(w, err)
+			httperr.WriteCallError(w, err)
 			return
 		}
 		if p := out[0]; p.Code != "" {

@@ -12,10 +12,13 @@
 package httperr
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/internal/objclient"
 )
 
 // Codes used across Holdfast's HTTP endpoints. A code is stable; a message is for people.
@@ -56,4 +59,29 @@ func Write(w http.ResponseWriter, status int, code, message string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(Body{Detail{code, message}})
+}
+
+// WriteCallError answers the failure of a call to an object (routed by internal/objclient)
+// in the error shape: an answer of a Stream object (a *streamapi.Error with its status)
+// keeps its status and code; a routing failure is 503 (no host, overloaded: Retry-After),
+// 504 (no answer in time: the request may or may not have taken effect) or 400.
+func WriteCallError(w http.ResponseWriter, err error) {
+	var se *streamapi.Error
+	if errors.As(err, &se) && se.Status >= 400 {
+		Write(w, se.Status, se.Code, se.Message)
+		return
+	}
+	switch {
+	case errors.Is(err, objclient.ErrNoHosts):
+		Write(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+	case errors.Is(err, objclient.ErrOverloaded):
+		w.Header().Set("Retry-After", "1")
+		Write(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+	case errors.Is(err, objclient.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		Write(w, http.StatusGatewayTimeout, CodeTimeout, "the object did not answer in time; the request may or may not have taken effect")
+	case errors.Is(err, objclient.ErrBadRequest):
+		Write(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+	default:
+		Write(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+	}
 }
