@@ -15,7 +15,6 @@ import (
 	"sync"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
-	"github.com/holdfast/holdfast/internal/wire"
 )
 
 const (
@@ -35,13 +34,7 @@ const (
 )
 
 // batchBytes is the bound of one appends batch on this NATS connection.
-func (h *httpStreams) batchBytes() int { return h.g.objectBatchBytes(maxAppendBatchBytes) }
-
-// objectBatchBytes bounds the data of one batch sent to a stream object (appends over
-// HTTP, publishes over WebSocket): wire.BatchBytes, the one rule hosts size events by.
-func (g *Gateway) objectBatchBytes(limit int) int {
-	return max(min(limit, wire.BatchBytes(g.nc.MaxPayload())), 16<<10)
-}
+func (h *httpStreams) batchBytes() int { return h.g.streams.BatchBytes(maxAppendBatchBytes) }
 
 // appendReply is what one queued append gets back: its answer, or for the whole batch the
 // object's error answer (fail) or a failure to reach it (err).

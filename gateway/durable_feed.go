@@ -37,7 +37,7 @@ type dsFollow struct {
 // follow acquires name's feed for a reader whose first read (from the object) was rd; the
 // caller releases the feed (fd.feed.Release).
 func (h *httpStreams) follow(ctx context.Context, name string, rd *streamapi.DSRead) (*dsFollow, error) {
-	f, err := h.g.streams.acquire(ctx, name)
+	f, err := h.g.streams.Acquire(ctx, name)
 	if err != nil {
 		return nil, err
 	}

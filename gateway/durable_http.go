@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"io"
 	"math/rand/v2"
 	"mime"
@@ -124,7 +125,7 @@ func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	if err := validStreamName(name); err != nil {
+	if err := streamhub.ValidName(name); err != nil {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
 		return
 	}
@@ -495,7 +496,7 @@ func (h *httpStreams) readOne(ctx context.Context, name string, q streamapi.DSRe
 	}
 	m := &rd.Meta
 	from := rd.Upto
-	msgs, next, err := h.g.streams.hub().ReadLog(ctx, name, m.Seq(from), m.Seq(rd.Next)-1, followMsgs)
+	msgs, next, err := h.g.streams.ReadLog(ctx, name, m.Seq(from), m.Seq(rd.Next)-1, followMsgs)
 	if err != nil {
 		return 0, nil, streamapi.DSAnswer{}, err
 	}
@@ -821,4 +822,40 @@ func writeSSEData(buf *bytes.Buffer, payload []byte) {
 		buf.WriteString(line)
 		buf.WriteByte('\n')
 	}
+}
+
+// authorizeHTTP asks the hooks about a plain-HTTP request on stream name: reads (GET,
+// HEAD) are subscribes, everything else publishes. A JSON append's body is shown to
+// AuthorizePublish (it is put back for the handler); other bodies are passed as nil. A
+// refusal answers 403 and reports false.
+func (h *httpStreams) authorizeHTTP(w http.ResponseWriter, r *http.Request, name string) bool {
+	g := h.g
+	if !g.hooks.Authorizes() {
+		return true
+	}
+	c := g.hooks.ConnInfo(r)
+	var err error
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		err = g.hooks.AuthorizeSubscribe(r.Context(), c, name)
+	default:
+		var data json.RawMessage
+		if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			b, rerr := io.ReadAll(io.LimitReader(r.Body, g.opts.MaxBodyBytes+1))
+			if rerr != nil {
+				httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "reading the body: "+rerr.Error())
+				return false
+			}
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), r.Body))
+			if int64(len(b)) <= g.opts.MaxBodyBytes && json.Valid(b) {
+				data = b
+			}
+		}
+		err = g.hooks.AuthorizePublish(r.Context(), c, name, data)
+	}
+	if err != nil {
+		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.Error())
+		return false
+	}
+	return true
 }

@@ -13,7 +13,7 @@ func SlowClosed(g *Gateway) int64 { return g.conns.SlowClosed() }
 
 // LiveSubscribers counts the WebSocket subscribers of stream on g that are at its feed's head.
 func LiveSubscribers(g *Gateway, stream string) int {
-	fd := g.streams.hub().Running(stream)
+	fd := g.streams.Running(stream)
 	if fd == nil {
 		return 0
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -60,7 +61,7 @@ func sourceName(v string) (string, bool) {
 		return "", false
 	}
 	name, ok := strings.CutPrefix(u.Path, "/v1/stream/")
-	return name, ok && validStreamName(name) == nil
+	return name, ok && streamhub.ValidName(name) == nil
 }
 
 // planFork validates a fork's headers against its source and completes c (content type,

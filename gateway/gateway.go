@@ -12,6 +12,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"log/slog"
 	"net"
 	"net/http"
@@ -118,6 +120,14 @@ type Options struct {
 	PublicURL string
 }
 
+// StreamClass is the class of the objects behind durable streams (its contract is package
+// builtin/stream/streamapi): the hosts must serve it when Options.Streams is set.
+const StreamClass = streamapi.ClassName
+
+// StreamRetention limits the streams whose names match Pattern: tokens separated by "/",
+// "*" matching one token and a last ">" one or more. Zero is no limit.
+type StreamRetention = streamhub.Retention
+
 // presenceTTL is how long a gateway stays "live" without renewing; objects close the
 // sockets of a gateway that is not.
 const presenceTTL = 5 * time.Second
@@ -144,7 +154,9 @@ type Gateway struct {
 	sockets     socketTable
 	socketsOpen openSockets // object sockets' sessions, which Close waits for
 	env         *env
-	streams     *streamHub
+	streams     *streamhub.Hub   // every stream protocol's feeds (gateway/internal/streamhub)
+	hooks       *streamhub.Hooks // the server hooks (Options.StreamHooks)
+	codecs      *streamCodecs
 	sc          *streamclient.Client // the Stream objects
 	subs        *dsSubs              // Durable Streams subscriptions (ds_subscriptions.go)
 	requests    requestCounts        // plain requests in flight (presence.go)
@@ -175,6 +187,13 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{opts: opts, id: opts.ID, nc: nc, log: opts.Logger.With("gateway", opts.ID), started: time.Now().UTC()}
 	g.sc = streamclient.New(streamclient.SenderFunc(g.request))
+	// Made now (it does no I/O): the stream parts hold it from the start, and use it once
+	// the gateway is ready (requests are refused before).
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	g.js = js
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	for _, k := range opts.APIKeys {
 		g.keys = append(g.keys, sha256.Sum256([]byte(k)))
@@ -239,10 +258,7 @@ func (g *Gateway) connect() {
 func (g *Gateway) setup() error {
 	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
 	defer cancel()
-	js, err := jetstream.New(g.nc)
-	if err != nil {
-		return err
-	}
+	js := g.js
 	res, err := cluster.Ensure(ctx, js, cluster.Options{Replicas: g.opts.Replicas})
 	if err != nil {
 		return err
@@ -270,7 +286,7 @@ func (g *Gateway) setup() error {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("presence: %w", err)
 	}
-	g.js, g.res, g.ctrl = js, res, ctrl
+	g.res, g.ctrl = res, ctrl
 	g.client.Store(objclient.New(g.nc, owners))
 	g.wg.Add(1)
 	go g.keepPresence(rev)
@@ -372,7 +388,12 @@ func (g *Gateway) buildMux() (err error) {
 		}
 	}
 	if g.opts.Streams {
-		g.streams = newStreamHub(g)
+		g.streams = streamhub.New(g.ctx, streamhub.Config{
+			JetStream: g.js, Conn: g.nc, Streams: g.sc, Retention: g.opts.StreamRetention, Logger: g.log,
+			RingMsgs: g.opts.StreamRingMsgs, RingBytes: g.opts.StreamRingBytes, StartTimeout: g.opts.RequestTimeout,
+		})
+		g.hooks = streamhub.NewHooks(g.opts.StreamHooks, g.log, requestKey)
+		g.codecs = g.newStreamCodecs()
 		// A frame over 16 times the limit closes a stream connection (1009); a larger one is
 		// refused with an error frame. durable-stream's protocol has no error frame.
 		g.streamWS = conns.NewMelody(max(16*g.opts.MaxMessage, 1<<20))

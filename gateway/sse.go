@@ -67,12 +67,11 @@ func (s esStyle) render() esEvent {
 }
 
 // codec is the feed codec of a record's events in this style, rendered once per gateway.
-func (s esStyle) codec(h *streamHub) *feed.Codec {
-	h.hub()
+func (s esStyle) codec(c *streamCodecs) *feed.Codec {
 	if s == esClusterEvents {
-		return h.esCluster
+		return c.esCluster
 	}
-	return h.esMessage
+	return c.esMessage
 }
 
 func messageEvent(buf *bytes.Buffer, id string, msg json.RawMessage) {
@@ -118,7 +117,7 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 	// stream's object, shared by the EventSources opening it meanwhile: whether it exists,
 	// its configuration and its tail. Every message comes from the feed.
 	cctx, cancel := context.WithTimeout(ctx, g.opts.RequestTimeout)
-	f, err := g.streams.acquire(cctx, name)
+	f, err := g.streams.Acquire(cctx, name)
 	cancel()
 	if err != nil {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
@@ -146,7 +145,7 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no")
 	handedOff = true // the reader releases the feed and calls done when it ends
-	sr := h.newSSEReader(conns.EventSource, fd, from, seen, eventSourceRender(style.render(), style.codec(g.streams)))
+	sr := h.newSSEReader(conns.EventSource, fd, from, seen, eventSourceRender(style.render(), style.codec(g.codecs)))
 	sr.done = done
 	sr.serve(w, r, []byte("retry: "+strconv.Itoa(sseRetryMs)+"\n\n"))
 }

@@ -57,7 +57,7 @@ func (h *httpStreams) registerSSECluster() {
 			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
 			return
 		}
-		if err := h.g.authorizeSubscribe(r.Context(), h.g.streamConnInfo(r), sseChannelPrefix+ch); err != nil {
+		if err := h.g.hooks.AuthorizeSubscribe(r.Context(), h.g.hooks.ConnInfo(r), sseChannelPrefix+ch); err != nil {
 			httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.Error())
 			return
 		}
@@ -249,9 +249,9 @@ func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, cha
 	if len(e.Data) == 0 {
 		e.Data = json.RawMessage("null")
 	}
-	c := h.g.streamConnInfo(r)
+	c := h.g.hooks.ConnInfo(r)
 	for _, ch := range chans {
-		if err := h.g.authorizePublish(r.Context(), c, sseChannelPrefix+ch, e.Data); err != nil {
+		if err := h.g.hooks.AuthorizePublish(r.Context(), c, sseChannelPrefix+ch, e.Data); err != nil {
 			httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.Error())
 			return
 		}

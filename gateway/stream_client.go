@@ -99,7 +99,7 @@ type cmdReq struct {
 // waits in its queue until it is.
 func (g *Gateway) newStreamConn(r *http.Request, primary string) *streamConn {
 	c := &streamConn{g: g, conn: g.conns.NewConn(conns.StreamSocket), primary: primary, limit: g.opts.MaxMessage,
-		subs: map[string]*streamSub{}, info: g.streamConnInfo(r)}
+		subs: map[string]*streamSub{}, info: g.hooks.ConnInfo(r)}
 	c.ctx, c.cancel = context.WithCancel(g.ctx)
 	c.conn.SetOnDrain(c.drained)
 	return c
@@ -228,13 +228,13 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 			from = a.Seq + 1
 		}
 	}
-	f, err := c.g.streams.acquire(ctx, name)
+	f, err := c.g.streams.Acquire(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	if latest {
 		// The stream's own tail: the shared feed may not have seen the last appends yet.
-		_, tail, err := c.g.streams.info(ctx, name)
+		_, tail, err := c.g.streams.Info(ctx, name)
 		if err != nil {
 			f.Release()
 			return nil, err
@@ -405,7 +405,7 @@ func (c *streamConn) publisher() {
 			return
 		}
 		size := len(batch[0].data)
-		limit := c.g.objectBatchBytes(maxPublishBatchBytes)
+		limit := c.g.streams.BatchBytes(maxPublishBatchBytes)
 		cost := len(batch[0].id) + publishCost
 	more:
 		for len(batch) < maxPublishBatch && size+cost < limit {
@@ -423,7 +423,7 @@ func (c *streamConn) publisher() {
 		refused := make([]error, len(batch))
 		n := 0
 		for i, p := range batch {
-			if refused[i] = c.g.authorizePublish(ctx, c.info, c.primary, p.data); refused[i] == nil {
+			if refused[i] = c.g.hooks.AuthorizePublish(ctx, c.info, c.primary, p.data); refused[i] == nil {
 				n++
 			}
 		}

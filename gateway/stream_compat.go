@@ -29,6 +29,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"math"
 	"net/http"
 	"strconv"
@@ -66,7 +67,7 @@ type compatConn struct {
 // serveStreamCompat is GET /stream/{subject...}: durable-stream's WebSocket.
 func (g *Gateway) serveStreamCompat(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("subject")
-	if err := validStreamName(name); err != nil {
+	if err := streamhub.ValidName(name); err != nil {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName,
 			fmt.Sprintf("subject %q is not a valid stream name (tokens of letters, digits, '_' and '-' separated by '/'): %v", name, err))
 		return
@@ -75,7 +76,7 @@ func (g *Gateway) serveStreamCompat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
-	f, err := g.streams.acquire(ctx, name)
+	f, err := g.streams.Acquire(ctx, name)
 	cancel()
 	if err != nil {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
@@ -209,7 +210,7 @@ func (c *compatConn) worker() {
 			}
 		}
 		if cmd, d := compatCommand(f); cmd != "" {
-			if err := c.command(cmd, d, f); isForbidden(err) {
+			if err := c.command(cmd, d, f); streamhub.IsForbidden(err) {
 				c.refuse(f, err.(*streamapi.Error))
 			} else if err != nil {
 				c.fail(err)
@@ -272,7 +273,7 @@ func (c *compatConn) publish(batch []map[string]json.RawMessage) error {
 	ipJSON, _ := json.Marshal(c.ip)
 	items := make([]streamapi.PublishItem, 0, len(batch))
 	for i, f := range batch {
-		if refused[i] = c.sc.g.authorizePublish(ctx, c.sc.info, c.name, f["data"]); refused[i] != nil {
+		if refused[i] = c.sc.g.hooks.AuthorizePublish(ctx, c.sc.info, c.name, f["data"]); refused[i] != nil {
 			continue
 		}
 		f["ip"] = ipJSON
@@ -309,15 +310,15 @@ func (c *compatConn) command(cmd string, d, f map[string]json.RawMessage) error 
 	defer cancel()
 	switch cmd {
 	case "subscribe", "getState":
-		if err := g.authorizeSubscribe(ctx, c.sc.info, c.name); err != nil {
+		if err := g.hooks.AuthorizeSubscribe(ctx, c.sc.info, c.name); err != nil {
 			return err
 		}
 	case "deleteMessages", "putState":
-		if err := g.authorizePublish(ctx, c.sc.info, c.name, f["data"]); err != nil {
+		if err := g.hooks.AuthorizePublish(ctx, c.sc.info, c.name, f["data"]); err != nil {
 			return err
 		}
 	}
-	first, last, err := g.streams.info(ctx, c.name)
+	first, last, err := g.streams.Info(ctx, c.name)
 	if err != nil {
 		return err
 	}
@@ -356,7 +357,7 @@ func (c *compatConn) command(cmd string, d, f map[string]json.RawMessage) error 
 			if err != nil {
 				return err
 			}
-			g.streams.trimmedTo(c.name, i.FirstSeq)
+			g.streams.TrimmedTo(c.name, i.FirstSeq)
 		}
 		c.reply(f, last)
 	case "getState":
@@ -410,7 +411,7 @@ func (c *compatConn) pusher() {
 		}
 		var push []byte
 		if len(msgs) > 0 {
-			push = msgs[0].Encoded(c.sc.g.streams.compatPush)
+			push = msgs[0].Encoded(c.sc.g.codecs.compatPush)
 		}
 		c.mu.Lock()
 		if c.gen != gen || c.next != from {

@@ -60,7 +60,7 @@ func (g *Gateway) serveStreamGroup(w http.ResponseWriter, r *http.Request, c *st
 		member = nuid.Next()
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
-	f, err := g.streams.acquire(ctx, c.primary)
+	f, err := g.streams.Acquire(ctx, c.primary)
 	cancel()
 	if err != nil {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
@@ -241,7 +241,7 @@ func (m *streamGroup) deliver(ctx context.Context, seqs []uint64, reclaim bool) 
 		}
 		var f []byte
 		if msg := msgs[seq]; msg != nil {
-			f = msg.Encoded(m.c.g.streams.msgFrame)
+			f = msg.Encoded(m.c.g.codecs.msgFrame)
 		}
 		if f == nil {
 			m.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -45,7 +46,7 @@ func (g *Gateway) acceptUpgrade(w http.ResponseWriter, r *http.Request, route st
 // serveStream is GET /v1/stream/{name...}: a WebSocket to a durable stream.
 func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := validStreamName(name); err != nil {
+	if err := streamhub.ValidName(name); err != nil {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
 		return
 	}
@@ -98,7 +99,7 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	c := g.newStreamConn(r, name)
 	c.client, c.window, c.redelivery = client, window, redelivery
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
-	err := g.authorizeSubscribe(ctx, c.info, name)
+	err := g.hooks.AuthorizeSubscribe(ctx, c.info, name)
 	cancel()
 	if err != nil {
 		c.abandon()
@@ -265,7 +266,7 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 	name := c.primary
 	if a.Stream != nil {
 		name = *a.Stream
-		if err := validStreamName(name); err != nil {
+		if err := streamhub.ValidName(name); err != nil {
 			return nil, &streamapi.Error{Code: streamapi.CodeBadName, Message: err.Error()}
 		}
 	}
@@ -273,14 +274,14 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 	defer cancel()
 	switch cmd.name {
 	case "getServerInfo":
-		return map[string]any{"version": version(), "node": c.g.id, "uptime": time.Since(c.g.streams.started).Seconds()}, nil
+		return map[string]any{"version": version(), "node": c.g.id, "uptime": time.Since(c.g.started).Seconds()}, nil
 	case "getStreamInfo":
-		first, last, err := c.g.streams.info(ctx, name)
+		first, last, err := c.g.streams.Info(ctx, name)
 		if err != nil {
 			return nil, err
 		}
 		subs := 0
-		if f := c.g.streams.hub().Running(name); f != nil {
+		if f := c.g.streams.Running(name); f != nil {
 			subs = f.Listeners()
 		}
 		return map[string]any{"stream": name, "firstSeq": first, "lastSeq": last, "subscribers": subs}, nil
@@ -301,7 +302,7 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 				return nil, &streamapi.Error{Code: streamapi.CodeBadArgs, Message: `from must be a seq of 1 or more, or "latest"`}
 			}
 		}
-		if err := c.g.authorizeSubscribe(ctx, c.info, name); err != nil {
+		if err := c.g.hooks.AuthorizeSubscribe(ctx, c.info, name); err != nil {
 			return nil, err
 		}
 		s, err := c.subscribe(ctx, name, from, latest)
@@ -321,17 +322,17 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		if a.UpTo == nil {
 			return nil, &streamapi.Error{Code: streamapi.CodeBadArgs, Message: "deleteMessages needs upTo"}
 		}
-		if err := c.g.authorizePublish(ctx, c.info, name, cmd.args); err != nil {
+		if err := c.g.hooks.AuthorizePublish(ctx, c.info, name, cmd.args); err != nil {
 			return nil, err
 		}
 		i, err := c.g.sc.DeleteMessages(ctx, name, *a.UpTo)
 		if err != nil {
 			return nil, err
 		}
-		c.g.streams.trimmedTo(name, i.FirstSeq)
+		c.g.streams.TrimmedTo(name, i.FirstSeq)
 		return i, nil
 	case "getState":
-		if err := c.g.authorizeSubscribe(ctx, c.info, name); err != nil {
+		if err := c.g.hooks.AuthorizeSubscribe(ctx, c.info, name); err != nil {
 			return nil, err
 		}
 		return c.g.sc.State(ctx, name)
@@ -339,14 +340,14 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		if len(a.State) == 0 {
 			return nil, &streamapi.Error{Code: streamapi.CodeBadArgs, Message: "putState needs state"}
 		}
-		if err := c.g.authorizePublish(ctx, c.info, name, cmd.args); err != nil {
+		if err := c.g.hooks.AuthorizePublish(ctx, c.info, name, cmd.args); err != nil {
 			return nil, err
 		}
 		st, err := c.g.sc.PutState(ctx, name, streamapi.PutState{State: a.State, Checkpoint: a.Checkpoint})
 		if err != nil {
 			return nil, err
 		}
-		c.g.streams.trimmedTo(name, st.FirstSeq)
+		c.g.streams.TrimmedTo(name, st.FirstSeq)
 		return st, nil
 	}
 	return nil, &streamapi.Error{Code: streamapi.CodeUnknownCommand, Message: fmt.Sprintf("unknown command %q", cmd.name)}

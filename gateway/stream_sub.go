@@ -64,7 +64,7 @@ func (s *streamSub) deliver(m *feed.Msg) {
 		s.conn.gap(s.name, s.next, m.Seq)
 	}
 	s.next = m.Seq + 1
-	f := m.Encoded(s.conn.g.streams.msgFrame)
+	f := m.Encoded(s.conn.g.codecs.msgFrame)
 	if f == nil {
 		return
 	}
@@ -109,7 +109,7 @@ func (s *streamSub) deliverPaced(msgs []*feed.Msg) bool {
 	q := s.conn.conn
 	room := q.Room()
 	for _, m := range msgs {
-		if f := m.Encoded(s.conn.g.streams.msgFrame); f != nil {
+		if f := m.Encoded(s.conn.g.codecs.msgFrame); f != nil {
 			need := len(f) + 16
 			if need > room && q.Queued() > 0 {
 				q.WantDrain()
@@ -227,7 +227,7 @@ func (c *streamConn) checkRetained(ctx context.Context, f *feed.Feed, name strin
 	if from > f.Last() || from < f.RingStart() {
 		return nil
 	}
-	first, _, err := c.g.streams.info(ctx, name)
+	first, _, err := c.g.streams.Info(ctx, name)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package gateway
+package streamhub
 
 import "testing"
 
@@ -8,7 +8,7 @@ func TestMatchPattern(t *testing.T) {
 		p, n string
 		ok   bool
 	}{{"a/*", "a/b", true}, {"a/*", "a/b/c", false}, {"a/>", "a/b/c", true}, {"a/>", "a", false}, {"a", "a", true}, {"*/b", "x/b", true}} {
-		if matchPattern(tc.p, tc.n) != tc.ok {
+		if MatchPattern(tc.p, tc.n) != tc.ok {
 			t.Errorf("%s %s", tc.p, tc.n)
 		}
 	}
