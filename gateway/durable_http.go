@@ -118,7 +118,7 @@ func (h *httpStreams) prelude(w http.ResponseWriter, r *http.Request) bool {
 
 func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet && websocket.IsWebSocketUpgrade(r) {
-		h.g.serveStream(w, r)
+		h.g.ws.ServeStream(w, r)
 		return
 	}
 	if !h.prelude(w, r) {

@@ -2,29 +2,9 @@ package gateway
 
 import (
 	"slices"
-
-	"github.com/holdfast/holdfast/gateway/internal/feed"
 )
 
 // What the gateway's external tests look at inside it.
-
-// SlowClosed is the number of g's connections closed as slow consumers.
-func SlowClosed(g *Gateway) int64 { return g.conns.SlowClosed() }
-
-// LiveSubscribers counts the WebSocket subscribers of stream on g that are at its feed's head.
-func LiveSubscribers(g *Gateway, stream string) int {
-	fd := g.streams.Running(stream)
-	if fd == nil {
-		return 0
-	}
-	live := 0
-	fd.Each(func(l feed.Listener) {
-		if s, ok := l.(*streamSub); ok && s.position() == fd.Last()+1 {
-			live++
-		}
-	})
-	return live
-}
 
 // SubsOpened reports whether g's subscriptions part opened its bucket.
 func SubsOpened(g *Gateway) bool {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
+	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"log/slog"
 	"net"
 	"net/http"
@@ -144,8 +145,6 @@ type Gateway struct {
 	res         *cluster.Resources
 	js          jetstream.JetStream
 	melody      *melody.Melody // object sockets' (conns.NewMelody)
-	streamWS    *melody.Melody // /v1/stream connections'
-	compatWS    *melody.Melody // durable-stream's /stream connections'
 	conns       *conns.Hub     // every client connection's queue and writer (gateway/internal/conns)
 	ctx         context.Context
 	cancel      context.CancelFunc
@@ -157,6 +156,7 @@ type Gateway struct {
 	streams     *streamhub.Hub   // every stream protocol's feeds (gateway/internal/streamhub)
 	hooks       *streamhub.Hooks // the server hooks (Options.StreamHooks)
 	codecs      *streamCodecs
+	ws          *wsstream.Server     // WebSocket streams (gateway/internal/wsstream)
 	sc          *streamclient.Client // the Stream objects
 	subs        *dsSubs              // Durable Streams subscriptions (ds_subscriptions.go)
 	requests    requestCounts        // plain requests in flight (presence.go)
@@ -394,14 +394,14 @@ func (g *Gateway) buildMux() (err error) {
 		})
 		g.hooks = streamhub.NewHooks(g.opts.StreamHooks, g.log, requestKey)
 		g.codecs = g.newStreamCodecs()
-		// A frame over 16 times the limit closes a stream connection (1009); a larger one is
-		// refused with an error frame. durable-stream's protocol has no error frame.
-		g.streamWS = conns.NewMelody(max(16*g.opts.MaxMessage, 1<<20))
-		g.compatWS = conns.NewMelody(max(g.opts.MaxMessage, 1<<10))
+		g.ws = wsstream.New(g.ctx, wsstream.Config{
+			Gateway: g.id, MaxMessage: g.opts.MaxMessage, RequestTimeout: g.opts.RequestTimeout, Logger: g.log,
+			Conns: g.conns, Streams: g.sc, Hub: g.streams, Hooks: g.hooks, CheckOrigin: g.checkOrigin,
+		})
 		// /v1/stream/{name...}: WebSocket, Durable Streams HTTP, EventSource (durable_http.go).
 		g.registerHTTPStreams()
-		g.mux.HandleFunc("GET /stream/{subject...}", g.serveStreamCompat) // durable-stream's clients
-		g.registerDSSubscriptions()                                       // /v1/stream/__ds/ (ds_subscriptions.go)
+		g.mux.HandleFunc("GET /stream/{subject...}", g.ws.ServeCompat) // durable-stream's clients
+		g.registerDSSubscriptions()                                    // /v1/stream/__ds/ (ds_subscriptions.go)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"maps"
 	"net/http"
 	"slices"
@@ -25,6 +26,8 @@ const (
 	CloseSlowConsumer = conns.CloseSlowConsumer
 	// CloseObjectUnavailable: the object could not take the client's message; reconnect.
 	CloseObjectUnavailable = 1013
+	// CloseStreamUnavailable: a stream could not be read or written; reconnect.
+	CloseStreamUnavailable = wsstream.CloseStreamUnavailable
 )
 
 // gwSocket is one WebSocket held for an object. Its connection (conn) exists from the

@@ -1,4 +1,4 @@
-package gateway
+package wsstream
 
 import (
 	"cmp"
@@ -50,7 +50,7 @@ const (
 // when it is done; durable acks are flushed by a timer armed by the first ack after a
 // flush. 10,000 idle connections once held six goroutines and ~70 KB each.
 type streamConn struct {
-	g       *Gateway
+	g       *Server
 	conn    *conns.Conn
 	limit   int64 // the largest frame taken (a larger one, up to 16 times it, is refused)
 	ctx     context.Context
@@ -87,7 +87,7 @@ var _ conns.Session = (*streamConn)(nil)
 type pubReq struct {
 	id       string
 	data     json.RawMessage
-	producer *streamapi.Producer // an idempotent producer's write (stream_publish.go)
+	producer *streamapi.Producer // an idempotent producer's write (publish.go)
 }
 
 type cmdReq struct {
@@ -97,7 +97,7 @@ type cmdReq struct {
 
 // newStreamConn is a stream connection from request r, not upgraded yet: what it is sent
 // waits in its queue until it is.
-func (g *Gateway) newStreamConn(r *http.Request, primary string) *streamConn {
+func (g *Server) newStreamConn(r *http.Request, primary string) *streamConn {
 	c := &streamConn{g: g, conn: g.conns.NewConn(conns.StreamSocket), primary: primary, limit: g.opts.MaxMessage,
 		subs: map[string]*streamSub{}, info: g.hooks.ConnInfo(r)}
 	c.ctx, c.cancel = context.WithCancel(g.ctx)

@@ -1,4 +1,4 @@
-package gateway
+package wsstream
 
 import (
 	"context"
@@ -31,20 +31,21 @@ func parseFrom(s string) (seq uint64, latest bool, err error) {
 
 // acceptUpgrade answers a request to route that is not a WebSocket upgrade (400) or comes
 // from an origin not allowed (403); true: go on with the upgrade.
-func (g *Gateway) acceptUpgrade(w http.ResponseWriter, r *http.Request, route string) bool {
+func (g *Server) acceptUpgrade(w http.ResponseWriter, r *http.Request, route string) bool {
 	if !websocket.IsWebSocketUpgrade(r) {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, route+" takes a WebSocket upgrade")
 		return false
 	}
-	if !g.checkOrigin(r) {
+	if !g.opts.CheckOrigin(r) {
 		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, "origin not allowed: "+r.Header.Get("Origin"))
 		return false
 	}
 	return true
 }
 
-// serveStream is GET /v1/stream/{name...}: a WebSocket to a durable stream.
-func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
+// ServeStream is GET /v1/stream/{name...} with a WebSocket upgrade: a connection to
+// durable streams.
+func (g *Server) ServeStream(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if err := streamhub.ValidName(name); err != nil {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
@@ -107,7 +108,7 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if group != "" {
-		g.serveStreamGroup(w, r, c, group, redelivery) // stream_group.go
+		g.serveStreamGroup(w, r, c, group, redelivery) // group.go
 		return
 	}
 	// Subscribe before upgrading, so that a stream that cannot be opened is an HTTP error.

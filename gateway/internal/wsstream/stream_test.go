@@ -1,4 +1,4 @@
-package gateway_test
+package wsstream_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/gateway/internal/gwtest"
+	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -152,7 +153,7 @@ func TestStreamSlowConsumerIsClosed(t *testing.T) {
 	blob := strings.Repeat("x", 4<<10)
 	published := 0
 	// Publish until the slow client overflows (its socket buffers fill first).
-	for round := 0; gateway.SlowClosed(f.GW) == 0; round++ {
+	for round := 0; wsstream.SlowClosed(f.GW.ID()) == 0; round++ {
 		if round > 2000 {
 			t.Fatal("the slow consumer was never closed")
 		}
@@ -385,7 +386,7 @@ func TestStreamReplayIsPacedByTheQueue(t *testing.T) {
 	// 200 messages of 2 KiB: more than six times the queue, read from the ring.
 	sub := gwtest.DialStream(t, f, "/v1/stream/paced?from=1&window=65536")
 	sub.Messages(1, 200)
-	if n := gateway.SlowClosed(f.GW); n != 0 {
+	if n := wsstream.SlowClosed(f.GW.ID()); n != 0 {
 		t.Fatalf("%d connections closed as slow consumers", n)
 	}
 }

@@ -1,10 +1,11 @@
-package gateway_test
+package wsstream_test
 
 import (
 	"encoding/json"
 	"fmt"
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/gateway/internal/gwtest"
+	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"io"
 	"net/http"
 	"strings"
@@ -143,7 +144,7 @@ func TestStreamHooksPublishRefused(t *testing.T) {
 func waitLive(t *testing.T, f *gwtest.Fixture, stream string, n int) {
 	t.Helper()
 	natstest.WaitFor(t, "live subscribers", 10*time.Second, func() bool {
-		return gateway.LiveSubscribers(f.GW, stream) >= n
+		return wsstream.LiveSubscribers(f.GW.ID(), stream) >= n
 	})
 }
 

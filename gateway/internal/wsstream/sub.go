@@ -1,4 +1,4 @@
-package gateway
+package wsstream
 
 import (
 	"context"
@@ -32,7 +32,7 @@ type streamSub struct {
 	acked    uint64
 	closed   bool
 	fetching bool           // fetch's goroutine reads the log
-	rd       *subRedelivery // a durable client's redelivery (stream_redelivery.go), or nil
+	rd       *subRedelivery // a durable client's redelivery (redelivery.go), or nil
 	scratch  []*feed.Msg
 }
 

@@ -1,4 +1,4 @@
-package gateway
+package wsstream
 
 // Consumer groups on /v1/stream/{name}?group=<g>: each message goes to one member of the
 // group. The stream object keeps the group's state (builtin/stream, group.go): the next
@@ -51,7 +51,7 @@ type streamGroup struct {
 	acked               []uint64            // acked, not yet told to the object
 }
 
-func (g *Gateway) serveStreamGroup(w http.ResponseWriter, r *http.Request, c *streamConn, group string, timeout time.Duration) {
+func (g *Server) serveStreamGroup(w http.ResponseWriter, r *http.Request, c *streamConn, group string, timeout time.Duration) {
 	if timeout == 0 {
 		timeout = defaultRedelivery
 	}

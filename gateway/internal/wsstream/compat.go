@@ -1,4 +1,4 @@
-package gateway
+package wsstream
 
 // Drop-in compatibility with durable-stream (github.com/voxoco/durable-stream): its clients
 // connect to GET /stream/<subject>?apiKey=K and speak its frames unchanged. The subject is
@@ -64,8 +64,8 @@ type compatConn struct {
 	lastID     uint64
 }
 
-// serveStreamCompat is GET /stream/{subject...}: durable-stream's WebSocket.
-func (g *Gateway) serveStreamCompat(w http.ResponseWriter, r *http.Request) {
+// ServeCompat is GET /stream/{subject...}: durable-stream's WebSocket.
+func (g *Server) ServeCompat(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("subject")
 	if err := streamhub.ValidName(name); err != nil {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName,

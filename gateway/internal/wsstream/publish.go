@@ -1,4 +1,4 @@
-package gateway
+package wsstream
 
 import (
 	"encoding/json"

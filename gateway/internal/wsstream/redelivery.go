@@ -1,4 +1,4 @@
-package gateway
+package wsstream
 
 // Redelivery for durable clients (client=<id>): messages delivered on a connection and
 // not acknowledged within the redelivery timeout (redelivery=, default 30 s) are sent
