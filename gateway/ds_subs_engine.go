@@ -651,8 +651,8 @@ func streamInfos(s *dsSub, tails map[string]uint64) []map[string]any {
 		if !ok || t < l.Acked {
 			t = l.Acked
 		}
-		out = append(out, map[string]any{"path": p, "link_type": l.kind(), "acked_offset": fmtOffset(l.Acked),
-			"tail_offset": fmtOffset(t), "has_pending": t > l.Acked})
+		out = append(out, map[string]any{"path": p, "link_type": l.kind(), "acked_offset": streamapi.FormatOffset(l.Acked),
+			"tail_offset": streamapi.FormatOffset(t), "has_pending": t > l.Acked})
 	}
 	return out
 }

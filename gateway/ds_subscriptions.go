@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"io"
 	"net/http"
 	"sort"
@@ -568,7 +569,7 @@ func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
 		if p == "" {
 			p = a.Path
 		}
-		seq, now, ok := parseOffset(a.Offset)
+		seq, now, ok := streamapi.ParseOffset(a.Offset)
 		if !ok || now || a.Offset == "-1" {
 			dsError(q.w, http.StatusConflict, subInvalidOffset, "bad ack offset "+a.Offset, nil)
 			return

@@ -44,38 +44,6 @@ const (
 	maxDSBody = 4 << 20
 )
 
-// offsetWidth digits make every offset the same length, so string order is seq order.
-const offsetWidth = 16
-
-func fmtOffset(seq uint64) string {
-	var b [24]byte
-	d := strconv.AppendUint(b[:0], seq, 10)
-	if len(d) >= offsetWidth {
-		return string(d)
-	}
-	var out [offsetWidth]byte
-	for i := range out {
-		out[i] = '0'
-	}
-	copy(out[offsetWidth-len(d):], d)
-	return string(out[:])
-}
-
-// parseOffset reads an offset: "-1" (start, seq 0), "now" or a server-minted offset.
-func parseOffset(s string) (seq uint64, now bool, ok bool) {
-	switch s {
-	case "-1":
-		return 0, false, true
-	case "now":
-		return 0, true, true
-	}
-	if len(s) != offsetWidth {
-		return 0, false, false
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	return n, false, err == nil
-}
-
 // httpStreams serves the HTTP faces of streams: the protocol, EventSource and sse-cluster.
 type httpStreams struct {
 	g        *Gateway
@@ -352,7 +320,7 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 	hd := w.Header()
-	hd.Set("Stream-Next-Offset", fmtOffset(res.Next))
+	hd.Set("Stream-Next-Offset", streamapi.FormatOffset(res.Next))
 	if res.Closed {
 		hd.Set("Stream-Closed", "true")
 	}
@@ -449,7 +417,7 @@ func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name st
 	}
 	hd := w.Header()
 	if st != http.StatusNotFound {
-		hd.Set("Stream-Next-Offset", fmtOffset(res.Next))
+		hd.Set("Stream-Next-Offset", streamapi.FormatOffset(res.Next))
 	}
 	if res.Closed {
 		hd.Set("Stream-Closed", "true")
@@ -525,7 +493,7 @@ func (h *httpStreams) head(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	h.metaHeaders(hd, rd)
-	hd.Set("Stream-Next-Offset", fmtOffset(rd.Next))
+	hd.Set("Stream-Next-Offset", streamapi.FormatOffset(rd.Next))
 	if rd.Closed {
 		hd.Set("Stream-Closed", "true")
 	}
@@ -607,7 +575,7 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 	var now bool
 	if q.Has("offset") {
 		var ok bool
-		if from, now, ok = parseOffset(q.Get("offset")); !ok || len(q["offset"]) > 1 {
+		if from, now, ok = streamapi.ParseOffset(q.Get("offset")); !ok || len(q["offset"]) > 1 {
 			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "malformed offset")
 			return
 		}
@@ -655,7 +623,7 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 		next = rd.Next
 	}
 	upToDate := next >= rd.Next
-	hd.Set("Stream-Next-Offset", fmtOffset(next))
+	hd.Set("Stream-Next-Offset", streamapi.FormatOffset(next))
 	if upToDate {
 		hd.Set("Stream-Up-To-Date", "true")
 	}
@@ -673,7 +641,7 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 	if now {
 		hd.Set("Cache-Control", "no-store")
 	} else {
-		etag := fmt.Sprintf(`"%s:%s:%s`, url.PathEscape(name), fmtOffset(from), fmtOffset(next))
+		etag := fmt.Sprintf(`"%s:%s:%s`, url.PathEscape(name), streamapi.FormatOffset(from), streamapi.FormatOffset(next))
 		if closed {
 			etag += ":c"
 		}
@@ -787,7 +755,7 @@ func protocolRender(b64 bool) sseRender {
 		upToDate := next >= rd.Next
 		closed := rd.Closed && upToDate
 		if len(rd.Msgs) > 0 || !sr.started || closed || next != from {
-			ctl := map[string]any{"streamNextOffset": fmtOffset(next)}
+			ctl := map[string]any{"streamNextOffset": streamapi.FormatOffset(next)}
 			if closed {
 				ctl["streamClosed"] = true
 			} else {

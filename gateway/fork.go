@@ -35,13 +35,13 @@ type forkPlan struct {
 // suite's zero and out-of-range offsets mean what they say).
 func parseForkOffset(s string) (uint64, bool) {
 	if a, b, ok := strings.Cut(s, "_"); ok {
-		if len(a) != offsetWidth || len(b) != offsetWidth || !allDigits(a) || !allDigits(b) {
+		if len(a) != streamapi.OffsetWidth || len(b) != streamapi.OffsetWidth || !allDigits(a) || !allDigits(b) {
 			return 0, false
 		}
 		n, err := strconv.ParseUint(a, 10, 64)
 		return n, err == nil
 	}
-	n, now, ok := parseOffset(s)
+	n, now, ok := streamapi.ParseOffset(s)
 	return n, ok && !now
 }
 
