@@ -13,9 +13,11 @@ import (
 
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/internal/app"
+	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/config"
 	"github.com/holdfast/holdfast/localdev"
 	hfruntime "github.com/holdfast/holdfast/runtime"
+	"github.com/nats-io/nats.go"
 )
 
 // usageError is a mistake on the command line: exit code 2.
@@ -202,10 +204,10 @@ func (f *flags) longPoll() func(*config.Config) {
 
 // natsFlags are the flags of commands that join a NATS cluster.
 type natsFlags struct {
-	urls     string
-	auth     app.NATSAuth
-	insecure bool
-	replicas int
+	urls        string
+	auth        app.NATSAuth
+	insecure    bool
+	replication cluster.Policy
 }
 
 func (f *flags) nats() *natsFlags {
@@ -216,9 +218,23 @@ func (f *flags) nats() *natsFlags {
 	f.fs.StringVar(&n.auth.User, "nats-user", "", "NATS user")
 	f.fs.StringVar(&n.auth.Password, "nats-password", "", "NATS password")
 	f.fs.StringVar(&n.auth.Token, "nats-token", "", "NATS token")
-	f.fs.IntVar(&n.replicas, "replicas", 1, "replicas of Holdfast's streams and buckets (3 on a NATS cluster)")
+	f.fs.IntVar(&n.replication.Replicas, "replicas", 0, "copies JetStream keeps of every stream and bucket (default: 3 on a cluster of three or more JetStream servers, 1 on a single server)")
+	f.fs.BoolVar(&n.replication.AllowSingleReplica, "allow-single-replica", false, "accept --replicas 1 on a cluster of several servers, where losing one server loses acknowledged writes")
 	f.fs.BoolVar(&n.insecure, "insecure", false, "start without authentication (tests and trusted networks only)")
 	return n
+}
+
+// replicas decides the replicas of Holdfast's streams and buckets against the cluster
+// (app.Replication); ctx ending first is not an error.
+func (n *natsFlags) replicas(ctx context.Context, nc *nats.Conn, log *slog.Logger) (int, error) {
+	r, err := app.Replication(ctx, nc, n.replication, log)
+	switch {
+	case ctx.Err() != nil:
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("refusing to start: %w", err)
+	}
+	return r, nil
 }
 
 func runDev(ctx context.Context, args []string, reg app.Registry) error {
@@ -272,17 +288,20 @@ func runGateway(ctx context.Context, args []string, reg app.Registry) error {
 	if *s3Listen != "" && len(cfg.Auth.S3) == 0 {
 		return &usageError{"--s3-listen needs S3 credentials: add [[auth.s3]] access_key and secret_key to holdfast.toml"}
 	}
-	opts.Replicas = n.replicas
 	nc, err := app.ConnectNATS(n.urls, "holdfast-gateway", n.auth, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	// Decided before listening: until then connections are refused, not left waiting.
+	if opts.Replicas, err = n.replicas(ctx, nc, log); err != nil || ctx.Err() != nil {
+		return err
+	}
 	ln, err := app.Listen(*listen, "holdfast gateway")
 	if err != nil {
 		return err
 	}
-	files := app.StartFiles(ctx, nc, cfg, cfg.Auth.S3, n.replicas, log)
+	files := app.StartFiles(ctx, nc, cfg, cfg.Auth.S3, opts.Replicas, log)
 	defer files.Close()
 	opts.Mounts, opts.Buckets, opts.Readiness = files.Mounts(), files.Buckets(), files.Ready
 	if *s3Listen != "" {
@@ -336,7 +355,10 @@ func runObjects(ctx context.Context, args []string, reg app.Registry) error {
 	}
 	defer nc.Close()
 	opts := app.HostOptions(cfg, reg, log)
-	opts.Replicas, opts.ID = n.replicas, *id
+	opts.ID = *id
+	if opts.Replicas, err = n.replicas(ctx, nc, log); err != nil || ctx.Err() != nil {
+		return err
+	}
 	var host *hfruntime.Host
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -344,6 +366,9 @@ func runObjects(ctx context.Context, args []string, reg app.Registry) error {
 		cancel()
 		if err == nil {
 			break
+		}
+		if errors.Is(err, cluster.ErrRefused) {
+			return fmt.Errorf("refusing to start: %w", err)
 		}
 		log.Warn("cannot start the object host yet; retrying", "in", backoff, "err", err)
 		select {
