@@ -90,6 +90,9 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if o.Name == "" {
 		o.Name = "holdfast"
 	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
 	ports := make([]int, 2*o.Servers)
 	for i := range ports {
 		p, err := freePort()
