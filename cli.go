@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -15,7 +16,7 @@ import (
 	"github.com/holdfast/holdfast/internal/app"
 	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/config"
-	"github.com/holdfast/holdfast/localdev"
+	"github.com/holdfast/holdfast/internal/localdev"
 	hfruntime "github.com/holdfast/holdfast/runtime"
 	"github.com/nats-io/nats.go"
 )
@@ -44,18 +45,18 @@ Usage:
 Every flag can also be set by its environment variable, shown in each command's --help.
 `
 
-func runCLI(ctx context.Context, args []string, reg app.Registry) error {
+func runCLI(ctx context.Context, args []string, reg app.Registry, ready io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, usage)
 		return &usageError{"no command given"}
 	}
 	switch args[0] {
 	case "dev":
-		return runDev(ctx, args[1:], reg)
+		return runDev(ctx, args[1:], reg, ready)
 	case "gateway":
-		return runGateway(ctx, args[1:], reg)
+		return runGateway(ctx, args[1:], reg, ready)
 	case "objects":
-		return runObjects(ctx, args[1:], reg)
+		return runObjects(ctx, args[1:], reg, ready)
 	case "version", "--version", "-v":
 		fmt.Println(versionString())
 		return nil
@@ -161,7 +162,7 @@ func (c *common) logger() (*slog.Logger, error) {
 }
 
 // setup parses the command line and returns the logger and the config.
-func (c *common) setup(f *flags, args []string) (*slog.Logger, *config.Config, error) {
+func (c *common) setup(f *flags, args []string, reg app.Registry) (*slog.Logger, *config.Config, error) {
 	if err := f.parse(args); err != nil {
 		return nil, nil, err
 	}
@@ -169,7 +170,7 @@ func (c *common) setup(f *flags, args []string) (*slog.Logger, *config.Config, e
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := c.load()
+	cfg, err := c.load(reg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -177,8 +178,9 @@ func (c *common) setup(f *flags, args []string) (*slog.Logger, *config.Config, e
 }
 
 // load reads the config file: --config, else ./holdfast.toml when present, else the
-// built-in defaults.
-func (c *common) load() (*config.Config, error) {
+// built-in defaults, less the objects of classes this binary was not built with (the
+// default COUNTER needs the Counter class, which the stock binary has).
+func (c *common) load(reg app.Registry) (*config.Config, error) {
 	path := c.config
 	if path == "" {
 		if _, err := os.Stat("holdfast.toml"); err == nil {
@@ -186,7 +188,7 @@ func (c *common) load() (*config.Config, error) {
 		}
 	}
 	if path == "" {
-		return config.Default(), nil
+		return app.DefaultConfig(reg), nil
 	}
 	return config.Load(path)
 }
@@ -237,7 +239,7 @@ func (n *natsFlags) replicas(ctx context.Context, nc *nats.Conn, log *slog.Logge
 	return r, nil
 }
 
-func runDev(ctx context.Context, args []string, reg app.Registry) error {
+func runDev(ctx context.Context, args []string, reg app.Registry, ready io.Writer) error {
 	f := newFlags("dev", "Runs the local emulator: an embedded nats-server with JetStream, one object host and\none gateway in one process. Needs no config file. Ctrl-C drains and exits.")
 	c := f.common()
 	listen := f.fs.String("listen", config.DefaultListen, "HTTP and WebSocket listen address")
@@ -245,7 +247,7 @@ func runDev(ctx context.Context, args []string, reg app.Registry) error {
 	natsListen := f.fs.String("nats-listen", "", "also expose the embedded NATS here (e.g. 127.0.0.1:4222) so other holdfast processes can join")
 	s3Listen := f.fs.String("s3-listen", config.DefaultS3Listen, "S3-compatible endpoint listen address")
 	longPoll := f.longPoll()
-	log, cfg, err := c.setup(f, args)
+	log, cfg, err := c.setup(f, args, reg)
 	if err != nil {
 		return helpOK(err)
 	}
@@ -263,17 +265,17 @@ func runDev(ctx context.Context, args []string, reg app.Registry) error {
 	if f.set("s3-listen") || cfg.Dev.S3Listen == "" {
 		cfg.Dev.S3Listen = *s3Listen
 	}
-	return localdev.Run(ctx, localdev.Options{Config: cfg, Registry: reg, Logger: log})
+	return localdev.Run(ctx, localdev.Options{Config: cfg, Registry: reg, Logger: log, Ready: ready})
 }
 
-func runGateway(ctx context.Context, args []string, reg app.Registry) error {
+func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.Writer) error {
 	f := newFlags("gateway", "Runs a stateless edge gateway against a NATS cluster. Refuses to start without\n[auth] api_keys in the config unless given --insecure.")
 	c := f.common()
 	n := f.nats()
 	listen := f.fs.String("listen", "0.0.0.0:8787", "HTTP and WebSocket listen address")
 	s3Listen := f.fs.String("s3-listen", "", "also serve the S3-compatible endpoint here (needs [[auth.s3]] credentials)")
 	longPoll := f.longPoll()
-	log, cfg, err := c.setup(f, args)
+	log, cfg, err := c.setup(f, args, reg)
 	if err != nil {
 		return helpOK(err)
 	}
@@ -324,7 +326,7 @@ func runGateway(ctx context.Context, args []string, reg app.Registry) error {
 	srv := app.NewServer(gw.Handler(), log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	fmt.Printf("holdfast gateway %s listening on http://%s (nats %s)\n", gw.ID(), ln.Addr(), n.urls)
+	fmt.Fprintf(ready, "holdfast gateway %s listening on http://%s (nats %s)\n", gw.ID(), ln.Addr(), n.urls)
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -337,12 +339,12 @@ func runGateway(ctx context.Context, args []string, reg app.Registry) error {
 	return nc.Drain()
 }
 
-func runObjects(ctx context.Context, args []string, reg app.Registry) error {
+func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.Writer) error {
 	f := newFlags("objects", "Runs an object host against a NATS cluster. Refuses to start without NATS credentials\nunless given --insecure.")
 	c := f.common()
 	n := f.nats()
 	id := f.fs.String("host-id", "", "this host's id in leases (default: random)")
-	log, cfg, err := c.setup(f, args)
+	log, cfg, err := c.setup(f, args, reg)
 	if err != nil {
 		return helpOK(err)
 	}
@@ -377,7 +379,7 @@ func runObjects(ctx context.Context, args []string, reg app.Registry) error {
 		case <-time.After(backoff):
 		}
 	}
-	fmt.Printf("holdfast objects host %s ready (nats %s)\n", host.ID(), n.urls)
+	fmt.Fprintf(ready, "holdfast objects host %s ready (nats %s)\n", host.ID(), n.urls)
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

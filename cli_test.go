@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast/examples/counter"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -53,6 +54,15 @@ func TestConfigErrorsNameFileAndLine(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "holdfast.toml:2:") || !strings.Contains(err.Error(), "routz") {
 		t.Fatalf("got %v", err)
 	}
+	// A class the binary lacks is found after parsing, and placed like a parse error.
+	doc := "[[durable_objects.bindings]]\nname = \"ROOMS\"\nclass_name = \"ChatRom\"\n\n[[routes]]\npattern = \"/r/{name}\"\nobject = \"ROOMS\"\n"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = Run(context.Background(), []string{"dev", "--config", path})
+	if err == nil || !strings.Contains(err.Error(), "holdfast.toml:3:14: durable_objects.bindings[0].class_name: binding \"ROOMS\": class \"ChatRom\" is not built into this binary") {
+		t.Fatalf("got %v", err)
+	}
 }
 
 func freeAddr(t *testing.T) string {
@@ -72,7 +82,8 @@ func TestDevRestartKeepsState(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- Run(ctx, []string{"dev", "--listen", addr, "--s3-listen", s3, "--persist-to", state, "--log-level", "warn"})
+			done <- Run(ctx, []string{"dev", "--listen", addr, "--s3-listen", s3, "--persist-to", state, "--log-level", "warn"},
+				WithClasses(counter.Class)) // the default config's /counter/{name}, as the stock binary has it
 		}()
 		base := "http://" + addr
 		deadline := time.Now().Add(20 * time.Second)

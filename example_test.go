@@ -1,7 +1,14 @@
 package holdfast_test
 
 import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/functions"
@@ -29,4 +36,60 @@ func ExampleMain() {
 	if false { // Main runs the CLI and exits; this example only shows the call.
 		holdfast.Main(holdfast.WithClasses(roomClass), holdfast.WithFunction("edge", edge))
 	}
+}
+
+// Run embeds any command in a program of one's own: here `holdfast dev` with a class of
+// the program's, on a free port, until ctx ends (an integration test of one's classes,
+// say). WithReady hands over the ready line, which names the address.
+func ExampleRun() {
+	dir, _ := os.MkdirTemp("", "holdfast-example-")
+	defer os.RemoveAll(dir)
+	config := filepath.Join(dir, "holdfast.toml")
+	_ = os.WriteFile(config, []byte(`
+[[durable_objects.bindings]]
+name = "GREETERS"
+class_name = "Greeter"
+
+[[routes]]
+pattern = "/hello/{name}"
+object = "GREETERS"
+`), 0o644)
+	greeter := objects.Class{Name: "Greeter", New: func(st objects.State) objects.Object { return greeting{st} }}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- holdfast.Run(ctx, []string{"dev", "--config", config, "--listen", "127.0.0.1:0", "--s3-listen", "127.0.0.1:0",
+			"--persist-to", filepath.Join(dir, "state"), "--log-level", "error"},
+			holdfast.WithClasses(greeter), holdfast.WithReady(pw))
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n') // holdfast dev ready: http://127.0.0.1:PORT ...
+	if err != nil {
+		fmt.Println(err, <-done)
+		return
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	base := strings.Fields(line)[3]
+	resp, err := http.Get(base + "/hello/ada")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Print(string(b))
+	cancel()
+	fmt.Println(<-done)
+	// Output:
+	// hello ada
+	// <nil>
+}
+
+type greeting struct{ st objects.State }
+
+func (g greeting) Fetch(w http.ResponseWriter, r *http.Request) {
+	fmt.Fprintf(w, "hello %s\n", g.st.Name())
 }

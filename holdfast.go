@@ -3,20 +3,22 @@
 //
 //	func main() { holdfast.Main(holdfast.WithClasses(chat.Room, chat.Limiter), holdfast.WithFunction("chat", chat.Edge)) }
 //
-// The public SDKs are packages objects and functions; everything else is internal.
+// Such a binary links only what it names, plus the built-in Stream class; the stock binary
+// (cmd/holdfast) names the examples' classes the same way. Run embeds any command, `dev`
+// included, in a program of one's own. The public SDKs are packages objects and functions;
+// everything else is internal.
 package holdfast
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
 
 	"github.com/holdfast/holdfast/builtin/stream"
-	"github.com/holdfast/holdfast/examples/chat"
-	"github.com/holdfast/holdfast/examples/counter"
 	"github.com/holdfast/holdfast/functions"
 	"github.com/holdfast/holdfast/internal/app"
 	"github.com/holdfast/holdfast/objects"
@@ -24,37 +26,45 @@ import (
 )
 
 // Option adds to what a binary serves.
-type Option func(*app.Registry)
+type Option func(*settings)
+
+type settings struct {
+	reg   app.Registry
+	ready io.Writer
+}
 
 // WithClasses registers object classes.
 func WithClasses(classes ...objects.Class) Option {
-	return func(r *app.Registry) { r.Classes = append(r.Classes, classes...) }
+	return func(s *settings) { s.reg.Classes = append(s.reg.Classes, classes...) }
 }
 
 // WithFunction registers a function under the name routes use.
 func WithFunction(name string, h functions.Handler) Option {
-	return func(r *app.Registry) { r.Functions[name] = h }
+	return func(s *settings) { s.reg.Functions[name] = h }
+}
+
+// WithReady sends the one line each command prints once it serves ("holdfast dev ready:
+// http://127.0.0.1:8787 ...") to w instead of standard output: a program embedding a
+// command learns its addresses there (with --listen 127.0.0.1:0, say).
+func WithReady(w io.Writer) Option {
+	return func(s *settings) { s.ready = w }
 }
 
 // WithStreamHooks sets the server hooks of durable streams: authorization of each
 // subscribe and publish, and a transform of each message before it is broadcast
 // (package streams; docs/streams.md).
 func WithStreamHooks(h streams.Hooks) Option {
-	return func(r *app.Registry) { r.StreamHooks = h }
+	return func(s *settings) { s.reg.StreamHooks = h }
 }
 
-// BuiltinClasses are the classes the stock binary ships.
+// BuiltinClasses are the classes every binary serves: the Stream class behind durable
+// streams (docs/streams.md).
 func BuiltinClasses() []objects.Class {
-	return []objects.Class{counter.Class, chat.Room, chat.Limiter, stream.Class}
+	return []objects.Class{stream.Class}
 }
 
-// builtinFunctions are the functions the stock binary ships.
-func builtinFunctions() map[string]functions.Handler {
-	return map[string]functions.Handler{"chat": chat.Edge}
-}
-
-// Main runs the CLI with os.Args and exits. The stock binary's built-in classes are
-// always included. Unless GOGC is set, it collects garbage at 200% heap growth.
+// Main runs the CLI with os.Args and exits. The built-in classes are always included.
+// Unless GOGC is set, it collects garbage at 200% heap growth.
 func Main(opts ...Option) {
 	if os.Getenv("GOGC") == "" {
 		// Requests allocate small, short-lived objects; collecting at 2x the live heap
@@ -72,9 +82,9 @@ func Main(opts ...Option) {
 
 // Run runs one CLI invocation until ctx ends.
 func Run(ctx context.Context, args []string, opts ...Option) error {
-	reg := app.Registry{Classes: BuiltinClasses(), Functions: builtinFunctions()}
+	s := settings{reg: app.Registry{Classes: BuiltinClasses(), Functions: map[string]functions.Handler{}}, ready: os.Stdout}
 	for _, o := range opts {
-		o(&reg)
+		o(&s)
 	}
-	return runCLI(ctx, args, reg)
+	return runCLI(ctx, args, s.reg, s.ready)
 }

@@ -27,7 +27,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -755,10 +755,10 @@ func retryDelay(attempt int) time.Duration {
 func (m *dsSubs) appendWake(ctx context.Context, s *dsSub, first string) {
 	ev, _ := json.Marshal(map[string]any{"type": "wake", "subscription_id": s.ID, "stream": first,
 		"generation": s.Generation, "ts": time.Now().UnixMilli()})
-	st, out, err := m.h.call(ctx, s.WakeStream, http.MethodPost, "/ds", stream.DSAppend{ContentType: "application/json", Data: ev, Batch: 1})
-	if err != nil || st >= 300 {
+	ans, err := m.g.sc.Append(ctx, s.WakeStream, streamapi.DSAppend{ContentType: "application/json", Data: ev, Batch: 1})
+	if err != nil || ans.Status >= 300 {
 		// The wake stays claimable, and reconciliation tries the event again.
-		m.g.log.Warn("ds pull-wake: cannot write the wake event", "subscription", s.ID, "wake_stream", s.WakeStream, "status", st, "err", err, "answer", string(out))
+		m.g.log.Warn("ds pull-wake: cannot write the wake event", "subscription", s.ID, "wake_stream", s.WakeStream, "status", ans.Status, "err", err, "answer", ans.Message)
 		return
 	}
 	wake := s.WakeID

@@ -509,7 +509,7 @@ type dsAckBody struct {
 
 // wakeAnswer serves callback (webhook), ack and release (pull-wake).
 func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
-	tok, ok := strings.CutPrefix(q.r.Header.Get("Authorization"), "Bearer ")
+	tok, ok := bearerToken(q.r.Header.Get("Authorization"))
 	claims, valid := q.sec.verify(tok)
 	if !ok || !valid || claims.id != q.id {
 		dsError(q.w, http.StatusUnauthorized, "TOKEN_INVALID", "a valid wake token is required (Authorization: Bearer <token>)", nil)

@@ -10,18 +10,18 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"net/http"
 	"sync"
 
-	"github.com/holdfast/holdfast/builtin/stream"
-	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/internal/wire"
 )
 
 const (
 	// maxAppendBatch bounds the appends of one batch (the object takes up to
-	// stream.MaxBatch).
-	maxAppendBatch = stream.MaxBatch
+	// streamapi.MaxBatch).
+	maxAppendBatch = streamapi.MaxBatch
 	// maxAppendBatchBytes bounds a batch's data (plus appendCost per append) so that its
 	// event stays well inside the object's event limit; one larger append goes alone.
 	maxAppendBatchBytes = 512 << 10
@@ -38,25 +38,21 @@ const (
 func (h *httpStreams) batchBytes() int { return h.g.objectBatchBytes(maxAppendBatchBytes) }
 
 // objectBatchBytes bounds the data of one batch sent to a stream object (appends over
-// HTTP, publishes over WebSocket): the runtime caps an event at a quarter of max_payload
-// less 64 KiB (and 1 MiB), so half of that leaves room for each item's own overhead and
-// the event's other writes whatever max_payload is.
+// HTTP, publishes over WebSocket): wire.BatchBytes, the one rule hosts size events by.
 func (g *Gateway) objectBatchBytes(limit int) int {
-	room := int(g.nc.MaxPayload()) - 64<<10
-	return max(min(limit, room/8), 16<<10)
+	return max(min(limit, wire.BatchBytes(g.nc.MaxPayload())), 16<<10)
 }
 
 // appendReply is what one queued append gets back: its answer, or for the whole batch the
-// object's error reply (st, body) or a transport error.
+// object's error answer (fail) or a failure to reach it (err).
 type appendReply struct {
-	ans  stream.DSAnswer
-	st   int
-	body []byte
+	ans  streamapi.DSAnswer
+	fail *streamapi.Error
 	err  error
 }
 
 type queuedAppend struct {
-	a    stream.DSAppend
+	a    streamapi.DSAppend
 	done chan appendReply // buffered: the sender never waits for a caller that left
 }
 
@@ -95,7 +91,7 @@ func (q *appendQueue) take(limit int) []*queuedAppend {
 }
 
 // appendDS appends a through the stream's queue and waits for its answer.
-func (h *httpStreams) appendDS(ctx context.Context, name string, a stream.DSAppend) appendReply {
+func (h *httpStreams) appendDS(ctx context.Context, name string, a streamapi.DSAppend) appendReply {
 	qa := &queuedAppend{a: a, done: make(chan appendReply, 1)}
 	ab := &h.appends
 	ab.mu.Lock()
@@ -148,31 +144,23 @@ func (h *httpStreams) sendBatch(name string, batch []*queuedAppend) {
 			qa.done <- r
 		}
 	}
-	as := make([]stream.DSAppend, len(batch))
+	as := make([]streamapi.DSAppend, len(batch))
 	for i, qa := range batch {
 		as[i] = qa.a
 	}
-	body, err := stream.EncodeDSBatch(as)
-	if err != nil {
-		fail(appendReply{err: err})
-		return
-	}
 	// Not any one caller's context: the others' appends must not fail when it leaves.
-	st, out, err := h.callRaw(h.g.ctx, name, http.MethodPost, "/ds/batch", "application/x-holdfast-ds-batch", body)
-	if err != nil {
-		fail(appendReply{err: err})
-		return
-	}
-	if st == http.StatusNotFound && isRouteMissing(out) {
+	answers, err := h.g.sc.AppendBatch(h.g.ctx, name, as)
+	var se *streamapi.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &se) && se.Status == http.StatusNotFound && se.Code == streamapi.CodeNotFound:
 		h.sendOneByOne(name, batch) // an object host from before batches (a rolling upgrade)
 		return
-	}
-	var answers []stream.DSAnswer
-	if st != http.StatusOK || json.Unmarshal(out, &answers) != nil || len(answers) != len(batch) {
-		if st == http.StatusOK {
-			st = http.StatusBadGateway // an answer this gateway cannot read
-		}
-		fail(appendReply{st: st, body: out})
+	case errors.As(err, &se) && se.Status != 0:
+		fail(appendReply{fail: se}) // the object's answer to the whole batch
+		return
+	default:
+		fail(appendReply{err: err})
 		return
 	}
 	for i, qa := range batch {
@@ -180,25 +168,10 @@ func (h *httpStreams) sendBatch(name string, batch []*queuedAppend) {
 	}
 }
 
-// isRouteMissing reports whether a 404 is the object's "no such operation" (it has no
-// /ds/batch) rather than an answer about the stream, which comes inside a 200.
-func isRouteMissing(body []byte) bool {
-	var e httperr.Body
-	return json.Unmarshal(body, &e) == nil && e.Error.Code == httperr.CodeNotFound
-}
-
 // sendOneByOne sends each append of batch as its own POST /ds, the request before batches.
 func (h *httpStreams) sendOneByOne(name string, batch []*queuedAppend) {
 	for _, qa := range batch {
-		st, out, err := h.call(h.g.ctx, name, http.MethodPost, "/ds", qa.a)
-		var res stream.DSResult
-		switch {
-		case err != nil:
-			qa.done <- appendReply{err: err}
-		case json.Unmarshal(out, &res) != nil || st >= 500 || st == http.StatusRequestEntityTooLarge || st == http.StatusBadRequest && res.Message == "":
-			qa.done <- appendReply{st: st, body: out} // an error body, relayed as it is
-		default:
-			qa.done <- appendReply{ans: stream.DSAnswer{Status: st, DSResult: res}}
-		}
+		ans, err := h.g.sc.Append(h.g.ctx, name, qa.a)
+		qa.done <- appendReply{ans: ans, err: err} // an error answer has its Code set
 	}
 }

@@ -25,10 +25,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/wire"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -113,28 +112,15 @@ func (g *Gateway) registerHTTPStreams() {
 const dsExposed = "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, Stream-Expires-At, " +
 	"Stream-Sse-Data-Encoding, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, Producer-Received-Seq, ETag, Content-Type, Location"
 
-// cors answers for browsers: the security headers of the protocol's section 12.7 and, for
-// allowed origins, CORS. It reports false when the request was a preflight (answered).
-func (h *httpStreams) cors(w http.ResponseWriter, r *http.Request) bool {
+// prelude sets the protocol's security headers (its section 12.7) and answers an OPTIONS
+// that is not a CORS preflight (those the gateway answers, cors.go); it reports whether r
+// is still to be served.
+func (h *httpStreams) prelude(w http.ResponseWriter, r *http.Request) bool {
 	hd := w.Header()
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Cross-Origin-Resource-Policy", "cross-origin")
-	if o := r.Header.Get("Origin"); o != "" && h.g.checkOrigin(r) {
-		hd.Set("Access-Control-Allow-Origin", o)
-		hd.Add("Vary", "Origin")
-		hd.Set("Access-Control-Expose-Headers", dsExposed)
-	} else if o == "" {
-		hd.Set("Access-Control-Allow-Origin", "*")
-		hd.Set("Access-Control-Expose-Headers", dsExposed)
-	}
 	if r.Method == http.MethodOptions {
-		hd.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
-		if v := r.Header.Get("Access-Control-Request-Headers"); v != "" {
-			hd.Set("Access-Control-Allow-Headers", v)
-		} else {
-			hd.Set("Access-Control-Allow-Headers", "*")
-		}
-		hd.Set("Access-Control-Max-Age", "600")
+		hd.Set("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
 		w.WriteHeader(http.StatusNoContent)
 		return false
 	}
@@ -146,7 +132,7 @@ func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
 		h.g.serveStream(w, r)
 		return
 	}
-	if !h.cors(w, r) {
+	if !h.prelude(w, r) {
 		return
 	}
 	name := r.PathValue("name")
@@ -179,44 +165,17 @@ func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// call sends one request to the stream's object and returns its status and body.
-func (h *httpStreams) call(ctx context.Context, name, method, path string, body any) (int, []byte, error) {
-	var b []byte
-	if body != nil {
-		var err error
-		if b, err = json.Marshal(body); err != nil {
-			return 0, nil, err
-		}
+// writeAnswer relays a /ds answer that is not a success: an error in the error shape, a
+// protocol outcome with its status and the object's result.
+func writeAnswer(w http.ResponseWriter, a streamapi.DSAnswer) {
+	if a.Code != "" {
+		httperr.Write(w, a.Status, a.Code, a.Message)
+		return
 	}
-	return h.callRaw(ctx, name, method, path, "application/json", b)
-}
-
-// callRaw is call with a body already encoded.
-func (h *httpStreams) callRaw(ctx context.Context, name, method, path, ctype string, b []byte) (int, []byte, error) {
-	r, err := http.NewRequestWithContext(ctx, method, "http://stream"+path, bytes.NewReader(b))
-	if err != nil {
-		return 0, nil, err
-	}
-	r.Header.Set("Content-Type", ctype)
-	var reply *nats.Msg
-	if reply, err = h.g.request(ctx, StreamClass, name, wire.EncodeRequest("", StreamClass, name, r, b)); err != nil {
-		return 0, nil, err
-	}
-	if e := reply.Header.Get(wire.HdrError); e != "" {
-		msg := reply.Header.Get(wire.HdrMessage)
-		if msg == "" {
-			msg = e
-		}
-		return 0, nil, fmt.Errorf("stream %q: %s", name, msg)
-	}
-	return wire.Status(reply), reply.Data, nil
-}
-
-// objectError relays an error answer of the object (a 4xx or 5xx with its JSON body).
-func objectError(w http.ResponseWriter, st int, body []byte) {
+	b, _ := json.Marshal(a.DSResult)
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(st)
-	_, _ = w.Write(body)
+	w.WriteHeader(a.Status)
+	_, _ = w.Write(b)
 }
 
 // mediaType is a Content-Type's lower-cased media type, "" when malformed.
@@ -320,7 +279,7 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From")
 		return
 	}
-	c := stream.DSCreate{ContentType: "application/octet-stream", Closed: closedHeader(r)}
+	c := streamapi.DSCreate{ContentType: "application/octet-stream", Closed: closedHeader(r)}
 	ctGiven := r.Header.Get("Content-Type") != ""
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if c.ContentType = mediaType(ct); c.ContentType == "" {
@@ -376,17 +335,17 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 			return // answered
 		}
 	}
-	st, out, err := h.call(r.Context(), name, http.MethodPut, "/ds", c)
+	ans, err := h.g.sc.Create(r.Context(), name, c)
 	if fk != nil {
-		h.forkCreated(r.Context(), fk.source, name, st, out, err)
+		h.forkCreated(r.Context(), fk.source, name, ans, err)
 	}
 	if err != nil {
 		writeClientError(w, err)
 		return
 	}
-	var res stream.DSResult
-	if st >= 500 || json.Unmarshal(out, &res) != nil {
-		objectError(w, st, out)
+	st, res := ans.Status, ans.DSResult
+	if st >= 500 || ans.Code != "" {
+		writeAnswer(w, ans)
 		return
 	}
 	hd := w.Header()
@@ -413,7 +372,7 @@ func requestURL(r *http.Request) string {
 }
 
 func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name string) {
-	a := stream.DSAppend{Closed: closedHeader(r), StreamSeq: r.Header.Get("Stream-Seq")}
+	a := streamapi.DSAppend{Closed: closedHeader(r), StreamSeq: r.Header.Get("Stream-Seq")}
 	pid, pe, ps := r.Header.Values("Producer-Id"), r.Header.Get("Producer-Epoch"), r.Header.Get("Producer-Seq")
 	if len(pid) > 0 || pe != "" || ps != "" {
 		if len(pid) == 0 || pid[0] == "" || pe == "" || ps == "" {
@@ -426,7 +385,7 @@ func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name st
 			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Producer-Epoch and Producer-Seq want integers from 0 to 2^53-1")
 			return
 		}
-		a.Producer = &stream.DSProducer{ID: pid[0], Epoch: e, Seq: s}
+		a.Producer = &streamapi.Producer{ID: pid[0], Epoch: e, Seq: s}
 	}
 	body, ok := readDSBody(w, r)
 	if !ok {
@@ -466,8 +425,8 @@ func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name st
 		writeClientError(w, rep.err)
 		return
 	}
-	if rep.body != nil || rep.st != 0 {
-		objectError(w, rep.st, rep.body) // the batch failed as a whole
+	if rep.fail != nil {
+		httperr.Write(w, rep.fail.Status, rep.fail.Code, rep.fail.Message) // the batch failed as a whole
 		return
 	}
 	st, res := rep.ans.Status, rep.ans.DSResult
@@ -512,27 +471,11 @@ func parseJSInt(s string) (uint64, bool) {
 	return n, err == nil && n <= 1<<53-1
 }
 
-// readOne reads one stream's own records from seq from (a fork's from its fork point).
-func (h *httpStreams) readOne(ctx context.Context, name string, from uint64, touch, implicit bool, internal url.Values) (int, *stream.DSRead, []byte, error) {
-	v := url.Values{"from": {strconv.FormatUint(from, 10)}}
-	for k, x := range internal {
-		v[k] = x
-	}
-	if touch {
-		v.Set("touch", "1")
-	}
-	if implicit {
-		v.Set("implicit", "1")
-	}
-	st, out, err := h.call(ctx, name, http.MethodGet, "/ds/read?"+v.Encode(), nil)
-	if err != nil || st != http.StatusOK {
-		return st, nil, out, err
-	}
-	var rd stream.DSRead
-	if err := json.Unmarshal(out, &rd); err != nil {
-		return 0, nil, nil, err
-	}
-	return st, &rd, nil, nil
+// readOne reads one stream's own records (a fork's from its fork point): a 200 with the
+// records, or another status with the object's answer.
+func (h *httpStreams) readOne(ctx context.Context, name string, q streamapi.DSReadQuery) (int, *streamapi.DSRead, streamapi.DSAnswer, error) {
+	rd, ans, err := h.g.sc.Read(ctx, name, q)
+	return ans.Status, rd, ans, err
 }
 
 func (h *httpStreams) head(w http.ResponseWriter, r *http.Request, name string) {
@@ -555,7 +498,7 @@ func (h *httpStreams) head(w http.ResponseWriter, r *http.Request, name string) 
 	w.WriteHeader(http.StatusOK)
 }
 
-func (h *httpStreams) metaHeaders(hd http.Header, rd *stream.DSRead) {
+func (h *httpStreams) metaHeaders(hd http.Header, rd *streamapi.DSRead) {
 	hd.Set("Content-Type", rd.Meta.ContentType)
 	if rd.Meta.TTL != nil {
 		hd.Set("Stream-TTL", strconv.FormatInt(*rd.Meta.TTL, 10))
@@ -580,7 +523,7 @@ func cursor(client string) string {
 }
 
 // body renders records for the stream's content type: JSON mode as one array of messages.
-func body(rd *stream.DSRead) []byte {
+func body(rd *streamapi.DSRead) []byte {
 	var b []byte
 	if !isJSONType(rd.Meta.ContentType) {
 		for _, m := range rd.Msgs {
@@ -603,7 +546,7 @@ func body(rd *stream.DSRead) []byte {
 }
 
 // jsonMessages splits a JSON-mode record into its messages.
-func jsonMessages(m stream.DSMsg) []json.RawMessage {
+func jsonMessages(m streamapi.DSMsg) []json.RawMessage {
 	if m.Batch > 1 {
 		var elems []json.RawMessage
 		if json.Unmarshal(m.Data, &elems) == nil {
@@ -640,13 +583,13 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 		from = 1 << 62
 	}
 	ctx := r.Context()
-	st, rd, out, err := h.readDS(ctx, name, from, true, false)
+	st, rd, ans, err := h.readDS(ctx, name, from, true, false)
 	if err != nil {
 		writeClientError(w, err)
 		return
 	}
 	if st != http.StatusOK {
-		objectError(w, st, out)
+		writeAnswer(w, ans)
 		return
 	}
 	if now {
@@ -718,7 +661,7 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 
 // waitData waits for records at from (or closure) up to the long-poll timeout. A nil
 // result with no error means the request ended.
-func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd *stream.DSRead) (*stream.DSRead, error) {
+func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd *streamapi.DSRead) (*streamapi.DSRead, error) {
 	wt, release, err := h.watch(ctx, name)
 	if err != nil {
 		return nil, err
@@ -892,7 +835,7 @@ func (h *httpStreams) startWatch(name string, wt *dsWatch) error {
 }
 
 // protocolSSE is live=sse: data and control events from from on.
-func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *stream.DSRead, from uint64) {
+func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *streamapi.DSRead, from uint64) {
 	ctx := r.Context()
 	fl, _ := w.(http.Flusher)
 	b64 := !isJSONType(rd.Meta.ContentType) && !strings.HasPrefix(rd.Meta.ContentType, "text/")

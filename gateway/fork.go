@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 
@@ -66,7 +66,7 @@ func sourceName(v string) (string, bool) {
 // planFork validates a fork's headers against its source and completes c (content type,
 // inherited expiry, the fork's origin). It answers the request itself and returns nil on
 // a refusal.
-func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name string, c *stream.DSCreate, ctGiven bool) *forkPlan {
+func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name string, c *streamapi.DSCreate, ctGiven bool) *forkPlan {
 	ctx := r.Context()
 	src, ok := sourceName(r.Header.Get("Stream-Forked-From"))
 	if !ok {
@@ -100,7 +100,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Stream-Fork-Sub-Offset needs Stream-Fork-Offset")
 		return nil
 	}
-	st, rd, out, err := h.readOne(ctx, src, 1<<62, false, false, nil)
+	st, rd, ans, err := h.readOne(ctx, src, streamapi.DSReadQuery{From: 1 << 62})
 	if err != nil {
 		writeClientError(w, err)
 		return nil
@@ -114,7 +114,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 		httperr.Write(w, http.StatusConflict, httperr.CodeBadRequest, "the source stream was deleted")
 		return nil
 	default:
-		objectError(w, st, out)
+		writeAnswer(w, ans)
 		return nil
 	}
 	if ctGiven && c.ContentType != mediaType(rd.Meta.ContentType) {
@@ -135,13 +135,13 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 	fk := &forkPlan{source: src}
 	if sub > 0 {
 		// The boundary is inside the next record with data at or after the offset.
-		st, rd, out, err := h.stitch(ctx, src, at, 0, false, false, 1)
+		st, rd, ans, err := h.stitch(ctx, src, at, 0, false, false, 1)
 		if err != nil {
 			writeClientError(w, err)
 			return nil
 		}
 		if st != http.StatusOK {
-			objectError(w, st, out)
+			writeAnswer(w, ans)
 			return nil
 		}
 		if len(rd.Msgs) == 0 {
@@ -165,7 +165,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 		}
 		at = m.Seq
 	}
-	c.Fork = &stream.DSFork{Source: src, Offset: at, ReqOffset: reqOffset, ReqSub: sub}
+	c.Fork = &streamapi.DSFork{Source: src, Offset: at, ReqOffset: reqOffset, ReqSub: sub}
 	return fk
 }
 
@@ -182,7 +182,7 @@ func (fk *forkPlan) join(ct string, data []byte, batch int) ([]byte, int) {
 	}
 	msgs := append([]json.RawMessage{}, fk.prefixJSON...)
 	if len(data) > 0 {
-		msgs = append(msgs, jsonMessages(stream.DSMsg{Data: data, Batch: batch})...)
+		msgs = append(msgs, jsonMessages(streamapi.DSMsg{Data: data, Batch: batch})...)
 	}
 	if len(msgs) == 1 {
 		return msgs[0], 1
@@ -194,12 +194,12 @@ func (fk *forkPlan) join(ct string, data []byte, batch int) ([]byte, int) {
 // forkRef records the fork on its source before the fork exists, so that the source
 // cannot be dropped under a new fork.
 func (h *httpStreams) forkRef(w http.ResponseWriter, r *http.Request, src, fork string) bool {
-	st, out, err := h.call(r.Context(), src, http.MethodPost, "/ds/ref", stream.DSRef{Fork: fork})
+	_, ans, err := h.g.sc.Ref(r.Context(), src, streamapi.DSRef{Fork: fork})
 	if err != nil {
 		writeClientError(w, err)
 		return false
 	}
-	switch st {
+	switch ans.Status {
 	case http.StatusOK:
 		return true
 	case http.StatusNotFound:
@@ -207,46 +207,41 @@ func (h *httpStreams) forkRef(w http.ResponseWriter, r *http.Request, src, fork 
 	case http.StatusGone:
 		httperr.Write(w, http.StatusConflict, httperr.CodeBadRequest, "the source stream was deleted")
 	default:
-		objectError(w, st, out)
+		writeAnswer(w, ans)
 	}
 	return false
 }
 
 // forkCreated drops the source's reference when the create did not make (or find) a fork
 // of that source.
-func (h *httpStreams) forkCreated(ctx context.Context, src, fork string, st int, out []byte, err error) {
-	if err == nil {
-		var res stream.DSResult
-		if json.Unmarshal(out, &res) == nil && res.Meta != nil && res.Meta.Fork != nil && res.Meta.Fork.Source == src {
-			return // created, or an existing fork of the same source
-		}
+func (h *httpStreams) forkCreated(ctx context.Context, src, fork string, ans streamapi.DSAnswer, err error) {
+	if m := ans.Meta; err == nil && m != nil && m.Fork != nil && m.Fork.Source == src {
+		return // created, or an existing fork of the same source
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.g.opts.RequestTimeout)
 	defer cancel()
-	_, _, _ = h.call(ctx, src, http.MethodPost, "/ds/ref", stream.DSRef{Fork: fork, Remove: true})
+	_, _, _ = h.g.sc.Ref(ctx, src, streamapi.DSRef{Fork: fork, Remove: true})
 }
 
 // delete is DELETE: a stream with forks is soft-deleted by its object; a deleted fork
 // releases its source, which drops a soft-deleted source with no fork left, up the chain.
 func (h *httpStreams) delete(w http.ResponseWriter, r *http.Request, name string) {
-	st, out, err := h.call(r.Context(), name, http.MethodDelete, "/ds", nil)
+	ans, err := h.g.sc.Delete(r.Context(), name)
 	if err != nil {
 		writeClientError(w, err)
 		return
 	}
-	if st != http.StatusNoContent {
-		objectError(w, st, out)
+	if ans.Status != http.StatusNoContent {
+		writeAnswer(w, ans)
 		return
 	}
-	var res stream.DSResult
-	if json.Unmarshal(out, &res) == nil && res.Meta != nil && res.Meta.Fork != nil {
+	if res := ans.DSResult; res.Meta != nil && res.Meta.Fork != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.g.opts.RequestTimeout)
 		defer cancel()
 		fork, src := name, res.Meta.Fork.Source
 		for range maxForkDepth {
-			st, out, err := h.call(ctx, src, http.MethodPost, "/ds/ref", stream.DSRef{Fork: fork, Remove: true})
-			var rr stream.DSRefResult
-			if err != nil || st != http.StatusOK || json.Unmarshal(out, &rr) != nil || !rr.Dropped || rr.Source == "" {
+			rr, ans, err := h.g.sc.Ref(ctx, src, streamapi.DSRef{Fork: fork, Remove: true})
+			if err != nil || ans.Status != http.StatusOK || !rr.Dropped || rr.Source == "" {
 				break
 			}
 			fork, src = src, rr.Source
@@ -256,52 +251,44 @@ func (h *httpStreams) delete(w http.ResponseWriter, r *http.Request, name string
 }
 
 // readDS reads the stream's records from offset from, a fork's inherited ones included.
-func (h *httpStreams) readDS(ctx context.Context, name string, from uint64, touch, implicit bool) (int, *stream.DSRead, []byte, error) {
+func (h *httpStreams) readDS(ctx context.Context, name string, from uint64, touch, implicit bool) (int, *streamapi.DSRead, streamapi.DSAnswer, error) {
 	return h.stitch(ctx, name, from, 0, touch, implicit, 0)
 }
 
 // stitch reads name from from (below below, when set): a fork's offsets under its fork
 // point come from its source, recursively.
-func (h *httpStreams) stitch(ctx context.Context, name string, from, below uint64, touch, implicit bool, depth int) (int, *stream.DSRead, []byte, error) {
+func (h *httpStreams) stitch(ctx context.Context, name string, from, below uint64, touch, implicit bool, depth int) (int, *streamapi.DSRead, streamapi.DSAnswer, error) {
 	if depth > maxForkDepth {
-		return 0, nil, nil, fmt.Errorf("stream %q: a chain of more than %d forks", name, maxForkDepth)
+		return 0, nil, streamapi.DSAnswer{}, fmt.Errorf("stream %q: a chain of more than %d forks", name, maxForkDepth)
 	}
-	var extra url.Values
-	if depth > 0 {
-		extra = url.Values{"internal": {"1"}} // a soft-deleted source still serves its forks
-	}
-	if below > 0 {
-		if extra == nil {
-			extra = url.Values{}
-		}
-		extra.Set("below", strconv.FormatUint(below, 10))
-	}
-	st, rd, out, err := h.readOne(ctx, name, from, touch, implicit, extra)
+	// A soft-deleted source (depth > 0) still serves its forks.
+	q := streamapi.DSReadQuery{From: from, Below: below, Touch: touch, Implicit: implicit, Internal: depth > 0}
+	st, rd, ans, err := h.readOne(ctx, name, q)
 	if err != nil || st != http.StatusOK {
-		return st, rd, out, err
+		return st, rd, ans, err
 	}
 	if below > 0 && rd.Upto > below {
 		rd.Upto = below
 	}
 	f := rd.Meta.Fork
 	if f == nil || from >= f.Offset {
-		return st, rd, nil, nil
+		return st, rd, ans, nil
 	}
 	lim := f.Offset
 	if below > 0 && below < lim {
 		lim = below
 	}
-	sst, srd, sout, err := h.stitch(ctx, f.Source, from, lim, false, false, depth+1)
+	sst, srd, sans, err := h.stitch(ctx, f.Source, from, lim, false, false, depth+1)
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, streamapi.DSAnswer{}, err
 	}
 	if sst != http.StatusOK {
-		return 0, nil, nil, fmt.Errorf("stream %q: its fork source %q answered %d: %s", name, f.Source, sst, sout)
+		return 0, nil, streamapi.DSAnswer{}, fmt.Errorf("stream %q: its fork source %q answered %d: %s", name, f.Source, sst, sans.Message)
 	}
 	if srd.Upto < lim || lim < f.Offset {
 		rd.Msgs, rd.Upto = srd.Msgs, srd.Upto // the rest in the next read
-		return st, rd, nil, nil
+		return st, rd, ans, nil
 	}
 	rd.Msgs = append(srd.Msgs, rd.Msgs...)
-	return st, rd, nil, nil
+	return st, rd, ans, nil
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/functions"
+	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/objclient"
@@ -55,11 +56,13 @@ type Options struct {
 	Namespaces map[string]string
 	Buckets    map[string]functions.Bucket
 	Vars       map[string]string
-	// APIKeys, when set, are required on every request but /healthz, as
-	// "Authorization: Bearer <key>", "?token=<key>" or (durable-stream's) "?apiKey=<key>".
+	// APIKeys, when set, are required on every request but /healthz and CORS preflights,
+	// as "Authorization: Bearer <key>" (the scheme in any case), "?token=<key>" or
+	// (durable-stream's) "?apiKey=<key>".
 	APIKeys []string
-	// AllowedOrigins for WebSocket upgrades; "*" allows any. Empty: same origin only
-	// (non-browser clients, which send no Origin, are allowed).
+	// AllowedOrigins may make cross-origin browser requests (CORS, cors.go) and open
+	// WebSockets; "*" allows any. Empty: same origin only (non-browser clients, which
+	// send no Origin, are allowed).
 	AllowedOrigins []string
 	MaxBodyBytes   int64 // default 1 MiB
 	MaxMessage     int64 // one WebSocket message; default 64 KiB
@@ -129,7 +132,8 @@ type Gateway struct {
 	socketsOpen openSockets // object sockets' sessions, which Close waits for
 	env         *env
 	streams     *streamHub
-	subs        *dsSubs // Durable Streams subscriptions (ds_subscriptions.go)
+	sc          *streamclient.Client // the Stream objects
+	subs        *dsSubs              // Durable Streams subscriptions (ds_subscriptions.go)
 }
 
 // New builds a gateway on nc. It serves at once: until JetStream answers, /healthz says
@@ -154,6 +158,7 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 		opts.Logger = slog.Default()
 	}
 	g := &Gateway{opts: opts, id: opts.ID, nc: nc, log: opts.Logger.With("gateway", opts.ID)}
+	g.sc = streamclient.New(streamclient.SenderFunc(g.request))
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	for _, k := range opts.APIKeys {
 		g.keys = append(g.keys, sha256.Sum256([]byte(k)))
@@ -324,10 +329,18 @@ func (g *Gateway) buildMux() (err error) {
 				rt.Function.ServeFetch(w, r, g.env)
 			})
 		case rt.Class != "":
+			oneSegment := !strings.Contains(rt.Pattern, "{name...}")
 			g.mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
 				name := rt.Name
 				if name == "" {
 					name = r.PathValue("name")
+					if oneSegment && strings.Contains(name, "/") {
+						// ServeMux matched "a%2Fb" as one segment and decoded it: a
+						// {name} wildcard names a one-token object, never "a/b".
+						httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName,
+							"an encoded '/' (%2F) cannot be part of a name in this route; names with several tokens need a {name...} route")
+						return
+					}
 				}
 				g.serveObject(w, r, rt.Class, name)
 			})
@@ -348,6 +361,9 @@ func (g *Gateway) buildMux() (err error) {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
 		g.serveHealth(w)
+		return
+	}
+	if g.cors(w, r) { // preflights, before authentication (cors.go)
 		return
 	}
 	key, ok := g.authorized(r)
@@ -399,7 +415,7 @@ func (g *Gateway) authorized(r *http.Request) (string, bool) {
 	if len(g.keys) == 0 {
 		return "", true
 	}
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	key, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
 		q := r.URL.Query()
 		if key = q.Get("token"); key == "" {
@@ -420,7 +436,17 @@ func (g *Gateway) authorized(r *http.Request) (string, bool) {
 	return key, true
 }
 
-// checkOrigin enforces AllowedOrigins on WebSocket upgrades.
+// bearerToken reads "Bearer <token>": the scheme is case-insensitive (RFC 9110 section 11.1)
+// and may be followed by more than one space.
+func bearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimLeft(token, " "), true
+}
+
+// checkOrigin enforces AllowedOrigins on WebSocket upgrades and CORS.
 func (g *Gateway) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {

@@ -62,6 +62,7 @@ func startGateway(t *testing.T, s *server.Server, opts Options) *fixture {
 		opts.Routes = []Route{
 			{Pattern: "/room/{name}", Class: "Room"},
 			{Pattern: "/counter/{name...}", Class: "Counter"},
+			{Pattern: "/one/{name}", Class: "Counter"},
 		}
 	}
 	gw, err := New(natstest.Conn(t, s), opts)
@@ -184,6 +185,11 @@ func TestHTTPErrorsAndLimits(t *testing.T) {
 		{"POST", "/counter/ok", strings.Repeat("x", 101), 413, "body_too_large"},
 		{"GET", "/nowhere", "", 404, "not_found"},
 		{"POST", "/counter/a/b", "", 200, ""},
+		{"POST", "/counter/a%2Fb", "", 200, ""}, // {name...}: the same object as /counter/a/b
+		{"POST", "/one/ok", "", 200, ""},
+		{"POST", "/one/a%2Fb", "", 400, "bad_name"}, // {name}: one token, never a/b
+		{"POST", "/one/a%2F", "", 400, "bad_name"},
+		{"POST", "/one/%2F", "", 400, "bad_name"},
 	}
 	for _, c := range cases {
 		req, _ := http.NewRequest(c.method, f.url+c.path, strings.NewReader(c.body))

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 
@@ -93,8 +94,7 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 	if !h.watching(name) {
 		cctx, cancel := context.WithTimeout(ctx, g.opts.RequestTimeout)
 		ret := g.streams.retention(name)
-		cfg, _ := json.Marshal(map[string]int64{"maxMsgs": ret.MaxMsgs, "maxBytes": ret.MaxBytes, "maxAgeMs": ret.MaxAge.Milliseconds()})
-		_, err := g.streamCall(cctx, name, http.MethodPost, "/configure", cfg, nil)
+		_, err := g.sc.Configure(cctx, name, streamapi.Config{MaxMsgs: ret.MaxMsgs, MaxBytes: ret.MaxBytes, MaxAgeMs: ret.MaxAge.Milliseconds()})
 		cancel()
 		if err != nil {
 			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())

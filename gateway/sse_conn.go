@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 )
 
 // esConn is one hijacked EventSource connection.
@@ -332,12 +332,12 @@ type sharedRead struct {
 	id   uint64
 	done chan struct{}
 	st   int
-	rd   *stream.DSRead
+	rd   *streamapi.DSRead
 	err  error
 }
 
 // read reads name from from, joining a read in flight that started after after.
-func (sr *sharedReads) read(ctx context.Context, h *httpStreams, name string, from, after uint64) (int, *stream.DSRead, error) {
+func (sr *sharedReads) read(ctx context.Context, h *httpStreams, name string, from, after uint64) (int, *streamapi.DSRead, error) {
 	k := readKey{name, from}
 	sr.mu.Lock()
 	f := sr.m[k]

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
@@ -46,7 +47,7 @@ func (h *httpStreams) registerSSECluster() {
 	cs := &channels{n: map[string]int{}}
 	sub := func(w http.ResponseWriter, r *http.Request) {
 		ch := r.PathValue("ch")
-		if !h.cors(w, r) {
+		if !h.prelude(w, r) {
 			return
 		}
 		if err := names.Validate(sseChannelPrefix + ch); err != nil {
@@ -214,7 +215,7 @@ func clusterRender(buf *bytes.Buffer, id string, msg json.RawMessage) {
 }
 
 func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, chans []string) {
-	if !h.cors(w, r) {
+	if !h.prelude(w, r) {
 		return
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.g.opts.MaxBodyBytes))
@@ -244,10 +245,10 @@ func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, cha
 		}
 	}
 	msg, _ := json.Marshal(e)
-	item, _ := json.Marshal([]map[string]any{{"id": e.ID, "data": json.RawMessage(msg)}})
+	item := []streamapi.PublishItem{{ID: e.ID, Data: msg}}
 	for _, ch := range chans {
 		ctx, cancel := context.WithTimeout(r.Context(), h.g.opts.RequestTimeout)
-		_, err := h.g.streamCall(ctx, sseChannelPrefix+ch, http.MethodPost, "/publish", item, nil)
+		_, err := h.g.sc.Publish(ctx, sseChannelPrefix+ch, item)
 		cancel()
 		if err != nil {
 			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/streams"
 )
 
@@ -92,8 +93,9 @@ type streamConn struct {
 }
 
 type pubReq struct {
-	id   string
-	data json.RawMessage
+	id       string
+	data     json.RawMessage
+	producer *streamapi.Producer // an idempotent producer's write (stream_publish.go)
 }
 
 type cmdReq struct {
@@ -290,16 +292,16 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 	n := len(c.subs)
 	c.smu.Unlock()
 	if dup {
-		return nil, &streamError{"already_subscribed", "already subscribed to " + name}
+		return nil, &streamapi.Error{Code: "already_subscribed", Message: "already subscribed to " + name}
 	}
 	if n >= maxStreamSubs {
-		return nil, &streamError{"too_many_subscriptions", fmt.Sprintf("at most %d streams per connection", maxStreamSubs)}
+		return nil, &streamapi.Error{Code: "too_many_subscriptions", Message: fmt.Sprintf("at most %d streams per connection", maxStreamSubs)}
 	}
 	if from == 0 && !latest {
 		from = 1
 		if c.client != "" {
-			var a struct{ Seq uint64 }
-			if _, err := c.g.streamCall(ctx, name, "GET", "/client?id="+c.client, nil, &a); err != nil {
+			a, err := c.g.sc.ClientAck(ctx, name, c.client)
+			if err != nil {
 				return nil, err
 			}
 			from = a.Seq + 1
@@ -327,9 +329,9 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 		c.smu.Unlock()
 		c.g.streams.release(up)
 		if !dup {
-			return nil, &streamError{"unavailable", "the connection is closing"}
+			return nil, &streamapi.Error{Code: "unavailable", Message: "the connection is closing"}
 		}
-		return nil, &streamError{"already_subscribed", "already subscribed to " + name}
+		return nil, &streamapi.Error{Code: "already_subscribed", Message: "already subscribed to " + name}
 	}
 	c.subs[name] = s
 	c.smu.Unlock()
@@ -417,9 +419,8 @@ func (c *streamConn) flushAcks(ctx context.Context, final bool) {
 	c.acks = nil
 	c.amu.Unlock()
 	for name, seq := range acks {
-		body, _ := json.Marshal([]map[string]any{{"client": c.client, "seq": seq}})
 		cctx, cancel := context.WithTimeout(ctx, c.g.opts.RequestTimeout)
-		_, err := c.g.streamCall(cctx, name, "POST", "/ack", body, nil)
+		err := c.g.sc.Ack(cctx, name, streamapi.Ack{Client: c.client, Seq: seq})
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -520,28 +521,23 @@ func (c *streamConn) publisher() {
 				n++
 			}
 		}
-		var out []struct {
-			Seq uint64 `json:"seq"`
-		}
+		var out []streamapi.Published
 		var err error
 		if n > 0 {
-			_, err = c.g.streamCall(ctx, c.primary, "POST", "/publish", publishBody(batch, refused, size), &out)
+			out, err = c.g.sc.Publish(ctx, c.primary, publishItems(batch, refused, n))
 		}
 		cancel()
-		if err == nil && len(out) != n {
-			err = &streamError{"internal", "stream object answered a different number of messages"}
-		}
 		if err != nil {
 			code, msg := "publish_failed", err.Error()
-			if se, ok := err.(*streamError); ok {
-				if se.code != "unavailable" && se.code != "internal" {
-					code = se.code
+			if se, ok := err.(*streamapi.Error); ok {
+				if se.Code != "unavailable" && se.Code != "internal" {
+					code = se.Code
 				}
-				msg = se.message
+				msg = se.Message
 			}
 			for i, p := range batch {
 				if refused[i] != nil {
-					c.sendError(p.id, "forbidden", refused[i].(*streamError).message)
+					c.sendError(p.id, "forbidden", refused[i].(*streamapi.Error).Message)
 				} else {
 					c.sendError(p.id, code, "not published (or not known to be): "+msg)
 				}
@@ -551,10 +547,14 @@ func (c *streamConn) publisher() {
 		j := 0
 		for i, p := range batch {
 			if refused[i] != nil {
-				c.sendError(p.id, "forbidden", refused[i].(*streamError).message)
+				c.sendError(p.id, "forbidden", refused[i].(*streamapi.Error).Message)
 				continue
 			}
-			c.enqueue(publishedFrame(p.id, out[j].Seq))
+			if out[j].Code != "" {
+				c.send(publishError(p.id, out[j]))
+			} else {
+				c.enqueue(publishedFrame(p.id, out[j].Seq, out[j].Duplicate))
+			}
 			j++
 		}
 	}
@@ -576,8 +576,8 @@ func (c *streamConn) commander() {
 			res, err := c.command(cmd)
 			if err != nil {
 				code, msg := "command_failed", err.Error()
-				if se, ok := err.(*streamError); ok {
-					code, msg = se.code, se.message
+				if se, ok := err.(*streamapi.Error); ok {
+					code, msg = se.Code, se.Message
 				}
 				c.sendError(cmd.id, code, msg)
 				continue

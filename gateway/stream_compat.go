@@ -37,6 +37,7 @@ import (
 	"sync"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -268,7 +269,7 @@ func (c *compatConn) reply(f map[string]json.RawMessage, seq uint64) {
 func (c *compatConn) refuse(f map[string]json.RawMessage, err error) {
 	f["ip"], _ = json.Marshal(c.ip)
 	delete(f, "sequence")
-	f["error"], _ = json.Marshal(map[string]string{"code": "forbidden", "message": err.(*streamError).message})
+	f["error"], _ = json.Marshal(map[string]string{"code": "forbidden", "message": err.(*streamapi.Error).Message})
 	c.sc.send(f)
 }
 
@@ -278,24 +279,22 @@ func (c *compatConn) publish(batch []map[string]json.RawMessage) error {
 	// The AuthorizePublish hook sees the client's data; a refusal is answered in order.
 	refused := make([]error, len(batch))
 	ipJSON, _ := json.Marshal(c.ip)
-	items := make([]map[string]any, 0, len(batch))
+	items := make([]streamapi.PublishItem, 0, len(batch))
 	for i, f := range batch {
 		if refused[i] = c.sc.g.authorizePublish(ctx, c.sc.info, c.name, f["data"]); refused[i] != nil {
 			continue
 		}
 		f["ip"] = ipJSON
 		delete(f, "sequence") // set from the seq on every push
-		items = append(items, map[string]any{"id": "", "data": f})
+		data, _ := json.Marshal(f)
+		items = append(items, streamapi.PublishItem{Data: data})
 	}
-	var out []compatPublished
+	var out []streamapi.Published
 	if len(items) > 0 {
-		body, _ := json.Marshal(items)
-		if _, err := c.sc.g.streamCall(ctx, c.name, http.MethodPost, "/publish", body, &out); err != nil {
+		var err error
+		if out, err = c.sc.g.sc.Publish(ctx, c.name, items); err != nil {
 			return err
 		}
-	}
-	if len(out) != len(items) {
-		return errors.New("stream object answered a different number of messages")
 	}
 	j := 0
 	for i, f := range batch {
@@ -307,11 +306,6 @@ func (c *compatConn) publish(batch []map[string]json.RawMessage) error {
 		j++
 	}
 	return nil
-}
-
-// compatPublished is the stream object's answer for one published message.
-type compatPublished struct {
-	Seq uint64 `json:"seq"`
 }
 
 func (c *compatConn) command(cmd string, d, f map[string]json.RawMessage) error {
@@ -362,17 +356,14 @@ func (c *compatConn) command(cmd string, d, f map[string]json.RawMessage) error 
 		_ = json.Unmarshal(d["sequence"], &s)
 		if s > compatBase && last > 0 {
 			upTo := min(uint64(s)-compatBase, last)
-			body, _ := json.Marshal(map[string]uint64{"upTo": upTo})
-			if _, err := g.streamCall(ctx, c.name, http.MethodPost, "/delete", body, nil); err != nil {
+			if _, err := g.sc.DeleteMessages(ctx, c.name, upTo); err != nil {
 				return err
 			}
 		}
 		c.reply(f, last)
 	case "getState":
-		var st struct {
-			State json.RawMessage `json:"state"`
-		}
-		if _, err := g.streamCall(ctx, c.name, http.MethodGet, "/state", nil, &st); err != nil {
+		st, err := g.sc.State(ctx, c.name)
+		if err != nil {
 			return err
 		}
 		if len(st.State) == 0 || string(st.State) == "null" {
@@ -386,8 +377,7 @@ func (c *compatConn) command(cmd string, d, f map[string]json.RawMessage) error 
 		if len(state) == 0 {
 			state = json.RawMessage("null")
 		}
-		body, _ := json.Marshal(map[string]json.RawMessage{"state": state})
-		if _, err := g.streamCall(ctx, c.name, http.MethodPut, "/state", body, nil); err != nil {
+		if _, err := g.sc.PutState(ctx, c.name, streamapi.PutState{State: state}); err != nil {
 			return err
 		}
 		c.reply(f, last)

@@ -10,7 +10,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -104,15 +104,6 @@ func (m *streamGroup) ack(seq uint64) string {
 	return ""
 }
 
-// call sends one group request to the stream object.
-func (m *streamGroup) call(ctx context.Context, path string, body any, out any) error {
-	b, _ := json.Marshal(body)
-	ctx, cancel := context.WithTimeout(ctx, m.c.g.opts.RequestTimeout)
-	defer cancel()
-	_, err := m.c.g.streamCall(ctx, m.name, http.MethodPost, path, b, out)
-	return err
-}
-
 // run claims and delivers messages until the connection ends, then hands back what was
 // acked and releases the rest.
 func (m *streamGroup) run() {
@@ -122,7 +113,7 @@ func (m *streamGroup) run() {
 		bg, cancel := context.WithTimeout(context.Background(), m.c.g.opts.RequestTimeout)
 		defer cancel()
 		_, _ = m.flushAcks(bg)
-		if err := m.call(bg, "/group/release", map[string]string{"group": m.group, "member": m.member}, nil); err != nil {
+		if err := m.c.g.sc.GroupRelease(bg, m.name, streamapi.GroupRelease{Group: m.group, Member: m.member}); err != nil {
 			m.c.g.log.Warn("group release failed; its claims expire on their own", "stream", m.name, "group", m.group, "err", err)
 			return
 		}
@@ -143,8 +134,8 @@ func (m *streamGroup) run() {
 	// unavailable for a while (its host died and another takes over) does not end the
 	// member's connection.
 	retry := func(err error) bool {
-		var se *streamError
-		if !errors.As(err, &se) || se.code != "unavailable" {
+		var se *streamapi.Error
+		if !errors.As(err, &se) || se.Code != "unavailable" {
 			return false
 		}
 		if failing.IsZero() {
@@ -177,12 +168,9 @@ func (m *streamGroup) run() {
 		m.mu.Unlock()
 		wait := time.Duration(0) // until woken
 		if room > 0 {
-			var res struct {
-				Seqs    []uint64 `json:"seqs"`
-				RetryMs int64    `json:"retryMs"`
-			}
-			req := map[string]any{"group": m.group, "member": m.member, "max": min(room, 4096), "timeoutMs": m.timeout.Milliseconds(), "reclaim": reclaim}
-			if err := m.call(ctx, "/group/claim", req, &res); err != nil {
+			req := streamapi.GroupClaim{Group: m.group, Member: m.member, Max: min(room, streamapi.MaxGroupClaim), TimeoutMs: m.timeout.Milliseconds(), Reclaim: reclaim}
+			res, err := m.c.g.sc.GroupClaim(ctx, m.name, req)
+			if err != nil {
 				if retry(err) {
 					reclaim = true
 					continue
@@ -191,7 +179,7 @@ func (m *streamGroup) run() {
 				return
 			}
 			failing, backoff = time.Time{}, 50*time.Millisecond
-			err := m.deliver(ctx, res.Seqs, reclaim)
+			err = m.deliver(ctx, res.Seqs, reclaim)
 			reclaim = false
 			if err != nil {
 				m.fail(err)
@@ -225,10 +213,10 @@ func (m *streamGroup) fail(err error) {
 	if m.c.ctx.Err() != nil {
 		return
 	}
-	var se *streamError
-	if errors.As(err, &se) && se.code == "too_many_groups" {
+	var se *streamapi.Error
+	if errors.As(err, &se) && se.Code == "too_many_groups" {
 		// Reconnecting will not help: close as a policy violation, saying why.
-		m.c.fail(websocket.ClosePolicyViolation, "too_many_groups: "+se.message)
+		m.c.fail(websocket.ClosePolicyViolation, "too_many_groups: "+se.Message)
 		return
 	}
 	m.c.g.log.Warn("group member failed", "stream", m.name, "group", m.group, "err", err)
@@ -279,7 +267,7 @@ func (m *streamGroup) flushAcks(ctx context.Context) (sent bool, err error) {
 	if len(acked) == 0 {
 		return false, nil
 	}
-	err = m.call(ctx, "/group/ack", map[string]any{"group": m.group, "seqs": acked}, nil)
+	err = m.c.g.sc.GroupAck(ctx, m.name, streamapi.GroupAck{Group: m.group, Seqs: acked})
 	if err != nil {
 		m.mu.Lock()
 		m.acked = append(m.acked, acked...)

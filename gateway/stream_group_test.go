@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 )
 
 // member is a group member's connection read by its own goroutine: message frames go to
@@ -77,13 +78,10 @@ func (m *member) take(t *testing.T, n int) []uint64 {
 // groupInfo asks the stream object for a group's state.
 func groupInfo(t *testing.T, f *fixture, stream, group string) (next uint64, inflight int) {
 	t.Helper()
-	var out struct {
-		Next     uint64 `json:"next"`
-		Inflight int    `json:"inflight"`
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := f.gw.streamCall(ctx, stream, "GET", "/group/info?group="+group, nil, &out); err != nil {
+	out, err := f.gw.sc.GroupInfo(ctx, stream, group)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return out.Next, out.Inflight
@@ -200,8 +198,7 @@ func TestStreamGroupLimit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for i := range stream.MaxGroups {
-		body := fmt.Sprintf(`{"group":"g%d","member":"a","max":1}`, i)
-		if _, err := f.gw.streamCall(ctx, "lim", http.MethodPost, "/group/claim", []byte(body), nil); err != nil {
+		if _, err := f.gw.sc.GroupClaim(ctx, "lim", streamapi.GroupClaim{Group: fmt.Sprintf("g%d", i), Member: "a", Max: 1}); err != nil {
 			t.Fatalf("group %d: %v", i, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 
@@ -114,7 +115,7 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	err := g.authorizeSubscribe(ctx, c.info, name)
 	cancel()
 	if err != nil {
-		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.(*streamError).message)
+		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.(*streamapi.Error).Message)
 		return
 	}
 	c.ctx, c.cancel = context.WithCancel(g.ctx)
@@ -128,9 +129,9 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	_, err = c.subscribe(ctx, name, from, latest)
 	cancel()
 	if err != nil {
-		var se *streamError
-		if errors.As(err, &se) && se.code != "unavailable" && se.code != "internal" {
-			httperr.Write(w, http.StatusBadRequest, se.code, se.message)
+		var se *streamapi.Error
+		if errors.As(err, &se) && se.Code != "unavailable" && se.Code != "internal" {
+			httperr.Write(w, http.StatusBadRequest, se.Code, se.Message)
 		} else {
 			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
 		}
@@ -213,7 +214,7 @@ func (c *streamConn) readLoop(limit int64) {
 func (c *streamConn) frame(data []byte) bool {
 	f := frameFields(data)
 	if f == nil {
-		c.sendError("", "bad_json", "a frame is one JSON object")
+		c.sendError("", "bad_json", notAnObject(data))
 		return true
 	}
 	var id string
@@ -239,7 +240,12 @@ func (c *streamConn) frame(data []byte) bool {
 			c.sendError(id, "bad_field", "publish needs data")
 			return true
 		}
-		if !c.queuePublish(pubReq{id: id, data: d}) {
+		p, msg := frameProducer(f)
+		if msg != "" {
+			c.sendError(id, "bad_field", msg)
+			return true
+		}
+		if !c.queuePublish(pubReq{id: id, data: d, producer: p}) {
 			return false
 		}
 	case "ack":
@@ -296,13 +302,13 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		Checkpoint *uint64         `json:"checkpoint"`
 	}
 	if err := json.Unmarshal(cmd.args, &a); err != nil {
-		return nil, &streamError{"bad_args", "args: " + err.Error()}
+		return nil, &streamapi.Error{Code: "bad_args", Message: argsProblem(err)}
 	}
 	name := c.primary
 	if a.Stream != nil {
 		name = *a.Stream
 		if err := validStreamName(name); err != nil {
-			return nil, &streamError{"bad_name", err.Error()}
+			return nil, &streamapi.Error{Code: "bad_name", Message: err.Error()}
 		}
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.g.opts.RequestTimeout)
@@ -325,7 +331,7 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		return map[string]any{"stream": name, "firstSeq": first, "lastSeq": last, "subscribers": subs}, nil
 	case "subscribe":
 		if a.Stream == nil {
-			return nil, &streamError{"bad_args", "subscribe needs stream"}
+			return nil, &streamapi.Error{Code: "bad_args", Message: "subscribe needs stream"}
 		}
 		var from uint64
 		var latest bool
@@ -333,11 +339,11 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 			var s string
 			if json.Unmarshal(a.From, &s) == nil {
 				if s != "latest" {
-					return nil, &streamError{"bad_args", `from must be a seq of 1 or more, or "latest"`}
+					return nil, &streamapi.Error{Code: "bad_args", Message: `from must be a seq of 1 or more, or "latest"`}
 				}
 				latest = true
 			} else if json.Unmarshal(a.From, &from) != nil || from == 0 {
-				return nil, &streamError{"bad_args", `from must be a seq of 1 or more, or "latest"`}
+				return nil, &streamapi.Error{Code: "bad_args", Message: `from must be a seq of 1 or more, or "latest"`}
 			}
 		}
 		if err := c.g.authorizeSubscribe(ctx, c.info, name); err != nil {
@@ -353,47 +359,35 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		return map[string]any{"stream": name, "from": next}, nil
 	case "unsubscribe":
 		if a.Stream == nil {
-			return nil, &streamError{"bad_args", "unsubscribe needs stream"}
+			return nil, &streamapi.Error{Code: "bad_args", Message: "unsubscribe needs stream"}
 		}
 		if !c.unsubscribe(name) {
-			return nil, &streamError{"not_subscribed", "not subscribed to " + name}
+			return nil, &streamapi.Error{Code: "not_subscribed", Message: "not subscribed to " + name}
 		}
 		return map[string]any{"stream": name}, nil
 	case "deleteMessages":
 		if a.UpTo == nil {
-			return nil, &streamError{"bad_args", "deleteMessages needs upTo"}
+			return nil, &streamapi.Error{Code: "bad_args", Message: "deleteMessages needs upTo"}
 		}
 		if err := c.g.authorizePublish(ctx, c.info, name, cmd.args); err != nil {
 			return nil, err
 		}
-		body, _ := json.Marshal(map[string]uint64{"upTo": *a.UpTo})
-		var out json.RawMessage
-		_, err := c.g.streamCall(ctx, name, "POST", "/delete", body, &out)
-		return out, err
+		return c.g.sc.DeleteMessages(ctx, name, *a.UpTo)
 	case "getState":
 		if err := c.g.authorizeSubscribe(ctx, c.info, name); err != nil {
 			return nil, err
 		}
-		var out json.RawMessage
-		_, err := c.g.streamCall(ctx, name, "GET", "/state", nil, &out)
-		return out, err
+		return c.g.sc.State(ctx, name)
 	case "putState":
 		if len(a.State) == 0 {
-			return nil, &streamError{"bad_args", "putState needs state"}
+			return nil, &streamapi.Error{Code: "bad_args", Message: "putState needs state"}
 		}
 		if err := c.g.authorizePublish(ctx, c.info, name, cmd.args); err != nil {
 			return nil, err
 		}
-		req := map[string]any{"state": a.State}
-		if a.Checkpoint != nil {
-			req["checkpoint"] = *a.Checkpoint
-		}
-		body, _ := json.Marshal(req)
-		var out json.RawMessage
-		_, err := c.g.streamCall(ctx, name, "PUT", "/state", body, &out)
-		return out, err
+		return c.g.sc.PutState(ctx, name, streamapi.PutState{State: a.State, Checkpoint: a.Checkpoint})
 	}
-	return nil, &streamError{"unknown_command", fmt.Sprintf("unknown command %q", cmd.name)}
+	return nil, &streamapi.Error{Code: "unknown_command", Message: fmt.Sprintf("unknown command %q", cmd.name)}
 }
 
 // version is the binary's module version.

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/streams"
 )
@@ -27,7 +28,7 @@ func streamConnInfo(r *http.Request) streams.Conn {
 	return streams.Conn{Key: requestKey(r), RemoteAddr: r.RemoteAddr, Header: r.Header.Clone(), Query: q, ClientID: q.Get("client")}
 }
 
-// authorizeSubscribe asks the AuthorizeSubscribe hook; a refusal is a *streamError with
+// authorizeSubscribe asks the AuthorizeSubscribe hook; a refusal is a *streamapi.Error with
 // code "forbidden" and the hook's message.
 func (g *Gateway) authorizeSubscribe(ctx context.Context, c streams.Conn, name string) error {
 	h := g.opts.StreamHooks.AuthorizeSubscribe
@@ -51,19 +52,19 @@ func (g *Gateway) hookRefusal(hook, name string, f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			g.log.Error("stream hook panicked", "hook", hook, "stream", name, "panic", p)
-			err = &streamError{"forbidden", "refused: the server's " + hook + " hook failed"}
+			err = &streamapi.Error{Code: "forbidden", Message: "refused: the server's " + hook + " hook failed"}
 		}
 	}()
 	if err := f(); err != nil {
-		return &streamError{"forbidden", err.Error()}
+		return &streamapi.Error{Code: "forbidden", Message: err.Error()}
 	}
 	return nil
 }
 
 // isForbidden reports whether err is a hook's refusal.
 func isForbidden(err error) bool {
-	var se *streamError
-	return errors.As(err, &se) && se.code == "forbidden"
+	var se *streamapi.Error
+	return errors.As(err, &se) && se.Code == "forbidden"
 }
 
 // transform applies the Transform hook to a stored message: the data to send, or

@@ -1,27 +1,25 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// StreamClass is the class of the objects behind durable streams (package
-// builtin/stream): the hosts must serve it when Options.Streams is set.
-const StreamClass = "Stream"
+// StreamClass is the class of the objects behind durable streams (its contract is package
+// builtin/stream/streamapi): the hosts must serve it when Options.Streams is set.
+const StreamClass = streamapi.ClassName
 
 // reservedStreamPrefix starts the Durable Streams subscription API's paths
 // (/v1/stream/__ds/...), so no stream may be named under it.
@@ -220,8 +218,7 @@ func (up *upstream) start() error {
 	ctx, cancel := context.WithTimeout(g.ctx, g.opts.RequestTimeout)
 	defer cancel()
 	r := up.hub.retention(up.name)
-	body, _ := json.Marshal(map[string]int64{"maxMsgs": r.MaxMsgs, "maxBytes": r.MaxBytes, "maxAgeMs": r.MaxAge.Milliseconds()})
-	if _, err := g.streamCall(ctx, up.name, http.MethodPost, "/configure", body, nil); err != nil {
+	if _, err := g.sc.Configure(ctx, up.name, streamapi.Config{MaxMsgs: r.MaxMsgs, MaxBytes: r.MaxBytes, MaxAgeMs: r.MaxAge.Milliseconds()}); err != nil {
 		return err
 	}
 	st, err := g.js.Stream(ctx, wire.LogStream(StreamClass, up.name))
@@ -253,7 +250,7 @@ func (h *streamHub) info(ctx context.Context, name string) (first, last uint64, 
 		return 1, 0, nil
 	}
 	if err != nil {
-		return 0, 0, &streamError{"unavailable", err.Error()}
+		return 0, 0, &streamapi.Error{Code: "unavailable", Message: err.Error()}
 	}
 	s := st.CachedInfo().State
 	if s.Msgs == 0 {
@@ -504,46 +501,3 @@ func (s *streamSub) run() {
 		up.mu.Unlock()
 	}
 }
-
-// streamCall sends one request to the stream object name and decodes its JSON answer into
-// out (when not nil). An answer with an error status comes back as a *streamError.
-func (g *Gateway) streamCall(ctx context.Context, name, method, path string, body []byte, out any) ([]byte, error) {
-	r, err := http.NewRequestWithContext(ctx, method, "http://stream"+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	r.Header.Set("Content-Type", "application/json")
-	m := wire.EncodeRequest("", StreamClass, name, r, body)
-	var reply *nats.Msg
-	reply, err = g.request(ctx, StreamClass, name, m)
-	if err != nil {
-		return nil, &streamError{code: "unavailable", message: err.Error()}
-	}
-	if e := reply.Header.Get(wire.HdrError); e != "" {
-		msg := reply.Header.Get(wire.HdrMessage)
-		if msg == "" {
-			msg = e
-		}
-		return nil, &streamError{code: "unavailable", message: msg}
-	}
-	if st := wire.Status(reply); st >= 300 {
-		var eb struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(reply.Data, &eb) != nil || eb.Error.Code == "" {
-			return nil, &streamError{code: "internal", message: fmt.Sprintf("stream object answered %d", st)}
-		}
-		return nil, &streamError{code: eb.Error.Code, message: eb.Error.Message}
-	}
-	if out != nil {
-		if err := json.Unmarshal(reply.Data, out); err != nil {
-			return nil, &streamError{code: "internal", message: "stream object's answer: " + err.Error()}
-		}
-	}
-	return reply.Data, nil
-}
-
-// streamError is an error with a protocol error code.
-type streamError struct{ code, message string }
-
-func (e *streamError) Error() string { return e.code + ": " + e.message }

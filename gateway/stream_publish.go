@@ -1,66 +1,83 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
+
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 )
 
-// publishBody is the object's /publish body for the batch's publishes not refused, built
-// by hand: reflection over a map per message cost more than the rest of the gateway's part.
-// A publish's data is the frame's raw JSON value, compacted (as json.Marshal of a
-// RawMessage would).
-func publishBody(batch []pubReq, refused []error, size int) []byte {
-	b := make([]byte, 0, size+len(batch)*24+2)
-	b = append(b, '[')
+// publishItems are the batch's n publishes not refused.
+func publishItems(batch []pubReq, refused []error, n int) []streamapi.PublishItem {
+	items := make([]streamapi.PublishItem, 0, n)
 	for i, p := range batch {
-		if refused[i] != nil {
-			continue
+		if refused[i] == nil {
+			items = append(items, streamapi.PublishItem{ID: p.id, Data: p.data, Producer: p.producer})
 		}
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"id":`...)
-		b = appendJSONString(b, p.id)
-		b = append(b, `,"data":`...)
-		b = appendCompact(b, p.data)
-		b = append(b, '}')
 	}
-	return append(b, ']')
+	return items
 }
 
-// appendCompact appends the valid JSON v without insignificant whitespace.
-func appendCompact(b []byte, v []byte) []byte {
-	if bytes.IndexAny(v, " \t\r\n") < 0 {
-		return append(b, v...)
-	}
-	buf := bytes.NewBuffer(b)
-	if json.Compact(buf, v) != nil {
-		return append(b, v...) // not reached: the frame was valid JSON
-	}
-	return buf.Bytes()
-}
-
-// publishedFrame is {"type":"published","id":..,"seq":N}.
-func publishedFrame(id string, seq uint64) []byte {
-	b := make([]byte, 0, len(id)+48)
+// publishedFrame is {"type":"published","id":..,"seq":N}, with "duplicate":true for a
+// producer's retry of a message stored before (seq is the original's).
+func publishedFrame(id string, seq uint64, dup bool) []byte {
+	b := make([]byte, 0, len(id)+64)
 	b = append(b, `{"type":"published","id":`...)
-	b = appendJSONString(b, id)
+	b = streamapi.AppendString(b, id)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
+	if dup {
+		b = append(b, `,"duplicate":true`...)
+	}
 	return append(b, '}')
 }
 
-// appendJSONString appends s as a JSON string; one of printable ASCII without characters
-// to escape (the usual id) is copied, anything else is left to json.Marshal.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
+// publishError is the error frame of a producer's publish the stream did not store.
+func publishError(id string, p streamapi.Published) map[string]any {
+	f := map[string]any{"type": "error", "id": id, "code": p.Code, "message": p.Message}
+	for k, v := range map[string]*uint64{"expectedSeq": p.ExpectedSeq, "receivedSeq": p.ReceivedSeq, "producerEpoch": p.ProducerEpoch} {
+		if v != nil {
+			f[k] = *v
 		}
 	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
+	return f
+}
+
+// frameProducer reads a publish frame's idempotent producer: producerId, producerEpoch
+// and producerSeq, all three or none (as the HTTP protocol's Producer-Id, -Epoch, -Seq).
+// A non-empty msg says what is wrong.
+func frameProducer(f map[string]json.RawMessage) (p *streamapi.Producer, msg string) {
+	rid, hasID := f["producerId"]
+	re, hasEpoch := f["producerEpoch"]
+	rs, hasSeq := f["producerSeq"]
+	if !hasID && !hasEpoch && !hasSeq {
+		return nil, ""
+	}
+	if !hasID || !hasEpoch || !hasSeq {
+		return nil, "producerId, producerEpoch and producerSeq go together"
+	}
+	p = &streamapi.Producer{}
+	if !rawString(rid, &p.ID) || p.ID == "" || len(p.ID) > streamapi.MaxProducerID {
+		return nil, fmt.Sprintf("producerId must be a string of 1 to %d bytes", streamapi.MaxProducerID)
+	}
+	if !rawCount(re, &p.Epoch) || !rawCount(rs, &p.Seq) {
+		return nil, "producerEpoch and producerSeq want integers from 0 to 2^53-1"
+	}
+	return p, ""
+}
+
+// rawCount reads a raw JSON integer from 0 to 2^53-1 written in plain digits.
+func rawCount(raw json.RawMessage, n *uint64) bool {
+	if len(raw) == 0 || len(raw) > 16 || len(raw) > 1 && raw[0] == '0' {
+		return false
+	}
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	v, err := strconv.ParseUint(string(raw), 10, 64)
+	*n = v
+	return err == nil && v <= streamapi.MaxProducerSeq
 }

@@ -273,8 +273,7 @@ func TestStreamDurableResume(t *testing.T) {
 	c1.messages(1, 8)
 	c1.write(map[string]any{"type": "ack", "seq": 5})
 	natstest.WaitFor(t, "the ack to be stored", 10*time.Second, func() bool {
-		var a struct{ Seq uint64 }
-		_, err := f.gw.streamCall(context.Background(), "d", "GET", "/client?id=worker-1", nil, &a)
+		a, err := f.gw.sc.ClientAck(context.Background(), "d", "worker-1")
 		return err == nil && a.Seq == 5
 	})
 	_ = c1.c.Close()
@@ -362,15 +361,21 @@ func TestStreamSlowConsumerIsClosed(t *testing.T) {
 }
 
 func TestStreamBadFrames(t *testing.T) {
-	_, _, f := startStreams(t, Options{MaxMessage: 1024})
+	_, _, f := startStreams(t, Options{MaxMessage: 32 << 10})
 	c := sdial(t, f, "/v1/stream/b")
+	deep := func(n int) string { return `{"a":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}` }
 	cases := []struct {
 		frame    string
 		binary   bool
 		id, code string
+		msg      string // the message says this, when set
 	}{
-		{frame: `not json`, code: "bad_json"},
-		{frame: `[1,2]`, code: "bad_json"},
+		{frame: `not json`, code: "bad_json", msg: "not valid JSON"},
+		{frame: `[1,2]`, code: "bad_json", msg: "not an array"},
+		{frame: deep(10000), code: "bad_json", msg: "nested at most 10000 levels deep"},
+		{frame: `{"type":"command","id":"c0","command":"deleteMessages","args":{"upTo":1e18}}`, id: "c0", code: "bad_args",
+			msg: "args.upTo must be a whole number from 0 to 18446744073709551615, written without a fraction or exponent"},
+		{frame: `{"type":"command","id":"c01","command":"subscribe","args":{"stream":5}}`, id: "c01", code: "bad_args", msg: "args.stream must be a string"},
 		{frame: `{"type":"nope","id":"u1"}`, id: "u1", code: "unknown_type"},
 		{frame: `{"id":"t1"}`, id: "t1", code: "bad_field"},
 		{frame: `{"type":7,"id":"t2"}`, id: "t2", code: "bad_field"},
@@ -392,7 +397,7 @@ func TestStreamBadFrames(t *testing.T) {
 		{frame: `{"type":"command","id":"c8","command":"putState","args":{}}`, id: "c8", code: "bad_args"},
 		{frame: `{"type":"command","id":"c9","command":"unsubscribe","args":{"stream":"zz"}}`, id: "c9", code: "not_subscribed"},
 		{frame: `{"type":"command","id":"c10","command":"getState","args":[1]}`, id: "c10", code: "bad_args"},
-		{frame: `{"type":"publish","id":"big","data":"` + strings.Repeat("x", 2000) + `"}`, code: "too_large"},
+		{frame: `{"type":"publish","id":"big","data":"` + strings.Repeat("x", 40000) + `"}`, code: "too_large"},
 		{frame: `{"type":"publish","id":"bin","data":1}`, binary: true, code: "bad_frame"},
 	}
 	for _, tc := range cases {
@@ -408,8 +413,8 @@ func TestStreamBadFrames(t *testing.T) {
 		if e.ID != nil {
 			id = *e.ID
 		}
-		if e.Code != tc.code || id != tc.id || e.Message == "" {
-			t.Errorf("%s: got %q id %q (%s), want %q id %q", tc.frame, e.Code, id, e.Message, tc.code, tc.id)
+		if e.Code != tc.code || id != tc.id || e.Message == "" || !strings.Contains(e.Message, tc.msg) || strings.Contains(e.Message, "Go ") {
+			t.Errorf("%.80s: got %q id %q (%s), want %q id %q (%s)", tc.frame, e.Code, id, e.Message, tc.code, tc.id, tc.msg)
 		}
 	}
 	// Still usable.

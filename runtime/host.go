@@ -81,16 +81,13 @@ func (l *Limits) setDefaults() {
 // fitPayload lowers the limits so that every record, snapshot and reply fits in one NATS
 // message of the server's max_payload (1 MiB by default on a standalone nats-server).
 func (l *Limits) fitPayload(maxPayload int64) {
-	room := int(maxPayload) - 64<<10 // headers and framing
-	if room < 64<<10 {
-		room = 64 << 10
-	}
+	room := wire.PayloadRoom(maxPayload)
 	// A snapshot encodes every key and value with a few bytes of framing each.
 	l.MaxStorageBytes = min(l.MaxStorageBytes, room*7/8)
 	l.MaxResponseBytes = min(l.MaxResponseBytes, room)
 	// A record holds one batch: taking stops at half the room, and one event adds at most
-	// a quarter, so a record never outgrows the room.
-	l.MaxEventBytes = min(l.MaxEventBytes, room/4)
+	// a quarter, so a record never outgrows the room (the rule is wire's).
+	l.MaxEventBytes = min(l.MaxEventBytes, wire.MaxEventBytes(maxPayload))
 	l.MaxValueBytes = min(l.MaxValueBytes, l.MaxEventBytes)
 	l.batchBytes = room / 2
 }

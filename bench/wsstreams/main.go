@@ -63,6 +63,7 @@ func main() {
 	flag.DurationVar(&o.quiet, "quiet-wait", 15*time.Second, "wait up to this long before each scenario for the machine to go idle")
 	only := flag.String("only", "", "comma-separated subset of jsraw,publish,fanout,latency,idle")
 	keep := flag.Bool("keep", false, "keep the temporary directory (server logs)")
+	flag.BoolVar(&producers, "producers", true, "Holdfast publishes name an idempotent producer, as the Go and JS clients' do")
 	flag.Parse()
 	run := func(s string) bool { return *only == "" || strings.Contains(","+*only+",", ","+s+",") }
 

@@ -44,11 +44,21 @@ func holdfastSystem(addr string, window int) *system {
 			}
 			return fmt.Sprintf("ws://%s/v1/stream/%s?from=latest&window=1", addr, stream)
 		},
-		publish: func(buf []byte, _ string, id uint64, data []byte) []byte {
+		// As the Go and JS clients do by default: an idempotent producer (one per stream:
+		// each scenario's stream has one publisher), numbering its publishes from 0.
+		publish: func(buf []byte, stream string, id uint64, data []byte) []byte {
 			buf = append(buf, `{"type":"publish","id":"`...)
 			buf = strconv.AppendUint(buf, id, 10)
 			buf = append(buf, `","data":`...)
 			buf = append(buf, data...)
+			if !producers {
+				return append(buf, '}')
+			}
+			buf = append(buf, `,"producerId":"`...)
+			buf = append(buf, producerPrefix...)
+			buf = append(buf, stream...)
+			buf = append(buf, `","producerEpoch":0,"producerSeq":`...)
+			buf = strconv.AppendUint(buf, id-1, 10)
 			return append(buf, '}')
 		},
 		isAck: func(l []byte) bool { return bytes.Contains(l, []byte(`"type":"published"`)) },
@@ -383,3 +393,9 @@ func (p *publisher) run(window int, rate float64, d time.Duration) (pubResult, e
 	}
 	return pubResult{acked: p.acked.Load() - acked0, errors: p.errs.Load() - errs0, elapsed: time.Since(begin)}, nil
 }
+
+// producers: Holdfast publishes name an idempotent producer (-producers).
+var producers = true
+
+// producerPrefix makes this run's producer ids its own.
+var producerPrefix = strconv.FormatInt(time.Now().UnixNano(), 36) + "-"

@@ -13,11 +13,7 @@ package stream
 // activation. The stream's configuration (content type, TTL, expiry) is in storage, and
 // counts only once its create record is in the log.
 //
-//	PUT    /ds          DSCreate  -> 201 | 200 | 409, DSResult
-//	POST   /ds          DSAppend  -> 200 | 204 | 400 | 403 | 404 | 409, DSResult
-//	POST   /ds/batch    appends (EncodeDSBatch) -> 200 [DSAnswer, ...], one per append
-//	GET    /ds/read?from=N&max=M[&touch=1] -> 200 DSRead | 404 | 410
-//	DELETE /ds                    -> 204 | 404
+// The routes and their bodies are package streamapi's (/ds, /ds/batch, /ds/read, /ds/ref).
 //
 // Offsets are log seqs: a stream's data starts at its create record's seq and its tail is
 // the log's last seq + 1.
@@ -30,6 +26,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/objects"
 )
 
@@ -46,89 +43,17 @@ const (
 
 const keyDSMeta = "ds/meta"
 
-// DSMeta is a stream's configuration.
-type DSMeta struct {
-	ContentType string `json:"contentType"`
-	TTL         *int64 `json:"ttl,omitempty"`       // sliding, in seconds
-	ExpiresAt   string `json:"expiresAt,omitempty"` // RFC 3339, as given
-	CreateSeq   uint64 `json:"createSeq"`
-	// Touched is the last read or write (Unix ms), for the sliding TTL.
-	Touched int64 `json:"touched,omitempty"`
-	// Fork is set on a fork (fork.go): its offsets continue its source's.
-	Fork *DSFork `json:"fork,omitempty"`
-	// Forks names the streams forked from this one (the reference count).
-	Forks []string `json:"forks,omitempty"`
-	// Deleted marks a soft-deleted stream: gone for clients, kept for its forks' reads.
-	Deleted bool `json:"deleted,omitempty"`
-}
-
-// DSProducer names an idempotent producer's request.
-type DSProducer struct {
-	ID    string `json:"id"`
-	Epoch uint64 `json:"epoch"`
-	Seq   uint64 `json:"seq"`
-}
-
-// DSCreate is a PUT /ds body.
-type DSCreate struct {
-	ContentType string  `json:"contentType"`
-	TTL         *int64  `json:"ttl,omitempty"`
-	ExpiresAt   string  `json:"expiresAt,omitempty"`
-	Closed      bool    `json:"closed,omitempty"`
-	Data        []byte  `json:"data,omitempty"`
-	Batch       int     `json:"batch,omitempty"`
-	Fork        *DSFork `json:"fork,omitempty"`
-}
-
-// DSAppend is a POST /ds body. Empty Data is a close-only request (Closed is then set).
-type DSAppend struct {
-	ContentType string      `json:"contentType,omitempty"`
-	Data        []byte      `json:"data,omitempty"`
-	Batch       int         `json:"batch,omitempty"`
-	Closed      bool        `json:"closed,omitempty"`
-	Producer    *DSProducer `json:"producer,omitempty"`
-	StreamSeq   string      `json:"streamSeq,omitempty"`
-}
-
-// DSResult answers PUT and POST /ds; the gateway turns it into headers.
-type DSResult struct {
-	Next          uint64  `json:"next"`
-	Closed        bool    `json:"closed,omitempty"`
-	Meta          *DSMeta `json:"meta,omitempty"`
-	ProducerEpoch *uint64 `json:"producerEpoch,omitempty"`
-	ProducerSeq   *uint64 `json:"producerSeq,omitempty"`
-	ExpectedSeq   *uint64 `json:"expectedSeq,omitempty"`
-	ReceivedSeq   *uint64 `json:"receivedSeq,omitempty"`
-	Message       string  `json:"message,omitempty"`
-}
-
-// DSMsg is one stored record in a read.
-type DSMsg struct {
-	Seq   uint64 `json:"seq"`
-	Data  []byte `json:"data"`
-	Batch int    `json:"batch,omitempty"`
-}
-
-// DSRead answers GET /ds/read.
-type DSRead struct {
-	Meta   DSMeta  `json:"meta"`
-	Next   uint64  `json:"next"` // the tail: last seq + 1
-	Closed bool    `json:"closed,omitempty"`
-	Msgs   []DSMsg `json:"msgs"`
-	// Upto is the seq after the last record scanned (Next when the read reached the tail).
-	Upto uint64 `json:"upto"`
-}
-
-type prodState struct{ epoch, seq uint64 }
-
 // dsState is the in-memory view, rebuilt from storage and the log once per activation.
 type dsState struct {
 	loaded    bool
-	meta      *DSMeta
+	meta      *streamapi.DSMeta
 	closed    bool
-	closedBy  *DSProducer
-	producers map[string]prodState
+	closedBy  *streamapi.Producer
+	producers map[string]prodState // producer.go
 	streamSeq string
+	// tail: the producers of a stream without configuration were rebuilt from the log's
+	// last messages (producer.go).
+	tail bool
 }
 
 const maxDSScan = 1024
@@ -146,7 +71,7 @@ func (s *stream) dsLoad(ctx context.Context) error {
 	d := &dsState{producers: map[string]prodState{}}
 	b, ok := s.st.Storage().Get(keyDSMeta)
 	if ok {
-		var m DSMeta
+		var m streamapi.DSMeta
 		if err := json.Unmarshal(b, &m); err != nil {
 			return err
 		}
@@ -164,7 +89,7 @@ func (s *stream) dsLoad(ctx context.Context) error {
 			}
 			first = false
 			for _, lm := range msgs {
-				d.apply(lm.Headers)
+				d.apply(lm.Headers, lm.Seq)
 			}
 			if len(msgs) < maxDSScan {
 				break
@@ -178,14 +103,14 @@ func (s *stream) dsLoad(ctx context.Context) error {
 	return nil
 }
 
-// apply folds one record's headers into the view.
-func (d *dsState) apply(h map[string]string) {
-	var p *DSProducer
+// apply folds the headers of the record at logSeq into the view.
+func (d *dsState) apply(h map[string]string, logSeq uint64) {
+	var p *streamapi.Producer
 	if id := h[HdrProdID]; id != "" {
 		e, _ := strconv.ParseUint(h[HdrProdEpoch], 10, 64)
 		q, _ := strconv.ParseUint(h[HdrProdSeq], 10, 64)
-		p = &DSProducer{ID: id, Epoch: e, Seq: q}
-		d.producers[id] = prodState{e, q}
+		p = &streamapi.Producer{ID: id, Epoch: e, Seq: q}
+		d.record(*p, logSeq)
 	}
 	if v := h[HdrStreamSeq]; v != "" {
 		d.streamSeq = v
@@ -197,7 +122,7 @@ func (d *dsState) apply(h map[string]string) {
 }
 
 // dsExpired reports whether the stream's TTL or expiry passed.
-func dsExpired(m *DSMeta, now time.Time) bool {
+func dsExpired(m *streamapi.DSMeta, now time.Time) bool {
 	if m.ExpiresAt != "" {
 		if t, err := time.Parse(time.RFC3339Nano, m.ExpiresAt); err == nil && !now.Before(t) {
 			return true
@@ -255,9 +180,9 @@ func (s *stream) dsTouch() error {
 func (s *stream) tail() uint64 { return s.st.Log().Info().LastSeq + 1 }
 
 // next is the stream's tail as an offset (a fork's offsets continue its source's).
-func (s *stream) next() uint64 { return s.ds.meta.ext(s.tail()) }
+func (s *stream) next() uint64 { return ext(s.ds.meta, s.tail()) }
 
-func dsHeaders(closed bool, p *DSProducer, streamSeq string, batch int) map[string]string {
+func dsHeaders(closed bool, p *streamapi.Producer, streamSeq string, batch int) map[string]string {
 	h := map[string]string{}
 	if closed {
 		h[HdrClosed] = "1"
@@ -283,11 +208,7 @@ func (s *stream) dsRoute(w http.ResponseWriter, r *http.Request) {
 	status, v, err := s.dsServe(r)
 	if err != nil {
 		s.ds = nil // the event is undone: rebuild the view from what is committed
-		var ae *apiError
-		if !errors.As(err, &ae) {
-			ae = &apiError{http.StatusInternalServerError, "internal", err.Error()}
-		}
-		writeJSON(w, ae.status, map[string]any{"error": map[string]string{"code": ae.code, "message": ae.message}})
+		writeError(w, err)
 		return
 	}
 	writeJSON(w, status, v)
@@ -300,18 +221,18 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 	}
 	d := s.ds
 	switch r.Method + " " + r.URL.Path {
-	case "PUT /ds":
-		var c DSCreate
+	case http.MethodPut + " " + streamapi.RouteDS:
+		var c streamapi.DSCreate
 		if err := decode(r, &c); err != nil {
 			return 0, nil, err
 		}
 		if m := d.meta; m != nil {
-			res := DSResult{Next: s.next(), Closed: d.closed, Meta: m}
+			res := streamapi.DSResult{Next: s.next(), Closed: d.closed, Meta: m}
 			if m.Deleted {
 				res.Message = "the stream was deleted; its forks still use its name"
 				return http.StatusConflict, res, nil
 			}
-			if m.ContentType != c.ContentType || !sameTTL(m.TTL, c.TTL) || m.ExpiresAt != c.ExpiresAt || d.closed != c.Closed || !m.Fork.same(c.Fork) {
+			if m.ContentType != c.ContentType || !sameTTL(m.TTL, c.TTL) || m.ExpiresAt != c.ExpiresAt || d.closed != c.Closed || !sameFork(m.Fork, c.Fork) {
 				res.Message = "the stream exists with a different configuration"
 				return http.StatusConflict, res, nil
 			}
@@ -327,61 +248,59 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 		if err != nil {
 			return 0, nil, s.appendErr(err)
 		}
-		m := &DSMeta{ContentType: c.ContentType, TTL: c.TTL, ExpiresAt: c.ExpiresAt, CreateSeq: seq, Touched: time.Now().UnixMilli(), Fork: c.Fork}
+		m := &streamapi.DSMeta{ContentType: c.ContentType, TTL: c.TTL, ExpiresAt: c.ExpiresAt, CreateSeq: seq, Touched: time.Now().UnixMilli(), Fork: c.Fork}
 		b, _ := json.Marshal(m)
 		if err := s.st.Storage().Put(keyDSMeta, b); err != nil {
 			return 0, nil, err
 		}
 		s.ds = &dsState{loaded: true, meta: m, closed: c.Closed, producers: map[string]prodState{}}
-		return http.StatusCreated, DSResult{Next: m.ext(seq + 1), Closed: c.Closed, Meta: m}, nil
-	case "POST /ds":
-		var a DSAppend
+		return http.StatusCreated, streamapi.DSResult{Next: ext(m, seq+1), Closed: c.Closed, Meta: m}, nil
+	case http.MethodPost + " " + streamapi.RouteDS:
+		var a streamapi.DSAppend
 		if err := decode(r, &a); err != nil {
 			return 0, nil, err
 		}
 		return s.dsAppend(a)
-	case "POST /ds/batch":
+	case http.MethodPost + " " + streamapi.RouteDSBatch:
 		return s.dsBatch(r)
-	case "GET /ds/read":
-		q := r.URL.Query()
+	case http.MethodGet + " " + streamapi.RouteDSRead:
+		q := streamapi.ParseDSReadQuery(r.URL.Query())
 		meta := d.meta
-		if meta == nil && q.Get("implicit") != "" {
+		if meta == nil && q.Implicit {
 			// A stream used only over WebSocket or EventSource: JSON messages from seq 1.
-			meta = &DSMeta{ContentType: "application/json", CreateSeq: 1}
+			meta = &streamapi.DSMeta{ContentType: "application/json", CreateSeq: 1}
 		}
 		if meta == nil {
-			return http.StatusNotFound, DSResult{Message: "no such stream"}, nil
+			return http.StatusNotFound, streamapi.DSResult{Message: "no such stream"}, nil
 		}
-		if meta.Deleted && q.Get("internal") == "" {
-			return http.StatusGone, DSResult{Message: "the stream was deleted"}, nil
+		if meta.Deleted && !q.Internal {
+			return http.StatusGone, streamapi.DSResult{Message: "the stream was deleted"}, nil
 		}
-		from, _ := strconv.ParseUint(q.Get("from"), 10, 64)
-		below, _ := strconv.ParseUint(q.Get("below"), 10, 64) // a fork's read of its source
-		max, _ := strconv.Atoi(q.Get("max"))
+		from, below, max := q.From, q.Below, q.Max // below: a fork's read of its source
 		if max <= 0 || max > maxDSScan {
 			max = maxDSScan
 		}
-		if q.Get("touch") != "" {
+		if q.Touch {
 			if err := s.dsTouch(); err != nil {
 				return 0, nil, err
 			}
 		}
-		out := DSRead{Meta: *meta, Next: meta.ext(s.tail()), Closed: d.closed, Msgs: []DSMsg{}}
-		if start := meta.ext(meta.CreateSeq); from < start {
+		out := streamapi.DSRead{Meta: *meta, Next: ext(meta, s.tail()), Closed: d.closed, Msgs: []streamapi.DSMsg{}}
+		if start := ext(meta, meta.CreateSeq); from < start {
 			from = start // a fork's reader reads the offsets below from its source
 		}
 		out.Upto = from
 		if from < out.Next {
-			msgs, err := s.st.Log().Read(ctx, meta.own(from), max)
+			msgs, err := s.st.Log().Read(ctx, own(meta, from), max)
 			if err != nil {
 				return 0, nil, err
 			}
-			if len(msgs) > 0 && msgs[0].Seq > meta.own(from) {
-				return http.StatusGone, DSResult{Message: "the offset is before the earliest retained data"}, nil
+			if len(msgs) > 0 && msgs[0].Seq > own(meta, from) {
+				return http.StatusGone, streamapi.DSResult{Message: "the offset is before the earliest retained data"}, nil
 			}
 			size, cut := 0, false
 			for _, m := range msgs {
-				seq := meta.ext(m.Seq)
+				seq := ext(meta, m.Seq)
 				if below > 0 && seq >= below {
 					out.Upto = below // a fork's read of its source stops at the fork point
 					break
@@ -392,7 +311,7 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 				}
 				if len(m.Data) > 0 {
 					n, _ := strconv.Atoi(m.Headers[HdrBatch])
-					out.Msgs = append(out.Msgs, DSMsg{Seq: seq, Data: m.Data, Batch: n})
+					out.Msgs = append(out.Msgs, streamapi.DSMsg{Seq: seq, Data: m.Data, Batch: n})
 				}
 				out.Upto = seq + 1
 			}
@@ -401,50 +320,50 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 			}
 		}
 		return http.StatusOK, out, nil
-	case "DELETE /ds":
+	case http.MethodDelete + " " + streamapi.RouteDS:
 		if d.meta == nil {
-			return http.StatusNotFound, DSResult{Message: "no such stream"}, nil
+			return http.StatusNotFound, streamapi.DSResult{Message: "no such stream"}, nil
 		}
 		if d.meta.Deleted {
-			return http.StatusGone, DSResult{Message: "the stream was deleted"}, nil
+			return http.StatusGone, streamapi.DSResult{Message: "the stream was deleted"}, nil
 		}
 		m := d.meta
 		if len(m.Forks) > 0 {
-			return http.StatusNoContent, DSResult{}, s.dsSoftDelete()
+			return http.StatusNoContent, streamapi.DSResult{}, s.dsSoftDelete()
 		}
 		if err := s.dsDrop(); err != nil {
 			return 0, nil, err
 		}
-		return http.StatusNoContent, DSResult{Meta: m}, nil // Meta.Fork: the source to release
-	case "POST /ds/ref":
-		var ref DSRef
+		return http.StatusNoContent, streamapi.DSResult{Meta: m}, nil // Meta.Fork: the source to release
+	case http.MethodPost + " " + streamapi.RouteDSRef:
+		var ref streamapi.DSRef
 		if err := decode(r, &ref); err != nil {
 			return 0, nil, err
 		}
 		return s.dsRef(ref)
 	}
-	return 0, nil, &apiError{http.StatusNotFound, "not_found", "no such operation: " + r.Method + " " + r.URL.Path}
+	return 0, nil, notFound(r)
 }
 
 func (s *stream) appendErr(err error) error {
 	if errors.Is(err, objects.ErrValueTooLarge) {
-		return &apiError{http.StatusRequestEntityTooLarge, "too_large", err.Error()}
+		return &streamapi.Error{Status: http.StatusRequestEntityTooLarge, Code: streamapi.CodeTooLarge, Message: err.Error()}
 	}
 	return err
 }
 
 // dsAppend is POST: closure first, then content type, then the producer, then Stream-Seq
 // (the protocol's precedence).
-func (s *stream) dsAppend(a DSAppend) (int, DSResult, error) {
+func (s *stream) dsAppend(a streamapi.DSAppend) (int, streamapi.DSResult, error) {
 	d := s.ds
 	if d.meta == nil {
-		return http.StatusNotFound, DSResult{Message: "no such stream"}, nil
+		return http.StatusNotFound, streamapi.DSResult{Message: "no such stream"}, nil
 	}
 	if d.meta.Deleted {
-		return http.StatusGone, DSResult{Message: "the stream was deleted"}, nil
+		return http.StatusGone, streamapi.DSResult{Message: "the stream was deleted"}, nil
 	}
 	closeOnly := len(a.Data) == 0
-	res := DSResult{Next: s.next()}
+	res := streamapi.DSResult{Next: s.next()}
 	if d.closed {
 		res.Closed = true
 		if p, c := a.Producer, d.closedBy; p != nil && c != nil && *p == *c {
@@ -462,46 +381,41 @@ func (s *stream) dsAppend(a DSAppend) (int, DSResult, error) {
 		return http.StatusConflict, res, nil
 	}
 	if p := a.Producer; p != nil {
-		st, known := d.producers[p.ID]
-		switch {
-		case known && p.Epoch < st.epoch:
+		switch v, st := d.check(*p); v { // producer.go
+		case prodStaleEpoch:
 			res.ProducerEpoch = &st.epoch
 			res.Message = "stale producer epoch"
 			return http.StatusForbidden, res, nil
-		case known && p.Epoch == st.epoch:
-			if p.Seq <= st.seq {
-				res.ProducerEpoch, res.ProducerSeq = &st.epoch, &st.seq
-				return http.StatusNoContent, res, nil
-			}
-			if p.Seq > st.seq+1 {
-				exp := st.seq + 1
-				res.ExpectedSeq, res.ReceivedSeq = &exp, &p.Seq
-				res.Message = "producer sequence gap"
-				return http.StatusConflict, res, nil
-			}
-		default: // a new producer or a new epoch starts at seq 0
-			if p.Seq != 0 {
-				if !known {
-					var zero uint64
-					res.ExpectedSeq, res.ReceivedSeq = &zero, &p.Seq
-					res.Message = "a new producer starts at seq 0"
-					return http.StatusConflict, res, nil
-				}
-				return 0, res, bad("bad_producer", "a new epoch starts at seq 0")
-			}
+		case prodDuplicate:
+			res.ProducerEpoch, res.ProducerSeq = &st.epoch, &st.seq
+			return http.StatusNoContent, res, nil
+		case prodGap:
+			exp := st.seq + 1
+			res.ExpectedSeq, res.ReceivedSeq = &exp, &p.Seq
+			res.Message = "producer sequence gap"
+			return http.StatusConflict, res, nil
+		case prodUnknown:
+			var zero uint64
+			res.ExpectedSeq, res.ReceivedSeq = &zero, &p.Seq
+			res.Message = "a new producer starts at seq 0"
+			return http.StatusConflict, res, nil
+		case prodBadNewEpoch:
+			return 0, res, bad("bad_producer", "a new epoch starts at seq 0")
 		}
 	}
 	if a.StreamSeq != "" && d.streamSeq != "" && a.StreamSeq <= d.streamSeq {
 		res.Message = "Stream-Seq " + a.StreamSeq + " is not above " + d.streamSeq
 		return http.StatusConflict, res, nil
 	}
-	if _, err := s.st.Log().Append(a.Data, dsHeaders(a.Closed, a.Producer, a.StreamSeq, a.Batch)); err != nil {
+	h := dsHeaders(a.Closed, a.Producer, a.StreamSeq, a.Batch)
+	seq, err := s.st.Log().Append(a.Data, h)
+	if err != nil {
 		return 0, res, s.appendErr(err)
 	}
 	if err := s.dsTouch(); err != nil {
 		return 0, res, err
 	}
-	d.apply(dsHeaders(a.Closed, a.Producer, a.StreamSeq, a.Batch))
+	d.apply(h, seq)
 	res.Next, res.Closed = s.next(), d.closed
 	if p := a.Producer; p != nil {
 		res.ProducerEpoch, res.ProducerSeq = &p.Epoch, &p.Seq

@@ -12,26 +12,18 @@ package stream
 // has forks soft-deletes it: 410 for clients, data kept for the forks. Deleting the last
 // fork of a soft-deleted stream drops it, and the gateway cascades up the chain.
 //
-//	POST /ds/ref  DSRef -> 200 DSRefResult | 404 | 410
+//	POST /ds/ref  streamapi.DSRef -> 200 streamapi.DSRefResult | 404 | 410, DSResult
 
 import (
 	"encoding/json"
 	"net/http"
 	"slices"
+
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 )
 
-// DSFork is a fork's origin.
-type DSFork struct {
-	Source string `json:"source"`
-	// Offset is the fork point: offsets below it are the source's.
-	Offset uint64 `json:"offset"`
-	// ReqOffset and ReqSub are the request's Stream-Fork-Offset and Stream-Fork-Sub-Offset,
-	// compared when the fork is created again.
-	ReqOffset string `json:"reqOffset,omitempty"`
-	ReqSub    uint64 `json:"reqSub,omitempty"`
-}
-
-func (f *DSFork) same(o *DSFork) bool {
+// sameFork reports whether a create asks for the fork f is.
+func sameFork(f, o *streamapi.DSFork) bool {
 	if f == nil || o == nil {
 		return f == nil && o == nil
 	}
@@ -40,42 +32,28 @@ func (f *DSFork) same(o *DSFork) bool {
 
 // ext turns a log seq into an offset; own is the reverse (for offsets at or above the
 // stream's first own offset).
-func (m *DSMeta) ext(seq uint64) uint64 {
+func ext(m *streamapi.DSMeta, seq uint64) uint64 {
 	if m == nil || m.Fork == nil {
 		return seq
 	}
 	return seq - m.CreateSeq + m.Fork.Offset
 }
 
-func (m *DSMeta) own(off uint64) uint64 {
+func own(m *streamapi.DSMeta, off uint64) uint64 {
 	if m == nil || m.Fork == nil {
 		return off
 	}
 	return off - m.Fork.Offset + m.CreateSeq
 }
 
-// DSRef adds or removes a fork of this stream.
-type DSRef struct {
-	Fork   string `json:"fork"`
-	Remove bool   `json:"remove,omitempty"`
-}
-
-// DSRefResult answers /ds/ref. Dropped: removing the last fork dropped this soft-deleted
-// stream, and Source (when it is itself a fork) is to be released in turn.
-type DSRefResult struct {
-	Forks   int    `json:"forks"`
-	Dropped bool   `json:"dropped,omitempty"`
-	Source  string `json:"source,omitempty"`
-}
-
-func (s *stream) dsRef(ref DSRef) (int, any, error) {
+func (s *stream) dsRef(ref streamapi.DSRef) (int, any, error) {
 	m := s.ds.meta
 	if m == nil {
-		return http.StatusNotFound, DSResult{Message: "no such stream"}, nil
+		return http.StatusNotFound, streamapi.DSResult{Message: "no such stream"}, nil
 	}
 	if !ref.Remove {
 		if m.Deleted {
-			return http.StatusGone, DSResult{Message: "the stream was deleted"}, nil
+			return http.StatusGone, streamapi.DSResult{Message: "the stream was deleted"}, nil
 		}
 		if !slices.Contains(m.Forks, ref.Fork) {
 			m.Forks = append(m.Forks, ref.Fork)
@@ -83,7 +61,7 @@ func (s *stream) dsRef(ref DSRef) (int, any, error) {
 				return 0, nil, err
 			}
 		}
-		return http.StatusOK, DSRefResult{Forks: len(m.Forks)}, nil
+		return http.StatusOK, streamapi.DSRefResult{Forks: len(m.Forks)}, nil
 	}
 	if i := slices.Index(m.Forks, ref.Fork); i >= 0 {
 		m.Forks = slices.Delete(m.Forks, i, i+1)
@@ -95,13 +73,13 @@ func (s *stream) dsRef(ref DSRef) (int, any, error) {
 			if err := s.dsDrop(); err != nil {
 				return 0, nil, err
 			}
-			return http.StatusOK, DSRefResult{Dropped: true, Source: src}, nil
+			return http.StatusOK, streamapi.DSRefResult{Dropped: true, Source: src}, nil
 		}
 		if err := s.dsPutMeta(); err != nil {
 			return 0, nil, err
 		}
 	}
-	return http.StatusOK, DSRefResult{Forks: len(m.Forks)}, nil
+	return http.StatusOK, streamapi.DSRefResult{Forks: len(m.Forks)}, nil
 }
 
 // dsSoftDelete keeps the stream's data for its forks and hides it from clients.

@@ -33,12 +33,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 )
 
 // Group limits.
 const (
-	// MaxGroupClaim bounds the seqs of one claim.
-	MaxGroupClaim = 4096
 	// MaxGroupInflight bounds the claims in flight of one group, over all its members.
 	MaxGroupInflight = 1 << 16
 	// DefaultGroupTimeout is the redelivery timeout when a claim gives none.
@@ -74,28 +74,13 @@ func (s *stream) admitGroup(name string) error {
 		return nil
 	}
 	if len(names) >= MaxGroups {
-		return &apiError{http.StatusConflict, "too_many_groups", fmt.Sprintf("the stream has %d consumer groups, the limit", len(names))}
+		return &streamapi.Error{Status: http.StatusConflict, Code: streamapi.CodeTooManyGroups, Message: fmt.Sprintf("the stream has %d consumer groups, the limit", len(names))}
 	}
 	b, err := json.Marshal(append(names, name))
 	if err != nil {
 		return err
 	}
 	return s.st.Storage().Put(keyGroups, b)
-}
-
-// GroupClaim is the body of POST /group/claim.
-type GroupClaim struct {
-	Group     string `json:"group"`
-	Member    string `json:"member"`
-	Max       int    `json:"max"`
-	TimeoutMs int64  `json:"timeoutMs"`
-	Reclaim   bool   `json:"reclaim"`
-}
-
-// GroupClaimed is its answer.
-type GroupClaimed struct {
-	Seqs    []uint64 `json:"seqs"`
-	RetryMs int64    `json:"retryMs"`
 }
 
 type groupState struct {
@@ -145,7 +130,7 @@ func (st *groupState) bytes() (n int, members map[string]bool) {
 
 func (s *stream) groupRoute(r *http.Request) (any, error) {
 	var req struct {
-		GroupClaim
+		streamapi.GroupClaim
 		Seqs []uint64 `json:"seqs"`
 	}
 	if r.Method == http.MethodGet && r.URL.Path == "/group/info" {
@@ -160,7 +145,7 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 		return map[string]any{"next": st.Next, "inflight": len(st.Inflight)}, nil
 	}
 	if r.Method != http.MethodPost {
-		return nil, &apiError{http.StatusNotFound, "not_found", "no such operation: " + r.Method + " " + r.URL.Path}
+		return nil, notFound(r)
 	}
 	if err := decode(r, &req); err != nil {
 		return nil, err
@@ -181,8 +166,8 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 		if err := checkClient(req.Member); err != nil {
 			return nil, bad("bad_args", "member: %s", err.Error())
 		}
-		if req.Max < 1 || req.Max > MaxGroupClaim {
-			return nil, bad("bad_args", "max must be 1 to %d", MaxGroupClaim)
+		if req.Max < 1 || req.Max > streamapi.MaxGroupClaim {
+			return nil, bad("bad_args", "max must be 1 to %d", streamapi.MaxGroupClaim)
 		}
 		timeout := DefaultGroupTimeout
 		if req.TimeoutMs > 0 {
@@ -209,7 +194,7 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 		}
 		return struct{}{}, s.saveGroup(req.Group, st)
 	}
-	return nil, &apiError{http.StatusNotFound, "not_found", "no such operation: " + r.Method + " " + r.URL.Path}
+	return nil, notFound(r)
 }
 
 func (s *stream) loadGroup(name string) (*groupState, error) {
@@ -255,12 +240,12 @@ func (s *stream) saveGroup(name string, st *groupState) error {
 	return s.st.Storage().Put(keyGroup+name, b)
 }
 
-func (s *stream) claim(st *groupState, member string, n int, timeout time.Duration, reclaim bool) GroupClaimed {
+func (s *stream) claim(st *groupState, member string, n int, timeout time.Duration, reclaim bool) streamapi.GroupClaimed {
 	now := time.Now().UnixMilli()
 	deadline := now + timeout.Milliseconds()
 	info := s.info()
 	st.Next = max64(st.Next, info.FirstSeq, 1)
-	out := GroupClaimed{Seqs: []uint64{}}
+	out := streamapi.GroupClaimed{Seqs: []uint64{}}
 	given := 0 // seqs handed out, besides reclaimed ones
 	// Expired claims first, oldest first; claims on messages no longer retained go.
 	seqs := make([]uint64, 0, len(st.Inflight))

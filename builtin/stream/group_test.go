@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 )
 
 func TestGroupAPI(t *testing.T) {
@@ -63,14 +64,14 @@ func TestGroupStateStaysWithinAValue(t *testing.T) {
 			t.Fatalf("publish: %s", got)
 		}
 	}
-	member := strings.Repeat("m", stream.MaxClientID)
+	member := strings.Repeat("m", streamapi.MaxClientID)
 	claimed := map[uint64]bool{}
 	for round := 0; len(claimed) < total; round++ {
 		if round > 100 {
 			t.Fatalf("%d of %d claimed after 100 rounds", len(claimed), total)
 		}
 		got := call(t, nc, "POST", "/group/claim", `{"group":"g","member":"`+member+`","max":4096,"timeoutMs":600000}`)
-		var res stream.GroupClaimed
+		var res streamapi.GroupClaimed
 		if !strings.HasPrefix(got, "200 ") || json.Unmarshal([]byte(got[4:]), &res) != nil || len(res.Seqs) == 0 {
 			t.Fatalf("claim in round %d: %s", round, got[:min(len(got), 200)])
 		}

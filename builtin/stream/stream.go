@@ -1,52 +1,32 @@
 // Package stream is the built-in Stream class: one object per durable message stream,
-// written only against the public SDK (package objects) and the standard library.
+// written only against the public SDK (package objects), the standard library and its own
+// contract, package streamapi, which gateways import instead of this package.
 //
 // The stream's messages are the object's log (State.Log): seq 1, 2, 3, ... with no gaps or
 // reuse; retention is the log's. Gateways read the log's JetStream stream directly for
-// fan-out and talk to the object through a small internal HTTP API with JSON bodies:
-//
-//	POST /publish    [{"id":"..","data":<JSON>}, ...]  -> [{"id":"..","seq":N}, ...]
-//	GET  /info                                          -> {"firstSeq":F,"lastSeq":L}
-//	POST /configure  {"maxMsgs":N,"maxBytes":N,"maxAgeMs":N} -> info (creates the log)
-//	POST /delete     {"upTo":N}                         -> info
-//	GET  /state                                         -> {"state":<JSON>|null,"checkpoint":N}
-//	PUT  /state      {"state":<JSON>,"checkpoint":N}    -> {"checkpoint":N, "firstSeq", "lastSeq"}
-//	POST /ack        [{"client":"id","seq":N}, ...]     -> {}
-//	GET  /client?id=                                    -> {"client":"id","seq":N}
+// fan-out and talk to the object through the small internal HTTP API with JSON bodies that
+// streamapi describes (routes, bodies, limits, errors).
 //
 // Every reply leaves once the event's writes and appends are durable (the output gate), so
 // a seq in a /publish reply names a stored message. Bad input is a 400 with
-// {"error":{"code":"..","message":".."}}.
+// {"error":{"code":"..","message":".."}} (a streamapi.Error).
 package stream
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/objects"
 )
 
-// ClassName is the class's name.
-const ClassName = "Stream"
-
-// Limits.
-const (
-	// MaxStateBytes bounds the JSON state document of a stream.
-	MaxStateBytes = 64 << 10
-	// MaxClientID bounds a durable client id.
-	MaxClientID = 128
-	// MaxBatch bounds the messages of one /publish.
-	MaxBatch = 1024
-	// MaxBody bounds a request body.
-	MaxBody = 4 << 20
-)
-
-// Class is the Stream class.
-var Class = objects.Class{Name: ClassName, New: func(st objects.State) objects.Object { return &stream{st: st} }}
+// Class is the Stream class (streamapi.ClassName).
+var Class = objects.Class{Name: streamapi.ClassName, New: func(st objects.State) objects.Object { return &stream{st: st} }}
 
 type stream struct {
 	st objects.State
@@ -59,53 +39,7 @@ const (
 	keyClient = "client/"
 )
 
-type apiError struct {
-	status        int
-	code, message string
-}
-
-func (e *apiError) Error() string { return e.message }
-
-func bad(code, format string, a ...any) *apiError {
-	return &apiError{http.StatusBadRequest, code, fmt.Sprintf(format, a...)}
-}
-
-// PublishItem is one message of a /publish batch.
-type PublishItem struct {
-	ID   string          `json:"id"`
-	Data json.RawMessage `json:"data"`
-}
-
-// Published is the answer for one PublishItem.
-type Published struct {
-	ID  string `json:"id"`
-	Seq uint64 `json:"seq"`
-}
-
-// Info describes the stream's retained history: FirstSeq > LastSeq when it holds none.
-type Info struct {
-	FirstSeq uint64 `json:"firstSeq"`
-	LastSeq  uint64 `json:"lastSeq"`
-}
-
-// Config is a /configure body: retention limits, zero for none.
-type Config struct {
-	MaxMsgs  int64 `json:"maxMsgs"`
-	MaxBytes int64 `json:"maxBytes"`
-	MaxAgeMs int64 `json:"maxAgeMs"`
-}
-
-// State is the body of GET and PUT /state.
-type State struct {
-	State      json.RawMessage `json:"state"`
-	Checkpoint uint64          `json:"checkpoint,omitempty"`
-}
-
-// Ack is one durable client's cumulative ack.
-type Ack struct {
-	Client string `json:"client"`
-	Seq    uint64 `json:"seq"`
-}
+func bad(code, format string, a ...any) *streamapi.Error { return streamapi.Errorf(code, format, a...) }
 
 func (s *stream) Fetch(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/ds" || strings.HasPrefix(r.URL.Path, "/ds/") {
@@ -114,11 +48,7 @@ func (s *stream) Fetch(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.route(r)
 	if err != nil {
-		var ae *apiError
-		if !errors.As(err, &ae) {
-			ae = &apiError{http.StatusInternalServerError, "internal", err.Error()}
-		}
-		writeJSON(w, ae.status, map[string]any{"error": map[string]string{"code": ae.code, "message": ae.message}})
+		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -129,20 +59,18 @@ func (s *stream) route(r *http.Request) (any, error) {
 		return s.groupRoute(r) // group.go
 	}
 	switch r.Method + " " + r.URL.Path {
-	case "POST /publish":
+	case http.MethodPost + " " + streamapi.RoutePublish:
 		return s.publish(r)
-	case "GET /info":
+	case http.MethodGet + " " + streamapi.RouteInfo:
 		return s.info(), nil
-	case "POST /configure":
-		var c Config
+	case http.MethodPost + " " + streamapi.RouteConfigure:
+		var c streamapi.Config
 		if err := decode(r, &c); err != nil {
 			return nil, err
 		}
 		return s.configure(c)
-	case "POST /delete":
-		var d struct {
-			UpTo *uint64 `json:"upTo"`
-		}
+	case http.MethodPost + " " + streamapi.RouteDelete:
+		var d streamapi.Trim
 		if err := decode(r, &d); err != nil {
 			return nil, err
 		}
@@ -153,40 +81,40 @@ func (s *stream) route(r *http.Request) (any, error) {
 			return nil, err
 		}
 		return s.info(), nil
-	case "GET /state":
-		st := State{State: json.RawMessage("null")}
+	case http.MethodGet + " " + streamapi.RouteState:
+		st := streamapi.State{State: json.RawMessage("null")}
 		if b, ok := s.st.Storage().Get(keyState); ok {
 			if err := json.Unmarshal(b, &st); err != nil {
 				return nil, err
 			}
 		}
 		return st, nil
-	case "PUT /state":
+	case http.MethodPut + " " + streamapi.RouteState:
 		return s.putState(r)
-	case "POST /ack":
-		var acks []Ack
+	case http.MethodPost + " " + streamapi.RouteAck:
+		var acks []streamapi.Ack
 		if err := decode(r, &acks); err != nil {
 			return nil, err
 		}
-		return struct{}{}, s.ack(acks)
-	case "GET /client":
+		return streamapi.Empty{}, s.ack(acks)
+	case http.MethodGet + " " + streamapi.RouteClient:
 		id := r.URL.Query().Get("id")
 		if err := checkClient(id); err != nil {
 			return nil, err
 		}
-		var a Ack
+		var a streamapi.Ack
 		if b, ok := s.st.Storage().Get(keyClient + id); ok {
 			_ = json.Unmarshal(b, &a)
 		}
 		a.Client = id
 		return a, nil
 	}
-	return nil, &apiError{http.StatusNotFound, "not_found", "no such operation: " + r.Method + " " + r.URL.Path}
+	return nil, notFound(r)
 }
 
-func (s *stream) info() Info {
+func (s *stream) info() streamapi.Info {
 	i := s.st.Log().Info()
-	return Info{FirstSeq: i.FirstSeq, LastSeq: i.LastSeq}
+	return streamapi.Info{FirstSeq: i.FirstSeq, LastSeq: i.LastSeq}
 }
 
 func (s *stream) publish(r *http.Request) (any, error) {
@@ -194,8 +122,8 @@ func (s *stream) publish(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(items) == 0 || len(items) > MaxBatch {
-		return nil, bad("bad_args", "want 1 to %d messages, got %d", MaxBatch, len(items))
+	if len(items) == 0 || len(items) > streamapi.MaxBatch {
+		return nil, bad("bad_args", "want 1 to %d messages, got %d", streamapi.MaxBatch, len(items))
 	}
 	for i, it := range items {
 		if len(it.Data) == 0 {
@@ -206,25 +134,31 @@ func (s *stream) publish(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if s.ds.closed {
-		return nil, &apiError{http.StatusConflict, "stream_closed", "the stream was closed (Durable Streams Stream-Closed)"}
+		return nil, &streamapi.Error{Status: http.StatusConflict, Code: streamapi.CodeStreamClosed, Message: "the stream was closed (Durable Streams Stream-Closed)"}
 	}
-	out := make([]Published, len(items))
+	out := make([]streamapi.Published, len(items))
 	for i, it := range items {
+		if it.Producer != nil {
+			pub, err := s.publishProduced(r.Context(), it) // producer.go
+			if err != nil {
+				s.ds = nil // rebuild the producers from what is committed
+				return nil, s.appendErr(err)
+			}
+			out[i] = pub
+			continue
+		}
 		seq, err := s.st.Log().Append(it.Data, nil)
 		if err != nil {
-			if errors.Is(err, objects.ErrValueTooLarge) {
-				return nil, &apiError{http.StatusRequestEntityTooLarge, "too_large", err.Error()}
-			}
-			return nil, err
+			return nil, s.appendErr(err)
 		}
-		out[i] = Published{ID: it.ID, Seq: seq}
+		out[i] = streamapi.Published{ID: it.ID, Seq: seq}
 	}
 	return out, nil
 }
 
 // configure makes sure the log's stream exists (readers wait on it before anyone
 // published) and applies retention.
-func (s *stream) configure(c Config) (any, error) {
+func (s *stream) configure(c streamapi.Config) (any, error) {
 	if c.MaxMsgs < 0 || c.MaxBytes < 0 || c.MaxAgeMs < 0 {
 		return nil, bad("bad_args", "negative limit")
 	}
@@ -244,27 +178,24 @@ func (s *stream) trim(upTo uint64) error {
 }
 
 func (s *stream) putState(r *http.Request) (any, error) {
-	var st struct {
-		State      json.RawMessage `json:"state"`
-		Checkpoint *uint64         `json:"checkpoint"`
-	}
+	var st streamapi.PutState
 	if err := decode(r, &st); err != nil {
 		return nil, err
 	}
 	if len(st.State) == 0 {
 		return nil, bad("bad_args", "state is required")
 	}
-	if len(st.State) > MaxStateBytes {
-		return nil, &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("state of %d bytes, the limit is %d", len(st.State), MaxStateBytes)}
+	if len(st.State) > streamapi.MaxStateBytes {
+		return nil, &streamapi.Error{Status: http.StatusRequestEntityTooLarge, Code: streamapi.CodeTooLarge, Message: fmt.Sprintf("state of %d bytes, the limit is %d", len(st.State), streamapi.MaxStateBytes)}
 	}
-	rec := State{State: st.State}
+	rec := streamapi.State{State: st.State}
 	if st.Checkpoint != nil {
 		if err := s.trim(*st.Checkpoint); err != nil {
 			return nil, err
 		}
 		rec.Checkpoint = *st.Checkpoint
 	} else if b, ok := s.st.Storage().Get(keyState); ok {
-		var old State
+		var old streamapi.State
 		if json.Unmarshal(b, &old) == nil {
 			rec.Checkpoint = old.Checkpoint
 		}
@@ -277,10 +208,10 @@ func (s *stream) putState(r *http.Request) (any, error) {
 		return nil, err
 	}
 	i := s.info()
-	return map[string]uint64{"checkpoint": rec.Checkpoint, "firstSeq": i.FirstSeq, "lastSeq": i.LastSeq}, nil
+	return streamapi.StateStored{Checkpoint: rec.Checkpoint, FirstSeq: i.FirstSeq, LastSeq: i.LastSeq}, nil
 }
 
-func (s *stream) ack(acks []Ack) error {
+func (s *stream) ack(acks []streamapi.Ack) error {
 	last := s.st.Log().Info().LastSeq
 	for _, a := range acks {
 		if err := checkClient(a.Client); err != nil {
@@ -292,14 +223,14 @@ func (s *stream) ack(acks []Ack) error {
 	}
 	for _, a := range acks {
 		key := keyClient + a.Client
-		var old Ack
+		var old streamapi.Ack
 		if b, ok := s.st.Storage().Get(key); ok {
 			_ = json.Unmarshal(b, &old)
 		}
 		if a.Seq <= old.Seq {
 			continue // cumulative: never backwards
 		}
-		b, _ := json.Marshal(Ack{Seq: a.Seq})
+		b, _ := json.Marshal(streamapi.Ack{Seq: a.Seq})
 		if err := s.st.Storage().Put(key, b); err != nil {
 			return err
 		}
@@ -307,11 +238,11 @@ func (s *stream) ack(acks []Ack) error {
 	return nil
 }
 
-// checkClient validates a durable client id: 1 to MaxClientID bytes of letters, digits,
+// checkClient validates a durable client id: 1 to streamapi.MaxClientID bytes of letters, digits,
 // '_', '-', '.' and ':'.
 func checkClient(id string) error {
-	if id == "" || len(id) > MaxClientID {
-		return bad("bad_client", "client id must be 1 to %d bytes", MaxClientID)
+	if id == "" || len(id) > streamapi.MaxClientID {
+		return bad("bad_client", "client id must be 1 to %d bytes", streamapi.MaxClientID)
 	}
 	if i := strings.IndexFunc(id, func(c rune) bool {
 		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':')
@@ -322,7 +253,7 @@ func checkClient(id string) error {
 }
 
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, streamapi.MaxBody))
 	if err := dec.Decode(v); err != nil {
 		return bad("bad_json", "body: %v", err)
 	}
@@ -330,6 +261,19 @@ func decode(r *http.Request, v any) error {
 		return bad("bad_json", "body: trailing data after the JSON value")
 	}
 	return nil
+}
+
+// writeError answers err: a *streamapi.Error as it is, anything else as a 500.
+func writeError(w http.ResponseWriter, err error) {
+	var ae *streamapi.Error
+	if !errors.As(err, &ae) {
+		ae = &streamapi.Error{Status: http.StatusInternalServerError, Code: streamapi.CodeInternal, Message: err.Error()}
+	}
+	writeJSON(w, ae.Status, ae)
+}
+
+func notFound(r *http.Request) *streamapi.Error {
+	return &streamapi.Error{Status: http.StatusNotFound, Code: streamapi.CodeNotFound, Message: "no such operation: " + r.Method + " " + r.URL.Path}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -340,4 +284,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// readPublish reads a /publish body (streamapi.DecodePublish).
+func readPublish(r *http.Request) ([]streamapi.PublishItem, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, streamapi.MaxBody+1))
+	if err != nil {
+		return nil, bad(streamapi.CodeBadJSON, "body: %v", err)
+	}
+	if len(body) > streamapi.MaxBody {
+		return nil, bad(streamapi.CodeBadJSON, "body: over %d bytes", streamapi.MaxBody)
+	}
+	return streamapi.DecodePublish(body)
 }

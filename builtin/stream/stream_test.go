@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/builtin/stream"
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/hosttest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/internal/wire"
@@ -24,7 +25,7 @@ func call(t *testing.T, nc *nats.Conn, method, path, body string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r, _ := http.NewRequest(method, "http://x"+path, strings.NewReader(body))
-	m, err := nc.RequestMsgWithContext(ctx, wire.EncodeRequest(wire.ActivateSubject(stream.ClassName), stream.ClassName, "s", r, []byte(body)))
+	m, err := nc.RequestMsgWithContext(ctx, wire.EncodeRequest(wire.ActivateSubject(streamapi.ClassName), streamapi.ClassName, "s", r, []byte(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func TestStreamAPI(t *testing.T) {
 		{"POST", "/delete", `{"upTo":1}`, `200 {"firstSeq":2,"lastSeq":2}`},
 		{"GET", "/state", "", `200 {"state":null}`},
 		{"PUT", "/state", `{"state":{"k":[1,2]},"checkpoint":2}`, `200 {"checkpoint":2,"firstSeq":3,"lastSeq":2}`},
-		{"PUT", "/state", `{"state":"` + strings.Repeat("x", stream.MaxStateBytes) + `"}`, `413`},
+		{"PUT", "/state", `{"state":"` + strings.Repeat("x", streamapi.MaxStateBytes) + `"}`, `413`},
 		{"PUT", "/state", `{"state":7}`, `200 {"checkpoint":2,"firstSeq":3,"lastSeq":2}`},
 		{"GET", "/state", "", `200 {"state":7,"checkpoint":2}`},
 		{"POST", "/ack", `[{"client":"w1","seq":2}]`, `200 {}`},
@@ -77,7 +78,7 @@ func TestStreamAPI(t *testing.T) {
 		}
 	}
 	js, _ := jetstream.New(nc)
-	str, err := js.Stream(context.Background(), wire.LogStream(stream.ClassName, "s"))
+	str, err := js.Stream(context.Background(), wire.LogStream(streamapi.ClassName, "s"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestConfigureCreatesTheLog(t *testing.T) {
 	nc := startStreamHost(t)
 	call(t, nc, "POST", "/configure", `{}`)
 	js, _ := jetstream.New(nc)
-	if _, err := js.Stream(context.Background(), wire.LogStream(stream.ClassName, "s")); err != nil {
+	if _, err := js.Stream(context.Background(), wire.LogStream(streamapi.ClassName, "s")); err != nil {
 		t.Fatal(err)
 	}
 }

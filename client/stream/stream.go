@@ -8,7 +8,8 @@
 //	seq, err := c.Publish(ctx, map[string]string{"text": "hi"})
 //
 // Messages reach Handler in seq order, one at a time; each is acknowledged once Handler
-// returns. The connection is re-established after a drop (a slow-consumer close
+// returns. Publishes are idempotent: a Conn is a producer with a random id, and a publish
+// whose answer was lost is sent again and stored once (publish.go). The connection is re-established after a drop (a slow-consumer close
 // included): with a Client id, the server resumes right after the last stored ack;
 // without one, the client asks for the seq after the last one it handled. Messages
 // handled already are never handed to Handler twice by one Conn.
@@ -93,8 +94,8 @@ func (e *Error) Error() string { return "stream: " + e.Code + ": " + e.Message }
 
 // Errors.
 var (
-	// ErrDisconnected: the connection dropped before the answer came. A publish may or
-	// may not have been stored.
+	// ErrDisconnected: the connection dropped before a command's answer came; it may or
+	// may not have taken effect. (Publishes are sent again instead: see Publish.)
 	ErrDisconnected = errors.New("stream: disconnected before the answer")
 	ErrClosed       = errors.New("stream: connection closed")
 )
@@ -116,6 +117,15 @@ type Conn struct {
 	extra   map[string]bool   // streams added with Subscribe
 
 	wmu sync.Mutex // one writer at a time
+
+	// Publishes (publish.go), under pmu: taken before mu and wmu, never after.
+	pmu         sync.Mutex
+	producer    string
+	epoch       uint64
+	nextSeq     uint64
+	pubs        []*outPub // unanswered, in send order
+	resendArmed bool
+	pubBackoff  time.Duration
 }
 
 type frame struct {
@@ -152,7 +162,8 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		opts.MaxBackoff = 5 * time.Second
 	}
 	c := &Conn{url: rawURL, opts: opts, primary: u.Path[len(prefix):], done: make(chan struct{}),
-		pending: map[string]chan frame{}, last: map[string]uint64{}, extra: map[string]bool{}}
+		pending: map[string]chan frame{}, last: map[string]uint64{}, extra: map[string]bool{},
+		producer: newProducerID(), pubBackoff: 50 * time.Millisecond}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	ws, err := c.dial(ctx)
 	if err != nil {
@@ -216,7 +227,10 @@ func (c *Conn) dial(ctx context.Context) (*websocket.Conn, error) {
 // reconnecting cannot mend.
 func (c *Conn) run(ws *websocket.Conn) {
 	defer close(c.done)
-	for {
+	for first := true; ; first = false {
+		if !first {
+			c.resendPubs(ws) // what the last connection left unanswered, in order
+		}
 		c.resubscribe()
 		err := c.read(ws)
 		var ce *websocket.CloseError
@@ -306,6 +320,10 @@ func (c *Conn) read(ws *websocket.Conn) error {
 			}
 			_ = c.write(ws, map[string]any{"type": "ack", "seq": f.Seq, "stream": f.Stream})
 		case "published", "reply", "error":
+			if isPubID(f.ID) {
+				c.pubAnswer(ws, f)
+				continue
+			}
 			c.mu.Lock()
 			ch := c.pending[f.ID]
 			delete(c.pending, f.ID)
@@ -372,7 +390,11 @@ func (c *Conn) request(ctx context.Context, f map[string]any) (frame, error) {
 }
 
 // Publish appends data (any JSON-encodable value, or a json.RawMessage) to the stream
-// and returns its seq once the message is durable.
+// and returns its seq once the message is durable. It is stored once however the
+// connection fares: an unanswered publish is sent again after a reconnect or a
+// publish_failed, with the same producer numbers (publish.go). When ctx ends first,
+// Publish returns ctx.Err() and the message is still delivered in the background, once,
+// while the Conn is open. An *Error answers a publish the stream refused.
 func (c *Conn) Publish(ctx context.Context, data any) (uint64, error) {
 	raw, ok := data.(json.RawMessage)
 	if !ok {
@@ -382,11 +404,28 @@ func (c *Conn) Publish(ctx context.Context, data any) (uint64, error) {
 		}
 		raw = b
 	}
-	r, err := c.request(ctx, map[string]any{"type": "publish", "data": raw})
-	if err != nil {
-		return 0, err
+	p := &outPub{data: raw, ch: make(chan pubResult, 1)}
+	c.pmu.Lock()
+	if c.ctx.Err() != nil {
+		c.pmu.Unlock()
+		return 0, ErrClosed
 	}
-	return r.Seq, nil
+	p.epoch, p.seq = c.epoch, c.nextSeq
+	c.nextSeq++
+	c.pubs = append(c.pubs, p)
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws != nil {
+		c.sendPub(ws, p) // else on the next connection
+	}
+	c.pmu.Unlock()
+	select {
+	case r := <-p.ch:
+		return r.seq, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 }
 
 // Command runs a command (getServerInfo, getStreamInfo, subscribe, unsubscribe,
@@ -418,9 +457,10 @@ func (c *Conn) Subscribe(ctx context.Context, name string, from uint64) error {
 	return nil
 }
 
-// Close closes the connection for good.
+// Close closes the connection for good; unanswered publishes fail with ErrClosed.
 func (c *Conn) Close() error {
 	c.cancel()
+	c.failPubs(ErrClosed)
 	c.mu.Lock()
 	ws := c.ws
 	c.mu.Unlock()

@@ -1,6 +1,6 @@
 // Package app owns turning a loaded holdfast.toml and the registered classes and functions
 // into the options of a gateway and an object host, connecting to NATS, and serving HTTP.
-// The CLI (package holdfast) and localdev both assemble processes through it.
+// The CLI (package holdfast) and internal/localdev both assemble processes through it.
 package app
 
 import (
@@ -40,6 +40,29 @@ func (r Registry) Class(name string) (objects.Class, bool) {
 	return objects.Class{}, false
 }
 
+// DefaultConfig is config.Default less the object bindings (and their routes) of classes
+// reg lacks: a binary without the Counter class starts without a config file too.
+func DefaultConfig(reg Registry) *config.Config {
+	cfg := config.Default()
+	kept := map[string]bool{}
+	var bs []config.ObjectBinding
+	for _, b := range cfg.DurableObjects.Bindings {
+		if _, ok := reg.Class(b.ClassName); ok {
+			bs = append(bs, b)
+			kept[b.Name] = true
+		}
+	}
+	cfg.DurableObjects.Bindings = bs
+	var rs []config.Route
+	for _, r := range cfg.Routes {
+		if r.Object == "" || kept[r.Object] {
+			rs = append(rs, r)
+		}
+	}
+	cfg.Routes = rs
+	return cfg
+}
+
 // GatewayOptions builds a gateway's options from cfg. Every route must reach a declared
 // binding of a class this binary has, or a function it has.
 func GatewayOptions(cfg *config.Config, reg Registry, log *slog.Logger) (gateway.Options, error) {
@@ -64,31 +87,30 @@ func GatewayOptions(cfg *config.Config, reg Registry, log *slog.Logger) (gateway
 	for _, r := range cfg.Streams.Retention {
 		opts.StreamRetention = append(opts.StreamRetention, gateway.StreamRetention{Pattern: r.Pattern, MaxMsgs: r.MaxMsgs, MaxBytes: r.MaxBytes, MaxAge: r.MaxAge})
 	}
+	// Errors name the file, line and column of the key, as the config's own do.
 	var errs []error
-	where := cfg.File
-	if where == "" {
-		where = "built-in defaults"
-	}
-	for _, b := range cfg.DurableObjects.Bindings {
+	for i, b := range cfg.DurableObjects.Bindings {
 		if _, ok := reg.Class(b.ClassName); !ok {
-			errs = append(errs, fmt.Errorf("%s: binding %q: class %q is not built into this binary (it has: %s)", where, b.Name, b.ClassName, classList(reg)))
+			errs = append(errs, cfg.Errorf(fmt.Sprintf("durable_objects.bindings[%d].class_name", i),
+				"binding %q: class %q is not built into this binary (it has: %s)", b.Name, b.ClassName, classList(reg)))
 		}
 		opts.Namespaces[b.Name] = b.ClassName
 	}
-	for _, r := range cfg.Routes {
+	for i, r := range cfg.Routes {
 		rt := gateway.Route{Pattern: r.Pattern, Name: r.Name}
 		switch {
 		case r.Function != "":
 			fn, ok := reg.Functions[r.Function]
 			if !ok {
-				errs = append(errs, fmt.Errorf("%s: route %q: function %q is not built into this binary", where, r.Pattern, r.Function))
+				errs = append(errs, cfg.Errorf(fmt.Sprintf("routes[%d].function", i),
+					"route %q: function %q is not built into this binary", r.Pattern, r.Function))
 				continue
 			}
 			rt.Function = fn
 		default:
 			b, ok := cfg.Binding(r.Object)
 			if !ok {
-				errs = append(errs, fmt.Errorf("%s: route %q: no object binding %q", where, r.Pattern, r.Object))
+				errs = append(errs, cfg.Errorf(fmt.Sprintf("routes[%d].object", i), "route %q: no object binding %q", r.Pattern, r.Object))
 				continue
 			}
 			rt.Class = b.ClassName

@@ -482,3 +482,56 @@ func TestReopenRebuildsIndex(t *testing.T) {
 		t.Fatal(r, err)
 	}
 }
+
+// TestMaxObjectSize: an object over MaxObjectSize is refused whichever way it is
+// written (known length, unknown length, the total of a multipart upload, a copy of an
+// object stored under a larger limit) and leaves neither a record nor a chunk.
+func TestMaxObjectSize(t *testing.T) {
+	const limit = 6 << 20
+	st := newStore(t, Options{MaxObjectSize: limit, ChunkSize: 1 << 20})
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("x"), limit+1)
+	if _, err := st.PutObject(ctx, "files", "known", bytes.NewReader(big), int64(len(big)), PutOptions{}); !errors.Is(err, ErrObjectTooLarge) {
+		t.Fatalf("known length: %v", err)
+	}
+	if _, err := st.PutObject(ctx, "files", "unknown", io.MultiReader(bytes.NewReader(big)), -1, PutOptions{}); !errors.Is(err, ErrObjectTooLarge) {
+		t.Fatalf("unknown length: %v", err)
+	}
+	if n, _, err := st.BlobCount(ctx); err != nil || n != 0 {
+		t.Fatalf("%d blobs left by refused uploads (%v)", n, err)
+	}
+	if _, err := st.PutObject(ctx, "files", "edge", bytes.NewReader(big[:limit]), -1, PutOptions{}); err != nil {
+		t.Fatalf("at the limit: %v", err)
+	}
+	id, err := st.CreateMultipart(ctx, "files", "mp", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []CompletePart
+	for n, size := range []int{MinPartSize, 2 << 20} {
+		p, err := st.UploadPart(ctx, "files", "mp", id, n+1, bytes.NewReader(big[:size]), int64(size), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, CompletePart{Number: p.Number, ETag: p.ETag})
+	}
+	if _, err := st.CompleteMultipart(ctx, "files", "mp", id, parts, PutOptions{}); !errors.Is(err, ErrObjectTooLarge) {
+		t.Fatalf("multipart total: %v", err)
+	}
+	if err := st.AbortMultipart(ctx, "files", "mp", id); err != nil {
+		t.Fatal(err)
+	}
+	// A store with a lower limit over the same data does not copy a larger object.
+	small, err := Open(ctx, st.js, Options{MaxObjectSize: 1 << 20, GCInterval: -1, ChunkSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	if _, err := small.CopyObject(ctx, "files", "edge", "files", "copy", CopyOptions{}); !errors.Is(err, ErrObjectTooLarge) {
+		t.Fatalf("copy: %v", err)
+	}
+	res, _ := st.List(ctx, "files", ListOptions{})
+	if len(res.Objects) != 1 || res.Objects[0].Key != "edge" {
+		t.Fatalf("objects %v", res.Objects)
+	}
+}

@@ -214,6 +214,9 @@ func (s *Store) CompleteMultipart(ctx context.Context, bucket, key, id string, p
 		seg.Sums = p.Checksums
 		rec.Layout = append(rec.Layout, seg)
 	}
+	if rec.Size > s.opts.MaxObjectSize {
+		return nil, ErrObjectTooLarge // the upload stays, for the client to abort or fix
+	}
 	rec.ETag = fmt.Sprintf("%s-%d", hex.EncodeToString(h.Sum(nil)), len(parts))
 	info, err := s.commit(ctx, bucket, rec, cond.IfMatch, cond.IfNoneMatch)
 	if err != nil {

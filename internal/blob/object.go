@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/httprange"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -208,7 +209,7 @@ func (s *Store) commit(ctx context.Context, bucket string, rec *objectRecord, if
 		}
 		if ifNoneMatch != "" && exists {
 			var c objectRecord
-			if ifNoneMatch == "*" || (json.Unmarshal(cur.Value(), &c) == nil && etagMatch(ifNoneMatch, c.ETag)) {
+			if ifNoneMatch == "*" || (json.Unmarshal(cur.Value(), &c) == nil && httprange.ETagMatch(ifNoneMatch, c.ETag)) {
 				return nil, ErrPrecondition
 			}
 		}
@@ -217,7 +218,7 @@ func (s *Store) commit(ctx context.Context, bucket string, rec *objectRecord, if
 				return nil, ErrNoSuchKey
 			}
 			var c objectRecord
-			if json.Unmarshal(cur.Value(), &c) != nil || !etagMatch(ifMatch, c.ETag) {
+			if json.Unmarshal(cur.Value(), &c) != nil || !httprange.ETagMatch(ifMatch, c.ETag) {
 				return nil, ErrPrecondition
 			}
 		}
@@ -248,22 +249,6 @@ func isWrongLastSeq(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
-
-// etagMatch compares an HTTP entity-tag list (quoted or not, or "*") with an ETag.
-func etagMatch(list, etag string) bool {
-	for _, t := range strings.Split(list, ",") {
-		t = strings.TrimSpace(t)
-		t = strings.TrimPrefix(t, "W/")
-		t = strings.Trim(t, `"`)
-		if t == "*" || t == etag {
-			return true
-		}
-	}
-	return false
-}
-
-// ETagMatch reports whether an If-Match / If-None-Match header value matches etag.
-func ETagMatch(header, etag string) bool { return etagMatch(header, etag) }
 
 // delKey writes a KV delete marker, conditional on rev when rev > 0, and returns its
 // revision.
@@ -371,7 +356,7 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key string, ifMatch st
 		}
 		if ifMatch != "" {
 			var c objectRecord
-			if json.Unmarshal(cur.Value(), &c) != nil || !etagMatch(ifMatch, c.ETag) {
+			if json.Unmarshal(cur.Value(), &c) != nil || !httprange.ETagMatch(ifMatch, c.ETag) {
 				return ErrPrecondition
 			}
 		}
@@ -409,6 +394,9 @@ func (s *Store) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, ds
 		if err := opts.Check(&src.ObjectInfo); err != nil {
 			return nil, err
 		}
+	}
+	if src.Size > s.opts.MaxObjectSize {
+		return nil, ErrObjectTooLarge // stored under a larger limit than this store's
 	}
 	if err := s.checkBucket(ctx, dstBucket); err != nil {
 		return nil, err

@@ -56,6 +56,7 @@ var (
 	ErrObjectChanged    = errors.New("blob: object was overwritten or deleted during the read")
 	ErrIncompleteBody   = errors.New("blob: body shorter than its declared length")
 	ErrTooLarge         = errors.New("blob: body longer than its declared length")
+	ErrObjectTooLarge   = errors.New("blob: object larger than the store's MaxObjectSize")
 	ErrBadKey           = errors.New("blob: invalid key")
 	ErrBadBucketName    = errors.New("blob: invalid bucket name")
 	ErrUploadTooSlow    = errors.New("blob: upload took longer than the upload timeout")
@@ -67,6 +68,10 @@ const MinPartSize = 5 << 20
 
 // MaxParts is the largest part number.
 const MaxParts = 10000
+
+// DefaultMaxObjectSize is Options.MaxObjectSize when unset: 5 GiB, S3's largest single
+// PUT ([limits] max_file_bytes).
+const DefaultMaxObjectSize = 5 << 30
 
 // Options tune the store. Zero values take the defaults.
 type Options struct {
@@ -93,6 +98,11 @@ type Options struct {
 	WriteWindow int
 	// ReadAhead is the number of chunks fetched ahead per reader (4).
 	ReadAhead int
+	// MaxObjectSize bounds one object, however it is written: a PUT, a part, the total of
+	// a completed multipart upload (DefaultMaxObjectSize). Past it, the write fails with
+	// ErrObjectTooLarge and nothing is stored: a body known to be too large is refused
+	// before a byte is written, one of unknown length when it crosses the limit.
+	MaxObjectSize int64
 	// Logger for the collector; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -124,6 +134,9 @@ func (o *Options) defaults() {
 	}
 	if o.ReadAhead <= 0 {
 		o.ReadAhead = 4
+	}
+	if o.MaxObjectSize <= 0 {
+		o.MaxObjectSize = DefaultMaxObjectSize
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

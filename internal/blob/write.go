@@ -25,8 +25,13 @@ type inflight struct {
 }
 
 // writeBlob streams r into a new blob, size bytes if size >= 0 (else up to EOF), holding
-// at most WriteWindow chunks in memory. On any error the blob's chunks are purged.
+// at most WriteWindow chunks in memory. On any error the blob's chunks are purged. A blob
+// larger than MaxObjectSize is ErrObjectTooLarge: at once when size says so, else when
+// the body crosses the limit.
 func (s *Store) writeBlob(ctx context.Context, r io.Reader, size int64) (*written, error) {
+	if size > s.opts.MaxObjectSize {
+		return nil, ErrObjectTooLarge
+	}
 	id := newBlobID()
 	subject := blobSubject(s.subj, id)
 	cs := s.opts.ChunkSize
@@ -73,6 +78,9 @@ func (s *Store) writeBlob(ctx context.Context, r io.Reader, size int64) (*writte
 		}
 		if err == nil && size >= 0 && total+int64(got) > size {
 			err = ErrTooLarge
+		}
+		if err == nil && total+int64(got) > s.opts.MaxObjectSize {
+			err = ErrObjectTooLarge
 		}
 		if err == nil && last && size >= 0 && total+int64(got) < size {
 			err = ErrIncompleteBody

@@ -90,6 +90,9 @@ type Limits struct {
 	MaxSocketsPerObject      int
 	MaxConnections           int
 	MaxStorageValueBytes     int
+	// MaxFileBytes bounds one file however it is uploaded: /v1/files, /r2, S3 (a PUT, a
+	// part, a completed multipart upload), a function's bucket binding.
+	MaxFileBytes int64
 }
 
 // Objects tunes the object runtime.
@@ -136,6 +139,7 @@ const (
 	DefaultMaxSocketsPerObject      = 10000
 	DefaultMaxConnections           = 100000
 	DefaultMaxStorageValueBytes     = 128 << 10
+	DefaultMaxFileBytes             = 5 << 30 // S3's largest single PUT
 	DefaultLeaseTTL                 = 2 * time.Second
 	DefaultIdleTimeout              = 60 * time.Second
 	DefaultRequestTimeout           = 30 * time.Second
@@ -153,6 +157,7 @@ func base() *Config {
 			MaxSocketsPerObject:      DefaultMaxSocketsPerObject,
 			MaxConnections:           DefaultMaxConnections,
 			MaxStorageValueBytes:     DefaultMaxStorageValueBytes,
+			MaxFileBytes:             DefaultMaxFileBytes,
 		},
 		Objects: Objects{
 			LeaseTTL:       DefaultLeaseTTL,
@@ -190,7 +195,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			line, col := de.Position()
-			return nil, &Error{File: name, Line: line, Col: col, Msg: trimTOML(de.Error())}
+			return nil, &Error{File: name, Line: line, Col: runeColumn(data, line, col), Msg: trimTOML(de.Error())}
 		}
 		return nil, &Error{File: name, Msg: trimTOML(err.Error())}
 	}
@@ -239,7 +244,21 @@ func (c *Config) Bucket(binding string) (Bucket, bool) {
 	return Bucket{}, false
 }
 
-// Error is one problem in a config file. Line and Col are 1-based; 0 means unknown.
+// Errorf is an *Error about the key at path ("durable_objects.bindings[0].class_name",
+// as messages show paths), placed where the file has it: for checks made outside this
+// package, such as whether a class is built into the binary. Without a file (Default) it
+// names "built-in defaults".
+func (c *Config) Errorf(path, format string, args ...any) error {
+	at := c.pos.find(path, false)
+	file := c.File
+	if file == "" {
+		file = "built-in defaults"
+	}
+	return &Error{File: file, Line: at.line, Col: at.col, Msg: path + ": " + fmt.Sprintf(format, args...)}
+}
+
+// Error is one problem in a config file. Line and Col are 1-based, Col counted in
+// characters (runes, as editors count them); 0 means unknown.
 type Error struct {
 	File      string
 	Line, Col int

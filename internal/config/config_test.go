@@ -148,14 +148,28 @@ func TestErrors(t *testing.T) {
 				{"holdfast.toml:4:19", `limits.max_connections`},
 				{"holdfast.toml:6:1", `unknown key "listn" in dev (did you mean "listen"?)`},
 			}},
+		{"count given as a byte size", "[limits]\nmax_connections = \"1KiB\"\n",
+			[]want{{"holdfast.toml:2:19", `limits.max_connections: "1KiB" is not a count (want an integer without quotes or a unit`}}},
+		{"count given as a float", "[limits]\nmax_sockets_per_object = 1.5\n",
+			[]want{{"holdfast.toml:2:26", `limits.max_sockets_per_object: want a count (an integer, e.g. 20000), got float 1.5`}}},
+		{"retention count given as a string", "[[streams.retention]]\npattern = \"a\"\nmax_msgs = \"10\"\n",
+			[]want{{"holdfast.toml:3:12", `streams.retention[0].max_msgs: "10" is not a count`}}},
+		{"sizes still take units", "[limits]\nmax_file_bytes = \"0\"\n",
+			[]want{{"holdfast.toml:2:18", `limits.max_file_bytes: 0: want a positive number`}}},
+		{"columns count runes", "vars = { \"é\" = 1 }\n",
+			[]want{{"holdfast.toml:1:16", `vars."é": want a string, got integer 1`}}},
+		{"syntax error columns count runes", "name = \"é\nx = 1\n",
+			[]want{{"holdfast.toml:1:10", `basic strings cannot have new lines`}}},
+		{"names report runes", "[[durable_objects.bindings]]\nname = \"Café\"\nclass_name = \"A\"\n",
+			[]want{{"holdfast.toml:2:8", `invalid name: character 'é' at offset 3`}}},
 		{"type error hides its consequences", "[[routes]]\npattern = 3\nfunction = \"f\"\n",
 			[]want{{"holdfast.toml:2:11", `routes[0].pattern: want a string, got integer 3`}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse("holdfast.toml", []byte(tt.doc))
-			if err == nil {
-				t.Fatalf("no error; got %+v", c)
+			if err == nil || c != nil {
+				t.Fatalf("error %v, config %+v: a bad file must yield no config", err, c)
 			}
 			got := errorsOf(t, err)
 			if len(got) != len(tt.want) {
@@ -249,5 +263,21 @@ func TestSuggest(t *testing.T) {
 		if got := suggest(key, known); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", key, got, want)
 		}
+	}
+}
+
+// Errorf places a check made outside the package (a class the binary lacks) where the
+// file has the key.
+func TestErrorf(t *testing.T) {
+	c, err := Parse("holdfast.toml", []byte("name = \"x\"\n\n[[durable_objects.bindings]]\nname = \"ROOMS\"\nclass_name = \"Rooom\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Errorf("durable_objects.bindings[0].class_name", "class %q is not built into this binary", "Rooom").Error()
+	if want := `holdfast.toml:5:14: durable_objects.bindings[0].class_name: class "Rooom" is not built into this binary`; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if got := Default().Errorf("routes[0].object", "x").Error(); got != "built-in defaults: routes[0].object: x" {
+		t.Errorf("without a file: %s", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // decoder turns the generic document toml.Unmarshal produced into a Config, checking keys
@@ -110,14 +111,18 @@ func (d *decoder) strs(dst *[]string) field {
 	}
 }
 
-func (d *decoder) integer(dst *int64) field {
+// count decodes a count of things (connections, sockets, messages): a TOML integer, never
+// a byte size, so "1KiB" is a mistake to report rather than 1024 of something.
+func (d *decoder) count(dst *int64) field {
 	return func(path string, v any) {
-		n, ok := v.(int64)
-		if !ok {
-			d.mistype(path, "%s: want an integer, got %s", path, describe(v))
-			return
+		switch v := v.(type) {
+		case int64:
+			*dst = v
+		case string:
+			d.mistype(path, "%s: %q is not a count (want an integer without quotes or a unit, e.g. 20000)", path, v)
+		default:
+			d.mistype(path, "%s: want a count (an integer, e.g. 20000), got %s", path, describe(v))
 		}
-		*dst = n
 	}
 }
 
@@ -155,11 +160,11 @@ func (d *decoder) size(dst *int64) field {
 	}
 }
 
-// intSize is size for int fields.
-func (d *decoder) intSize(dst *int) field {
+// narrow decodes an int field with an int64 decoder (count or size).
+func (d *decoder) narrow(dst *int, wide func(*int64) field) field {
 	return func(path string, v any) {
 		n := int64(*dst)
-		d.size(&n)(path, v)
+		wide(&n)(path, v)
 		if int64(int(n)) != n {
 			d.mistype(path, "%s: %d is too large", path, n)
 			return
@@ -297,10 +302,11 @@ func (d *decoder) root(doc map[string]any) {
 			d.table(path, v, map[string]field{
 				"max_body_bytes":              d.size(&l.MaxBodyBytes),
 				"max_websocket_message_bytes": d.size(&l.MaxWebSocketMessageBytes),
-				"max_attachment_bytes":        d.intSize(&l.MaxAttachmentBytes),
-				"max_sockets_per_object":      d.intSize(&l.MaxSocketsPerObject),
-				"max_connections":             d.intSize(&l.MaxConnections),
-				"max_storage_value_bytes":     d.intSize(&l.MaxStorageValueBytes),
+				"max_attachment_bytes":        d.narrow(&l.MaxAttachmentBytes, d.size),
+				"max_sockets_per_object":      d.narrow(&l.MaxSocketsPerObject, d.count),
+				"max_connections":             d.narrow(&l.MaxConnections, d.count),
+				"max_storage_value_bytes":     d.narrow(&l.MaxStorageValueBytes, d.size),
+				"max_file_bytes":              d.size(&l.MaxFileBytes),
 			})
 		},
 		"objects": func(path string, v any) {
@@ -320,7 +326,7 @@ func (d *decoder) root(doc map[string]any) {
 						var r Retention
 						d.table(path, v, map[string]field{
 							"pattern":   d.str(&r.Pattern),
-							"max_msgs":  d.integer(&r.MaxMsgs),
+							"max_msgs":  d.count(&r.MaxMsgs),
 							"max_age":   d.duration(&r.MaxAge),
 							"max_bytes": d.size(&r.MaxBytes),
 						})
@@ -351,19 +357,20 @@ func suggest(key string, known []string) string {
 			best, bestD = k, d
 		}
 	}
-	if bestD <= len(best)/4+1 && bestD < len(key) {
+	if bestD <= utf8.RuneCountInString(best)/4+1 && bestD < utf8.RuneCountInString(key) {
 		return best
 	}
 	for _, k := range known {
-		if len(key) >= 3 && strings.HasPrefix(strings.ToLower(k), key) {
+		if utf8.RuneCountInString(key) >= 3 && strings.HasPrefix(strings.ToLower(k), key) {
 			return k
 		}
 	}
 	return ""
 }
 
-// distance is the Levenshtein edit distance between a and b, in bytes.
-func distance(a, b string) int {
+// distance is the Levenshtein edit distance between a and b, in runes.
+func distance(as, bs string) int {
+	a, b := []rune(as), []rune(bs)
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

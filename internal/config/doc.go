@@ -15,7 +15,8 @@
 // Every key is optional. Unknown keys are errors. Durations are strings such as "500ms",
 // "2s" or "5m" (Go's time.ParseDuration). Byte sizes are an integer number of bytes or a
 // string with a unit: "512", "64KiB", "1MiB", "1GiB" (powers of 1024) or "1KB", "1MB",
-// "1GB" (powers of 1000); units are case-insensitive.
+// "1GB" (powers of 1000); units are case-insensitive. Counts (max_connections,
+// max_sockets_per_object, max_msgs) are plain integers, never sizes: "1KiB" is an error.
 //
 // Names of bindings, classes and the app are one token of letters, digits, '_' and '-'.
 //
@@ -54,7 +55,7 @@
 //
 //	[auth]
 //	api_keys = ["k-2f9c1e"]                        # default none
-//	allowed_origins = ["https://chat.example.com"] # CORS origins; "*" allows all; default none
+//	allowed_origins = ["https://chat.example.com"] # CORS and WebSocket origins; "*" allows all; default none
 //	trusted_proxy_header = "CF-Connecting-IP"      # client address set by your proxy; default none
 //
 //	[[auth.s3]]                    # S3 access key pairs
@@ -68,6 +69,7 @@
 //	max_sockets_per_object = 10000        # default 10000
 //	max_connections = 100000              # per gateway; default 100000
 //	max_storage_value_bytes = "128KiB"    # one stored value; default 128KiB
+//	max_file_bytes = "5GiB"               # one file, however uploaded; default 5GiB
 //
 //	[objects]
 //	lease_ttl = "2s"               # whole seconds, at least 1s; default "2s"

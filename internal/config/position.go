@@ -1,11 +1,13 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2/unstable"
 )
@@ -111,7 +113,25 @@ func (b *indexer) at(n *unstable.Node) pos { return b.offset(int(n.Raw.Offset)) 
 
 func (b *indexer) offset(off int) pos {
 	line := sort.Search(len(b.lines), func(i int) bool { return b.lines[i] > off })
-	return pos{line: line, col: off - b.lines[line-1] + 1}
+	return pos{line: line, col: utf8.RuneCount(b.data[b.lines[line-1]:off]) + 1}
+}
+
+// runeColumn turns a 1-based byte column of line (as go-toml reports them) into a column
+// in runes.
+func runeColumn(data []byte, line, col int) int {
+	start := 0
+	for l := 1; l < line; l++ {
+		i := bytes.IndexByte(data[start:], '\n')
+		if i < 0 {
+			return col
+		}
+		start += i + 1
+	}
+	end := start + col - 1
+	if col < 1 || end > len(data) {
+		return col
+	}
+	return utf8.RuneCount(data[start:end]) + 1
 }
 
 // add records the first place a path shows up: a table may be extended later, but its first

@@ -275,6 +275,7 @@ func (v *validator) limits() {
 		{"limits.max_sockets_per_object", int64(l.MaxSocketsPerObject)},
 		{"limits.max_connections", int64(l.MaxConnections)},
 		{"limits.max_storage_value_bytes", int64(l.MaxStorageValueBytes)},
+		{"limits.max_file_bytes", l.MaxFileBytes},
 	} {
 		if f.n <= 0 {
 			v.fail(f.path, "%d: want a positive number", f.n)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/holdfast/holdfast/functions"
 	"github.com/holdfast/holdfast/internal/blob"
+	"github.com/holdfast/holdfast/internal/httprange"
 )
 
 type bucket struct {
@@ -51,10 +52,10 @@ func (b *bucket) Get(ctx context.Context, key string, opts *functions.GetOptions
 	size := obj.Info.Size
 	off, n := int64(0), size
 	if opts != nil {
-		if opts.IfMatch != "" && !blob.ETagMatch(opts.IfMatch, obj.Info.ETag) {
+		if opts.IfMatch != "" && !httprange.ETagMatch(opts.IfMatch, obj.Info.ETag) {
 			return nil, functions.ErrPreconditionFailed
 		}
-		if opts.IfNoneMatch != "" && blob.ETagMatch(opts.IfNoneMatch, obj.Info.ETag) {
+		if opts.IfNoneMatch != "" && httprange.ETagMatch(opts.IfNoneMatch, obj.Info.ETag) {
 			return nil, functions.ErrPreconditionFailed
 		}
 		switch {

@@ -25,8 +25,6 @@ import (
 
 // Options configure the handlers.
 type Options struct {
-	// MaxBodyBytes bounds an upload; 0 means unlimited (streamed).
-	MaxBodyBytes int64
 	// Authorize, if set, must return true for a request to be served (401 otherwise).
 	Authorize func(*http.Request) bool
 	// MaxMetadataBytes bounds custom metadata (names plus values), 2048 by default.
@@ -123,14 +121,10 @@ func (h *handler) put(r *http.Request, bucket, key string) (*blob.ObjectInfo, er
 	if err != nil {
 		return nil, err
 	}
+	// The store bounds the file (blob.Options.MaxObjectSize, [limits] max_file_bytes): at
+	// once when Content-Length says it is too large, else when the body crosses the limit.
 	body := io.Reader(r.Body)
 	size := r.ContentLength
-	if h.opts.MaxBodyBytes > 0 {
-		if size > h.opts.MaxBodyBytes {
-			return nil, errTooLarge
-		}
-		body = http.MaxBytesReader(nil, r.Body, h.opts.MaxBodyBytes)
-	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
 		mr, err := r.MultipartReader()
 		if err != nil {
@@ -204,8 +198,6 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
-var errTooLarge = &apiError{http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, "body too large"}
-
 func badRequest(msg string) error {
 	return &apiError{http.StatusBadRequest, httperr.CodeBadRequest, msg}
 }
@@ -216,6 +208,8 @@ func writeErr(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &ae):
 		httperr.Write(w, ae.status, ae.code, ae.msg)
+	case errors.Is(err, blob.ErrObjectTooLarge):
+		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, "the file is larger than the limit ([limits] max_file_bytes)")
 	case errors.As(err, &mbe), errors.Is(err, blob.ErrTooLarge):
 		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, "body too large")
 	case errors.Is(err, blob.ErrNoSuchBucket):

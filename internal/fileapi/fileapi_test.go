@@ -24,10 +24,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func newStore(t testing.TB) *blob.Store {
+func newStore(t testing.TB) *blob.Store { return newStoreWith(t, blob.Options{}) }
+
+func newStoreWith(t testing.TB, opts blob.Options) *blob.Store {
 	s := natstest.Server(t)
 	js, _ := jetstream.New(natstest.Conn(t, s))
-	st, err := blob.Open(context.Background(), js, blob.Options{GCInterval: -1})
+	opts.GCInterval = -1
+	st, err := blob.Open(context.Background(), js, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/holdfast/holdfast/internal/blob"
+	"github.com/holdfast/holdfast/internal/httprange"
 )
 
 type r2Handler struct {
@@ -81,24 +82,25 @@ func (h *r2Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		setHeaders(w.Header(), &obj.Info)
 		// R2's onlyIf: a failed condition gives the object without a body (304).
-		if v := r.Header.Get("If-Match"); v != "" && !blob.ETagMatch(v, obj.Info.ETag) {
+		if v := r.Header.Get("If-Match"); v != "" && !httprange.ETagMatch(v, obj.Info.ETag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		if v := r.Header.Get("If-None-Match"); v != "" && blob.ETagMatch(v, obj.Info.ETag) {
+		if v := r.Header.Get("If-None-Match"); v != "" && httprange.ETagMatch(v, obj.Info.ETag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
 		off, n, status := int64(0), obj.Info.Size, http.StatusOK
-		if rg := r.Header.Get("Range"); rg != "" {
-			o, l, ok := parseR2Range(rg, obj.Info.Size)
-			if !ok {
-				w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(obj.Info.Size, 10))
-				http.Error(w, "Range Not Satisfiable", http.StatusRequestedRangeNotSatisfiable)
-				return
-			}
-			off, n, status = o, l, http.StatusPartialContent
-			w.Header().Set("Content-Range", "bytes "+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(off+n-1, 10)+"/"+strconv.FormatInt(obj.Info.Size, 10))
+		// One range, as R2's get: several, an unknown unit or a malformed one is ignored.
+		ranges, err := httprange.Parse(r.Header.Get("Range"), obj.Info.Size)
+		if err != nil {
+			w.Header().Set("Content-Range", httprange.Unsatisfied(obj.Info.Size))
+			http.Error(w, "Range Not Satisfiable", http.StatusRequestedRangeNotSatisfiable)
+			return
+		}
+		if len(ranges) == 1 {
+			off, n, status = ranges[0].Start, ranges[0].Length, http.StatusPartialContent
+			w.Header().Set("Content-Range", ranges[0].ContentRange(obj.Info.Size))
 		}
 		body, err := obj.NewReader(ctx, off, n)
 		if err != nil {
@@ -122,11 +124,7 @@ func (h *r2Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		opts.IfMatch, opts.IfNoneMatch = "", ""
-		body := io.Reader(r.Body)
-		if h.opts.MaxBodyBytes > 0 {
-			body = http.MaxBytesReader(nil, r.Body, h.opts.MaxBodyBytes)
-		}
-		info, err := h.store.PutObject(ctx, h.bucket, key, body, r.ContentLength, opts)
+		info, err := h.store.PutObject(ctx, h.bucket, key, r.Body, r.ContentLength, opts)
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -152,34 +150,4 @@ func (h *r2Handler) fail(w http.ResponseWriter, key string, err error) {
 		return
 	}
 	writeErr(w, err)
-}
-
-// parseR2Range accepts "bytes=a-b", "bytes=a-" and "bytes=-n".
-func parseR2Range(v string, size int64) (off, n int64, ok bool) {
-	spec, found := strings.CutPrefix(strings.TrimSpace(v), "bytes=")
-	a, b, found2 := strings.Cut(spec, "-")
-	if !found || !found2 || strings.Contains(spec, ",") {
-		return 0, 0, false
-	}
-	if a == "" {
-		s, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || s <= 0 || size == 0 {
-			return 0, 0, false
-		}
-		s = min(s, size)
-		return size - s, s, true
-	}
-	start, err := strconv.ParseInt(a, 10, 64)
-	if err != nil || start >= size || start < 0 {
-		return 0, 0, false
-	}
-	end := size - 1
-	if b != "" {
-		e, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || e < start {
-			return 0, 0, false
-		}
-		end = min(e, end)
-	}
-	return start, end - start + 1, true
 }

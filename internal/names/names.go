@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Limits of the grammar.
@@ -38,7 +39,7 @@ func Validate(name string) error {
 	for i := 0; i <= len(name); i++ {
 		if i < len(name) && name[i] != '/' {
 			if !tokenByte(name[i]) {
-				return fmt.Errorf("%w: character %q at offset %d; names use letters, digits, '_', '-' and '/' between tokens", ErrInvalid, rune(name[i]), i)
+				return fmt.Errorf("%w: %s at offset %d; names use letters, digits, '_', '-' and '/' between tokens", ErrInvalid, describeAt(name, i), i)
 			}
 			continue
 		}
@@ -64,6 +65,16 @@ func ValidateClass(class string) error {
 		return fmt.Errorf("%w: a class name is one token, without '/'", ErrInvalid)
 	}
 	return Validate(class)
+}
+
+// describeAt names the character starting at byte i of s as a person reads it: the rune
+// ('é', not the 'Ã' of its first byte), or the byte when s is not UTF-8 there.
+func describeAt(s string, i int) string {
+	r, n := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && n <= 1 {
+		return fmt.Sprintf("byte 0x%02x (not UTF-8)", s[i])
+	}
+	return fmt.Sprintf("character %q", r)
 }
 
 func tokenByte(c byte) bool {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestValidate(t *testing.T) {
@@ -45,13 +46,17 @@ func TestKeyRoundTrip(t *testing.T) {
 }
 
 // FuzzValidate checks that every name the grammar accepts maps to a subject and KV key that
-// NATS accepts without escaping.
+// NATS accepts without escaping, and that a refusal is valid UTF-8 whatever the name (it
+// goes back to clients in JSON and text frames). Its corpus is testdata/fuzz/FuzzValidate.
 func FuzzValidate(f *testing.F) {
 	for _, s := range []string{"a", "a/b", "a.b", "*", ">", "a//b", " ", "\x00"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if Validate(s) != nil {
+		if err := Validate(s); err != nil {
+			if !errors.Is(err, ErrInvalid) || !utf8.ValidString(err.Error()) {
+				t.Fatalf("Validate(%q) = %q", s, err)
+			}
 			return
 		}
 		if len(s) > MaxNameLen {
@@ -69,4 +74,21 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMessagesNameRunes checks that an error names the character a person typed, not the
+// first byte of its UTF-8 encoding.
+func TestMessagesNameRunes(t *testing.T) {
+	for name, want := range map[string]string{
+		"café":    `character 'é' at offset 3`,
+		"a b":     `character ' ' at offset 1`,
+		"x\xffy":  `byte 0xff (not UTF-8) at offset 1`,
+		"日本":      `character '日' at offset 0`,
+		"ok/\x00": `character '\x00' at offset 3`,
+	} {
+		err := Validate(name)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate(%q) = %v, want it to say %s", name, err, want)
+		}
+	}
 }

@@ -93,7 +93,7 @@ func toS3(err error) *s3Error {
 		return errTooSmall
 	case errors.Is(err, blob.ErrIncompleteBody), errors.Is(err, io.ErrUnexpectedEOF):
 		return errIncomplete
-	case errors.Is(err, blob.ErrTooLarge):
+	case errors.Is(err, blob.ErrTooLarge), errors.Is(err, blob.ErrObjectTooLarge):
 		return errTooLarge
 	case errors.Is(err, blob.ErrBadKey):
 		return errBadKey

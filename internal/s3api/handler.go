@@ -34,8 +34,8 @@ type Options struct {
 	BaseDomains []string
 	// MaxMetadataBytes bounds user metadata (names plus values), 2048 like S3.
 	MaxMetadataBytes int
-	// MaxObjectSize bounds one PUT or part (5 GiB like S3 by default; multipart objects
-	// can be up to 10,000 parts).
+	// MaxObjectSize bounds one PUT or part: 5 GiB like S3 by default, and never more than
+	// the store's MaxObjectSize, which also bounds a completed multipart upload's total.
 	MaxObjectSize int64
 	Logger        *slog.Logger
 }
@@ -58,6 +58,7 @@ func NewHandler(store *blob.Store, opts Options) http.Handler {
 	if opts.MaxObjectSize <= 0 {
 		opts.MaxObjectSize = 5 << 30
 	}
+	opts.MaxObjectSize = min(opts.MaxObjectSize, store.Options().MaxObjectSize)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/holdfast/holdfast/internal/blob"
+	"github.com/holdfast/holdfast/internal/httprange"
 	"github.com/holdfast/holdfast/internal/sigv4"
 )
 
@@ -94,13 +95,13 @@ func (h *handler) uploadPartCopy(rq *request, id string, n int) {
 		return
 	}
 	off, length := int64(0), obj.Info.Size
-	if rg := rq.Header.Get("X-Amz-Copy-Source-Range"); rg != "" {
-		o, l, ok, err := parseRange(rg, obj.Info.Size)
-		if err != nil || !ok || strings.HasPrefix(strings.TrimPrefix(rg, "bytes="), "-") {
-			h.fail(rq, newErr(400, "InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"))
+	if v := rq.Header.Get("X-Amz-Copy-Source-Range"); v != "" {
+		rg, err := copySourceRange(v, obj.Info.Size)
+		if err != nil {
+			h.fail(rq, err)
 			return
 		}
-		off, length = o, l
+		off, length = rg.Start, rg.Length
 	}
 	r, err := obj.NewReader(rq.Context(), off, length)
 	if err != nil {
@@ -128,19 +129,10 @@ func (h *handler) completeUpload(rq *request, id string) {
 		h.fail(rq, err)
 		return
 	}
-	var req struct {
-		Parts []struct {
-			PartNumber int    `xml:"PartNumber"`
-			ETag       string `xml:"ETag"`
-		} `xml:"Part"`
-	}
-	if err := xml.Unmarshal(raw, &req); err != nil || len(req.Parts) == 0 || len(req.Parts) > blob.MaxParts {
-		h.fail(rq, errMalformedXML)
+	parts, err := parseComplete(raw)
+	if err != nil {
+		h.fail(rq, err)
 		return
-	}
-	parts := make([]blob.CompletePart, len(req.Parts))
-	for i, p := range req.Parts {
-		parts[i] = blob.CompletePart{Number: p.PartNumber, ETag: p.ETag}
 	}
 	cond := blob.PutOptions{IfMatch: rq.Header.Get("If-Match"), IfNoneMatch: rq.Header.Get("If-None-Match")}
 	sums, err := h.fullObjectChecksums(rq, id, parts)
@@ -305,4 +297,16 @@ func (h *handler) listParts(rq *request, id string) {
 		res.NextPartNumberMarker = p.Number
 	}
 	h.writeXML(rq, 200, res)
+}
+
+// copySourceRange reads x-amz-copy-source-range, which S3 wants as exactly
+// bytes=first-last inside the source (no suffix, no open end, one range).
+func copySourceRange(v string, size int64) (httprange.Range, error) {
+	spec, ok := strings.CutPrefix(v, "bytes=")
+	first, last, _ := strings.Cut(spec, "-")
+	rs, err := httprange.Parse(v, size)
+	if !ok || first == "" || err != nil || len(rs) != 1 || strconv.FormatInt(rs[0].End(), 10) != last {
+		return httprange.Range{}, newErr(400, "InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy, inside the source object of "+strconv.FormatInt(size, 10)+" bytes")
+	}
+	return rs[0], nil
 }

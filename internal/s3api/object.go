@@ -11,9 +11,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/holdfast/holdfast/internal/blob"
+	"github.com/holdfast/holdfast/internal/httprange"
 	"github.com/holdfast/holdfast/internal/sigv4"
 )
 
@@ -266,80 +266,41 @@ func (h *handler) putObject(rq *request) {
 }
 
 // conditions evaluates If-Match, If-Unmodified-Since, If-None-Match and
-// If-Modified-Since the way S3 does. prefix is "" or "X-Amz-Copy-Source-".
+// If-Modified-Since the way S3 does (which is RFC 9110's order: internal/httprange).
+// prefix is "" or "X-Amz-Copy-Source-"; read says a GET or HEAD, which answers a failed
+// If-None-Match or If-Modified-Since with 304 rather than 412.
 func conditions(hd http.Header, prefix string, info *blob.ObjectInfo, read bool) error {
-	mod := info.Modified.Truncate(time.Second)
-	if v := hd.Get(prefix + "If-Match"); v != "" {
-		if !blob.ETagMatch(v, info.ETag) {
+	switch httprange.Check(hd, prefix, info.ETag, info.Modified) {
+	case httprange.PreconditionFailed:
+		return errPrecondition
+	case httprange.NotModified:
+		if !read {
 			return errPrecondition
 		}
-	} else if v := hd.Get(prefix + "If-Unmodified-Since"); v != "" {
-		if t, err := http.ParseTime(v); err == nil && mod.After(t) {
-			return errPrecondition
-		}
-	}
-	notModified := errPrecondition
-	if read {
-		notModified = &s3Error{Status: http.StatusNotModified, Code: "NotModified", Message: "Not Modified",
+		return &s3Error{Status: http.StatusNotModified, Code: "NotModified", Message: "Not Modified",
 			header: map[string]string{"ETag": `"` + info.ETag + `"`, "Last-Modified": info.Modified.UTC().Format(http.TimeFormat)}}
-	}
-	if v := hd.Get(prefix + "If-None-Match"); v != "" {
-		if blob.ETagMatch(v, info.ETag) {
-			return notModified
-		}
-	} else if v := hd.Get(prefix + "If-Modified-Since"); v != "" {
-		if t, err := http.ParseTime(v); err == nil && !mod.After(t) {
-			return notModified
-		}
 	}
 	return nil
 }
 
-// parseRange parses a single "bytes=" range against size. ok is false when there is no
-// usable Range (S3 then serves the whole object); err is InvalidRange when unsatisfiable.
-func parseRange(v string, size int64) (off, n int64, ok bool, err error) {
-	spec, found := strings.CutPrefix(strings.TrimSpace(v), "bytes=")
-	if !found || strings.Contains(spec, ",") {
-		return 0, 0, false, nil
+// objectRange reads a GetObject's Range (internal/httprange). Like AWS S3 it serves one
+// range: several, an unknown unit or a malformed range are ignored (ranged false, the
+// whole object, 200), as is a Range under an If-Range that does not match; none
+// satisfiable is InvalidRange (416, Content-Range: bytes */size).
+func objectRange(hd http.Header, info *blob.ObjectInfo) (rg httprange.Range, ranged bool, err error) {
+	v := hd.Get("Range")
+	if v == "" || !httprange.IfRange(hd, info.ETag, info.Modified) {
+		return rg, false, nil
 	}
-	a, b, found := strings.Cut(spec, "-")
-	if !found {
-		return 0, 0, false, nil
+	rs, err := httprange.Parse(v, info.Size)
+	if err != nil {
+		return rg, false, &s3Error{Status: http.StatusRequestedRangeNotSatisfiable, Code: "InvalidRange", Message: "The requested range is not satisfiable",
+			header: map[string]string{"Content-Range": httprange.Unsatisfied(info.Size)}}
 	}
-	a, b = strings.TrimSpace(a), strings.TrimSpace(b)
-	invalid := &s3Error{Status: 416, Code: "InvalidRange", Message: "The requested range is not satisfiable",
-		header: map[string]string{"Content-Range": "bytes */" + strconv.FormatInt(size, 10)}}
-	if a == "" {
-		s, perr := strconv.ParseInt(b, 10, 64)
-		if perr != nil {
-			return 0, 0, false, nil
-		}
-		if s == 0 || size == 0 {
-			return 0, 0, false, invalid
-		}
-		if s > size {
-			s = size
-		}
-		return size - s, s, true, nil
+	if len(rs) != 1 {
+		return rg, false, nil
 	}
-	start, perr := strconv.ParseInt(a, 10, 64)
-	if perr != nil {
-		return 0, 0, false, nil
-	}
-	end := size - 1
-	if b != "" {
-		e, perr := strconv.ParseInt(b, 10, 64)
-		if perr != nil || e < start {
-			return 0, 0, false, nil
-		}
-		if e < end {
-			end = e
-		}
-	}
-	if start >= size {
-		return 0, 0, false, invalid
-	}
-	return start, end - start + 1, true, nil
+	return rs[0], true, nil
 }
 
 func (h *handler) objectHeaders(w http.ResponseWriter, info *blob.ObjectInfo) {
@@ -407,14 +368,14 @@ func (h *handler) getObject(rq *request, head bool) {
 				}
 			}
 		}
-	} else if rg := rq.Header.Get("Range"); rg != "" {
-		o, l, ok, err := parseRange(rg, info.Size)
+	} else {
+		rg, ok, err := objectRange(rq.Header, info)
 		if err != nil {
 			h.fail(rq, err)
 			return
 		}
 		if ok {
-			off, n, ranged = o, l, true
+			off, n, ranged = rg.Start, rg.Length, true
 		}
 	}
 	h.objectHeaders(rq.w, info)
@@ -433,7 +394,7 @@ func (h *handler) getObject(rq *request, head bool) {
 	status := http.StatusOK
 	if ranged {
 		status = http.StatusPartialContent
-		rq.w.Header().Set("Content-Range", "bytes "+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(off+n-1, 10)+"/"+strconv.FormatInt(info.Size, 10))
+		rq.w.Header().Set("Content-Range", httprange.Range{Start: off, Length: n}.ContentRange(info.Size))
 	}
 	if head {
 		rq.w.WriteHeader(status)
@@ -499,15 +460,9 @@ func (h *handler) deleteObjects(rq *request) {
 		h.fail(rq, err)
 		return
 	}
-	var req struct {
-		Quiet   bool `xml:"Quiet"`
-		Objects []struct {
-			Key       string `xml:"Key"`
-			VersionID string `xml:"VersionId"`
-		} `xml:"Object"`
-	}
-	if err := xml.Unmarshal(raw, &req); err != nil || len(req.Objects) > 1000 {
-		h.fail(rq, errMalformedXML)
+	req, err := parseDelete(raw)
+	if err != nil {
+		h.fail(rq, err)
 		return
 	}
 	if _, err := h.store.HeadBucket(rq.Context(), rq.bucket); err != nil {

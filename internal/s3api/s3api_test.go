@@ -17,10 +17,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func newHandler(t *testing.T) (http.Handler, *blob.Store) {
+func newHandler(t testing.TB) (http.Handler, *blob.Store) { return newHandlerWith(t, blob.Options{}) }
+
+func newHandlerWith(t testing.TB, opts blob.Options) (http.Handler, *blob.Store) {
 	s := natstest.Server(t)
 	js, _ := jetstream.New(natstest.Conn(t, s))
-	st, err := blob.Open(context.Background(), js, blob.Options{GCInterval: -1})
+	opts.GCInterval = -1
+	st, err := blob.Open(context.Background(), js, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -266,3 +266,20 @@ func LogStream(class, name string) string {
 func LogSubject(class, name string) string {
 	return LogSubjectPrefix + class + "." + strings.ReplaceAll(name, "/", ".")
 }
+
+// The sizes an object's writes may take, from the NATS server's max_payload (1 MiB by
+// default on a standalone nats-server), the one rule both sides follow: a host caps what
+// one event may write at MaxEventBytes and fills a record up to half the room before it
+// takes another event, so a record never outgrows one NATS message; a gateway sends an
+// object batches (publishes, appends) of at most BatchBytes of data, so that a batch's
+// event stays inside MaxEventBytes with room for each item's own overhead.
+
+// PayloadRoom is what of a message of maxPayload bytes a record, snapshot or reply may
+// fill: 64 KiB go to headers and framing; at least 64 KiB.
+func PayloadRoom(maxPayload int64) int { return max(int(maxPayload)-64<<10, 64<<10) }
+
+// MaxEventBytes bounds what one object event may write: a quarter of the room.
+func MaxEventBytes(maxPayload int64) int { return PayloadRoom(maxPayload) / 4 }
+
+// BatchBytes bounds the data of one batch a gateway sends an object: half of an event.
+func BatchBytes(maxPayload int64) int { return MaxEventBytes(maxPayload) / 2 }

@@ -108,15 +108,16 @@ func TestEventSourceResumeInBrowser(t *testing.T) {
 		p.evalInt(`window.opens`), p.evalInt(`window.reopens`))
 }
 
-// startDev runs `holdfast dev` and waits for /healthz; the returned func stops it
-// (SIGINT, then SIGKILL after 15 s) and waits for it to exit.
-func startDev(t *testing.T, bin, addr, s3, state, logPath string) func() {
+// startDev runs `holdfast dev` (with args, such as --config, after its own) and waits for
+// /healthz; the returned func stops it (SIGINT, then SIGKILL after 15 s) and waits for it
+// to exit.
+func startDev(t *testing.T, bin, addr, s3, state, logPath string, args ...string) func() {
 	t.Helper()
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "dev", "--listen", addr, "--s3-listen", s3, "--persist-to", state)
+	cmd := exec.Command(bin, append([]string{"dev", "--listen", addr, "--s3-listen", s3, "--persist-to", state}, args...)...)
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the official Durable Streams conformance suite (@durable-streams/server-conformance-tests,
 # pinned in package-lock.json) against `holdfast dev` built from this tree, on a free loopback
-# port with a 500 ms long-poll timeout (two tests have vitest's 5 s limit).
+# port with a 500 ms long-poll timeout (two tests have vitest's 5 s limit), and the suite's
+# origin in allowed_origins (holdfast.toml) for its CORS preflight test.
 # All 338 tests run, the 6 "Reserved subscription APIs" ones included (webhooks go to a
 # receiver on 127.0.0.1, which `holdfast dev` admits); SUBSCRIPTIONS=0 skips those 6.
 #
@@ -22,7 +23,7 @@ trap cleanup EXIT
 (cd "$root" && go build -o "$work/holdfast" ./cmd/holdfast)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 s3port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$work/holdfast" dev --listen "127.0.0.1:$port" --s3-listen "127.0.0.1:$s3port" --persist-to "$work/data" \
+"$work/holdfast" dev --config "$here/holdfast.toml" --listen "127.0.0.1:$port" --s3-listen "127.0.0.1:$s3port" --persist-to "$work/data" \
   --long-poll-timeout 500ms --log-level warn >"$work/server.log" 2>&1 &
 pid=$!
 # Wait for readiness with a deadline (30 s), never a fixed sleep.

@@ -11,6 +11,11 @@
 // are acknowledged once it returns. After a drop the client reconnects on its own and
 // resumes right after the last message it handled, so a handler never sees a message
 // twice from one StreamClient (nor across page loads with a persistent cache).
+//
+// Publishes are idempotent: each StreamClient is a producer with a random id and numbers
+// its publishes (producerEpoch, producerSeq); one not answered yet is sent again, with the
+// same numbers, after a reconnect or a publish_failed, and the stream stores it once and
+// answers the retry with the seq the original got (docs/streams.md).
 
 /** An error frame from the server, or a request that could not complete. */
 export class StreamError extends Error {
@@ -23,6 +28,13 @@ export class StreamError extends Error {
 }
 
 const PREFIX = '/v1/stream/'
+
+/** A random producer id: 16 characters of base64url. */
+function producerId () {
+  const b = new Uint8Array(12)
+  globalThis.crypto.getRandomValues(b)
+  return btoa(String.fromCharCode(...b)).replace(/\+/g, '-').replace(/\//g, '_')
+}
 
 /**
  * A cache of received messages per stream: the last `size` of them and the last seq
@@ -101,6 +113,11 @@ export class StreamClient {
     this.last = new Map() // stream -> last seq handled
     this.extra = new Map() // streams added with subscribe() -> from
     this.pending = new Map() // id -> {resolve, reject}
+    this.producer = producerId()
+    this.epoch = 0
+    this.nextSeq = 0
+    this.pubs = [] // unanswered publishes, in send order: {data, epoch, seq, sent, resolve, reject}
+    this.pubBackoff = 50
     this.outbox = [] // frames waiting for a connection
     this.nextId = 0
     this.closed = false
@@ -162,6 +179,7 @@ export class StreamClient {
         ws.send(text)
         if (p) p.sent = true
       }
+      for (const p of this.pubs) this._sendPub(p) // what the last connection left unanswered
       this._opened.resolve()
       this.opts.onStatus?.('open')
     }
@@ -238,6 +256,10 @@ export class StreamClient {
       case 'published':
       case 'reply':
       case 'error': {
+        if (typeof f.id === 'string' && f.id.startsWith('p')) {
+          this._pubAnswer(f)
+          return
+        }
         const p = f.id !== undefined && this.pending.get(f.id)
         if (p) {
           this.pending.delete(f.id)
@@ -272,10 +294,68 @@ export class StreamClient {
   /** Resolves once the first connection is open. */
   ready () { return this.opened }
 
-  /** Appends data (any JSON value) to the stream; resolves with its seq once durable. */
+  /**
+   * Appends data (any JSON value) to the stream; resolves with its seq once durable. It is
+   * stored once however the connection fares: sent again after a reconnect or a
+   * publish_failed, with the same producer numbers, until answered (or close()).
+   */
   publish (data) {
     if (data === undefined) return Promise.reject(new TypeError('publish needs data'))
-    return this._request({ type: 'publish', data })
+    if (this.closed) return Promise.reject(new StreamError('closed', 'the client is closed'))
+    return new Promise((resolve, reject) => {
+      const p = { data, epoch: this.epoch, seq: this.nextSeq++, sent: 0, resolve, reject }
+      this.pubs.push(p)
+      if (this.ws && this.live) this._sendPub(p)
+    })
+  }
+
+  _pubId (p) { return `p${p.epoch}.${p.seq}` }
+
+  _sendPub (p) {
+    p.sent++
+    this.ws.send(JSON.stringify({
+      type: 'publish', id: this._pubId(p), data: p.data, producerId: this.producer, producerEpoch: p.epoch, producerSeq: p.seq
+    }))
+  }
+
+  // An answer to a publish: see the comment of the Go client's publish.go, which this follows.
+  _pubAnswer (f) {
+    const i = this.pubs.findIndex((p) => this._pubId(p) === f.id)
+    if (i < 0) return // an answer to a copy of a publish answered already, or renumbered
+    const p = this.pubs[i]
+    const earlier = this.pubs.slice(0, i).some((q) => q.epoch === p.epoch)
+    const hole = f.code === 'producer_seq_gap' || f.code === 'producer_unknown'
+    if (f.type === 'published') {
+      this.pubBackoff = 50
+      this.pubs.splice(i, 1)
+      p.resolve(f.seq)
+    } else if (f.code === 'publish_failed' || f.code === 'unavailable' || (hole && earlier)) {
+      this._scheduleResend() // may or may not be stored: the same numbers again
+    } else if (f.code === 'producer_seq_gap' || (f.code === 'producer_unknown' && p.sent === 1)) {
+      // Nothing before it can fill the hole, and it was not stored: it and those after it
+      // start a new epoch.
+      this.epoch++
+      this.nextSeq = 0
+      for (const q of this.pubs.slice(i)) {
+        q.epoch = this.epoch
+        q.seq = this.nextSeq++
+        q.sent = 0
+        if (this.ws && this.live) this._sendPub(q)
+      }
+    } else { // refused, or (producer_unknown of a retry) perhaps stored
+      this.pubs.splice(i, 1)
+      p.reject(new StreamError(f.code, f.message, f))
+    }
+  }
+
+  _scheduleResend () {
+    if (this.resendTimer) return
+    const wait = this.pubBackoff
+    this.pubBackoff = Math.min(this.pubBackoff * 2, this.maxBackoff)
+    this.resendTimer = setTimeout(() => {
+      this.resendTimer = null
+      if (this.ws && this.live) for (const p of this.pubs) this._sendPub(p)
+    }, wait)
   }
 
   /** Runs a command (getStreamInfo, getState, putState, deleteMessages, ...). */
@@ -305,8 +385,11 @@ export class StreamClient {
   close () {
     this.closed = true
     clearTimeout(this.timer)
+    clearTimeout(this.resendTimer)
     for (const [, p] of this.pending) p.reject(new StreamError('closed', 'the client is closed'))
     this.pending.clear()
+    for (const p of this.pubs) p.reject(new StreamError('closed', 'the client is closed'))
+    this.pubs = []
     this._opened.reject(new StreamError('closed', 'the client is closed'))
     const ws = this.ws
     this.ws = null

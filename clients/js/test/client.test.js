@@ -127,3 +127,53 @@ test('a group message held past the redelivery time goes to another member', asy
   assert.deepEqual(got.get(first), ['a', 'b'])
   for (const [seq, who] of got) if (seq !== first) assert.deepEqual(who, ['b'], `seq ${seq}`)
 })
+
+// A WebSocket proxy to the dev server that, the first `drops` times a "published" frame
+// comes back, closes both connections instead of relaying it: the message is stored and its
+// answer lost.
+async function dropProxy (drops) {
+  const { WebSocketServer } = await import('ws')
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  await new Promise((resolve) => wss.once('listening', resolve))
+  const state = { left: drops, dropped: 0 }
+  wss.on('connection', (client, req) => {
+    const server = new WebSocket(dev.url + req.url)
+    const queued = []
+    const close = () => { client.terminate(); server.terminate() }
+    server.on('open', () => { for (const m of queued.splice(0)) server.send(m) })
+    client.on('message', (m) => { if (server.readyState === WebSocket.OPEN) server.send(m.toString()); else queued.push(m.toString()) })
+    server.on('message', (m) => {
+      const text = m.toString()
+      if (text.includes('"type":"published"') && state.left > 0) {
+        state.left--
+        state.dropped++
+        close() // stored, and the answer never arrives
+        return
+      }
+      client.send(text)
+    })
+    client.on('close', close)
+    server.on('close', close)
+    server.on('error', close)
+    client.on('error', close)
+  })
+  return { url: `ws://127.0.0.1:${wss.address().port}`, state, close: () => wss.close() }
+}
+
+test('a publish whose answer is lost is sent again and stored once, with its first seq', async (t) => {
+  const proxy = await dropProxy(3)
+  const pub = new StreamClient(`${proxy.url}/v1/stream/js/retry`, { WebSocket, maxBackoff: 100 })
+  t.after(() => { pub.close(); proxy.close() })
+  assert.equal(await pub.publish('first'), 1)
+  const n = 40
+  const seqs = await Promise.all(Array.from({ length: n }, (_, i) => pub.publish({ i })))
+  assert.equal(proxy.state.dropped, 3)
+  const got = new Map()
+  const sub = open('js/retry', { from: 1, onMessage: (m) => { got.set(m.seq, m.data) } })
+  t.after(() => sub.close())
+  await until(() => got.size >= n + 1, 10000, `${n + 1} messages`)
+  const info = await sub.command('getStreamInfo')
+  assert.equal(info.lastSeq, n + 1, 'every message stored once')
+  assert.equal(got.get(1), 'first')
+  seqs.forEach((seq, i) => assert.deepEqual(got.get(seq), { i }, `publish ${i} at seq ${seq}`))
+})
