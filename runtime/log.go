@@ -82,7 +82,7 @@ func (s *state) log() (*objLog, error) {
 	}
 	ctx, cancel := context.WithTimeout(in.h.ctx, 10*time.Second)
 	defer cancel()
-	st, err := in.h.js.Stream(ctx, l.stream)
+	st, err := cluster.Lookup(ctx, in.h.js, l.stream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		l.first, l.next = 1, 1

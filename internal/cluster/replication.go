@@ -343,3 +343,22 @@ func placementError(err error, replicas int) error {
 	}
 	return err
 }
+
+// lookupAttempt bounds one stream info request in Lookup.
+const lookupAttempt = time.Second
+
+// Lookup is js.Stream, asked again every second while it goes unanswered. A stream
+// whose leader died answers no info request until JetStream has elected another (4 to
+// 9 s: nats-server's raft election timeout), and a request sent before that is not
+// answered after it either: one long timeout kept an object's events waiting about 5 s
+// past the new leader (measured in the fault harness, scenario 3).
+func Lookup(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, lookupAttempt)
+		s, err := js.Stream(actx, name)
+		cancel()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return s, err
+		}
+	}
+}

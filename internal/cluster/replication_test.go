@@ -213,6 +213,49 @@ func TestReplicationOnACluster(t *testing.T) {
 		}
 	})
 
+	t.Run("lookup while a stream has no leader", func(t *testing.T) {
+		s, err := cluster.Stream(ctx(t), js, jetstream.StreamConfig{Name: "HF_LEADER", Subjects: []string{"hf.leader"}, Storage: jetstream.FileStorage, Replicas: 3}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := s.CachedInfo().Config.Name
+		leader, err := c.StreamLeader(ctx(t), js, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := leader.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		t.Cleanup(func() {
+			if err := leader.Restart(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+		// When the stream answers again (a new leader), polled on the side.
+		answered := make(chan time.Time, 1)
+		go func() {
+			for time.Since(killed) < 30*time.Second {
+				c, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				_, err := js.Stream(c, name)
+				cancel()
+				if err == nil {
+					answered <- time.Now()
+					return
+				}
+			}
+		}()
+		if _, err := cluster.Lookup(ctx(t), js, name); err != nil {
+			t.Fatalf("Lookup of %s with its leader %s killed: %v", name, leader.Name, err)
+		}
+		found := time.Now()
+		at := <-answered
+		t.Logf("%s: leader %s killed; answering again after %v, Lookup returned after %v", name, leader.Name, at.Sub(killed).Round(time.Millisecond), found.Sub(killed).Round(time.Millisecond))
+		if late := found.Sub(at); late > 1500*time.Millisecond {
+			t.Errorf("Lookup returned %v after the stream answered again; want within its 1 s attempts", late)
+		}
+	})
+
 	t.Run("a server down", func(t *testing.T) {
 		// Stopped gracefully, the server tells the others at once that it is offline.
 		n3 := c.Servers[2]

@@ -72,6 +72,7 @@ type Server struct {
 	conf    string
 	logPath string
 	bin     string
+	cluster *Cluster
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -116,7 +117,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			}
 			conf.WriteString("  ]\n}\n")
 		}
-		s := &Server{Name: name, URL: fmt.Sprintf("nats://127.0.0.1:%d", ports[2*i]), bin: o.Bin,
+		s := &Server{Name: name, URL: fmt.Sprintf("nats://127.0.0.1:%d", ports[2*i]), bin: o.Bin, cluster: c,
 			conf: filepath.Join(o.Dir, name+".conf"), logPath: filepath.Join(o.Dir, name+".log")}
 		if err := os.WriteFile(s.conf, []byte(conf.String()), 0o644); err != nil {
 			c.Close()
@@ -144,8 +145,8 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 }
 
 // waitPlacement waits until JetStream places a stream on every server. Until the meta
-// leader has heard from a server (its first statistics), it skips it ("no suitable peers
-// for placement, peer offline"): a stream scaled up then fails.
+// leader has heard from a server since it (re)joined (its first statistics), it skips it
+// ("no suitable peers for placement, peer offline"): a stream scaled up then fails.
 func (c *Cluster) waitPlacement(ctx context.Context) error {
 	if len(c.Servers) == 1 {
 		return nil
@@ -360,7 +361,8 @@ func (s *Server) end(sig syscall.Signal, within time.Duration) error {
 }
 
 // Restart starts the server again on its config and state (after Kill or Stop) and waits
-// until JetStream answers on it.
+// until JetStream answers on it and places streams on it again (see waitPlacement). It
+// must not be called while another server is down.
 func (s *Server) Restart(ctx context.Context) error {
 	if s.Running() {
 		return fmt.Errorf("natscluster: %s is still running", s.Name)
@@ -368,7 +370,10 @@ func (s *Server) Restart(ctx context.Context) error {
 	if err := s.spawn(); err != nil {
 		return err
 	}
-	return s.waitJetStream(ctx)
+	if err := s.waitJetStream(ctx); err != nil {
+		return err
+	}
+	return s.cluster.waitPlacement(ctx)
 }
 
 // Log is what the server wrote so far, over all its runs.
