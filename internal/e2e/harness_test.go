@@ -197,7 +197,8 @@ func procState(pid int) byte {
 
 // cluster is one test's set of processes: nats-servers, object hosts and gateways.
 type cluster struct {
-	t        *testing.T
+	t        *testing.T // where helpers report; a subtest may set its own (with)
+	root     *testing.T // the test that owns the processes
 	dir      string
 	config   string
 	nats     *natscluster.Cluster
@@ -218,6 +219,13 @@ type spec struct {
 	servers  int      // nats-servers: 1 (default) is a single server, 3 a JetStream cluster
 	hosts    []string // object host ids
 	gateways int      // default 1
+}
+
+// with makes helpers report to t (a subtest) until the returned function restores them.
+func (c *cluster) with(t *testing.T) (restore func()) {
+	old := c.t
+	c.t = t
+	return func() { c.t = old }
 }
 
 // startCluster starts a nats-server, one object host per id and one gateway on the
@@ -243,7 +251,7 @@ func startSpec(t *testing.T, sp spec) *cluster {
 		sp.toml = configTOML
 	}
 	sp.servers, sp.gateways = max(sp.servers, 1), max(sp.gateways, 1)
-	c := &cluster{t: t, dir: t.TempDir(), hosts: map[string]*proc{}}
+	c := &cluster{t: t, root: t, dir: t.TempDir(), hosts: map[string]*proc{}}
 	c.config = filepath.Join(c.dir, "holdfast.toml")
 	if err := os.WriteFile(c.config, []byte(sp.toml), 0o644); err != nil {
 		t.Fatal(err)
@@ -365,6 +373,8 @@ func (c *cluster) start(name, bin string, args ...string) *proc {
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
+	// The process outlives a subtest that restarted it.
+	t = c.root
 	t.Cleanup(func() {
 		// SIGKILL reaches stopped processes too; the group takes any children along.
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
@@ -412,15 +422,18 @@ type result struct {
 }
 
 // do sends method to /counter/name and decodes whichever of the two bodies comes back.
-func (c *cluster) do(method, name string) (r result) {
+func (c *cluster) do(method, name string) result { return c.doAt(c.http, c.gwURL, method, name) }
+
+// doAt is do through client to the gateway (or balancer) at base.
+func (c *cluster) doAt(client *http.Client, base, method, name string) (r result) {
 	r = result{name: name, start: time.Now()}
 	defer func() { r.end = time.Now() }()
-	req, err := http.NewRequest(method, c.gwURL+"/counter/"+name, nil)
+	req, err := http.NewRequest(method, base+"/counter/"+name, nil)
 	if err != nil {
 		r.err = err
 		return r
 	}
-	resp, err := c.http.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		r.err = err
 		return r
@@ -452,10 +465,17 @@ func (c *cluster) do(method, name string) (r result) {
 	return r
 }
 
-// get reads name's value, which must answer 200.
+// get reads name's value, which must answer 200, through the first gateway running.
 func (c *cluster) get(name string) int64 {
 	c.t.Helper()
-	r := c.do(http.MethodGet, name)
+	base := c.gwURL
+	for i, p := range c.gateways {
+		if !p.exited() {
+			base = c.gwURLs[i]
+			break
+		}
+	}
+	r := c.doAt(c.http, base, http.MethodGet, name)
 	if r.err != nil || r.status != http.StatusOK {
 		c.t.Fatalf("GET %s: status %d code %q err %v", name, r.status, r.code, r.err)
 	}
@@ -568,23 +588,7 @@ func (c *cluster) probe(name string, since time.Time, limit time.Duration, ta *t
 func (c *cluster) logRecords(name string) (epochs []string, value int64) {
 	t := c.t
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := c.js.Stream(ctx, wire.ObjectStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subject := wire.ObjectSubjectPrefix + counterClass + "." + names.Subject(name)
-	last, err := s.GetLastMsgForSubject(ctx, subject)
-	if err != nil {
-		t.Fatalf("last record of %s: %v", name, err)
-	}
-	for seq := uint64(1); seq <= last.Sequence; {
-		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if err != nil {
-			t.Fatalf("record of %s at or after %d: %v", name, seq, err)
-		}
-		seq = m.Sequence + 1
+	c.objectRecords(counterClass, name, func(m *jetstream.RawStreamMsg) {
 		var vals []int64
 		kind, err := objlog.Decode(m.Data, func(op objlog.Op) error {
 			switch {
@@ -602,7 +606,7 @@ func (c *cluster) logRecords(name string) (epochs []string, value int64) {
 			return nil
 		})
 		if err != nil {
-			t.Fatalf("record %d of %s: %v", m.Sequence, name, err)
+			t.Fatalf("record %d of %s (subject %s, % x): %v", m.Sequence, name, m.Subject, m.Data, err)
 		}
 		for _, v := range vals {
 			switch {
@@ -614,6 +618,35 @@ func (c *cluster) logRecords(name string) (epochs []string, value int64) {
 				t.Fatalf("record %d of %s (kind %d) writes value %d after %d", m.Sequence, name, kind, v, value)
 			}
 		}
-	}
+	})
 	return epochs, value
+}
+
+// objectRecords calls fn with each record of the log of object (class, name), in order.
+func (c *cluster) objectRecords(class, name string, fn func(*jetstream.RawStreamMsg)) {
+	t := c.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Direct gets may be answered by any replica: read once they have caught up.
+	if err := c.nats.WaitStreamCurrent(ctx, c.js, wire.ObjectStream); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.js.Stream(ctx, wire.ObjectStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := wire.ObjectSubjectPrefix + class + "." + names.Subject(name)
+	last, err := s.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		t.Fatalf("last record of %s: %v", name, err)
+	}
+	for seq := uint64(1); seq <= last.Sequence; {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if err != nil {
+			t.Fatalf("record of %s at or after %d: %v", name, seq, err)
+		}
+		seq = m.Sequence + 1
+		fn(m)
+	}
 }
