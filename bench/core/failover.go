@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,17 +11,14 @@ import (
 
 	"github.com/holdfast/holdfast/bench/internal/child"
 	"github.com/holdfast/holdfast/internal/names"
+	"github.com/holdfast/holdfast/internal/natscluster"
 	"github.com/holdfast/holdfast/internal/wire"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// failoverConfig is the holdfast.toml of the multi-process cluster: the counter route and a
-// 2s lease, so that a dead host's objects move after at most about 2s.
+// failoverConfig is the holdfast.toml of the multi-process cluster: the counter route, and
+// otherwise the defaults (a 2 s lease, so a dead host's objects move after about 2 s).
 const failoverConfig = `name = "bench-failover"
-
-[objects]
-lease_ttl = "2s"
 
 [[durable_objects.bindings]]
 name = "COUNTER"
@@ -42,27 +38,25 @@ type failoverResult struct {
 	ambiguous       int // POSTs that failed or timed out: they may or may not have counted
 }
 
-// failover runs a nats-server, two `holdfast objects` hosts and one `holdfast gateway` as
-// separate processes, then trials times: SIGKILLs the host owning a counter and measures
-// the time until the counter answers a POST with 200 again, then starts a replacement host.
+// failover runs a JetStream cluster of three nats-server processes, three `holdfast
+// objects` hosts and one `holdfast gateway` as separate processes, with their default
+// settings (every stream R3), then trials times: SIGKILLs the host owning a counter and
+// measures the time until the counter answers a POST with 200 again, then starts a
+// replacement host.
 func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
 	cfgPath := filepath.Join(dir, "holdfast.toml")
 	if err := os.WriteFile(cfgPath, []byte(failoverConfig), 0o644); err != nil {
 		return nil, err
 	}
-	natsAddr, err := child.FreeAddr()
+	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ns, err := natscluster.Start(sctx, natscluster.Options{Bin: natsBin, Dir: filepath.Join(dir, "nats"), Servers: 3})
+	cancel()
 	if err != nil {
 		return nil, err
 	}
-	host, port, _ := net.SplitHostPort(natsAddr)
-	ns, _, err := child.Start("nats-server", dir, filepath.Join(dir, "nats-server.log"), "", natsBin,
-		"-a", host, "-p", port, "-js", "-sd", filepath.Join(dir, "nats"))
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Stop()
-	natsURL := "nats://" + natsAddr
-	nc, err := connectRetry(natsURL, 30*time.Second)
+	defer ns.Close()
+	natsURL := ns.URLs()
+	nc, err := ns.Connect("holdfast-bench")
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +80,7 @@ func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
 		hosts[id] = p
 		return nil
 	}
-	for range 2 {
+	for range 3 {
 		if err := startHost(); err != nil {
 			return nil, err
 		}
@@ -182,19 +176,4 @@ func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
 	}
 	res.value = v.Value
 	return res, nil
-}
-
-// connectRetry connects to url, retrying until within passes (the server may still start).
-func connectRetry(url string, within time.Duration) (*nats.Conn, error) {
-	deadline := time.Now().Add(within)
-	for {
-		nc, err := nats.Connect(url, nats.Name("holdfast-bench"))
-		if err == nil {
-			return nc, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -10,7 +10,8 @@
 //	hot-paced  one Counter, open loop at -rate requests/s, latency from the schedule
 //	names-100  100 Counters at once, closed loop
 //	cold       POSTs to names never seen before, -cold-concurrency at a time
-//	failover   nats-server + 2 `holdfast objects` + `holdfast gateway`; SIGKILL the owner
+//	failover   3 nats-servers (one JetStream cluster) + 3 `holdfast objects` + `holdfast
+//	           gateway`; SIGKILL the owner, -failover-trials times
 //
 // Beside them it measures two floors in the same run: raw JetStream fenced publishes
 // in-process, and a bare net/http handler in a child process hit by the same load generator.
@@ -34,6 +35,7 @@ import (
 
 	"github.com/holdfast/holdfast/bench/internal/child"
 	"github.com/holdfast/holdfast/bench/internal/measure"
+	"github.com/holdfast/holdfast/internal/natscluster"
 )
 
 // result is one row of the table.
@@ -59,7 +61,7 @@ func main() {
 	namesConc := flag.Int("names-concurrency", 200, "clients of names-100 (spread evenly over the 100 names)")
 	coldConc := flag.Int("cold-concurrency", 1, "clients of the cold scenario")
 	coldMax := flag.Int("cold-max", 2000, "at most this many cold activations")
-	trials := flag.Int("failover-trials", 3, "SIGKILLs in the failover scenario")
+	trials := flag.Int("failover-trials", 20, "SIGKILLs in the failover scenario")
 	keep := flag.Bool("keep", false, "keep the temporary directory (process logs, state)")
 	quiet := flag.Duration("quiet-wait", 30*time.Second, "before each scenario, wait up to this long for the rest of the machine to go idle")
 	floorAddr := flag.String("serve-floor", "", "internal: serve the HTTP floor baseline on this address")
@@ -97,8 +99,7 @@ func main() {
 		}
 	}
 	if run("failover") && *natsBin == "" {
-		*natsBin = filepath.Join(dir, "nats-server")
-		if err = child.GoBuild("", "github.com/nats-io/nats-server/v2", *natsBin); err != nil {
+		if *natsBin, err = natscluster.Build(dir); err != nil {
 			fatalf("%v", err)
 		}
 	}
@@ -137,8 +138,8 @@ func main() {
 			fatalf("%v (logs in %s; rerun with -keep)", err, fdir)
 		}
 		s := measure.Of(f.times)
-		r := result{name: "failover after SIGKILL of the owner (kill → first 200)", s: s, target: "< 3 s"}
-		r.met = yesNo(s.Max() < 3*time.Second)
+		r := result{name: "failover after SIGKILL of the owner on a 3-node R3 cluster (kill → first 200)", s: s, target: "p99 < 3 s"}
+		r.met = yesNo(s.Pct(0.99) < 3*time.Second)
 		r.note = fmt.Sprintf("%d trials; %d increments answered 200, counter reads %d", len(f.times), f.accepted, f.value)
 		if f.ambiguous > 0 {
 			r.note += fmt.Sprintf(", %d probes failed or timed out (1s)", f.ambiguous)
