@@ -7,15 +7,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/internal/app"
 	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/localdev"
 	hfruntime "github.com/holdfast/holdfast/runtime"
 	"github.com/nats-io/nats.go"
@@ -295,12 +298,29 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 		return err
 	}
 	defer nc.Close()
-	// Decided before listening: until then connections are refused, not left waiting.
-	if opts.Replicas, err = n.replicas(ctx, nc, log); err != nil || ctx.Err() != nil {
-		return err
-	}
 	ln, err := app.Listen(*listen, "holdfast gateway")
 	if err != nil {
+		return err
+	}
+	// Until the replicas are decided and the gateway is built, every request (/healthz
+	// included) is the 503 the gateway itself answers until it reaches JetStream.
+	var handler atomic.Pointer[http.Handler]
+	srv := app.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := handler.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
+	}), log)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	serving := false
+	defer func() {
+		if !serving {
+			_ = srv.Close()
+		}
+	}()
+	if opts.Replicas, err = n.replicas(ctx, nc, log); err != nil || ctx.Err() != nil {
 		return err
 	}
 	files := app.StartFiles(ctx, nc, cfg, cfg.Auth.S3, opts.Replicas, log)
@@ -323,9 +343,9 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 	if err != nil {
 		return err
 	}
-	srv := app.NewServer(gw.Handler(), log)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	h := gw.Handler()
+	handler.Store(&h)
+	serving = true
 	fmt.Fprintf(ready, "holdfast gateway %s listening on http://%s (nats %s)\n", gw.ID(), ln.Addr(), n.urls)
 	select {
 	case <-ctx.Done():

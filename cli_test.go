@@ -264,3 +264,33 @@ func collect(ch <-chan string) []string {
 	}
 	return out
 }
+
+// TestGatewayAnswersBeforeJetStream: a gateway that cannot reach NATS yet listens and
+// answers 503 (it is deciding its replicas), so a load balancer sees "not ready", not a
+// refused or hanging connection.
+func TestGatewayAnswersBeforeJetStream(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"gateway", "--insecure", "--log-level", "error", "--nats", "nats://127.0.0.1:1", "--listen", addr})
+	}()
+	var last string
+	natstest.WaitFor(t, "a 503 from /healthz", 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if !strings.Contains(last, "not connected to NATS JetStream yet") {
+		t.Errorf("/healthz: %s", last)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
