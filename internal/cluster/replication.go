@@ -69,6 +69,9 @@ func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 // ProbePrefix starts the names of Resolve's short-lived probe streams.
 const ProbePrefix = "HF_PROBE_"
 
+// probeTimeout bounds one probe.
+const probeTimeout = 5 * time.Second
+
 // JetStream's refusals that Resolve tells apart.
 const (
 	errCodeNoPeers              = 10005 // "no suitable peers for placement[, peer offline, ...]"
@@ -158,7 +161,11 @@ const (
 func canPlace(ctx context.Context, js jetstream.JetStream, r int) (verdict, error) {
 	id := nuid.Next()
 	name := ProbePrefix + id
-	_, err := js.CreateStream(ctx, jetstream.StreamConfig{
+	// A request sent while the meta group has no leader is never answered: give up on it
+	// soon, and let the caller try again.
+	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	_, err := js.CreateStream(cctx, jetstream.StreamConfig{
 		Name:        name,
 		Description: "Holdfast's probe of the JetStream cluster's size at start; safe to delete",
 		Subjects:    []string{"hf.probe." + id},

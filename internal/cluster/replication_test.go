@@ -269,9 +269,19 @@ func TestReplicationOnACluster(t *testing.T) {
 		})
 		// The cluster still has three servers, one of them down: three replicas are
 		// placed on a quorum, and one replica is still refused.
-		got, err := cluster.Resolve(ctx(t), js, cluster.Policy{})
-		if err != nil || got != (cluster.Placement{Replicas: 3, Servers: 3}) {
-			t.Errorf("default with a server down: %+v, %v; want 3 replicas on 3 servers", got, err)
+		// (The stopped server may have led the meta group: until another leads it, a
+		// probe goes unanswered, an error to try again on.)
+		var got cluster.Placement
+		natstest.WaitFor(t, "JetStream to answer with a server down", 30*time.Second, func() bool {
+			var err error
+			got, err = cluster.Resolve(ctx(t), js, cluster.Policy{})
+			if errors.Is(err, cluster.ErrRefused) {
+				t.Fatalf("default with a server down: %v", err)
+			}
+			return err == nil
+		})
+		if got != (cluster.Placement{Replicas: 3, Servers: 3}) {
+			t.Errorf("default with a server down: %+v; want 3 replicas on 3 servers", got)
 		}
 		_, err = cluster.Resolve(ctx(t), js, cluster.Policy{Replicas: 1})
 		refused(t, "--replicas 1 with a server down", err, "--allow-single-replica")
