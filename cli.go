@@ -43,6 +43,7 @@ Usage:
   holdfast dev      [flags]   the local emulator: embedded NATS, gateway and objects in one process
   holdfast gateway  [flags]   a stateless edge gateway, against a NATS cluster
   holdfast objects  [flags]   an object host, against a NATS cluster
+  holdfast status   [flags]   the live object hosts and gateways (status objects --class C: C's active objects)
   holdfast version            print versions
 
 Every flag can also be set by its environment variable, shown in each command's --help.
@@ -60,6 +61,8 @@ func runCLI(ctx context.Context, args []string, reg app.Registry, ready io.Write
 		return runGateway(ctx, args[1:], reg, ready)
 	case "objects":
 		return runObjects(ctx, args[1:], reg, ready)
+	case "status":
+		return runStatus(ctx, args[1:])
 	case "version", "--version", "-v":
 		fmt.Println(versionString())
 		return nil
@@ -216,6 +219,15 @@ type natsFlags struct {
 }
 
 func (f *flags) nats() *natsFlags {
+	n := f.natsClient()
+	f.fs.IntVar(&n.replication.Replicas, "replicas", 0, "copies JetStream keeps of every stream and bucket (default: 3 on a cluster of three or more JetStream servers, 1 on a single server)")
+	f.fs.BoolVar(&n.replication.AllowSingleReplica, "allow-single-replica", false, "accept --replicas 1 on a cluster of several servers, where losing one server loses acknowledged writes")
+	f.fs.BoolVar(&n.insecure, "insecure", false, "start without authentication (tests and trusted networks only)")
+	return n
+}
+
+// natsClient adds the flags that say where NATS is and how to log in.
+func (f *flags) natsClient() *natsFlags {
 	n := &natsFlags{}
 	f.fs.StringVar(&n.urls, "nats", "nats://127.0.0.1:4222", "NATS server URLs, comma-separated")
 	f.fs.StringVar(&n.auth.CredsFile, "nats-creds", "", "NATS credentials file")
@@ -223,9 +235,6 @@ func (f *flags) nats() *natsFlags {
 	f.fs.StringVar(&n.auth.User, "nats-user", "", "NATS user")
 	f.fs.StringVar(&n.auth.Password, "nats-password", "", "NATS password")
 	f.fs.StringVar(&n.auth.Token, "nats-token", "", "NATS token")
-	f.fs.IntVar(&n.replication.Replicas, "replicas", 0, "copies JetStream keeps of every stream and bucket (default: 3 on a cluster of three or more JetStream servers, 1 on a single server)")
-	f.fs.BoolVar(&n.replication.AllowSingleReplica, "allow-single-replica", false, "accept --replicas 1 on a cluster of several servers, where losing one server loses acknowledged writes")
-	f.fs.BoolVar(&n.insecure, "insecure", false, "start without authentication (tests and trusted networks only)")
 	return n
 }
 
@@ -268,7 +277,7 @@ func runDev(ctx context.Context, args []string, reg app.Registry, ready io.Write
 	if f.set("s3-listen") || cfg.Dev.S3Listen == "" {
 		cfg.Dev.S3Listen = *s3Listen
 	}
-	return localdev.Run(ctx, localdev.Options{Config: cfg, Registry: reg, Logger: log, Ready: ready})
+	return localdev.Run(ctx, localdev.Options{Config: cfg, Registry: reg, Logger: log, Ready: ready, Version: version()})
 }
 
 func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.Writer) error {
@@ -298,6 +307,11 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 		return err
 	}
 	defer nc.Close()
+	ctrl, err := app.ConnectNATS(n.urls, "holdfast-gateway-control", n.auth, log)
+	if err != nil {
+		return err
+	}
+	defer ctrl.Close()
 	ln, err := app.Listen(*listen, "holdfast gateway")
 	if err != nil {
 		return err
@@ -323,6 +337,7 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 	if opts.Replicas, err = n.replicas(ctx, nc, log); err != nil || ctx.Err() != nil {
 		return err
 	}
+	opts.ControlConn, opts.Version, opts.Address = ctrl, version(), "http://"+ln.Addr().String()
 	files := app.StartFiles(ctx, nc, cfg, cfg.Auth.S3, opts.Replicas, log)
 	defer files.Close()
 	opts.Mounts, opts.Buckets, opts.Readiness = files.Mounts(), files.Buckets(), files.Ready
@@ -356,6 +371,7 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 	defer cancel()
 	app.Shutdown(sctx, srv)
 	_ = gw.Close(sctx)
+	_ = ctrl.Drain()
 	return nc.Drain()
 }
 
@@ -376,8 +392,13 @@ func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.W
 		return err
 	}
 	defer nc.Close()
+	ctrl, err := app.ConnectNATS(n.urls, "holdfast-objects-control", n.auth, log)
+	if err != nil {
+		return err
+	}
+	defer ctrl.Close()
 	opts := app.HostOptions(cfg, reg, log)
-	opts.ID = *id
+	opts.ID, opts.ControlConn, opts.Version = *id, ctrl, version()
 	if opts.Replicas, err = n.replicas(ctx, nc, log); err != nil || ctx.Err() != nil {
 		return err
 	}
@@ -404,6 +425,7 @@ func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.W
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	_ = host.Close(sctx)
+	_ = ctrl.Drain()
 	return nc.Drain()
 }
 
@@ -415,16 +437,21 @@ func helpOK(err error) error {
 }
 
 func versionString() string {
-	v, natsV := "(devel)", "unknown"
+	natsV := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
 		for _, d := range bi.Deps {
 			if d.Path == "github.com/nats-io/nats-server/v2" {
 				natsV = d.Version
 			}
 		}
 	}
-	return fmt.Sprintf("holdfast %s (nats-server %s)", v, natsV)
+	return fmt.Sprintf("holdfast %s (nats-server %s)", version(), natsV)
+}
+
+// version is this binary's module version, "(devel)" for a build from a checkout.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }

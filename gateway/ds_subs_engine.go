@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/internal/kvwatch"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -148,30 +149,18 @@ func (m *dsSubs) run() {
 		}
 	}
 	m.spawn(m.schedule)
-	backoff = 100 * time.Millisecond
-	for ctx.Err() == nil {
-		if err := m.watch(ctx, st); err != nil && ctx.Err() == nil {
-			m.g.log.Warn("ds subscriptions: bucket watch ended; watching again", "err", err, "in", backoff)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	m.watch(ctx, st)
 }
 
-// watch mirrors the bucket until the watch ends. The first values received replace the
-// mirror (entries that vanished while no watch ran are dropped).
-func (m *dsSubs) watch(ctx context.Context, st *dsStore) error {
-	w, err := st.kv.Watch(ctx, dsSubKey+"*")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = w.Stop() }()
-	initial := map[string]bool{}
-	for e := range w.Updates() {
-		if e == nil {
+// watch mirrors the bucket until ctx ends. Each time a watch (re)opens, the values it
+// delivers first replace the mirror (entries that vanished while no watch ran are
+// dropped).
+func (m *dsSubs) watch(ctx context.Context, st *dsStore) {
+	var initial map[string]bool
+	kvwatch.Run(ctx, st.kv, kvwatch.Config{
+		What: "ds subscriptions", Keys: []string{dsSubKey + "*"}, Logger: m.g.log,
+		Begin: func() { initial = map[string]bool{} },
+		Synced: func() {
 			m.mu.Lock()
 			for id := range m.mirror {
 				if !initial[id] {
@@ -181,22 +170,22 @@ func (m *dsSubs) watch(ctx context.Context, st *dsStore) error {
 			m.mu.Unlock()
 			initial = nil
 			m.syncMatcher()
-			continue
-		}
-		id := strings.TrimPrefix(e.Key(), dsSubKey)
-		if e.Operation() != jetstream.KeyValuePut {
-			m.forget(id)
-			continue
-		}
-		var s dsSub
-		if json.Unmarshal(e.Value(), &s) == nil {
-			if initial != nil {
-				initial[id] = true
+		},
+		Entry: func(e jetstream.KeyValueEntry) {
+			id := strings.TrimPrefix(e.Key(), dsSubKey)
+			if e.Operation() != jetstream.KeyValuePut {
+				m.forget(id)
+				return
 			}
-			m.observe(&s)
-		}
-	}
-	return errors.New("the watch closed")
+			var s dsSub
+			if json.Unmarshal(e.Value(), &s) == nil {
+				if initial != nil {
+					initial[id] = true
+				}
+				m.observe(&s)
+			}
+		},
+	})
 }
 
 // observe puts s into the mirror and makes sure the matcher hears of its streams.

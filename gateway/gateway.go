@@ -101,6 +101,13 @@ type Options struct {
 	// http://127.x.x.x (the protocol's development exception; on in `holdfast dev`).
 	// Off: webhooks must be https to public addresses.
 	WebhookAllowLocalhost bool
+	// ControlConn, when set, carries the control plane: the presence key's renewals and the
+	// owner cache's watches, on a connection of their own so that a flood of client
+	// requests on the main one cannot delay them past the presence TTL. Default: the main
+	// connection.
+	ControlConn *nats.Conn
+	// Address and Version are announced in the presence key (holdfast status).
+	Address, Version string
 	// PublicURL is where clients reach the cluster (scheme://host[/prefix], no trailing
 	// slash): Durable Streams subscription callback and JWKS URLs start with it. Empty:
 	// the scheme and Host of the request that created the subscription.
@@ -134,6 +141,9 @@ type Gateway struct {
 	streams     *streamHub
 	sc          *streamclient.Client // the Stream objects
 	subs        *dsSubs              // Durable Streams subscriptions (ds_subscriptions.go)
+	conns       connCounts
+	started     time.Time
+	ctrl        jetstream.JetStream // the control plane's (Options.ControlConn)
 }
 
 // New builds a gateway on nc. It serves at once: until JetStream answers, /healthz says
@@ -157,7 +167,7 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	g := &Gateway{opts: opts, id: opts.ID, nc: nc, log: opts.Logger.With("gateway", opts.ID)}
+	g := &Gateway{opts: opts, id: opts.ID, nc: nc, log: opts.Logger.With("gateway", opts.ID), started: time.Now().UTC()}
 	g.sc = streamclient.New(streamclient.SenderFunc(g.request))
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	for _, k := range opts.APIKeys {
@@ -233,7 +243,16 @@ func (g *Gateway) setup() error {
 	if err != nil {
 		return err
 	}
-	owners, err := objclient.WatchOwners(g.ctx, res.Leases)
+	ctrl, cres := js, res
+	if g.opts.ControlConn != nil {
+		if ctrl, err = jetstream.New(g.opts.ControlConn); err != nil {
+			return err
+		}
+		if cres, err = cluster.Bind(ctx, ctrl); err != nil {
+			return err
+		}
+	}
+	owners, err := objclient.WatchOwners(g.ctx, objclient.WatchConfig{Leases: cres.Leases, Hosts: cres.Hosts, Logger: g.log})
 	if err != nil {
 		return err
 	}
@@ -242,12 +261,12 @@ func (g *Gateway) setup() error {
 		return err
 	}
 	_ = sub.SetPendingLimits(-1, 256<<20)
-	rev, err := res.Gateways.Create(ctx, g.id, []byte(time.Now().UTC().Format(time.RFC3339)), jetstream.KeyTTL(presenceTTL))
+	rev, err := cres.Gateways.Create(ctx, g.id, g.presence(), jetstream.KeyTTL(presenceTTL))
 	if err != nil {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("presence: %w", err)
 	}
-	g.js, g.res = js, res
+	g.js, g.res, g.ctrl = js, res, ctrl
 	g.client.Store(objclient.New(g.nc, owners))
 	g.wg.Add(1)
 	go g.keepPresence(rev)
@@ -269,7 +288,7 @@ func (g *Gateway) keepPresence(rev uint64) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(g.ctx, presenceTTL/2)
-		next, err := cluster.RenewTTL(ctx, g.js, wire.GatewayBucket, g.id, []byte(time.Now().UTC().Format(time.RFC3339)), rev, presenceTTL)
+		next, err := cluster.RenewTTL(ctx, g.ctrl, wire.GatewayBucket, g.id, g.presence(), rev, presenceTTL)
 		cancel()
 		switch {
 		case err == nil:
@@ -280,7 +299,7 @@ func (g *Gateway) keepPresence(rev uint64) {
 			g.log.Warn("gateway presence lapsed; closing its sockets")
 			g.sockets.closeAll(1012, "gateway presence lapsed")
 			ctx, cancel := context.WithTimeout(g.ctx, presenceTTL/2)
-			if r, err := g.res.Gateways.Create(ctx, g.id, nil, jetstream.KeyTTL(presenceTTL)); err == nil {
+			if r, err := g.res.Gateways.Create(ctx, g.id, g.presence(), jetstream.KeyTTL(presenceTTL)); err == nil {
 				rev = r
 			}
 			cancel()
@@ -376,6 +395,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(context.WithValue(r.Context(), apiKeyContext{}, key))
 	}
 	r.RemoteAddr = g.clientAddr(r)
+	w, done := g.conns.track(w, r)
+	defer done()
 	if !g.ready.Load() {
 		w.Header().Set("Retry-After", "1")
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")

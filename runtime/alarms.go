@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/kvwatch"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
@@ -33,32 +34,27 @@ func startAlarmScheduler(h *Host) *alarmScheduler {
 	return a
 }
 
+// watch mirrors the hint bucket until the host stops.
 func (a *alarmScheduler) watch() {
-	for a.h.ctx.Err() == nil {
-		w, err := a.h.res.Alarms.WatchAll(a.h.ctx)
-		if err != nil {
-			a.h.log.Warn("alarm watch failed; retrying", "err", err)
-			select {
-			case <-time.After(time.Second):
-			case <-a.h.ctx.Done():
-			}
-			continue
-		}
-		for e := range w.Updates() {
-			if e == nil {
-				continue
-			}
+	kvwatch.Run(a.h.ctx, a.h.res.Alarms, kvwatch.Config{
+		What: "alarm hints", Logger: a.h.log,
+		Begin: func() {
+			// Every hint comes again: hints removed while no watch ran must go.
 			a.mu.Lock()
+			clear(a.due)
+			a.mu.Unlock()
+		},
+		Entry: func(e jetstream.KeyValueEntry) {
+			a.mu.Lock()
+			defer a.mu.Unlock()
 			if e.Operation() == jetstream.KeyValuePut {
 				ms, _ := strconv.ParseInt(string(e.Value()), 10, 64)
 				a.due[e.Key()] = ms
 			} else {
 				delete(a.due, e.Key())
 			}
-			a.mu.Unlock()
-		}
-		_ = w.Stop()
-	}
+		},
+	})
 }
 
 func (a *alarmScheduler) tick() {

@@ -1,10 +1,12 @@
-// Package runtime is the object host: it activates objects on demand under a JetStream KV
-// lease, runs each one's events one at a time, commits their writes to the object's log with
-// fenced, group-committed publishes, fires alarms, and hands sockets' messages to objects.
+// Package runtime is the object host: it holds a host lease in JetStream KV and activates
+// objects on demand under it (one entry per object naming the host's lease epoch), runs
+// each one's events one at a time, commits their writes to the object's log with fenced,
+// group-committed publishes, fires alarms, and hands sockets' messages to objects.
 //
 // One Host serves a set of classes. Any number of hosts may serve the same classes against
-// one NATS cluster: the lease makes exactly one of them the owner of a given object, and the
-// log's conditional publishes refuse the writes of an owner that lost its lease.
+// one NATS cluster: the leases make exactly one of them the owner of a given object, and the
+// log's conditional publishes refuse the writes of an owner that lost its lease. Renewing
+// costs one write per host per TTL/4, whatever the number of objects active.
 package runtime
 
 import (
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/holdfast/holdfast/internal/cluster"
@@ -28,8 +31,9 @@ import (
 // Options configure a Host.
 type Options struct {
 	Classes []objects.Class
-	// LeaseTTL is how long an owner keeps an object without renewing; a dead host's objects
-	// move after about this long. Whole seconds, at least 1s. Default 2s.
+	// LeaseTTL is how long the host keeps its lease (and so its objects) without renewing;
+	// a dead host's objects move after about this long. Whole seconds, at least 1s.
+	// Default 2s.
 	LeaseTTL time.Duration
 	// IdleTimeout evicts an object that had no event for this long. Default 60s.
 	IdleTimeout time.Duration
@@ -48,6 +52,13 @@ type Options struct {
 	Logger   *slog.Logger
 	// ID names this host in leases; default a random NUID.
 	ID string
+	// ControlConn, when set, carries the control plane: the host lease's renewals and the
+	// watches of leases and gateways, on a connection of their own so that a flood of
+	// requests on the main one cannot delay them past the lease's TTL. Default: the main
+	// connection.
+	ControlConn *nats.Conn
+	// Version is announced in the host lease (holdfast status).
+	Version string
 }
 
 // Limits bound an object's storage, sockets and queue.
@@ -106,6 +117,9 @@ type Host struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	renewing chan struct{} // closed once the host lease's renewals stopped
+	started  atomic.Bool   // New has returned: background work may use every field
+
 	mu       sync.Mutex
 	insts    map[string]*instance
 	closing  bool
@@ -113,9 +127,12 @@ type Host struct {
 	gateways *presence
 	alarms   *alarmScheduler
 	client   *objclient.Client // for objects calling objects
+	owners   *objclient.Owners
+	lease    *hostLease
 
-	// skipClockCheck lets tests show that the storage fence alone stops a former owner.
-	skipClockCheck bool
+	// skipLocalChecks lets tests show that the storage fence alone stops a former owner:
+	// neither the local lease deadline nor the lease watch stops the instance first.
+	skipLocalChecks bool
 }
 
 // New starts a host on nc: it ensures the shared resources and subscribes to its classes'
@@ -168,17 +185,38 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
 	if h.res, err = cluster.Ensure(ctx, js, cluster.Options{Replicas: opts.Replicas, Logger: h.log}); err != nil {
 		return nil, err
 	}
+	ctrl := opts.ControlConn
+	if ctrl == nil {
+		ctrl = nc
+	}
+	cjs, err := jetstream.New(ctrl)
+	if err != nil {
+		return nil, err
+	}
+	cres, err := cluster.Bind(ctx, cjs)
+	if err != nil {
+		return nil, err
+	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	if h.gateways, err = watchPresence(h.ctx, h.res.Gateways, h.gatewayLost); err != nil {
+	if h.gateways, err = watchPresence(h.ctx, cres.Gateways, h.log, h.gatewayLost); err != nil {
 		h.cancel()
 		return nil, err
 	}
-	owners, err := objclient.WatchOwners(h.ctx, h.res.Leases)
+	h.owners, err = objclient.WatchOwners(h.ctx, objclient.WatchConfig{
+		Leases: cres.Leases, Hosts: cres.Hosts, Logger: h.log, OnLease: h.leaseChanged, OnHostGone: h.sweepHost,
+	})
 	if err != nil {
 		h.cancel()
 		return nil, err
 	}
-	h.client = objclient.New(nc, owners)
+	h.client = objclient.New(nc, h.owners)
+	h.lease = newHostLease(h, cjs, cres.Hosts)
+	if err := h.lease.acquire(ctx, true); err != nil {
+		h.cancel()
+		return nil, err
+	}
+	h.renewing = make(chan struct{})
+	go func() { defer close(h.renewing); h.lease.run(h.ctx) }()
 	sub, err := nc.Subscribe(wire.HostSubject(h.id), h.dispatch)
 	if err != nil {
 		h.cancel()
@@ -202,6 +240,8 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
 		return nil, err
 	}
 	h.alarms = startAlarmScheduler(h)
+	h.started.Store(true)
+	go h.sweepAtStart()
 	h.log.Info("object host ready", "classes", len(h.classes), "lease_ttl", opts.LeaseTTL)
 	return h, nil
 }
@@ -209,8 +249,9 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
 // ID is this host's id, as leases name it.
 func (h *Host) ID() string { return h.id }
 
-// Close stops taking requests, commits what is pending, and hands every lease back so the
-// objects can move at once. It waits until ctx ends at most.
+// Close stops taking requests, commits what is pending, and hands every object's entry and
+// then the host lease back, so that the objects can move at once. It waits until ctx ends
+// at most.
 func (h *Host) Close(ctx context.Context) error {
 	h.mu.Lock()
 	if h.closing {
@@ -218,17 +259,20 @@ func (h *Host) Close(ctx context.Context) error {
 		return nil
 	}
 	h.closing = true
-	for _, s := range h.subs {
-		_ = s.Unsubscribe()
-	}
-	insts := make([]*instance, 0, len(h.insts))
-	for _, in := range h.insts {
-		insts = append(insts, in)
-	}
 	h.mu.Unlock()
-	for _, in := range insts {
-		in.requestStop(stopShutdown)
+	// Drain, not unsubscribe: an unsubscribed subscription drops the requests already on
+	// their way to it, and their senders would wait out the request timeout. Drained
+	// requests for active objects are served; any other is answered "not owner", which
+	// the gateway retries elsewhere.
+	for _, s := range h.subs {
+		_ = s.Drain()
 	}
+	for _, s := range h.subs {
+		for s.IsDraining() && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	h.stopAll(stopShutdown)
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
 	var err error
@@ -238,7 +282,34 @@ func (h *Host) Close(ctx context.Context) error {
 		err = fmt.Errorf("runtime: close: %w", ctx.Err())
 	}
 	h.cancel()
+	<-h.renewing
+	if err == nil {
+		// Every object has committed and handed its entry back: the lease goes too, so that
+		// gateways forget this host at once. Objects still running (the deadline passed)
+		// keep it until it expires.
+		h.lease.release()
+	}
 	return err
+}
+
+// stopAll asks every active object to stop and returns how many there were.
+func (h *Host) stopAll(r stopReason) int {
+	insts := h.instances()
+	for _, in := range insts {
+		in.requestStop(r)
+	}
+	return len(insts)
+}
+
+// instances returns the active objects.
+func (h *Host) instances() []*instance {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	insts := make([]*instance, 0, len(h.insts))
+	for _, in := range h.insts {
+		insts = append(insts, in)
+	}
+	return insts
 }
 
 // Active reports how many objects this host has active.
@@ -262,12 +333,12 @@ func (h *Host) dispatch(m *nats.Msg) {
 	}
 	key := names.Key(class, name)
 	h.mu.Lock()
-	if h.closing {
+	in := h.insts[key]
+	if in == nil && h.closing {
 		h.mu.Unlock()
 		respond(m, wire.ErrorReply(wire.ErrNotOwner, "host is shutting down"))
 		return
 	}
-	in := h.insts[key]
 	if in == nil {
 		in = newInstance(h, class, name)
 		h.insts[key] = in
@@ -289,13 +360,7 @@ func (h *Host) remove(in *instance) {
 
 // gatewayLost tells every active object holding sockets on gateway gw that they are gone.
 func (h *Host) gatewayLost(gw string) {
-	h.mu.Lock()
-	insts := make([]*instance, 0, len(h.insts))
-	for _, in := range h.insts {
-		insts = append(insts, in)
-	}
-	h.mu.Unlock()
-	for _, in := range insts {
+	for _, in := range h.instances() {
 		in.enqueue(event{gatewayLost: gw})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/examples/counter"
+	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/internal/objclient"
 	"github.com/holdfast/holdfast/internal/wire"
@@ -46,11 +47,11 @@ func newClient(t testing.TB, s *server.Server) *objclient.Client {
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	kv, err := js.KeyValue(ctx, wire.LeaseBucket)
+	res, err := cluster.Bind(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
-	owners, err := objclient.WatchOwners(ctx, kv)
+	owners, err := objclient.WatchOwners(ctx, objclient.WatchConfig{Leases: res.Leases, Hosts: res.Hosts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestOwnersLeaveNoKeys(t *testing.T) {
 func TestFenceRefusesFormerOwner(t *testing.T) {
 	s := natstest.Server(t)
 	a := startHost(t, s, Options{ID: "a", LeaseTTL: 60 * time.Second})
-	a.skipClockCheck = true
+	a.skipLocalChecks = true
 	b := startHost(t, s, Options{ID: "b", LeaseTTL: 60 * time.Second})
 	c := newClient(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -68,8 +68,8 @@ type instance struct {
 	h                    *Host
 	class, name, key     string
 	subject              string
-	leaseRev             atomic.Uint64
-	leaseUntil           atomic.Int64
+	epoch                string        // the host lease epoch the object was claimed under
+	entryRev             atomic.Uint64 // revision of its entry in the lease bucket
 	mu                   sync.Mutex
 	queue                []event
 	stopped              bool
@@ -171,15 +171,8 @@ func (in *instance) run() {
 		in.closeQueue(errorReply(wire.ErrUnavailable, "activation failed: "+err.Error()))
 		return
 	}
-	quit, renewed := make(chan struct{}), make(chan struct{})
-	go func() { in.renewer(quit); close(renewed) }()
 	go in.committer()
-	reason := in.loop()
-	close(quit)
-	// A renewal in flight must land before finish reads the revision to hand the lease
-	// back; otherwise the release is refused and the lease lingers for a TTL.
-	<-renewed
-	in.finish(reason)
+	in.finish(in.loop())
 }
 
 // loop runs events until the instance must stop.
@@ -290,7 +283,9 @@ func (in *instance) flush() {
 }
 
 // finish stops the instance: commits what is pending (unless the lease is lost), hands the
-// lease back, and answers what is still queued so the gateway retries elsewhere.
+// lease back, and answers what is still queued so the gateway retries elsewhere. A lost
+// lease is handed back too: the purge is conditional on the entry's revision, so it only
+// clears an entry nobody took over (one naming an epoch that died).
 func (in *instance) finish(reason stopReason) {
 	in.closeQueue(errorReply(wire.ErrNotOwner, "object is moving"))
 	if in.inflight {
@@ -312,9 +307,7 @@ func (in *instance) finish(reason stopReason) {
 		failOutputs(in.open, "object lost its lease")
 	}
 	close(in.commitCh)
-	if reason != stopLost {
-		in.releaseLease()
-	}
+	in.releaseLease()
 	in.h.log.Debug("object stopped", "object", in.key, "reason", reason)
 }
 
@@ -424,16 +417,16 @@ func isFenced(err error) bool { return cluster.IsWrongLastSeq(err) }
 // activate takes the lease, loads the object's state from its log, writes an epoch record
 // (which fences every write of a former owner), and constructs the object.
 func (in *instance) activate(ctx context.Context) error {
-	start := time.Now()
 	rev, err := in.acquireLease(ctx)
 	if err != nil {
 		return err
 	}
-	in.leaseRev.Store(rev)
-	ttl := in.h.opts.LeaseTTL
-	in.leaseUntil.Store(start.Add(ttl - ttl/5).UnixNano())
+	in.entryRev.Store(rev)
 	for attempt := 0; ; attempt++ {
 		seq, err := in.load(ctx)
+		if err == nil && !in.leaseValid() {
+			err = errors.New("the host lease lapsed while loading")
+		}
 		if err == nil {
 			m := nats.NewMsg(in.subject)
 			m.Data = objlog.EncodeEpoch(in.h.id)
@@ -448,7 +441,13 @@ func (in *instance) activate(ctx context.Context) error {
 			in.releaseLease()
 			return fmt.Errorf("load: %w", err)
 		}
-		// A former owner landed a record between our read and our epoch: read again.
+		// A former owner landed a record between our read and our epoch: read again, as
+		// long as the entry is still ours (a host that took the object over meanwhile wrote
+		// that record; its epoch must stand).
+		if e, gerr := in.h.res.Leases.Get(ctx, in.key); gerr != nil || e.Revision() != rev {
+			in.releaseLease()
+			return &notOwnerError{}
+		}
 	}
 	class := in.h.classes[in.class]
 	if err := in.st.protect(func() { in.obj = class.New(in.st) }); err != nil {

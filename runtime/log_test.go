@@ -122,7 +122,7 @@ func TestLogFenceRefusesFormerOwner(t *testing.T) {
 	s := natstest.Server(t)
 	classes := []objects.Class{logProbeClass}
 	a := startHost(t, s, Options{Classes: classes, ID: "a", LeaseTTL: 60 * time.Second})
-	a.skipClockCheck = true
+	a.skipLocalChecks = true
 	b := startHost(t, s, Options{Classes: classes, ID: "b", LeaseTTL: 60 * time.Second})
 	nc := natstest.Conn(t, s)
 	direct := func(h *Host, path string) *nats.Msg {

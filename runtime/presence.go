@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 
+	"github.com/holdfast/holdfast/internal/kvwatch"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -12,51 +14,64 @@ import (
 type presence struct {
 	mu   sync.RWMutex
 	live map[string]bool
+	seen map[string]bool // keys put during a watch's initial pass
 }
 
-func watchPresence(ctx context.Context, kv jetstream.KeyValue, lost func(gw string)) (*presence, error) {
-	w, err := kv.WatchAll(ctx)
+// watchPresence mirrors the gateway bucket and calls lost for a gateway whose key goes
+// (also when it went while no watch ran). It returns once the gateways live now are
+// known, so that activations right after start see every one of them.
+func watchPresence(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger, lost func(gw string)) (*presence, error) {
+	p := &presence{live: map[string]bool{}}
+	w, err := kvwatch.Start(ctx, kv, kvwatch.Config{
+		What: "gateway presence", Logger: log,
+		Begin: func() { p.seen = map[string]bool{} },
+		Entry: func(e jetstream.KeyValueEntry) {
+			up := e.Operation() == jetstream.KeyValuePut
+			if up && p.seen != nil {
+				p.seen[e.Key()] = true
+			}
+			if p.set(e.Key(), up) {
+				lost(e.Key())
+			}
+		},
+		Synced: func() {
+			var gone []string
+			p.mu.RLock()
+			for gw := range p.live {
+				if !p.seen[gw] {
+					gone = append(gone, gw)
+				}
+			}
+			p.mu.RUnlock()
+			p.seen = nil
+			for _, gw := range gone {
+				if p.set(gw, false) {
+					lost(gw)
+				}
+			}
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
-	p := &presence{live: map[string]bool{}}
-	// Wait for the initial values so that activations right after start see every gateway.
-	for e := range w.Updates() {
-		if e == nil {
-			break
-		}
-		if e.Operation() == jetstream.KeyValuePut {
-			p.live[e.Key()] = true
-		}
+	if err := w.WaitSynced(ctx); err != nil {
+		w.Stop()
+		return nil, err
 	}
-	go func() {
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					continue
-				}
-				p.mu.Lock()
-				was := p.live[e.Key()]
-				if e.Operation() == jetstream.KeyValuePut {
-					p.live[e.Key()] = true
-				} else {
-					delete(p.live, e.Key())
-				}
-				p.mu.Unlock()
-				if was && e.Operation() != jetstream.KeyValuePut {
-					lost(e.Key())
-				}
-			}
-		}
-	}()
 	return p, nil
+}
+
+// set records whether gw is live and reports whether it just stopped being.
+func (p *presence) set(gw string, live bool) (lost bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	was := p.live[gw]
+	if live {
+		p.live[gw] = true
+	} else {
+		delete(p.live, gw)
+	}
+	return was && !live
 }
 
 func (p *presence) isLive(gw string) bool {

@@ -5,13 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/holdfast/holdfast/bench/internal/child"
 	"github.com/holdfast/holdfast/internal/names"
-	"github.com/holdfast/holdfast/internal/natscluster"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -44,63 +40,19 @@ type failoverResult struct {
 // measures the time until the counter answers a POST with 200 again, then starts a
 // replacement host.
 func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
-	cfgPath := filepath.Join(dir, "holdfast.toml")
-	if err := os.WriteFile(cfgPath, []byte(failoverConfig), 0o644); err != nil {
-		return nil, err
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	ns, err := natscluster.Start(sctx, natscluster.Options{Bin: natsBin, Dir: filepath.Join(dir, "nats"), Servers: 3})
-	cancel()
+	p, err := startProcs(hfBin, natsBin, dir, failoverConfig, 3, "host1", "host2", "host3")
 	if err != nil {
 		return nil, err
 	}
-	defer ns.Close()
-	natsURL := ns.URLs()
-	nc, err := ns.Connect("holdfast-bench")
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-
-	hosts := map[string]*child.Proc{}
-	defer func() {
-		for _, p := range hosts {
-			p.Stop()
-		}
-	}()
-	seq := 0
+	defer p.stop()
+	seq := len(p.hosts)
+	hosts, base := p.hosts, p.base
 	startHost := func() error {
 		seq++
-		id := fmt.Sprintf("host%d", seq)
-		p, _, err := child.Start(id, dir, filepath.Join(dir, id+".log"), "holdfast objects host", hfBin,
-			"objects", "--insecure", "--nats", natsURL, "--host-id", id, "--config", cfgPath)
-		if err != nil {
-			return err
-		}
-		hosts[id] = p
-		return nil
-	}
-	for range 3 {
-		if err := startHost(); err != nil {
-			return nil, err
-		}
-	}
-	gwAddr, err := child.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	gw, _, err := child.Start("gateway", dir, filepath.Join(dir, "gateway.log"), "holdfast gateway", hfBin,
-		"gateway", "--insecure", "--nats", natsURL, "--listen", gwAddr, "--config", cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	defer gw.Stop()
-	base := "http://" + gwAddr
-	if err := child.WaitHTTP(base+"/healthz", http.StatusOK, 30*time.Second); err != nil {
-		return nil, err
+		return p.startHost(fmt.Sprintf("host%d", seq))
 	}
 
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(p.nc)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +88,8 @@ func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("failover: reading the lease: %w", err)
 		}
+		// The entry names the live owner: the benchmark reads it before each kill. (It
+		// may carry a host-lease epoch too; older versions wrote the host alone.)
 		var l wire.Lease
 		if err := json.Unmarshal(e.Value(), &l); err != nil {
 			return nil, err

@@ -12,6 +12,8 @@
 //	cold       POSTs to names never seen before, -cold-concurrency at a time
 //	failover   3 nats-servers (one JetStream cluster) + 3 `holdfast objects` + `holdfast
 //	           gateway`; SIGKILL the owner, -failover-trials times
+//	idle       nats-server + 1 `holdfast objects` + `holdfast gateway`; activate -idle-objects
+//	           Counters, then measure what keeping them idle costs (lease writes/s, CPU)
 //
 // Beside them it measures two floors in the same run: raw JetStream fenced publishes
 // in-process, and a bare net/http handler in a child process hit by the same load generator.
@@ -49,7 +51,7 @@ type result struct {
 	note   string
 }
 
-var scenarios = []string{"hot", "hot-paced", "names-100", "cold", "failover"}
+var scenarios = []string{"hot", "hot-paced", "names-100", "cold", "failover", "idle"}
 
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long each scenario (and each raw JetStream baseline) runs")
@@ -62,6 +64,9 @@ func main() {
 	coldConc := flag.Int("cold-concurrency", 1, "clients of the cold scenario")
 	coldMax := flag.Int("cold-max", 2000, "at most this many cold activations")
 	trials := flag.Int("failover-trials", 20, "SIGKILLs in the failover scenario")
+	idleObjects := flag.Int("idle-objects", 10000, "objects the idle scenario activates and keeps")
+	idleConc := flag.Int("idle-concurrency", 64, "activations in flight in the idle scenario")
+	idleWindow := flag.Duration("idle-window", 10*time.Second, "how long the idle scenario measures the kept objects")
 	keep := flag.Bool("keep", false, "keep the temporary directory (process logs, state)")
 	quiet := flag.Duration("quiet-wait", 30*time.Second, "before each scenario, wait up to this long for the rest of the machine to go idle")
 	floorAddr := flag.String("serve-floor", "", "internal: serve the HTTP floor baseline on this address")
@@ -98,7 +103,7 @@ func main() {
 			fatalf("%v (run from the module root)", err)
 		}
 	}
-	if run("failover") && *natsBin == "" {
+	if (run("failover") || run("idle")) && *natsBin == "" {
 		if *natsBin, err = natscluster.Build(dir); err != nil {
 			fatalf("%v", err)
 		}
@@ -150,7 +155,37 @@ func main() {
 		}
 		rows = append(rows, r)
 	}
+	if run("idle") {
+		fmt.Fprintf(os.Stderr, "idle: %d objects, measured for %v...\n", *idleObjects, *idleWindow)
+		idir := filepath.Join(dir, "idle")
+		if err := os.Mkdir(idir, 0o755); err != nil {
+			fatalf("%v", err)
+		}
+		r, err := idle(*hfBin, *natsBin, idir, *idleObjects, *idleConc, *idleWindow)
+		if err != nil {
+			fatalf("%v (logs in %s; rerun with -keep)", err, idir)
+		}
+		rate := float64(r.activations.Len()) / r.activateFor.Seconds()
+		rows = append(rows,
+			result{
+				name: fmt.Sprintf("idle: activate %d Counters on one host, %d at a time (first POST each, while the active count grows)", *idleObjects, *idleConc),
+				rate: rate, s: r.activations, base: js64,
+			},
+			result{
+				name: fmt.Sprintf("idle: %d Counters kept active, idle for %v — JetStream writes/s into the lease buckets", r.activations.Len(), *idleWindow),
+				rate: max(r.leaseWrites+r.hostWrites, 0.001), s: &measure.Samples{},
+				note: fmt.Sprintf("hf_leases %.1f/s, hf_hosts %.1f/s; cores: host %.2f, nats-server %.2f; host announces %s active",
+					r.leaseWrites, r.hostWrites, r.hostCores, r.natsCores, announced(r.active)),
+			})
+	}
 	printTable(rows)
+}
+
+func announced(n int) string {
+	if n < 0 {
+		return "nothing (no host lease in this version)"
+	}
+	return fmt.Sprint(n)
 }
 
 // devScenarios starts `holdfast dev` and runs the single-process scenarios against it.

@@ -163,6 +163,25 @@ func (a NATSAuth) Configured(urls string) bool {
 	return a.CredsFile != "" || a.User != "" || a.Token != "" || a.NKeyFile != "" || strings.Contains(urls, "@")
 }
 
+// Options are the nats.Options presenting a's credentials.
+func (a NATSAuth) Options() ([]nats.Option, error) {
+	switch {
+	case a.CredsFile != "":
+		return []nats.Option{nats.UserCredentials(a.CredsFile)}, nil
+	case a.NKeyFile != "":
+		o, err := nats.NkeyOptionFromSeed(a.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats nkey: %w", err)
+		}
+		return []nats.Option{o}, nil
+	case a.User != "":
+		return []nats.Option{nats.UserInfo(a.User, a.Password)}, nil
+	case a.Token != "":
+		return []nats.Option{nats.Token(a.Token)}, nil
+	}
+	return nil, nil
+}
+
 // ConnectNATS connects to urls (comma-separated), retrying in the background when the
 // cluster is not reachable yet and logging every disconnect and reconnect.
 func ConnectNATS(urls, name string, auth NATSAuth, log *slog.Logger) (*nats.Conn, error) {
@@ -178,20 +197,11 @@ func ConnectNATS(urls, name string, auth NATSAuth, log *slog.Logger) (*nats.Conn
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted()) }),
 		nats.ConnectHandler(func(nc *nats.Conn) { log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted()) }),
 	}
-	switch {
-	case auth.CredsFile != "":
-		opts = append(opts, nats.UserCredentials(auth.CredsFile))
-	case auth.NKeyFile != "":
-		o, err := nats.NkeyOptionFromSeed(auth.NKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("nats nkey: %w", err)
-		}
-		opts = append(opts, o)
-	case auth.User != "":
-		opts = append(opts, nats.UserInfo(auth.User, auth.Password))
-	case auth.Token != "":
-		opts = append(opts, nats.Token(auth.Token))
+	ao, err := auth.Options()
+	if err != nil {
+		return nil, err
 	}
+	opts = append(opts, ao...)
 	nc, err := nats.Connect(urls, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/internal/cluster"
+	"github.com/holdfast/holdfast/internal/kvwatch"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -145,16 +146,15 @@ func (o *Options) defaults() {
 
 // Store is the blob store. It is safe for concurrent use.
 type Store struct {
-	js      jetstream.JetStream
-	opts    Options
-	chunks  jetstream.Stream
-	kv      jetstream.KeyValue
-	subj    string // chunk subject prefix, "<prefix>.c."
-	idx     *index
-	watcher jetstream.KeyWatcher
-	cancel  context.CancelFunc
-	done    chan struct{}
-	bufs    sync.Pool
+	js     jetstream.JetStream
+	opts   Options
+	chunks jetstream.Stream
+	kv     jetstream.KeyValue
+	subj   string // chunk subject prefix, "<prefix>.c."
+	idx    *index
+	watch  *kvwatch.Watch
+	cancel context.CancelFunc
+	bufs   sync.Pool
 
 	gcMu       sync.Mutex
 	candidates map[string]time.Time // blob id → first seen unreferenced
@@ -168,7 +168,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 		opts.ChunkSize = int(mp - 4096)
 	}
 	lower := strings.ToLower(opts.Prefix)
-	s := &Store{js: js, opts: opts, subj: lower + ".c.", candidates: map[string]time.Time{}, done: make(chan struct{})}
+	s := &Store{js: js, opts: opts, subj: lower + ".c.", candidates: map[string]time.Time{}}
 	size := opts.ChunkSize
 	s.bufs.New = func() any { b := make([]byte, size); return &b }
 	var err error
@@ -197,31 +197,17 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	s.idx = newIndex()
 	wctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.watcher, err = s.kv.WatchAll(wctx)
+	s.watch, err = kvwatch.Start(wctx, s.kv, kvwatch.Config{What: "file metadata", Logger: opts.Logger, Entry: s.idx.apply})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("blob: watch: %w", err)
 	}
-	// Initial state, up to the nil marker.
-	for {
-		select {
-		case e, ok := <-s.watcher.Updates():
-			if !ok {
-				cancel()
-				return nil, errors.New("blob: watch closed during load")
-			}
-			if e == nil {
-				goto loaded
-			}
-			s.idx.apply(e)
-		case <-ctx.Done():
-			cancel()
-			_ = s.watcher.Stop()
-			return nil, ctx.Err()
-		}
+	// The index holds every current entry before the store serves.
+	if err := s.watch.WaitSynced(ctx); err != nil {
+		s.watch.Stop()
+		cancel()
+		return nil, fmt.Errorf("blob: loading the index: %w", err)
 	}
-loaded:
-	go s.watch(wctx)
 	if opts.GCInterval > 0 {
 		go s.gcLoop(wctx)
 	}
@@ -231,31 +217,13 @@ loaded:
 // Close stops the watch and the collector. It does not close the connection.
 func (s *Store) Close() error {
 	s.cancel()
-	err := s.watcher.Stop()
-	<-s.done
-	return err
+	s.watch.Stop()
+	s.idx.close()
+	return nil
 }
 
 // Options returns the effective options.
 func (s *Store) Options() Options { return s.opts }
-
-func (s *Store) watch(ctx context.Context) {
-	defer close(s.done)
-	defer s.idx.close()
-	for {
-		select {
-		case e, ok := <-s.watcher.Updates():
-			if !ok {
-				return
-			}
-			if e != nil {
-				s.idx.apply(e)
-			}
-		case <-ctx.Done():
-			return
-		}
-	}
-}
 
 // newBlobID returns a fresh id: 16 hex digits of creation time (Unix ns) then 16 random.
 func newBlobID() string {

@@ -1,6 +1,6 @@
 // Package cluster owns the JetStream resources Holdfast's processes share: the object log
-// stream and the lease, gateway-presence and alarm buckets. Every process ensures them at
-// start, idempotently, so any process can come up first.
+// stream and the object-lease, host-lease, gateway-presence and alarm buckets. Every
+// process ensures them at start, idempotently, so any process can come up first.
 //
 // It also owns how many copies of every stream and bucket JetStream keeps (replication.go):
 // Resolve decides it against the cluster, and every stream and bucket Holdfast makes, here
@@ -31,6 +31,7 @@ type Options struct {
 type Resources struct {
 	Objects  jetstream.Stream
 	Leases   jetstream.KeyValue
+	Hosts    jetstream.KeyValue
 	Gateways jetstream.KeyValue
 	Alarms   jetstream.KeyValue
 }
@@ -64,7 +65,13 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) (*Resourc
 		}
 		return b, nil
 	}
+	// Object leases need no TTL of their own (they live as long as the host lease they
+	// name); the bucket keeps per-key TTLs for the purge markers of handed-back leases and
+	// for leases written by older versions.
 	if res.Leases, err = kv(wire.LeaseBucket, "Holdfast object leases", time.Minute); err != nil {
+		return nil, err
+	}
+	if res.Hosts, err = kv(wire.HostBucket, "Holdfast live object hosts (host leases)", time.Minute); err != nil {
 		return nil, err
 	}
 	if res.Gateways, err = kv(wire.GatewayBucket, "Holdfast live gateways", time.Minute); err != nil {
@@ -72,6 +79,25 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) (*Resourc
 	}
 	if res.Alarms, err = kv(wire.AlarmBucket, "Holdfast pending object alarms (hints)", 0); err != nil {
 		return nil, err
+	}
+	return &res, nil
+}
+
+// Bind opens handles on the shared resources through js without creating or changing
+// them: a second connection (the control plane's) uses it after Ensure ran on the first.
+func Bind(ctx context.Context, js jetstream.JetStream) (*Resources, error) {
+	var res Resources
+	var err error
+	if res.Objects, err = js.Stream(ctx, wire.ObjectStream); err != nil {
+		return nil, fmt.Errorf("cluster: object stream: %w", err)
+	}
+	for _, b := range []struct {
+		name string
+		kv   *jetstream.KeyValue
+	}{{wire.LeaseBucket, &res.Leases}, {wire.HostBucket, &res.Hosts}, {wire.GatewayBucket, &res.Gateways}, {wire.AlarmBucket, &res.Alarms}} {
+		if *b.kv, err = js.KeyValue(ctx, b.name); err != nil {
+			return nil, fmt.Errorf("cluster: bucket %s: %w", b.name, err)
+		}
 	}
 	return &res, nil
 }
@@ -94,6 +120,19 @@ func RenewTTL(ctx context.Context, js jetstream.JetStream, bucket, key string, v
 	m := nats.NewMsg("$KV." + bucket + "." + key)
 	m.Data = val
 	ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+// DeleteKey places a KV delete marker on key, conditional on the key's revision rev, and
+// returns the marker's revision (kv.Delete does not), so that a later purge of the marker
+// can be conditional too.
+func DeleteKey(ctx context.Context, js jetstream.JetStream, bucket, key string, rev uint64) (uint64, error) {
+	m := nats.NewMsg("$KV." + bucket + "." + key)
+	m.Header.Set("KV-Operation", "DEL")
+	ack, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(rev))
 	if err != nil {
 		return 0, err
 	}

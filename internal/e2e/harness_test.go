@@ -168,31 +168,37 @@ func (p *proc) exited() bool {
 	}
 }
 
-// signal sends sig. For SIGSTOP it returns once the process is stopped: kill(2) only
-// queues the signal, and a request answered in between would not be the paused host's
-// failover.
+// signal sends sig to p. For SIGSTOP it returns once the process is stopped: the signal
+// is delivered asynchronously, and a process still running for a moment could take (and
+// even commit) a request the test sends right after, which it believes cannot run.
 func (p *proc) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal %v to %s: %v", sig, p.name, err)
 	}
 	if sig == syscall.SIGSTOP {
-		natstest.WaitFor(t, p.name+" to stop", 5*time.Second, func() bool { return procState(p.cmd.Process.Pid) == 'T' })
+		natstest.WaitFor(t, p.name+" to stop", 5*time.Second, p.stopped)
 	}
 }
 
-// procState is the state letter of /proc/<pid>/stat (R, S, T for stopped, ...), 0 if unknown.
-func procState(pid int) byte {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
+// stopped reports whether every thread of p is stopped ('T' in /proc/<pid>/task/*/stat).
+func (p *proc) stopped() bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", p.cmd.Process.Pid))
+	if err != nil || len(tasks) == 0 {
+		return false
 	}
-	// pid (comm) state ...: comm may hold spaces, so look after its last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return false
+		}
+		// "tid (comm) S ...": the state follows the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
 	}
-	return b[i+2]
+	return true
 }
 
 // cluster is one test's set of processes: nats-servers, object hosts and gateways.

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,10 +12,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/natstest"
+	"github.com/holdfast/holdfast/internal/status"
 	"github.com/holdfast/holdfast/internal/wire"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // streamClass is the built-in Stream class (gateway.StreamClass).
@@ -188,22 +186,11 @@ func (c *cluster) ownerOf(class, name string) string {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	kv, err := c.js.KeyValue(ctx, wire.LeaseBucket)
+	owner, err := status.Owner(ctx, c.js, class, name)
 	if err != nil {
-		c.t.Fatalf("lease bucket: %v", err)
+		c.t.Fatalf("owner of %s: %v", name, err)
 	}
-	e, err := kv.Get(ctx, names.Key(class, name))
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return ""
-	}
-	if err != nil {
-		c.t.Fatalf("lease of %s: %v", name, err)
-	}
-	var l wire.Lease
-	if err := json.Unmarshal(e.Value(), &l); err != nil {
-		c.t.Fatalf("lease of %s: %v: %q", name, err, e.Value())
-	}
-	return l.Host
+	return owner
 }
 
 // streamLastSeq reads the last seq of a stream's log from JetStream.

@@ -32,6 +32,8 @@ type Options struct {
 	Ready io.Writer
 	// Mounts adds handlers to the gateway (the file API, for instance).
 	Mounts map[string]http.Handler
+	// Version is announced by the host and the gateway (holdfast status).
+	Version string
 }
 
 // Run serves until ctx ends, then drains: HTTP first, then the gateway's sockets, then the
@@ -69,6 +71,18 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer gwConn.Close()
+	// The control planes (lease renewals, presence, owner watches) get connections of
+	// their own, so that a flood of requests cannot delay them past their TTLs.
+	hostCtrl, err := natsembed.Connect(ns, "holdfast-dev-objects-control")
+	if err != nil {
+		return err
+	}
+	defer hostCtrl.Close()
+	gwCtrl, err := natsembed.Connect(ns, "holdfast-dev-gateway-control")
+	if err != nil {
+		return err
+	}
+	defer gwCtrl.Close()
 
 	s3creds := cfg.Auth.S3
 	if len(s3creds) == 0 {
@@ -98,11 +112,14 @@ func Run(ctx context.Context, o Options) error {
 
 	var host *runtime.Host
 	if len(o.Registry.Classes) > 0 {
-		host, err = runtime.New(ctx, hostConn, app.HostOptions(cfg, o.Registry, log))
+		hostOpts := app.HostOptions(cfg, o.Registry, log)
+		hostOpts.ControlConn, hostOpts.Version = hostCtrl, o.Version
+		host, err = runtime.New(ctx, hostConn, hostOpts)
 		if err != nil {
 			return err
 		}
 	}
+	gwOpts.ControlConn, gwOpts.Version, gwOpts.Address = gwCtrl, o.Version, "http://"+ln.Addr().String()
 	gw, err := gateway.New(gwConn, gwOpts)
 	if err != nil {
 		return err
@@ -112,8 +129,10 @@ func Run(ctx context.Context, o Options) error {
 	go func() { errc <- srv.Serve(ln) }()
 
 	natsURL := "in-process only (set --nats-listen to share it)"
+	status := "holdfast status (needs --nats-listen)"
 	if cfg.Dev.NATSListen != "" {
 		natsURL = "nats://" + ns.Addr().String()
+		status = "holdfast status --nats " + natsURL
 	}
 	// "ready" means requests are served: the gateway connects to JetStream in the
 	// background, and before that it answers 503 (a benchmark dialing right after the ready
@@ -130,7 +149,7 @@ func Run(ctx context.Context, o Options) error {
 			s3 += fmt.Sprintf(" (access key %q, secret key %q)", app.DevS3Credential.AccessKey, app.DevS3Credential.SecretKey)
 		}
 	}
-	fmt.Fprintf(ready, "holdfast dev ready: http://%s  s3: %s  nats: %s  state: %s\n", ln.Addr(), s3, natsURL, cfg.Dev.PersistTo)
+	fmt.Fprintf(ready, "holdfast dev ready: http://%s  s3: %s  nats: %s  state: %s  status: %s\n", ln.Addr(), s3, natsURL, cfg.Dev.PersistTo, status)
 
 	select {
 	case <-ctx.Done():
@@ -150,6 +169,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	_ = gwConn.Drain()
 	_ = hostConn.Drain()
+	_ = gwCtrl.Drain()
+	_ = hostCtrl.Drain()
 	return nil
 }
 

@@ -1,5 +1,5 @@
 // Package objclient owns how a gateway reaches an object: it finds the owning host in a
-// watched cache of the lease bucket, sends the request there over NATS, and follows
+// watched cache of the object and host lease buckets, sends the request there over NATS, and follows
 // "not owner" answers and vanished hosts through the activation queue until the object
 // answers or the deadline passes.
 package objclient
@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/kvwatch"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
@@ -114,10 +116,10 @@ func (c *Client) Request(ctx context.Context, class, name string, m *nats.Msg) (
 	}
 }
 
-// send makes one request. When it goes to a known owner and the lease moves to another
-// host (or lapses) while the answer is outstanding, the owner died or was paused: waiting
-// for the full timeout would only delay the inevitable, so it gives up with ErrTimeout at
-// once (never a retry: the request may have run).
+// send makes one request. When it goes to a known owner and the object's lease moves to
+// another host, or the owner's host lease expires, while the answer is outstanding, the
+// owner died or was paused: waiting for the full timeout would only delay the inevitable,
+// so it gives up with ErrTimeout at once (never a retry: the request may have run).
 func (c *Client) send(ctx context.Context, key, owner string, m *nats.Msg) (*nats.Msg, error) {
 	if owner == "" || c.owners == nil {
 		return c.nc.RequestMsgWithContext(ctx, m)
@@ -146,12 +148,33 @@ func (c *Client) forget(key, owner string) {
 	}
 }
 
-// Owners is a cache of the lease bucket: object key to owning host. It is fed by a watch,
-// so a request costs no KV read.
+// Owners is a cache of who owns what, fed by two watches so that a request costs no KV
+// read: the object leases (object key → host; changes only, since the owner of anything
+// older is learned from a reply) and the host leases (which hosts are live, with their
+// epochs). When a host's lease expires, every object it owned is forgotten at once and
+// every request in flight to it is given up.
 type Owners struct {
 	mu       sync.RWMutex
-	m        map[string]string
+	m        map[string]string              // object key → host
+	byHost   map[string]map[string]struct{} // host → its keys in m
+	hosts    map[string]wire.HostLease      // live host leases by host id
+	seen     map[string]bool                // hosts put during the current initial pass
 	watchers map[string][]*ownerWatch
+	gone     func(id string) // WatchConfig.OnHostGone
+}
+
+// WatchConfig says what WatchOwners watches.
+type WatchConfig struct {
+	Leases jetstream.KeyValue // wire.LeaseBucket
+	Hosts  jetstream.KeyValue // wire.HostBucket
+	Logger *slog.Logger
+	// OnLease, when set, is told of every change to an object lease made after the watch
+	// opened: its key, revision and value (a zero Lease when it was removed). It runs on
+	// the watch's goroutine.
+	OnLease func(key string, rev uint64, l wire.Lease)
+	// OnHostGone, when set, is told of a host whose lease epoch ended (expired, deleted,
+	// or replaced by a new epoch). It runs on the watch's goroutine.
+	OnHostGone func(id string)
 }
 
 // ownerWatch cancels a request once when key's owner is no longer host.
@@ -193,14 +216,25 @@ func (o *Owners) onChange(key, host string, cancel context.CancelFunc) func() {
 func (o *Owners) set(key, host string) { o.record(key, host, true) }
 
 // record is set, firing the watches only when abort is set: a lease the owner handed
-// back (a KV delete, not a TTL expiry) leaves that owner alive to answer what it was
-// sent, with its reply or "not owner" (a retry), so giving up on those requests would
-// only turn a retry into a timeout.
+// back leaves that owner alive to answer what it was sent, with its reply or "not owner"
+// (a retry), so giving up on those requests would only turn a retry into a timeout.
 func (o *Owners) record(key, host string, abort bool) {
+	if old, ok := o.m[key]; ok && old != host {
+		if keys := o.byHost[old]; keys != nil {
+			delete(keys, key)
+			if len(keys) == 0 {
+				delete(o.byHost, old)
+			}
+		}
+	}
 	if host == "" {
 		delete(o.m, key)
 	} else {
 		o.m[key] = host
+		if o.byHost[host] == nil {
+			o.byHost[host] = map[string]struct{}{}
+		}
+		o.byHost[host][key] = struct{}{}
 	}
 	if !abort {
 		return
@@ -212,39 +246,117 @@ func (o *Owners) record(key, host string, abort bool) {
 	}
 }
 
-// WatchOwners starts the cache; it lives until ctx ends.
-func WatchOwners(ctx context.Context, leases jetstream.KeyValue) (*Owners, error) {
-	w, err := leases.WatchAll(ctx, jetstream.UpdatesOnly())
+// dropHost forgets a host whose lease is gone and every object it owned. abort gives up
+// the requests in flight to it: an expired lease means the host died or froze, whereas a
+// host that deleted its lease stopped cleanly and has answered what it was sent. Called
+// with o.mu held.
+func (o *Owners) dropHost(id string, abort bool) {
+	delete(o.hosts, id)
+	for key := range o.byHost[id] {
+		delete(o.m, key)
+	}
+	delete(o.byHost, id)
+	if !abort {
+		return
+	}
+	for _, ws := range o.watchers {
+		for _, w := range ws {
+			if w.host == id {
+				w.cancel()
+			}
+		}
+	}
+}
+
+// hostEntry applies a change to the host lease bucket.
+func (o *Owners) hostEntry(e jetstream.KeyValueEntry) {
+	id := e.Key()
+	o.mu.Lock()
+	old, was := o.hosts[id]
+	ended := false // an epoch of id ended
+	switch e.Operation() {
+	case jetstream.KeyValuePut:
+		var hl wire.HostLease
+		if json.Unmarshal(e.Value(), &hl) != nil {
+			break
+		}
+		if o.seen != nil {
+			o.seen[id] = true
+		}
+		if was && old.Epoch != hl.Epoch {
+			// A new epoch without the old one's expiry in between (a watch that reopened):
+			// the old epoch died all the same.
+			o.dropHost(id, true)
+			ended = true
+		}
+		o.hosts[id] = hl
+	case jetstream.KeyValueDelete:
+		o.dropHost(id, false)
+		ended = was
+	default:
+		// A purge: the server's marker of an expired lease, or the cleanup after a delete
+		// (the host is no longer live then, and had answered what it was sent).
+		o.dropHost(id, was)
+		ended = was
+	}
+	o.mu.Unlock()
+	if ended {
+		o.notifyGone(id)
+	}
+}
+
+// WatchOwners starts the cache; it lives until ctx ends. It returns once the live hosts
+// are known.
+func WatchOwners(ctx context.Context, cfg WatchConfig) (*Owners, error) {
+	o := &Owners{m: map[string]string{}, byHost: map[string]map[string]struct{}{}, hosts: map[string]wire.HostLease{}, gone: cfg.OnHostGone}
+	hw, err := kvwatch.Start(ctx, cfg.Hosts, kvwatch.Config{
+		What: "host leases", Logger: cfg.Logger,
+		Begin: func() { o.mu.Lock(); o.seen = map[string]bool{}; o.mu.Unlock() },
+		Entry: o.hostEntry,
+		Synced: func() {
+			var lapsed []string
+			o.mu.Lock()
+			for id := range o.hosts {
+				if !o.seen[id] {
+					o.dropHost(id, true) // lapsed while no watch ran
+					lapsed = append(lapsed, id)
+				}
+			}
+			o.seen = nil
+			o.mu.Unlock()
+			for _, id := range lapsed {
+				o.notifyGone(id)
+			}
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
-	o := &Owners{m: map[string]string{}}
-	go func() {
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					continue
-				}
-				host := ""
-				if e.Operation() == jetstream.KeyValuePut {
-					var l wire.Lease
-					if json.Unmarshal(e.Value(), &l) == nil {
-						host = l.Host
-					}
-				}
-				o.mu.Lock()
-				o.record(e.Key(), host, e.Operation() != jetstream.KeyValueDelete)
-				o.mu.Unlock()
+	if err := hw.WaitSynced(ctx); err != nil {
+		hw.Stop()
+		return nil, err
+	}
+	_, err = kvwatch.Start(ctx, cfg.Leases, kvwatch.Config{
+		What: "object leases", Logger: cfg.Logger, UpdatesOnly: true,
+		Entry: func(e jetstream.KeyValueEntry) {
+			var l wire.Lease
+			if e.Operation() == jetstream.KeyValuePut {
+				_ = json.Unmarshal(e.Value(), &l)
 			}
-		}
-	}()
+			o.mu.Lock()
+			// A lease taken by another host gives up requests in flight to the former one; a
+			// lease handed back (purged or deleted) does not (record).
+			o.record(e.Key(), l.Host, l.Host != "")
+			o.mu.Unlock()
+			if cfg.OnLease != nil {
+				cfg.OnLease(e.Key(), e.Revision(), l)
+			}
+		},
+	})
+	if err != nil {
+		hw.Stop()
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -255,9 +367,39 @@ func (o *Owners) Lookup(key string) string {
 	return o.m[key]
 }
 
+// Host returns host id's lease as last seen, and whether it is live.
+func (o *Owners) Host(id string) (wire.HostLease, bool) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	hl, ok := o.hosts[id]
+	return hl, ok
+}
+
+// learn records an owner that answered. A host whose lease is not live is not recorded:
+// its reply may have crossed the news of its expiry, and a cached dead owner would hold
+// the next request with nothing left to give it up.
+// LiveHosts returns the ids of the hosts whose lease is live.
+func (o *Owners) LiveHosts() []string {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	ids := make([]string, 0, len(o.hosts))
+	for id := range o.hosts {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (o *Owners) notifyGone(id string) {
+	if o.gone != nil {
+		o.gone(id)
+	}
+}
+
 func (o *Owners) learn(key, host string) {
 	o.mu.Lock()
-	o.set(key, host)
+	if _, live := o.hosts[host]; live || o.hosts == nil {
+		o.set(key, host)
+	}
 	o.mu.Unlock()
 }
 

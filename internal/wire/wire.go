@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -32,9 +33,13 @@ const (
 	// JSON SSEChannels), for the cluster-wide GET /status and POST /channel.
 	SSEChannelsSubject = "hf.sse.channels"
 
-	// LeaseBucket maps "class.name" to the owning host (JSON Lease), with a per-key TTL.
+	// LeaseBucket maps "class.name" to the host that owns the object (JSON Lease). The
+	// entry has no TTL of its own: it is valid while the host lease it names lives.
 	LeaseBucket = "hf_leases"
-	// GatewayBucket holds one TTL'd presence key per live gateway.
+	// HostBucket holds one TTL'd key per live object host: its host lease (JSON HostLease),
+	// renewed by the host, which is also its announcement.
+	HostBucket = "hf_hosts"
+	// GatewayBucket holds one TTL'd presence key per live gateway (JSON GatewayPresence).
 	GatewayBucket = "hf_gateways"
 	// AlarmBucket holds "class.name" -> alarm time (unix ms) for objects with an alarm: a
 	// hint that may hold extra entries, never miss one.
@@ -117,10 +122,45 @@ const (
 	ErrOverloaded = "overloaded"
 )
 
-// Lease is the value of a LeaseBucket key.
+// Lease is the value of a LeaseBucket key: the object is owned by Host for as long as
+// Host's host lease lives with this Epoch. An entry without an epoch is a lease written by
+// an older Holdfast, valid while its own TTL runs.
 type Lease struct {
-	Host string `json:"host"`
+	Host  string `json:"host"`
+	Epoch string `json:"epoch,omitempty"`
 }
+
+// HostLease is the value of a HostBucket key: a live object host and the epoch of its
+// lease, refreshed at every renewal. A host whose lease lapsed comes back with a new
+// epoch, so object entries naming the old one are free.
+type HostLease struct {
+	ID      string    `json:"id"`
+	Epoch   string    `json:"epoch"`
+	Version string    `json:"version,omitempty"`
+	Started time.Time `json:"started"`
+	Classes []string  `json:"classes,omitempty"`
+	// Active is the number of objects active on the host at the last renewal.
+	Active int `json:"active"`
+}
+
+// GatewayPresence is the value of a GatewayBucket key, refreshed at every renewal.
+type GatewayPresence struct {
+	ID      string    `json:"id"`
+	Address string    `json:"address,omitempty"`
+	Version string    `json:"version,omitempty"`
+	Started time.Time `json:"started"`
+	// Connections counts open client connections by transport (ConnObjectSocket, ...).
+	Connections map[string]int `json:"connections"`
+}
+
+// Transports in GatewayPresence.Connections.
+const (
+	ConnObjectSocket = "object_ws"    // WebSockets to objects
+	ConnStreamSocket = "stream_ws"    // /v1/stream and durable-stream WebSockets
+	ConnEventSource  = "event_stream" // EventSource / SSE responses
+	ConnLongPoll     = "long_poll"    // Durable Streams long-poll reads
+	ConnHTTP         = "http"         // other requests in flight
+)
 
 // ActivateSubject is the activation queue subject of class.
 func ActivateSubject(class string) string { return ActivateSubjectPrefix + class }
