@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -101,10 +100,20 @@ func (w *workload) check(t *testing.T, faultAt time.Time) outcome {
 	// Subscribers: every one got seqs 1..last, each once, in order, the same messages.
 	for _, r := range w.readers {
 		name := readerName(r)
-		natstest.WaitFor(t, name+" to read up to seq "+fmt.Sprint(last), 60*time.Second, func() bool {
-			got := r.deliveries()
-			return len(got) > 0 && got[len(got)-1].seq >= last
-		})
+		upTo := func() uint64 {
+			if got := r.deliveries(); len(got) > 0 {
+				return got[len(got)-1].seq
+			}
+			return 0
+		}
+		for deadline := time.Now().Add(60 * time.Second); upTo() < last; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				st := r.stats()
+				t.Errorf("%s: read up to seq %d of %d in 60 s; its connections: opened %v, dropped %v, failed %v; problems %q",
+					name, upTo(), last, clock(st.opens), clock(st.drops), clock(st.failed), r.problems())
+				break
+			}
+		}
 		r.close()
 		got := r.deliveries()
 		for i, d := range got {
@@ -178,6 +187,15 @@ func (w *workload) check(t *testing.T, faultAt time.Time) outcome {
 		t.Log(n)
 	}
 	return o
+}
+
+// clock formats times of day, for a failure message.
+func clock(ts []time.Time) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Format("15:04:05.000")
+	}
+	return out
 }
 
 func storedAt(stored []string, seq uint64) string {

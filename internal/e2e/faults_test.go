@@ -201,11 +201,14 @@ func scenarioPauseOwner(t *testing.T, c *cluster) outcome {
 	w.waitAcks(t, 100, "with the owner paused")
 	taker := w.owner(t)
 	c.hosts[old].signal(t, syscall.SIGCONT)
+	// It finds out on its own: its host lease's next renewal is refused, the lease watch
+	// shows the stream taken over, or its next commit is refused.
 	key := names.Key(streamClass, w.stream)
 	natstest.WaitFor(t, old+" to notice it lost "+key, 20*time.Second, func() bool {
 		return c.hosts[old].stderr.hasLine(func(l string) bool {
-			return strings.Contains(l, "object="+key) &&
-				(strings.Contains(l, `msg="lease lost"`) || strings.Contains(l, `msg="commit failed; object stops"`))
+			return strings.Contains(l, `msg="host lease lost; its objects stop and move"`) ||
+				strings.Contains(l, "object="+key) &&
+					(strings.Contains(l, `msg="object taken over by another host; it stops here"`) || strings.Contains(l, `msg="commit failed; object stops"`))
 		})
 	})
 	w.waitAcks(t, 100, "after the old owner woke up")
