@@ -17,6 +17,10 @@ const maxAlarmRetries = 6
 
 // handle runs one event to completion.
 func (in *instance) handle(ev event) {
+	if ev.call != nil {
+		in.handleCallDone(ev.call)
+		return
+	}
 	if ev.gatewayLost != "" {
 		in.closeSockets(func(sk *socket) bool { return sk.gw == ev.gatewayLost }, 1006, "gateway lost")
 		return
