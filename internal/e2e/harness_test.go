@@ -380,7 +380,9 @@ func (c *cluster) start(name, bin string, args ...string) *proc {
 		close(p.done)
 	}()
 	// The process outlives a subtest that restarted it.
-	t = c.root
+	if c.root != nil {
+		t = c.root
+	}
 	t.Cleanup(func() {
 		// SIGKILL reaches stopped processes too; the group takes any children along.
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
