@@ -173,10 +173,12 @@ func canPlace(ctx context.Context, js jetstream.JetStream, r int) (verdict, erro
 		Replicas:    r,
 		MaxMsgs:     1,
 	})
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		// Delete it, also after a create whose answer did not come in time (it may have
+		// been made), and again if the delete itself fails.
+		defer deleteProbe(ctx, js, name)
+	}
 	if err == nil {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = js.DeleteStream(dctx, name)
 		return placed, nil
 	}
 	var apiErr *jetstream.APIError
@@ -191,6 +193,21 @@ func canPlace(ctx context.Context, js jetstream.JetStream, r int) (verdict, erro
 		}
 	}
 	return failed, fmt.Errorf("cluster: probing the JetStream cluster: %w", err)
+}
+
+// deleteProbe deletes a probe stream, trying a few times: a probe left behind is harmless
+// (one idle stream) but clutters the account.
+func deleteProbe(ctx context.Context, js jetstream.JetStream, name string) {
+	ctx = context.WithoutCancel(ctx)
+	for attempt := range 3 {
+		dctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		err := js.DeleteStream(dctx, name)
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrStreamNotFound) {
+			return
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+	}
 }
 
 // Owned reports whether a stream is one of Holdfast's: its shared streams (HF_...), its

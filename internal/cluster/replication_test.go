@@ -64,12 +64,26 @@ func refused(t *testing.T, what string, err error, want ...string) {
 	}
 }
 
+// noProbesLeft checks that Resolve deleted its probes (a delete in a cluster may take a
+// moment to show in the listing).
 func noProbesLeft(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
-	for name := range js.StreamNames(ctx(t)).Name() {
-		if strings.HasPrefix(name, cluster.ProbePrefix) {
-			t.Errorf("probe stream %s left behind", name)
+	var left []string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left = left[:0]
+		for name := range js.StreamNames(ctx(t)).Name() {
+			if strings.HasPrefix(name, cluster.ProbePrefix) {
+				left = append(left, name)
+			}
 		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(left) > 0 {
+		t.Errorf("probe streams left behind: %v", left)
 	}
 }
 
