@@ -265,7 +265,7 @@ func Conform(ctx context.Context, js jetstream.JetStream, info *jetstream.Stream
 		return nil
 	}
 	cfg.Replicas = replicas
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+	if _, err := ask(ctx, changeAttempt, func(ctx context.Context) (jetstream.Stream, error) { return js.UpdateStream(ctx, cfg) }); err != nil {
 		return fmt.Errorf("cluster: scaling stream %s from %d to %d replicas: %w", cfg.Name, have, replicas, placementError(err, replicas))
 	}
 	if log == nil {
@@ -313,9 +313,9 @@ func WaitCurrent(ctx context.Context, js jetstream.JetStream, stream string) err
 func Stream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, log *slog.Logger) (jetstream.Stream, error) {
 	cfg.Replicas = max(cfg.Replicas, 1)
 	for {
-		s, err := js.Stream(ctx, cfg.Name)
+		s, err := Lookup(ctx, js, cfg.Name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			s, err = js.CreateStream(ctx, cfg)
+			s, err = ask(ctx, changeAttempt, func(ctx context.Context) (jetstream.Stream, error) { return js.CreateStream(ctx, cfg) })
 			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) && ctx.Err() == nil {
 				continue // made meanwhile, with another config: check that one
 			}
@@ -330,7 +330,7 @@ func Stream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamCon
 		if err := Conform(ctx, js, s.CachedInfo(), cfg.Replicas, log); err != nil {
 			return nil, err
 		}
-		return js.UpdateStream(ctx, cfg)
+		return ask(ctx, changeAttempt, func(ctx context.Context) (jetstream.Stream, error) { return js.UpdateStream(ctx, cfg) })
 	}
 }
 
@@ -339,9 +339,9 @@ func Stream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamCon
 func KeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, log *slog.Logger) (jetstream.KeyValue, error) {
 	cfg.Replicas = max(cfg.Replicas, 1)
 	for {
-		s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+		s, err := Lookup(ctx, js, "KV_"+cfg.Bucket)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			kv, err := js.CreateKeyValue(ctx, cfg)
+			kv, err := ask(ctx, changeAttempt, func(ctx context.Context) (jetstream.KeyValue, error) { return js.CreateKeyValue(ctx, cfg) })
 			if errors.Is(err, jetstream.ErrBucketExists) && ctx.Err() == nil {
 				continue
 			}
@@ -356,7 +356,7 @@ func KeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValu
 		if err := Conform(ctx, js, s.CachedInfo(), cfg.Replicas, log); err != nil {
 			return nil, err
 		}
-		return js.KeyValue(ctx, cfg.Bucket)
+		return ask(ctx, lookupAttempt, func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, cfg.Bucket) })
 	}
 }
 
@@ -368,21 +368,33 @@ func placementError(err error, replicas int) error {
 	return err
 }
 
-// lookupAttempt bounds one stream info request in Lookup.
-const lookupAttempt = time.Second
+// How long one JetStream API request may go unanswered before ask sends it again: an
+// info request, and a create or update (which the meta group must agree on).
+const (
+	lookupAttempt = time.Second
+	changeAttempt = 5 * time.Second
+)
 
-// Lookup is js.Stream, asked again every second while it goes unanswered. A stream
-// whose leader died answers no info request until JetStream has elected another (4 to
-// 9 s: nats-server's raft election timeout), and a request sent before that is not
-// answered after it either: one long timeout kept an object's events waiting about 5 s
-// past the new leader (measured in the fault harness, scenario 3).
-func Lookup(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
+// ask runs one JetStream API request with a deadline of its own, and sends it again while
+// it goes unanswered, until ctx ends. A request can go unanswered and stay so: sent to a
+// stream whose leader died (JetStream elects another within 4 to 9 s, nats-server's raft
+// election timeout), to a meta group electing its leader, or as one of several processes
+// creating the same stream at once (seen at a cluster's first start: a gateway's file
+// store waited out 30 s twice). One long timeout kept an object's events waiting about
+// 5 s past a new leader (fault harness, scenario 3). fn must be safe to repeat: a create
+// or update repeated finds the stream made, or made as asked.
+func ask[T any](ctx context.Context, attempt time.Duration, fn func(context.Context) (T, error)) (T, error) {
 	for {
-		actx, cancel := context.WithTimeout(ctx, lookupAttempt)
-		s, err := js.Stream(actx, name)
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		v, err := fn(actx)
 		cancel()
 		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-			return s, err
+			return v, err
 		}
 	}
+}
+
+// Lookup is js.Stream, asked again every second while it goes unanswered (see ask).
+func Lookup(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
+	return ask(ctx, lookupAttempt, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, name) })
 }
