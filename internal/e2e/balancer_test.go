@@ -3,15 +3,18 @@ package e2e
 import (
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
 )
 
 // balancer is a TCP load balancer in front of the gateways, as a production deployment
-// has one: each connection goes to the first backend, in its order of preference, that
-// accepts it. A client whose gateway died or stopped reconnects to the same address and
-// lands on another gateway. It records where every connection went.
+// has one: each connection goes to the first backend, in its order of preference, whose
+// /healthz answers 200 (a load balancer's readiness check: a gateway starting up listens
+// and answers 503 until it reaches JetStream), else to the first that accepts it. A client
+// whose gateway died or stopped reconnects to the same address and lands on another
+// gateway. It records where every connection went.
 type balancer struct {
 	ln    net.Listener
 	order []string // backend addresses, the preferred first
@@ -80,11 +83,15 @@ func (b *balancer) serve(c net.Conn) {
 	defer func() { b.mu.Lock(); delete(b.open, c); b.mu.Unlock() }()
 	var up net.Conn
 	rec := lbConn{at: time.Now()}
-	for _, addr := range b.order {
-		var err error
-		if up, err = net.DialTimeout("tcp", addr, time.Second); err == nil {
-			rec.backend = addr
-			break
+	for _, ready := range []bool{true, false} {
+		for _, addr := range b.order {
+			if up != nil || ready && !healthy(addr) {
+				continue
+			}
+			var err error
+			if up, err = net.DialTimeout("tcp", addr, time.Second); err == nil {
+				rec.backend = addr
+			}
 		}
 	}
 	b.mu.Lock()
@@ -99,6 +106,19 @@ func (b *balancer) serve(c net.Conn) {
 	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
 	<-done
+}
+
+// healthz is the balancer's readiness check.
+var healthz = &http.Client{Timeout: 500 * time.Millisecond}
+
+func healthy(addr string) bool {
+	resp, err := healthz.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // backends lists the backend of every connection so far, in order.
