@@ -7,16 +7,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/internal/app"
+	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/localdev"
 	hfruntime "github.com/holdfast/holdfast/runtime"
+	"github.com/nats-io/nats.go"
 )
 
 // usageError is a mistake on the command line: exit code 2.
@@ -207,15 +212,16 @@ func (f *flags) longPoll() func(*config.Config) {
 
 // natsFlags are the flags of commands that join a NATS cluster.
 type natsFlags struct {
-	urls     string
-	auth     app.NATSAuth
-	insecure bool
-	replicas int
+	urls        string
+	auth        app.NATSAuth
+	insecure    bool
+	replication cluster.Policy
 }
 
 func (f *flags) nats() *natsFlags {
 	n := f.natsClient()
-	f.fs.IntVar(&n.replicas, "replicas", 1, "replicas of Holdfast's streams and buckets (3 on a NATS cluster)")
+	f.fs.IntVar(&n.replication.Replicas, "replicas", 0, "copies JetStream keeps of every stream and bucket (default: 3 on a cluster of three or more JetStream servers, 1 on a single server)")
+	f.fs.BoolVar(&n.replication.AllowSingleReplica, "allow-single-replica", false, "accept --replicas 1 on a cluster of several servers, where losing one server loses acknowledged writes")
 	f.fs.BoolVar(&n.insecure, "insecure", false, "start without authentication (tests and trusted networks only)")
 	return n
 }
@@ -230,6 +236,19 @@ func (f *flags) natsClient() *natsFlags {
 	f.fs.StringVar(&n.auth.Password, "nats-password", "", "NATS password")
 	f.fs.StringVar(&n.auth.Token, "nats-token", "", "NATS token")
 	return n
+}
+
+// replicas decides the replicas of Holdfast's streams and buckets against the cluster
+// (app.Replication); ctx ending first is not an error.
+func (n *natsFlags) replicas(ctx context.Context, nc *nats.Conn, log *slog.Logger) (int, error) {
+	r, err := app.Replication(ctx, nc, n.replication, log)
+	switch {
+	case ctx.Err() != nil:
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("refusing to start: %w", err)
+	}
+	return r, nil
 }
 
 func runDev(ctx context.Context, args []string, reg app.Registry, ready io.Writer) error {
@@ -283,7 +302,6 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 	if *s3Listen != "" && len(cfg.Auth.S3) == 0 {
 		return &usageError{"--s3-listen needs S3 credentials: add [[auth.s3]] access_key and secret_key to holdfast.toml"}
 	}
-	opts.Replicas = n.replicas
 	nc, err := app.ConnectNATS(n.urls, "holdfast-gateway", n.auth, log)
 	if err != nil {
 		return err
@@ -298,8 +316,29 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 	if err != nil {
 		return err
 	}
+	// Until the replicas are decided and the gateway is built, every request (/healthz
+	// included) is the 503 the gateway itself answers until it reaches JetStream.
+	var handler atomic.Pointer[http.Handler]
+	srv := app.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := handler.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
+	}), log)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	serving := false
+	defer func() {
+		if !serving {
+			_ = srv.Close()
+		}
+	}()
+	if opts.Replicas, err = n.replicas(ctx, nc, log); err != nil || ctx.Err() != nil {
+		return err
+	}
 	opts.ControlConn, opts.Version, opts.Address = ctrl, version(), "http://"+ln.Addr().String()
-	files := app.StartFiles(ctx, nc, cfg, cfg.Auth.S3, n.replicas, log)
+	files := app.StartFiles(ctx, nc, cfg, cfg.Auth.S3, opts.Replicas, log)
 	defer files.Close()
 	opts.Mounts, opts.Buckets, opts.Readiness = files.Mounts(), files.Buckets(), files.Ready
 	if *s3Listen != "" {
@@ -319,9 +358,9 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 	if err != nil {
 		return err
 	}
-	srv := app.NewServer(gw.Handler(), log)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	h := gw.Handler()
+	handler.Store(&h)
+	serving = true
 	fmt.Fprintf(ready, "holdfast gateway %s listening on http://%s (nats %s)\n", gw.ID(), ln.Addr(), n.urls)
 	select {
 	case <-ctx.Done():
@@ -359,7 +398,10 @@ func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.W
 	}
 	defer ctrl.Close()
 	opts := app.HostOptions(cfg, reg, log)
-	opts.Replicas, opts.ID, opts.ControlConn, opts.Version = n.replicas, *id, ctrl, version()
+	opts.ID, opts.ControlConn, opts.Version = *id, ctrl, version()
+	if opts.Replicas, err = n.replicas(ctx, nc, log); err != nil || ctx.Err() != nil {
+		return err
+	}
 	var host *hfruntime.Host
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -367,6 +409,9 @@ func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.W
 		cancel()
 		if err == nil {
 			break
+		}
+		if errors.Is(err, cluster.ErrRefused) {
+			return fmt.Errorf("refusing to start: %w", err)
 		}
 		log.Warn("cannot start the object host yet; retrying", "in", backoff, "err", err)
 		select {

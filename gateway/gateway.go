@@ -81,8 +81,10 @@ type Options struct {
 	// Readiness, when set, must also answer nil before /healthz says ok: a part served
 	// beside the gateway that opens in the background (the file store, for instance).
 	Readiness func() error
-	Replicas  int
-	Logger    *slog.Logger
+	// Replicas of every stream and bucket the gateway makes, as cluster.Resolve decided
+	// (the CLI decides it at start); 0 is 1.
+	Replicas int
+	Logger   *slog.Logger
 	// Streams serves durable message streams at GET /v1/stream/{name...} (a WebSocket;
 	// docs/streams.md), kept by objects of class StreamClass, which hosts must serve.
 	Streams bool
@@ -245,7 +247,7 @@ func (g *Gateway) setup() error {
 	if err != nil {
 		return err
 	}
-	res, err := cluster.Ensure(ctx, js, cluster.Options{Replicas: g.opts.Replicas})
+	res, err := cluster.Ensure(ctx, js, cluster.Options{Replicas: g.opts.Replicas, Logger: g.log})
 	if err != nil {
 		return err
 	}

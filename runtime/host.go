@@ -45,7 +45,9 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Limits bound what one object may hold.
 	Limits Limits
-	// Replicas of the shared streams and buckets. Default 1.
+	// Replicas of every stream and bucket the host makes (the shared ones and each
+	// object's message log), as cluster.Resolve decided; the CLI decides it at start.
+	// 0 is 1.
 	Replicas int
 	Logger   *slog.Logger
 	// ID names this host in leases; default a random NUID.
@@ -182,7 +184,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
 	}
 	h.js = js
 	h.opts.Limits.fitPayload(nc.MaxPayload())
-	if h.res, err = cluster.Ensure(ctx, js, cluster.Options{Replicas: opts.Replicas}); err != nil {
+	if h.res, err = cluster.Ensure(ctx, js, cluster.Options{Replicas: opts.Replicas, Logger: h.log}); err != nil {
 		return nil, err
 	}
 	ctrl := opts.ControlConn

@@ -47,12 +47,12 @@ type idleResult struct {
 // into the lease buckets (their streams' last sequence) and the CPU of the host and of
 // nats-server.
 func idle(hfBin, natsBin, dir string, n, conc int, window time.Duration) (*idleResult, error) {
-	p, err := startProcs(hfBin, natsBin, dir, idleConfig, "idle-host")
+	p, err := startProcs(hfBin, natsBin, dir, idleConfig, 1, "idle-host")
 	if err != nil {
 		return nil, err
 	}
 	defer p.stop()
-	base, host, ns, nc := p.base, p.hosts["idle-host"], p.ns, p.nc
+	base, host, ns, nc := p.base, p.hosts["idle-host"], p.ns.Servers[0], p.nc
 
 	res := &idleResult{active: -1}
 	c := newClient(conc)

@@ -74,7 +74,7 @@ func (f *Files) try(ctx context.Context, nc *nats.Conn, replicas int) error {
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	st, err := blob.Open(octx, js, blob.Options{Replicas: replicas, MaxObjectSize: f.cfg.Limits.MaxFileBytes})
+	st, err := blob.Open(octx, js, blob.Options{Replicas: replicas, MaxObjectSize: f.cfg.Limits.MaxFileBytes, Logger: f.log})
 	if err != nil {
 		return err
 	}
