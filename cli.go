@@ -311,7 +311,7 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 		return err
 	}
 	defer nc.Close()
-	ctrl, err := app.ConnectNATS(n.urls, "holdfast-gateway-control", n.auth, log.With("conn", "control"))
+	ctrl, err := app.ConnectNATS(n.urls, "holdfast-gateway-control", n.auth, log)
 	if err != nil {
 		return err
 	}
@@ -389,7 +389,7 @@ func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.W
 		return err
 	}
 	defer nc.Close()
-	ctrl, err := app.ConnectNATS(n.urls, "holdfast-objects-control", n.auth, log.With("conn", "control"))
+	ctrl, err := app.ConnectNATS(n.urls, "holdfast-objects-control", n.auth, log)
 	if err != nil {
 		return err
 	}

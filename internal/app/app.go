@@ -185,6 +185,7 @@ func (a NATSAuth) Options() ([]nats.Option, error) {
 // ConnectNATS connects to urls (comma-separated), retrying in the background when the
 // cluster is not reachable yet and logging every disconnect and reconnect.
 func ConnectNATS(urls, name string, auth NATSAuth, log *slog.Logger) (*nats.Conn, error) {
+	log = log.With("nats_conn", name)
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.RetryOnFailedConnect(true),
