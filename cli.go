@@ -241,6 +241,9 @@ func (f *flags) natsClient() *natsFlags {
 	f.fs.StringVar(&n.auth.User, "nats-user", "", "NATS user")
 	f.fs.StringVar(&n.auth.Password, "nats-password", "", "NATS password")
 	f.fs.StringVar(&n.auth.Token, "nats-token", "", "NATS token")
+	f.fs.StringVar(&n.auth.TLSCA, "nats-tls-ca", "", "PEM file of the CA that signed the NATS servers' certificates (a private CA)")
+	f.fs.StringVar(&n.auth.TLSCert, "nats-tls-cert", "", "client certificate (PEM), for NATS servers that verify clients")
+	f.fs.StringVar(&n.auth.TLSKey, "nats-tls-key", "", "the client certificate's key (PEM)")
 	return n
 }
 
@@ -306,12 +309,12 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 		opts.MetricsHandler = metrics.Handler(mreg)
 	}
 	nm := metrics.NewNATS(mreg)
-	nc, err := app.ConnectNATS(n.urls, "holdfast-gateway", n.auth, log)
+	nc, err := app.ConnectNATS(n.urls, "holdfast-gateway", app.InboxGateway, n.auth, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	ctrl, err := app.ConnectNATS(n.urls, "holdfast-gateway-control", n.auth, log)
+	ctrl, err := app.ConnectNATS(n.urls, "holdfast-gateway-control", app.InboxGateway, n.auth, log)
 	if err != nil {
 		return err
 	}
@@ -384,12 +387,12 @@ func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.W
 	}
 	mreg := metrics.NewRegistry(version())
 	nm := metrics.NewNATS(mreg)
-	nc, err := app.ConnectNATS(n.urls, "holdfast-objects", n.auth, log)
+	nc, err := app.ConnectNATS(n.urls, "holdfast-objects", app.InboxObjects, n.auth, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	ctrl, err := app.ConnectNATS(n.urls, "holdfast-objects-control", n.auth, log)
+	ctrl, err := app.ConnectNATS(n.urls, "holdfast-objects-control", app.InboxObjects, n.auth, log)
 	if err != nil {
 		return err
 	}
