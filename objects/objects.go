@@ -79,7 +79,8 @@ type State interface {
 	// Log returns the object's append-only message log.
 	Log() Log
 	// Namespace returns the object namespace bound as binding in holdfast.toml, or nil:
-	// how one object calls another (a room calling a shared rate limiter, say).
+	// how one object calls another (a room calling a shared rate limiter, say), waiting
+	// for the answer (Stub.Fetch) or taking it later as an event (Stub.Go).
 	Namespace(binding string) Namespace
 }
 
@@ -145,8 +146,28 @@ type Stub interface {
 	// Fetch sends req to the object and returns its response; the caller closes the body.
 	// The calling object's event waits for the answer (nothing else runs on it meanwhile),
 	// and the request leaves at once, before the caller's own writes are durable. An
-	// object calling itself gets ErrSelfCall instead of waiting for ever.
+	// object calling itself gets ErrSelfCall instead of waiting for ever. To go on while
+	// the other object answers, use Go.
 	Fetch(ctx context.Context, req *http.Request) (*http.Response, error)
+	// Go sends req to the object without waiting for its answer: the calling event goes
+	// on, and the object's other events run while the call is out. The answer comes back
+	// as an event of the calling object's own: done runs on its event loop like any
+	// handler (nothing else runs meanwhile and State may be used), with the response
+	// (its body already read; closing it is optional) or the error Fetch would have
+	// returned. Its writes commit like any event's, an error or panic from it undoes them,
+	// and what it sends (socket messages, closes) leaves only once they are durable.
+	//
+	// done runs exactly once, after the calling event has ended, unless the calling
+	// object stops first (its host shuts down or loses the lease): the answer is then
+	// dropped with the rest of the instance's memory. An object with calls out is not
+	// evicted for idleness. Answers run in the order they arrive, not the order of the
+	// calls. The request leaves at once, as Fetch's does, and is not taken back if the
+	// calling event fails. An object may call itself this way: the request is queued
+	// behind the events already waiting. done may be nil when the answer does not matter.
+	//
+	// Go returns an error, and done never runs, when the call cannot start: outside the
+	// object's handlers, a body over 1 MiB, or too many calls out (ErrTooManyCalls).
+	Go(ctx context.Context, req *http.Request, done func(*http.Response, error) error) error
 }
 
 // Storage is the object's durable key-value store. Keys are non-empty UTF-8 strings that
@@ -222,4 +243,5 @@ var (
 	ErrSocketClosed  = errors.New("objects: socket is closed")
 	ErrBadName       = errors.New("objects: bad object name")
 	ErrSelfCall      = errors.New("objects: an object cannot call itself")
+	ErrTooManyCalls  = errors.New("objects: too many calls out from this object")
 )

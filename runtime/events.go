@@ -21,6 +21,10 @@ var opLabels = map[string]string{wire.OpFetch: "fetch", wire.OpSocketMsg: "socke
 
 // handle runs one event to completion.
 func (in *instance) handle(ev event) {
+	if ev.call != nil {
+		in.handleCallDone(ev.call)
+		return
+	}
 	if ev.gatewayLost != "" {
 		in.closeSockets(func(sk *socket) bool { return sk.gw == ev.gatewayLost }, 1006, "gateway lost")
 		return

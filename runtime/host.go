@@ -64,7 +64,7 @@ type Options struct {
 	Metrics prometheus.Registerer
 }
 
-// Limits bound an object's storage, sockets and queue.
+// Limits bound an object's storage, sockets, queue and calls.
 type Limits struct {
 	MaxValueBytes      int // one storage value; default 128 KiB
 	MaxStorageBytes    int // one object's keys plus values; default 4 MiB (a snapshot is one NATS message)
@@ -72,6 +72,7 @@ type Limits struct {
 	MaxSockets         int // default 10,000
 	MaxAttachmentBytes int // default 2048
 	MaxQueue           int // events waiting for one object; default 10,000
+	MaxCalls           int // Stub.Go calls out from one object; default 10,000
 	MaxResponseBytes   int // one buffered Fetch response; default 4 MiB
 
 	batchBytes int // set by fitPayload
@@ -88,6 +89,7 @@ func (l *Limits) setDefaults() {
 	def(&l.MaxSockets, 10000)
 	def(&l.MaxAttachmentBytes, 2048)
 	def(&l.MaxQueue, 10000)
+	def(&l.MaxCalls, 10000)
 	def(&l.MaxResponseBytes, 4<<20)
 	def(&l.MaxEventBytes, 1<<20)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,5 +83,47 @@ func BenchmarkColdActivation(b *testing.B) {
 	for b.Loop() {
 		i++
 		increment(b, c, fmt.Sprintf("cold-%d", i))
+	}
+}
+
+// BenchmarkCallerEvents drives one hot object whose every event calls one of 100 other
+// objects (a chat room asking its members' rate limiters) and writes one key, with 64
+// requests in flight. With Stub.Fetch the caller's event loop waits out each call's round
+// trip; with Stub.Go it goes on and takes the answers as events of their own. "1ms" makes
+// each answer take a millisecond, as a callee on a busy or distant host does.
+func BenchmarkCallerEvents(b *testing.B) {
+	for _, delay := range []string{"0s", "1ms"} {
+		for _, mode := range []string{"fetch", "go"} {
+			b.Run(mode+"/"+delay, func(b *testing.B) {
+				s := natstest.Server(b)
+				startHost(b, s, Options{Classes: []objects.Class{callerClass, calleeClass}, Namespaces: callBinds,
+					Logger: slog.New(slog.DiscardHandler)})
+				c := newClient(b, s)
+				var n atomic.Int64
+				call := func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					path := fmt.Sprintf("/bench?mode=%s&delay=%s&to=%d", mode, delay, n.Add(1)%100)
+					m, err := fetch(ctx, c, "Caller", "hot", "POST", path)
+					if err != nil {
+						b.Error(err)
+					} else if st := wire.Status(m); st != 200 && st != 0 {
+						b.Errorf("status %d: %s", st, m.Data)
+					}
+				}
+				for range 100 { // activate every callee
+					call()
+				}
+				b.ReportAllocs()
+				b.SetParallelism(32) // 64 in flight on 2 cores
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						call()
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			})
+		}
 	}
 }

@@ -46,6 +46,7 @@ func (r stopReason) String() string {
 type event struct {
 	msg         *nats.Msg // a request: fetch, socket message or close, alarm wake-up
 	gatewayLost string    // a gateway holding some of our sockets is gone
+	call        *callDone // the answer to a call the object made with Stub.Go
 }
 
 // output is something an event produced that may leave only after its writes are durable.
@@ -100,6 +101,11 @@ type instance struct {
 	commitCh             chan *batch
 	doneCh               chan error
 	sinceSnap, bytesSnap int
+	// calls counts the Stub.Go calls out (owned by the loop); callCtx ends them when the
+	// instance stops.
+	calls      int
+	callCtx    context.Context
+	callCancel context.CancelFunc
 
 	purgeMu sync.Mutex
 	purgeTo uint64 // the newest snapshot's seq not yet purged before; 0 = none
@@ -114,6 +120,7 @@ func newInstance(h *Host, class, name string) *instance {
 		open: &batch{}, commitCh: make(chan *batch), doneCh: make(chan error, 1),
 	}
 	in.st = newState(in)
+	in.callCtx, in.callCancel = context.WithCancel(h.ctx)
 	return in
 }
 
@@ -175,6 +182,7 @@ func errorReply(code, msg string) func() *nats.Msg {
 func (in *instance) run() {
 	defer in.h.wg.Done()
 	defer in.h.remove(in)
+	defer in.callCancel()
 	ctx, cancel := context.WithTimeout(in.h.ctx, 10*time.Second)
 	began := time.Now()
 	err := in.activate(ctx)
@@ -241,7 +249,8 @@ func (in *instance) loop() stopReason {
 			in.mu.Lock()
 			busy := len(in.queue) > 0
 			in.mu.Unlock()
-			if !busy && !in.inflight && in.open.empty() {
+			// An object waiting for answers to its calls is not idle: they would be lost.
+			if !busy && !in.inflight && in.open.empty() && in.calls == 0 {
 				return stopIdle
 			}
 			idle.Reset(in.h.opts.IdleTimeout)
@@ -318,6 +327,7 @@ func (in *instance) flush() {
 // clears an entry nobody took over (one naming an epoch that died).
 func (in *instance) finish(reason stopReason) {
 	in.closeQueue(errorReply(wire.ErrNotOwner, "object is moving"))
+	in.callCancel() // the answers of calls still out would find nobody
 	if in.inflight {
 		err := <-in.doneCh
 		in.inflight = false

@@ -10,8 +10,9 @@
 //     hibernating sockets (the gateway keeps them open, each carrying the member's name as
 //     its attachment), so the room can be evicted, or lose its host, without dropping
 //     anyone. The last 100 messages are kept in the object's storage.
-//   - Limiter, the RateLimiter class: one object per client IP, shared by every room, that
-//     every frame a client sends is checked against before it is even parsed.
+//   - Limiter, the RateLimiter class: one object per client IP, shared by every room.
+//     Each session reports its frames to it in the background (Stub.Go) and refuses
+//     frames, before parsing them, while the limiter's answer says to wait.
 //
 // The wire protocol is the original's, so its page works against this server too: the
 // client sends {"name":...} then {"message":...}; the room sends {"joined":...} for those

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,13 +28,23 @@ import (
 
 var bindings = map[string]string{chat.RoomsBinding: "ChatRoom", chat.LimitersBinding: "RateLimiter"}
 
-// fastLimits lets tests that are not about rate limiting send as fast as they like.
+// noLimits runs the rooms without a "limiters" binding: they do not rate-limit, so that
+// tests that are not about rate limits may send as fast as they like. (A session with a
+// limiter refuses frames while its last frame's limiter call is out, as in the original.)
+var noLimits = map[string]string{chat.RoomsBinding: "ChatRoom"}
+
+// fastLimits keeps the limiter but lets a client send as often as its calls come back.
 var fastLimits = map[string]string{"CHAT_RATE_INTERVAL": "0s"}
 
+// startHost serves both classes, with both bindings unless opts names its own.
 func startHost(t *testing.T, nc *nats.Conn, opts runtime.Options) *runtime.Host {
 	t.Helper()
-	opts.Classes = []objects.Class{chat.Room, chat.Limiter}
-	opts.Namespaces = bindings
+	if opts.Classes == nil {
+		opts.Classes = []objects.Class{chat.Room, chat.Limiter}
+	}
+	if opts.Namespaces == nil {
+		opts.Namespaces = bindings
+	}
 	return hosttest.Start(t, nc, opts)
 }
 
@@ -170,6 +181,28 @@ func (c *client) say(text string) {
 	c.send(map[string]string{"message": text})
 }
 
+// sayAccepted says text until the room takes it, and returns the sender's own copy. A
+// session is refused while its previous frame's limiter call is out (the original's
+// RateLimiterClient does the same), so a frame sent right after another may have to be
+// sent again. The sender must expect no other frame meanwhile.
+func (c *client) sayAccepted(text string) frame {
+	c.t.Helper()
+	want := fmt.Sprintf(`{"name":%q,"message":%q}`, c.name, text)
+	for range 200 {
+		c.say(text)
+		f := c.next()
+		if f.raw == rateLimited {
+			continue
+		}
+		if got := regexp.MustCompile(`,"timestamp":\d+`).ReplaceAllString(f.raw, ""); got != want {
+			c.t.Fatalf("%s: got %s, want %s", c.name, f.raw, want)
+		}
+		return f
+	}
+	c.t.Fatalf("%s: %q refused 200 times", c.name, text)
+	return frame{}
+}
+
 // expectClosed reads until the server closes the socket, returning the close code.
 func (c *client) expectClosed() int {
 	c.t.Helper()
@@ -196,7 +229,7 @@ func raws(fs []frame) string {
 }
 
 func TestJoinChatQuit(t *testing.T) {
-	_, _, base := setup(t, runtime.Options{Vars: fastLimits})
+	_, _, base := setup(t, runtime.Options{Namespaces: noLimits})
 	alice := dial(t, base, "lobby", "10.0.0.1")
 	if got := raws(alice.join("alice")); got != `{"joined":"alice"}` {
 		t.Fatalf("alice before ready: %s", got)
@@ -263,7 +296,7 @@ func readUntilReady(c *client) []frame {
 // TestHistory: the last 100 messages, in order, with strictly increasing timestamps, also
 // for messages sent within one millisecond.
 func TestHistory(t *testing.T) {
-	_, _, base := setup(t, runtime.Options{Vars: fastLimits})
+	_, _, base := setup(t, runtime.Options{Namespaces: noLimits})
 	alice := dial(t, base, "history", "10.0.1.1")
 	alice.join("alice")
 	const n = 130
@@ -295,7 +328,7 @@ func TestHistory(t *testing.T) {
 
 // TestErrors covers every error frame of the protocol.
 func TestErrors(t *testing.T) {
-	_, _, base := setup(t, runtime.Options{Vars: fastLimits})
+	_, _, base := setup(t, runtime.Options{Namespaces: noLimits})
 
 	t.Run("name too long", func(t *testing.T) {
 		c := dial(t, base, "errors", "10.0.2.1")
@@ -375,7 +408,7 @@ func TestErrors(t *testing.T) {
 
 // TestAPI: private room ids, names by hash, and the page.
 func TestAPI(t *testing.T) {
-	_, _, base := setup(t, runtime.Options{Vars: fastLimits})
+	_, _, base := setup(t, runtime.Options{Namespaces: noLimits})
 	resp, err := http.Post(base+"/api/room", "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -417,36 +450,98 @@ func TestAPI(t *testing.T) {
 
 const rateLimited = `{"error":"Your IP is being rate-limited, please try again later."}`
 
-// TestRateLimit: the original's limits (a burst of 4 frames, the name frame included),
-// per client IP, shared by all rooms, checked before a frame is parsed.
+// TestRateLimit: the original's limits, per client IP and shared by all rooms: every
+// frame a session may send (the name frame included) is reported to the IP's limiter,
+// which lets a burst of 5 through and then asks for a wait; the session refuses frames,
+// before parsing them, while its wait runs.
 func TestRateLimit(t *testing.T) {
-	_, _, base := setup(t, runtime.Options{})
+	// A 10 s interval and a 40 s window: the same burst of 5 as the defaults, and a 10 s
+	// wait after it, which this test has ample time to observe.
+	_, _, base := setup(t, runtime.Options{Vars: map[string]string{"CHAT_RATE_INTERVAL": "10s", "CHAT_RATE_WINDOW": "40s"}})
+	b := dial(t, base, "limits", "10.0.4.2")
+	b.join("b")
 	a := dial(t, base, "limits", "10.0.4.1")
-	a.join("a") // 1
-	a.say("one")
-	a.expect(`{"name":"a","message":"one"}`) // 2
-	a.say("two")
-	a.expect(`{"name":"a","message":"two"}`) // 3
-	a.say("three")
-	a.expect(`{"name":"a","message":"three"}`) // 4
-	a.say("four")
-	a.expect(rateLimited)
+	a.join("a") // the name: 1 of 5
+	b.expect(`{"joined":"a"}`)
+	for i := range 4 { // 2 to 5
+		a.sayAccepted(fmt.Sprint("burst ", i))
+		b.expect(fmt.Sprintf(`{"name":"a","message":"burst %d"}`, i))
+	}
+	// The 5th frame's answer asks for a 10 s wait; until it came, the call was out: either
+	// way the session refuses from here on.
+	for range 3 {
+		a.say("over the limit")
+		a.expect(rateLimited)
+	}
 	// Before parsing: a malformed frame gets the rate-limit error, not the parse error.
 	a.sendRaw("garbage")
 	a.expect(rateLimited)
 
-	// The same IP in another room shares the limiter: even its name frame is refused.
+	// The same IP in another room shares the limiter, but a new session has no wait of its
+	// own yet: its name goes through, and the limiter's answer makes it wait then.
 	other := dial(t, base, "limits-2", "10.0.4.1")
-	other.send(map[string]string{"name": "a2"})
+	if got := raws(other.join("a2")); got != `{"joined":"a2"}` {
+		t.Fatalf("a2 before ready: %s", got)
+	}
+	other.say("hi")
 	other.expect(rateLimited)
 
-	// Another IP is not limited, and sees none of a's refused messages.
-	b := dial(t, base, "limits", "10.0.4.2")
-	b.join("b")
-	a.expect(`{"joined":"b"}`)
-	b.say("hi")
-	b.expect(`{"name":"b","message":"hi"}`)
+	// Another IP is not limited, and saw none of a's refused frames: its next frame is its
+	// own message.
+	b.sayAccepted("hi")
 	a.expect(`{"name":"b","message":"hi"}`)
+}
+
+// gatedLimiter is the RateLimiter that holds its answers to the IP held until the test
+// opens gate.
+type gatedLimiter struct {
+	objects.Object
+	st   objects.State
+	held string
+	gate chan struct{}
+}
+
+func (l *gatedLimiter) Fetch(w http.ResponseWriter, r *http.Request) {
+	if l.st.Name() == l.held {
+		<-l.gate
+	}
+	l.Object.Fetch(w, r)
+}
+
+// TestLimiterDoesNotBlockTheRoom: while one member's limiter call is out (its limiter is
+// stuck), the other members' messages go through at once; the member itself is refused
+// until the answer comes, then talks again.
+func TestLimiterDoesNotBlockTheRoom(t *testing.T) {
+	s := natstest.Server(t)
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	held := chat.LimiterName("10.0.7.1")
+	limiters := objects.Class{Name: chat.Limiter.Name, New: func(st objects.State) objects.Object {
+		return &gatedLimiter{Object: chat.Limiter.New(st), st: st, held: held, gate: gate}
+	}}
+	// Rooms and limiters on hosts of their own: a stuck limiter holds only its own host's
+	// event loop for that object.
+	startHost(t, natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{chat.Room}, Vars: fastLimits})
+	startHost(t, natstest.Conn(t, s), runtime.Options{Classes: []objects.Class{limiters}, Vars: fastLimits})
+	base := startGateway(t, s)
+
+	bob := dial(t, base, "unblocked", "10.0.7.2")
+	bob.join("bob")
+	alice := dial(t, base, "unblocked", "10.0.7.1")
+	alice.join("alice") // its limiter call is out, and stays out
+	bob.expect(`{"joined":"alice"}`)
+	alice.say("while my limiter is stuck")
+	alice.expect(rateLimited)
+	for i := range 3 {
+		text := fmt.Sprint("bob ", i)
+		bob.sayAccepted(text)
+		alice.expect(`{"name":"bob","message":"` + text + `"}`)
+	}
+	open()
+	alice.sayAccepted("unstuck")
+	bob.expect(`{"name":"alice","message":"unstuck"}`)
 }
 
 // TestSurvivesEviction: the room (and the limiter) are evicted while two members are
@@ -459,11 +554,12 @@ func TestSurvivesEviction(t *testing.T) {
 	bob := dial(t, base, "evict", "10.0.5.2")
 	bob.join("bob")
 	alice.expect(`{"joined":"bob"}`)
-	alice.say("before")
-	alice.expect(`{"name":"alice","message":"before"}`)
+	alice.sayAccepted("before")
 	bob.expect(`{"name":"alice","message":"before"}`)
 
 	for round := range 3 {
+		// A room with a limiter call out is not evicted: once it is, every answer is in
+		// (and the new instance starts without cooldowns), so the next frame goes through.
 		natstest.WaitFor(t, "the room to be evicted", 10*time.Second, func() bool { return h.Active() == 0 })
 		text := fmt.Sprint("after eviction ", round)
 		bob.say(text)
@@ -487,7 +583,7 @@ func TestSurvivesEviction(t *testing.T) {
 func TestSurvivesHostLoss(t *testing.T) {
 	s := natstest.Server(t)
 	ncA := natstest.Conn(t, s)
-	startHost(t, ncA, runtime.Options{ID: "a", LeaseTTL: time.Second, Vars: fastLimits})
+	startHost(t, ncA, runtime.Options{ID: "a", LeaseTTL: time.Second, Namespaces: noLimits})
 	base := startGateway(t, s)
 	alice := dial(t, base, "failover", "10.0.6.1")
 	alice.join("alice")
@@ -499,7 +595,7 @@ func TestSurvivesHostLoss(t *testing.T) {
 	bob.expect(`{"name":"alice","message":"on a"}`)
 
 	ncA.Close()
-	startHost(t, natstest.Conn(t, s), runtime.Options{ID: "b", LeaseTTL: time.Second, Vars: fastLimits})
+	startHost(t, natstest.Conn(t, s), runtime.Options{ID: "b", LeaseTTL: time.Second, Namespaces: noLimits})
 	bob.say("on b")
 	alice.expect(`{"name":"bob","message":"on b"}`)
 	bob.expect(`{"name":"bob","message":"on b"}`)

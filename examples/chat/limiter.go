@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -9,19 +8,26 @@ import (
 	"github.com/holdfast/holdfast/objects"
 )
 
-// Rate limits of the original demo: every frame pushes the client's next allowed time 5 s
-// further, and frames are refused while that lies more than 20 s ahead: a burst of 4,
-// then one frame per 5 s. [vars] CHAT_RATE_INTERVAL and CHAT_RATE_WINDOW override them
-// (the benchmark sends faster than a human would).
+// Rate limits of the original demo: every frame a client sends pushes its IP's next
+// allowed time 5 s further, and the client waits once that lies more than 20 s ahead: a
+// burst of 5 frames, then one per 5 s. [vars] CHAT_RATE_INTERVAL and CHAT_RATE_WINDOW
+// override them (the benchmark sends faster than a human would).
 const (
 	defaultInterval = 5 * time.Second
 	defaultWindow   = 20 * time.Second
+	// maxCooldown bounds the wait a room accepts from a limiter's answer.
+	maxCooldown = 24 * time.Hour
 )
 
 // Limiter is the RateLimiter class: one instance per client IP, shared by every room.
 // Like the original's, it keeps nothing in storage: it only cares about the last few
 // seconds, and resetting when the object is evicted after [objects] idle_timeout is
 // harmless.
+//
+// Its protocol is the original's: POST when the IP performed an action (a frame), GET
+// to only read; either answers, as plain text, the seconds the IP should wait before its
+// next action (0 when it may go on). The room asks it in the background and enforces
+// the wait itself.
 var Limiter = objects.Class{Name: "RateLimiter", New: newLimiter}
 
 type limiter struct {
@@ -38,29 +44,22 @@ func newLimiter(st objects.State) objects.Object {
 	}
 }
 
-// Fetch answers POST: 200 when the caller may send one frame now (and counts it), 429
-// with Retry-After when not. A refused frame does not count: in the original it never
-// reaches the limiter either.
 func (l *limiter) Fetch(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET, POST")
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST (an action) or GET (read)")
 		return
 	}
 	now := l.now()
-	next := l.next
-	if next.Before(now) {
-		next = now
+	if l.next.Before(now) {
+		l.next = now
 	}
-	next = next.Add(l.interval)
-	if ahead := next.Sub(now); ahead > l.window {
-		wait := ahead - l.window
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		writeError(w, http.StatusTooManyRequests, "rate_limited", errRateLimited)
-		return
+	if r.Method == http.MethodPost {
+		l.next = l.next.Add(l.interval)
 	}
-	l.next = next
-	w.WriteHeader(http.StatusOK)
+	wait := max(l.next.Sub(now)-l.window, 0)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write(strconv.AppendFloat(nil, wait.Seconds(), 'f', -1, 64))
 }
 
 func durationVar(st objects.State, name string, def time.Duration) time.Duration {

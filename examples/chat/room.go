@@ -56,6 +56,19 @@ type room struct {
 	// without listing (and sorting) every socket per message. An id left here by an
 	// accept that was undone is harmless: it only names a socket to skip.
 	unnamed map[string]struct{}
+	// cooldowns are the sessions' rate-limit states, by socket id: in memory only, as in
+	// the original (an evicted room forgets them, which only forgives a cooldown).
+	cooldowns map[string]*cooldown
+}
+
+// cooldown is one session's view of its rate limit, the original's RateLimiterClient:
+// every frame the session may send is reported to the IP's RateLimiter in the background,
+// and the session refuses frames until the limiter answered, and then for as long as the
+// answer said. The limiter is never waited for: the room goes on with other members'
+// frames while the call is out.
+type cooldown struct {
+	asking bool      // a call to the limiter is out
+	until  time.Time // refuse until then (the limiter's last answer)
 }
 
 // member is a socket's attachment: all the per-connection state the room has, so that it
@@ -67,7 +80,7 @@ type member struct {
 }
 
 func newRoom(st objects.State) objects.Object {
-	r := &room{st: st, names: map[string]string{}, unnamed: map[string]struct{}{}}
+	r := &room{st: st, names: map[string]string{}, unnamed: map[string]struct{}{}, cooldowns: map[string]*cooldown{}}
 	for _, e := range st.Storage().List(msgPrefix, "", 0) {
 		r.keys = append(r.keys, e.Key)
 	}
@@ -104,9 +117,9 @@ func (r *room) Fetch(w http.ResponseWriter, req *http.Request) {
 func (r *room) SocketMessage(ctx context.Context, s objects.Socket, msg objects.Message) error {
 	var m member
 	_ = json.Unmarshal(s.Attachment(), &m)
-	// The limiter is asked before the frame is even parsed, as in the original: every
+	// The rate limit is checked before the frame is even parsed, as in the original: every
 	// frame costs, malformed ones and the name frame included.
-	ok, err := r.allowed(ctx, m.Limiter)
+	ok, err := r.checkLimit(ctx, s, m.Limiter)
 	if err != nil {
 		return s.Close(1011, "rate limiter unavailable")
 	}
@@ -204,6 +217,7 @@ func (r *room) SocketClose(ctx context.Context, s objects.Socket, code int, reas
 	name := r.nameOf(s)
 	delete(r.names, s.ID())
 	delete(r.unnamed, s.ID())
+	delete(r.cooldowns, s.ID())
 	if name != "" {
 		quit, _ := json.Marshal(map[string]string{"quit": name})
 		return r.broadcast(quit)
@@ -221,34 +235,70 @@ func (r *room) broadcast(data []byte) error {
 	return r.st.Sockets().Broadcast("", data, except...)
 }
 
-// allowed asks the member's RateLimiter whether it may send a frame now. Without a
-// "limiters" binding the room does not limit.
-func (r *room) allowed(ctx context.Context, limiter string) (bool, error) {
+// checkLimit decides whether the session on s may send a frame now, as the original's
+// RateLimiterClient.checkLimit: refused while its cooldown runs (a call to the limiter is
+// out, or its last answer said to wait); otherwise allowed, and the frame is reported to
+// the IP's RateLimiter in the background. Without a "limiters" binding the room does not
+// limit.
+func (r *room) checkLimit(ctx context.Context, s objects.Socket, limiter string) (bool, error) {
 	ns := r.st.Namespace(LimitersBinding)
 	if ns == nil || limiter == "" {
 		return true, nil
+	}
+	c := r.cooldowns[s.ID()]
+	if c == nil {
+		c = &cooldown{}
+		r.cooldowns[s.ID()] = c
+	}
+	if c.asking || time.Now().Before(c.until) {
+		return false, nil
 	}
 	stub, err := ns.Get(limiter)
 	if err != nil {
 		return false, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://limiter/check", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://limiter/", nil)
 	if err != nil {
 		return false, err
 	}
-	resp, err := stub.Fetch(ctx, req)
-	if err != nil {
+	id := s.ID()
+	if err := stub.Go(ctx, req, func(resp *http.Response, err error) error {
+		return r.limiterAnswered(id, resp, err)
+	}); err != nil {
 		return false, err
 	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return true, nil
-	case http.StatusTooManyRequests:
-		return false, nil
+	c.asking = true
+	return true, nil
+}
+
+// limiterAnswered takes the limiter's answer for socket id: the seconds to wait before the
+// session's next frame. A limiter that cannot be reached closes the socket, as the
+// original's reportError does, so that the client reconnects and starts over.
+func (r *room) limiterAnswered(id string, resp *http.Response, err error) error {
+	c := r.cooldowns[id]
+	if c == nil {
+		return nil // the socket closed meanwhile
 	}
-	return false, fmt.Errorf("chat: rate limiter answered %s", resp.Status)
+	c.asking = false
+	var wait float64
+	if err == nil {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+		if resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("chat: rate limiter answered %s", resp.Status)
+		} else if wait, err = strconv.ParseFloat(strings.TrimSpace(string(b)), 64); err == nil && !(wait >= 0 && wait <= maxCooldown.Seconds()) {
+			err = fmt.Errorf("chat: rate limiter answered a cooldown of %q s", b)
+		}
+	}
+	if err != nil {
+		delete(r.cooldowns, id)
+		if s, ok := r.st.Sockets().Get(id); ok {
+			return s.Close(1011, "rate limiter unavailable")
+		}
+		return nil
+	}
+	c.until = time.Now().Add(time.Duration(wait * float64(time.Second)))
+	return nil
 }
 
 // nameOf is a socket's member name, from the cache or its attachment.
