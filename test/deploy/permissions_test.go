@@ -83,25 +83,7 @@ func TestLeastPermissions(t *testing.T) {
 	discover := os.Getenv("HOLDFAST_DEPLOY_DISCOVER") != ""
 	dir := t.TempDir()
 	ca, cert, key := certs(t, dir)
-	seeds := map[string]string{}
-	var nkeysConf strings.Builder
-	nkeysConf.WriteString("# Written by TestLeastPermissions: each role's public key.\n")
-	for _, r := range users {
-		kp, err := nkeys.CreateUser()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pub, _ := kp.PublicKey()
-		seed, _ := kp.Seed()
-		seeds[r] = filepath.Join(dir, strings.ToLower(r)+".nk")
-		if err := os.WriteFile(seeds[r], seed, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&nkeysConf, "%s_NKEY: %s\n", r, pub)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "nkeys.conf"), []byte(nkeysConf.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	seeds := writeNKeys(t, dir)
 	copyFile(t, filepath.Join(repoRoot, "deploy", "nats", "accounts.conf"), filepath.Join(dir, "accounts.conf"))
 	if discover {
 		var all strings.Builder
@@ -184,6 +166,33 @@ func TestLeastPermissions(t *testing.T) {
 	if discover {
 		report(t, servers)
 	}
+}
+
+// writeNKeys makes an nkey pair for each of accounts.conf's users, writes their public keys
+// as dir/nkeys.conf (what the operator writes from nkeys.conf.example) and their seeds as
+// files, and returns the seed files by user.
+func writeNKeys(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	seeds := map[string]string{}
+	var conf strings.Builder
+	conf.WriteString("# Written by the test: each user's public key.\n")
+	for _, u := range users {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := kp.PublicKey()
+		seed, _ := kp.Seed()
+		seeds[u] = filepath.Join(dir, strings.ToLower(u)+".nk")
+		if err := os.WriteFile(seeds[u], seed, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&conf, "%s_NKEY: %s\n", u, pub)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nkeys.conf"), []byte(conf.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return seeds
 }
 
 func copyFile(t *testing.T, from, to string) {
