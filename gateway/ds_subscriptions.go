@@ -52,6 +52,26 @@ func dsTokenAuth(r *http.Request) bool {
 		(f[2] == "callback" || f[2] == "ack" || f[2] == "release")
 }
 
+// The subscription API's error codes, in its own UPPER_CASE vocabulary (PROTOCOL.md
+// sections 6 and 7; its conformance tests read them): docs/errors.md lists them with the
+// rest.
+const (
+	subInvalidRequest   = "INVALID_REQUEST"        // 400: a malformed id, body or field
+	subWebhookRejected  = "WEBHOOK_URL_REJECTED"   // 400: a webhook URL to a private or local address
+	subTooManyStreams   = "TOO_MANY_STREAMS"       // 400: more than 2,000 links
+	subNotFound         = "NOT_FOUND"              // 404: no such control API route
+	subNoSuch           = "SUBSCRIPTION_NOT_FOUND" // 404
+	subMethodNotAllowed = "METHOD_NOT_ALLOWED"     // 405
+	subExists           = "SUBSCRIPTION_EXISTS"    // 409: the id exists with another configuration
+	subAlreadyClaimed   = "ALREADY_CLAIMED"        // 409: the wake is claimed by another worker
+	subNoPendingWork    = "NO_PENDING_WORK"        // 409: nothing to claim
+	subFenced           = "FENCED"                 // 409: a token or wake that is not current
+	subInvalidOffset    = "INVALID_OFFSET"         // 409: an ack that regresses a cursor or passes a tail
+	subTokenInvalid     = "TOKEN_INVALID"          // 401: a wake token that does not verify
+	subUnavailable      = "UNAVAILABLE"            // 503
+	subTooMany          = "TOO_MANY_SUBSCRIPTIONS" // 503: the cluster serves its most subscriptions
+)
+
 // dsError writes the protocol's error shape, with extra fields beside code and message.
 func dsError(w http.ResponseWriter, status int, code, msg string, extra map[string]any) {
 	e := map[string]any{"code": code, "message": msg}
@@ -83,12 +103,12 @@ func (m *dsSubs) serve(w http.ResponseWriter, r *http.Request) {
 	rest := r.PathValue("rest")
 	st, sec, err := m.open(r.Context())
 	if err != nil {
-		dsError(w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
+		dsError(w, http.StatusServiceUnavailable, subUnavailable, err.Error(), nil)
 		return
 	}
 	if rest == "jwks.json" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			dsError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "GET only", nil)
+			dsError(w, http.StatusMethodNotAllowed, subMethodNotAllowed, "GET only", nil)
 			return
 		}
 		w.Header().Set("Content-Type", "application/jwk-set+json")
@@ -98,11 +118,11 @@ func (m *dsSubs) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f := strings.SplitN(rest, "/", 4)
 	if f[0] != "subscriptions" || len(f) < 2 {
-		dsError(w, http.StatusNotFound, "NOT_FOUND", "no such Durable Streams control API", nil)
+		dsError(w, http.StatusNotFound, subNotFound, "no such Durable Streams control API", nil)
 		return
 	}
 	if !validSubID(f[1]) {
-		dsError(w, http.StatusBadRequest, "INVALID_REQUEST", "a subscription id is 1 to 128 of [A-Za-z0-9_-]", nil)
+		dsError(w, http.StatusBadRequest, subInvalidRequest, "a subscription id is 1 to 128 of [A-Za-z0-9_-]", nil)
 		return
 	}
 	q := &dsReq{w: w, r: r, ctx: r.Context(), id: f[1], st: st, sec: sec}
@@ -120,7 +140,7 @@ func (m *dsSubs) serve(w http.ResponseWriter, r *http.Request) {
 		case http.MethodDelete:
 			m.remove(q)
 		default:
-			dsError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "PUT, GET or DELETE", nil)
+			dsError(w, http.StatusMethodNotAllowed, subMethodNotAllowed, "PUT, GET or DELETE", nil)
 		}
 	case action == "streams" && len(f) == 3 && r.Method == http.MethodPost:
 		m.addStreams(q)
@@ -131,7 +151,7 @@ func (m *dsSubs) serve(w http.ResponseWriter, r *http.Request) {
 	case len(f) == 3 && r.Method == http.MethodPost && action == "claim":
 		m.claim(q)
 	default:
-		dsError(w, http.StatusNotFound, "NOT_FOUND", "no such subscription API: "+r.Method+" "+rest, nil)
+		dsError(w, http.StatusNotFound, subNotFound, "no such subscription API: "+r.Method+" "+rest, nil)
 	}
 }
 
@@ -142,7 +162,7 @@ func (q *dsReq) readJSON(v any) bool {
 		err = json.Unmarshal(b, v)
 	}
 	if err != nil {
-		dsError(q.w, http.StatusBadRequest, "INVALID_REQUEST", "the body must be a JSON object of at most 256 KiB: "+err.Error(), nil)
+		dsError(q.w, http.StatusBadRequest, subInvalidRequest, "the body must be a JSON object of at most 256 KiB: "+err.Error(), nil)
 		return false
 	}
 	return true
@@ -181,29 +201,29 @@ func (m *dsSubs) create(q *dsReq) {
 	bad := func(code, msg string) { dsError(q.w, http.StatusBadRequest, code, msg, nil) }
 	s := &dsSub{ID: q.id, LeaseTTLms: dsDefaultLeaseTTL.Milliseconds(), Status: "active", Links: map[string]*dsLink{}}
 	if b.Type == nil || *b.Type != "webhook" && *b.Type != "pull-wake" {
-		bad("INVALID_REQUEST", `type must be "webhook" or "pull-wake"`)
+		bad(subInvalidRequest, `type must be "webhook" or "pull-wake"`)
 		return
 	}
 	s.Type = *b.Type
 	if b.Pattern != nil {
 		if err := validPattern(*b.Pattern); err != nil {
-			bad("INVALID_REQUEST", err.Error())
+			bad(subInvalidRequest, err.Error())
 			return
 		}
 		s.Pattern = *b.Pattern
 	}
 	if s.Pattern == "" && len(b.Streams) == 0 {
-		bad("INVALID_REQUEST", "pattern or streams is required")
+		bad(subInvalidRequest, "pattern or streams is required")
 		return
 	}
 	if len(b.Streams) > dsMaxLinks {
-		bad("INVALID_REQUEST", "too many streams")
+		bad(subInvalidRequest, "too many streams")
 		return
 	}
 	seen := map[string]bool{}
 	for _, p := range b.Streams {
 		if err := validStreamPath(p); err != nil {
-			bad("INVALID_REQUEST", "streams: "+err.Error())
+			bad(subInvalidRequest, "streams: "+err.Error())
 			return
 		}
 		if !seen[p] {
@@ -215,29 +235,29 @@ func (m *dsSubs) create(q *dsReq) {
 	switch s.Type {
 	case "webhook":
 		if b.Webhook == nil || b.Webhook.URL == "" {
-			bad("INVALID_REQUEST", "webhook.url is required")
+			bad(subInvalidRequest, "webhook.url is required")
 			return
 		}
 		if b.WakeStream != nil {
-			bad("INVALID_REQUEST", "wake_stream is for pull-wake subscriptions")
+			bad(subInvalidRequest, "wake_stream is for pull-wake subscriptions")
 			return
 		}
 		if err := checkWebhookURL(b.Webhook.URL, m.allowLocal); err != nil {
-			bad("WEBHOOK_URL_REJECTED", err.Error())
+			bad(subWebhookRejected, err.Error())
 			return
 		}
 		s.URL = b.Webhook.URL
 	case "pull-wake":
 		if b.WakeStream == nil {
-			bad("INVALID_REQUEST", "wake_stream is required")
+			bad(subInvalidRequest, "wake_stream is required")
 			return
 		}
 		if b.Webhook != nil {
-			bad("INVALID_REQUEST", "webhook is for webhook subscriptions")
+			bad(subInvalidRequest, "webhook is for webhook subscriptions")
 			return
 		}
 		if err := validStreamPath(*b.WakeStream); err != nil {
-			bad("INVALID_REQUEST", "wake_stream: "+err.Error())
+			bad(subInvalidRequest, "wake_stream: "+err.Error())
 			return
 		}
 		s.WakeStream = *b.WakeStream
@@ -245,14 +265,14 @@ func (m *dsSubs) create(q *dsReq) {
 	if b.LeaseTTLms != nil {
 		d := time.Duration(*b.LeaseTTLms) * time.Millisecond
 		if d < dsMinLeaseTTL || d > dsMaxLeaseTTL {
-			bad("INVALID_REQUEST", "lease_ttl_ms must be from 1000 to 600000")
+			bad(subInvalidRequest, "lease_ttl_ms must be from 1000 to 600000")
 			return
 		}
 		s.LeaseTTLms = *b.LeaseTTLms
 	}
 	if b.Description != nil {
 		if len(*b.Description) > dsMaxDescription {
-			bad("INVALID_REQUEST", "description is over 1 KiB")
+			bad(subInvalidRequest, "description is over 1 KiB")
 			return
 		}
 		s.Description = *b.Description
@@ -261,7 +281,7 @@ func (m *dsSubs) create(q *dsReq) {
 	sum := sha256.Sum256(cfg)
 	s.Hash = hex.EncodeToString(sum[:])
 	if old, _, err := q.st.get(q.ctx, q.id); err != nil {
-		dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
+		dsError(q.w, http.StatusServiceUnavailable, subUnavailable, err.Error(), nil)
 		return
 	} else if old != nil {
 		m.confirm(q, old, s.Hash)
@@ -271,13 +291,13 @@ func (m *dsSubs) create(q *dsReq) {
 		code, rd, _, err := m.h.readDS(q.ctx, s.WakeStream, 1<<62, false, false)
 		switch {
 		case err != nil:
-			dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
+			dsError(q.w, http.StatusServiceUnavailable, subUnavailable, err.Error(), nil)
 			return
 		case code != http.StatusOK:
-			bad("INVALID_REQUEST", "wake_stream "+s.WakeStream+" does not exist: create it first (a JSON stream)")
+			bad(subInvalidRequest, "wake_stream "+s.WakeStream+" does not exist: create it first (a JSON stream)")
 			return
 		case !isJSONType(rd.Meta.ContentType):
-			bad("INVALID_REQUEST", "wake_stream "+s.WakeStream+" must be an application/json stream")
+			bad(subInvalidRequest, "wake_stream "+s.WakeStream+" must be an application/json stream")
 			return
 		}
 	}
@@ -286,7 +306,7 @@ func (m *dsSubs) create(q *dsReq) {
 	if s.Pattern != "" {
 		found, err := m.listMatching(q.ctx, s.Pattern, dsMaxLinks)
 		if err != nil {
-			dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", "listing streams: "+err.Error(), nil)
+			dsError(q.w, http.StatusServiceUnavailable, subUnavailable, "listing streams: "+err.Error(), nil)
 			return
 		}
 		for _, p := range found {
@@ -304,7 +324,7 @@ func (m *dsSubs) create(q *dsReq) {
 		s.Links[p].Explicit = true
 	}
 	if len(s.Links) > dsMaxLinks {
-		bad("TOO_MANY_STREAMS", "the subscription would link more than 2000 streams")
+		bad(subTooManyStreams, "the subscription would link more than 2000 streams")
 		return
 	}
 	tails, _ := m.readTails(q.ctx, paths)
@@ -315,7 +335,7 @@ func (m *dsSubs) create(q *dsReq) {
 	full := len(m.mirror) >= dsMaxSubs
 	m.mu.Unlock()
 	if full {
-		dsError(q.w, http.StatusServiceUnavailable, "TOO_MANY_SUBSCRIPTIONS", "the cluster has the most subscriptions it serves", nil)
+		dsError(q.w, http.StatusServiceUnavailable, subTooMany, "the cluster has the most subscriptions it serves", nil)
 		return
 	}
 	s.Base, s.Created = m.streamRoot(q.r), time.Now().UnixNano()
@@ -328,7 +348,7 @@ func (m *dsSubs) create(q *dsReq) {
 			m.confirm(q, old, s.Hash) // created concurrently
 			return
 		}
-		dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
+		dsError(q.w, http.StatusServiceUnavailable, subUnavailable, err.Error(), nil)
 		return
 	}
 	// Watch for appends before answering, so that a write right after is seen here.
@@ -338,7 +358,7 @@ func (m *dsSubs) create(q *dsReq) {
 
 func (m *dsSubs) confirm(q *dsReq, old *dsSub, hash string) {
 	if old.Hash != hash {
-		dsError(q.w, http.StatusConflict, "SUBSCRIPTION_EXISTS", "subscription "+q.id+" exists with another configuration", nil)
+		dsError(q.w, http.StatusConflict, subExists, "subscription "+q.id+" exists with another configuration", nil)
 		return
 	}
 	dsJSON(q.w, http.StatusOK, m.describe(q, old))
@@ -377,7 +397,7 @@ func (m *dsSubs) describe(q *dsReq, s *dsSub) map[string]any {
 }
 
 func (m *dsSubs) notFound(q *dsReq) {
-	dsError(q.w, http.StatusNotFound, "SUBSCRIPTION_NOT_FOUND", "no subscription "+q.id, nil)
+	dsError(q.w, http.StatusNotFound, subNoSuch, "no subscription "+q.id, nil)
 }
 
 func (m *dsSubs) read(q *dsReq) {
@@ -406,12 +426,12 @@ func (m *dsSubs) addStreams(q *dsReq) {
 		return
 	}
 	if len(b.Streams) == 0 || len(b.Streams) > dsMaxLinks {
-		dsError(q.w, http.StatusBadRequest, "INVALID_REQUEST", "streams: 1 to 2000 stream paths", nil)
+		dsError(q.w, http.StatusBadRequest, subInvalidRequest, "streams: 1 to 2000 stream paths", nil)
 		return
 	}
 	for _, p := range b.Streams {
 		if err := validStreamPath(p); err != nil {
-			dsError(q.w, http.StatusBadRequest, "INVALID_REQUEST", "streams: "+err.Error(), nil)
+			dsError(q.w, http.StatusBadRequest, subInvalidRequest, "streams: "+err.Error(), nil)
 			return
 		}
 	}
@@ -441,7 +461,7 @@ func (m *dsSubs) addStreams(q *dsReq) {
 	switch {
 	case m.missed(q, s, err):
 	case tooMany:
-		dsError(q.w, http.StatusBadRequest, "TOO_MANY_STREAMS", "a subscription links at most 2000 streams", nil)
+		dsError(q.w, http.StatusBadRequest, subTooManyStreams, "a subscription links at most 2000 streams", nil)
 	default:
 		m.observe(s)
 		q.w.WriteHeader(http.StatusNoContent)
@@ -453,7 +473,7 @@ func (m *dsSubs) addStreams(q *dsReq) {
 func (m *dsSubs) missed(q *dsReq, s *dsSub, err error) bool {
 	switch {
 	case err != nil:
-		dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
+		dsError(q.w, http.StatusServiceUnavailable, subUnavailable, err.Error(), nil)
 	case s == nil:
 		m.notFound(q)
 	default:
@@ -464,7 +484,7 @@ func (m *dsSubs) missed(q *dsReq, s *dsSub, err error) bool {
 
 func (m *dsSubs) removeStream(q *dsReq, path string) {
 	if err := validStreamPath(path); err != nil {
-		dsError(q.w, http.StatusBadRequest, "INVALID_REQUEST", err.Error(), nil)
+		dsError(q.w, http.StatusBadRequest, subInvalidRequest, err.Error(), nil)
 		return
 	}
 	s, err := q.st.update(q.ctx, q.id, func(s *dsSub) error {
@@ -512,7 +532,7 @@ func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
 	tok, ok := bearerToken(q.r.Header.Get("Authorization"))
 	claims, valid := q.sec.verify(tok)
 	if !ok || !valid || claims.id != q.id {
-		dsError(q.w, http.StatusUnauthorized, "TOKEN_INVALID", "a valid wake token is required (Authorization: Bearer <token>)", nil)
+		dsError(q.w, http.StatusUnauthorized, subTokenInvalid, "a valid wake token is required (Authorization: Bearer <token>)", nil)
 		return
 	}
 	var b dsAckBody
@@ -520,7 +540,7 @@ func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
 		return
 	}
 	if len(b.Acks) > dsMaxLinks {
-		dsError(q.w, http.StatusBadRequest, "INVALID_REQUEST", "too many acks", nil)
+		dsError(q.w, http.StatusBadRequest, subInvalidRequest, "too many acks", nil)
 		return
 	}
 	wantKind, wantType := "claim", "pull-wake"
@@ -529,7 +549,7 @@ func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
 	}
 	s, _, err := q.st.get(q.ctx, q.id)
 	if err != nil {
-		dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
+		dsError(q.w, http.StatusServiceUnavailable, subUnavailable, err.Error(), nil)
 		return
 	}
 	if s == nil || s.Created != claims.created {
@@ -537,7 +557,7 @@ func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
 		return
 	}
 	if s.Type != wantType || claims.kind != wantKind {
-		dsError(q.w, http.StatusBadRequest, "INVALID_REQUEST", "this is not a "+wantType+" subscription's wake token", nil)
+		dsError(q.w, http.StatusBadRequest, subInvalidRequest, "this is not a "+wantType+" subscription's wake token", nil)
 		return
 	}
 	// Offsets are checked against the tails read now: an ack never passes a stream's tail.
@@ -550,7 +570,7 @@ func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
 		}
 		seq, now, ok := parseOffset(a.Offset)
 		if !ok || now || a.Offset == "-1" {
-			dsError(q.w, http.StatusConflict, "INVALID_OFFSET", "bad ack offset "+a.Offset, nil)
+			dsError(q.w, http.StatusConflict, subInvalidOffset, "bad ack offset "+a.Offset, nil)
 			return
 		}
 		acks[p] = max(acks[p], seq)
@@ -592,10 +612,10 @@ func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
 	var oe *dsOffsetError
 	switch {
 	case errors.Is(err, errFenced):
-		dsError(q.w, http.StatusConflict, "FENCED", "the wake generation is stale", nil)
+		dsError(q.w, http.StatusConflict, subFenced, "the wake generation is stale", nil)
 		return
 	case errors.As(err, &oe):
-		dsError(q.w, http.StatusConflict, "INVALID_OFFSET", oe.msg, nil)
+		dsError(q.w, http.StatusConflict, subInvalidOffset, oe.msg, nil)
 		return
 	case m.missed(q, s, err):
 		return
@@ -623,12 +643,12 @@ func (m *dsSubs) claim(q *dsReq) {
 		return
 	}
 	if b.Worker == "" || len(b.Worker) > 256 {
-		dsError(q.w, http.StatusBadRequest, "INVALID_REQUEST", "worker: 1 to 256 bytes", nil)
+		dsError(q.w, http.StatusBadRequest, subInvalidRequest, "worker: 1 to 256 bytes", nil)
 		return
 	}
 	s, _, err := q.st.get(q.ctx, q.id)
 	if err != nil {
-		dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
+		dsError(q.w, http.StatusServiceUnavailable, subUnavailable, err.Error(), nil)
 		return
 	}
 	if s == nil {
@@ -636,7 +656,7 @@ func (m *dsSubs) claim(q *dsReq) {
 		return
 	}
 	if s.Type != "pull-wake" {
-		dsError(q.w, http.StatusBadRequest, "INVALID_REQUEST", "not a pull-wake subscription", nil)
+		dsError(q.w, http.StatusBadRequest, subInvalidRequest, "not a pull-wake subscription", nil)
 		return
 	}
 	tails, gone := m.tails(q.ctx, s)
@@ -663,13 +683,13 @@ func (m *dsSubs) claim(q *dsReq) {
 	})
 	switch {
 	case errors.Is(err, errNoWork):
-		dsError(q.w, http.StatusConflict, "NO_PENDING_WORK", "the subscription has no pending work", map[string]any{"generation": s.Generation})
+		dsError(q.w, http.StatusConflict, subNoPendingWork, "the subscription has no pending work", map[string]any{"generation": s.Generation})
 	case err != nil:
-		dsError(q.w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error(), nil)
+		dsError(q.w, http.StatusServiceUnavailable, subUnavailable, err.Error(), nil)
 	case s == nil:
 		m.notFound(q)
 	case held != nil:
-		dsError(q.w, http.StatusConflict, "ALREADY_CLAIMED", "another worker holds the subscription",
+		dsError(q.w, http.StatusConflict, subAlreadyClaimed, "another worker holds the subscription",
 			map[string]any{"current_holder": held.Holder, "generation": held.Generation})
 	default:
 		m.observe(s)

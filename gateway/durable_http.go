@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -23,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
@@ -161,21 +163,19 @@ func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
 		h.delete(w, r, name)
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
-		httperr.Write(w, http.StatusMethodNotAllowed, httperr.CodeBadRequest, r.Method+" is not supported on streams")
+		httperr.Write(w, http.StatusMethodNotAllowed, httperr.CodeMethod, r.Method+" is not supported on streams")
 	}
 }
 
-// writeAnswer relays a /ds answer that is not a success: an error in the error shape, a
-// protocol outcome with its status and the object's result.
+// writeAnswer relays a /ds answer that is not a success in the error shape: a refusal's
+// code, or the protocol outcome's (404 not_found, 409 stream_closed, ...:
+// streamapi.DSAnswer.ErrorCode), with the object's message.
 func writeAnswer(w http.ResponseWriter, a streamapi.DSAnswer) {
-	if a.Code != "" {
-		httperr.Write(w, a.Status, a.Code, a.Message)
-		return
+	msg := a.Message
+	if msg == "" {
+		msg = http.StatusText(a.Status)
 	}
-	b, _ := json.Marshal(a.DSResult)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(a.Status)
-	_, _ = w.Write(b)
+	httperr.Write(w, a.Status, a.ErrorCode(), msg)
 }
 
 // mediaType is a Content-Type's lower-cased media type, "" when malformed.
@@ -228,11 +228,12 @@ func parseTTL(v string) (int64, bool) {
 	return n, err == nil
 }
 
-// jsonBody validates a JSON-mode body and flattens one level of array: the bytes to store
-// and how many messages they hold (data is then a JSON array).
+// jsonBody validates a JSON-mode body (streamapi.CheckData: JSON text, so valid UTF-8
+// too) and flattens one level of array: the bytes to store and how many messages they hold
+// (data is then a JSON array).
 func jsonBody(b []byte) (data []byte, batch int, err error) {
-	if !json.Valid(b) {
-		return nil, 0, fmt.Errorf("the body is not valid JSON")
+	if err := streamapi.CheckData("application/json", b); err != nil {
+		return nil, 0, err
 	}
 	t := bytes.TrimSpace(b)
 	if len(t) == 0 || t[0] != '[' {
@@ -262,15 +263,30 @@ func readDSBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 		if _, err := io.ReadFull(r.Body, b); err == nil {
 			return b, true
 		}
-		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeBadRequest, "the body is over the limit or could not be read")
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "the body is shorter than its Content-Length or could not be read")
 		return nil, false
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDSBody))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, fmt.Sprintf("the body is over the limit of %d bytes", maxDSBody))
+		return nil, false
+	}
 	if err != nil {
-		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeBadRequest, "the body is over the limit or could not be read")
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "the body could not be read: "+err.Error())
 		return nil, false
 	}
 	return b, true
+}
+
+// writeDataError answers a body streamapi.CheckData (or jsonBody) refused.
+func writeDataError(w http.ResponseWriter, err error) {
+	var se *streamapi.Error
+	if errors.As(err, &se) {
+		httperr.Write(w, se.Status, se.Code, se.Message)
+		return
+	}
+	httperr.Write(w, http.StatusBadRequest, httperr.CodeBadJSON, err.Error())
 }
 
 func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string) {
@@ -321,12 +337,12 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 		if c.ContentType == "application/json" {
 			d, n, err := jsonBody(body)
 			if err != nil {
-				httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, err.Error())
+				writeDataError(w, err)
 				return
 			}
 			c.Data, c.Batch = d, n
 		} else {
-			c.Data = body
+			c.Data = body // a text/* stream's is checked by the object (streamapi.CheckData)
 		}
 	}
 	if fk != nil {
@@ -349,12 +365,16 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 	hd := w.Header()
-	if res.Meta != nil {
-		hd.Set("Content-Type", res.Meta.ContentType)
-	}
 	hd.Set("Stream-Next-Offset", fmtOffset(res.Next))
 	if res.Closed {
 		hd.Set("Stream-Closed", "true")
+	}
+	if st >= 400 {
+		writeAnswer(w, ans) // 409: it exists otherwise; the headers describe what exists
+		return
+	}
+	if res.Meta != nil {
+		hd.Set("Content-Type", res.Meta.ContentType)
 	}
 	if st == http.StatusCreated {
 		hd.Set("Location", requestURL(r))
@@ -374,6 +394,12 @@ func requestURL(r *http.Request) string {
 func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name string) {
 	a := streamapi.DSAppend{Closed: closedHeader(r), StreamSeq: r.Header.Get("Stream-Seq")}
 	pid, pe, ps := r.Header.Values("Producer-Id"), r.Header.Get("Producer-Epoch"), r.Header.Get("Producer-Seq")
+	// Both travel as JSON strings to the object: bytes that are not UTF-8 would arrive as
+	// U+FFFD, and two different ids or seqs could compare equal.
+	if !utf8.ValidString(a.StreamSeq) || len(pid) > 0 && !utf8.ValidString(pid[0]) {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeInvalidUTF8, "Producer-Id and Stream-Seq must be valid UTF-8")
+		return
+	}
 	if len(pid) > 0 || pe != "" || ps != "" {
 		if len(pid) == 0 || pid[0] == "" || pe == "" || ps == "" {
 			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Producer-Id, Producer-Epoch and Producer-Seq go together; Producer-Id is not empty")
@@ -408,7 +434,7 @@ func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name st
 		if a.ContentType == "application/json" {
 			d, n, err := jsonBody(body)
 			if err != nil {
-				httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, err.Error())
+				writeDataError(w, err)
 				return
 			}
 			if n == 0 {
@@ -431,7 +457,7 @@ func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name st
 	}
 	st, res := rep.ans.Status, rep.ans.DSResult
 	if rep.ans.Code != "" {
-		httperr.Write(w, st, rep.ans.Code, res.Message)
+		writeAnswer(w, rep.ans)
 		return
 	}
 	hd := w.Header()
@@ -451,7 +477,7 @@ func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name st
 	setU("Producer-Expected-Seq", res.ExpectedSeq)
 	setU("Producer-Received-Seq", res.ReceivedSeq)
 	if st >= 400 {
-		httperr.Write(w, st, httperr.CodeBadRequest, res.Message)
+		writeAnswer(w, rep.ans)
 		return
 	}
 	w.WriteHeader(st)
@@ -545,8 +571,10 @@ func body(rd *streamapi.DSRead) []byte {
 	return append(b, ']')
 }
 
-// jsonMessages splits a JSON-mode record into its messages.
+// jsonMessages splits a JSON-mode record into its messages. A record stored before writes
+// were checked for UTF-8 is shown as JSON text (streamapi.ValidText).
 func jsonMessages(m streamapi.DSMsg) []json.RawMessage {
+	m.Data = streamapi.ValidText(m.Data)
 	if m.Batch > 1 {
 		var elems []json.RawMessage
 		if json.Unmarshal(m.Data, &elems) == nil {

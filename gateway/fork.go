@@ -74,7 +74,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 		return nil
 	}
 	if src == name {
-		httperr.Write(w, http.StatusConflict, httperr.CodeBadRequest, "a stream cannot fork itself")
+		httperr.Write(w, http.StatusConflict, httperr.CodeConflict, "a stream cannot fork itself")
 		return nil
 	}
 	var sub uint64
@@ -111,14 +111,14 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 		httperr.Write(w, http.StatusNotFound, httperr.CodeNotFound, "the source stream does not exist")
 		return nil
 	case http.StatusGone:
-		httperr.Write(w, http.StatusConflict, httperr.CodeBadRequest, "the source stream was deleted")
+		httperr.Write(w, http.StatusConflict, httperr.CodeConflict, "the source stream was deleted")
 		return nil
 	default:
 		writeAnswer(w, ans)
 		return nil
 	}
 	if ctGiven && c.ContentType != mediaType(rd.Meta.ContentType) {
-		httperr.Write(w, http.StatusConflict, httperr.CodeBadRequest, "the content type differs from the source stream's "+rd.Meta.ContentType)
+		httperr.Write(w, http.StatusConflict, streamapi.CodeContentType, "the content type differs from the source stream's "+rd.Meta.ContentType)
 		return nil
 	}
 	c.ContentType = rd.Meta.ContentType
@@ -205,7 +205,7 @@ func (h *httpStreams) forkRef(w http.ResponseWriter, r *http.Request, src, fork 
 	case http.StatusNotFound:
 		httperr.Write(w, http.StatusNotFound, httperr.CodeNotFound, "the source stream does not exist")
 	case http.StatusGone:
-		httperr.Write(w, http.StatusConflict, httperr.CodeBadRequest, "the source stream was deleted")
+		httperr.Write(w, http.StatusConflict, httperr.CodeConflict, "the source stream was deleted")
 	default:
 		writeAnswer(w, ans)
 	}

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/functions"
 	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 	"github.com/holdfast/holdfast/internal/cluster"
@@ -530,8 +531,14 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 	return false
 }
 
-// writeClientError maps an objclient error onto the JSON error shape.
+// writeClientError maps an objclient error onto the JSON error shape; an answer of a
+// Stream object (a *streamapi.Error with its status) keeps its status and code.
 func writeClientError(w http.ResponseWriter, err error) {
+	var se *streamapi.Error
+	if errors.As(err, &se) && se.Status >= 400 {
+		httperr.Write(w, se.Status, se.Code, se.Message)
+		return
+	}
 	switch {
 	case errors.Is(err, objclient.ErrNoHosts):
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())

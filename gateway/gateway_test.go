@@ -182,7 +182,7 @@ func TestHTTPErrorsAndLimits(t *testing.T) {
 		{"GET", "/counter/%3E", "", 400, "bad_name"},
 		{"GET", "/counter/a//b", "", 400, "bad_name"},
 		{"GET", "/counter/" + strings.Repeat("x", 300), "", 400, "bad_name"},
-		{"POST", "/counter/ok", strings.Repeat("x", 101), 413, "body_too_large"},
+		{"POST", "/counter/ok", strings.Repeat("x", 101), 413, "payload_too_large"},
 		{"GET", "/nowhere", "", 404, "not_found"},
 		{"POST", "/counter/a/b", "", 200, ""},
 		{"POST", "/counter/a%2Fb", "", 200, ""}, // {name...}: the same object as /counter/a/b

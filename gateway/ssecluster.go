@@ -10,13 +10,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"maps"
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
@@ -199,7 +202,7 @@ func clusterRender(buf *bytes.Buffer, id string, msg json.RawMessage) {
 		e = clusterEvent{Data: msg}
 	}
 	buf.WriteString("id: " + id + "\n")
-	if e.Event != "" {
+	if e.Event != "" && !strings.ContainsAny(e.Event, "\r\n") { // POST refuses those; older records may hold them
 		buf.WriteString("event: " + e.Event + "\n")
 	}
 	if e.Retry > 0 {
@@ -220,12 +223,27 @@ func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, cha
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.g.opts.MaxBodyBytes))
 	if err != nil {
-		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeBadRequest, "body too large")
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, "body too large")
+		} else {
+			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "reading the body: "+err.Error())
+		}
+		return
+	}
+	if !utf8.Valid(b) { // json.Unmarshal would turn it into U+FFFD, and Data keeps it raw
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeInvalidUTF8, "the body is not valid UTF-8: JSON text must be (RFC 8259)")
 		return
 	}
 	var e clusterEvent
 	if err := json.Unmarshal(b, &e); err != nil {
-		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "want a JSON object {\"id\",\"event\",\"data\",\"retry\"}")
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadJSON, "want a JSON object {\"id\",\"event\",\"data\",\"retry\"}")
+		return
+	}
+	if strings.ContainsAny(e.Event, "\r\n") {
+		// An event name is one line of the event stream: a line break would let a publisher
+		// write other fields (id:, data:) into every subscriber's stream.
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "event must be one line: no CR or LF")
 		return
 	}
 	if len(e.Data) == 0 {
@@ -248,10 +266,14 @@ func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, cha
 	item := []streamapi.PublishItem{{ID: e.ID, Data: msg}}
 	for _, ch := range chans {
 		ctx, cancel := context.WithTimeout(r.Context(), h.g.opts.RequestTimeout)
-		_, err := h.g.sc.Publish(ctx, sseChannelPrefix+ch, item)
+		out, err := h.g.sc.Publish(ctx, sseChannelPrefix+ch, item)
 		cancel()
 		if err != nil {
-			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
+			writeClientError(w, err)
+			return
+		}
+		if p := out[0]; p.Code != "" {
+			httperr.Write(w, http.StatusBadRequest, p.Code, p.Message) // the stream stored nothing
 			return
 		}
 	}

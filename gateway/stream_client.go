@@ -280,7 +280,7 @@ func (c *streamConn) sendError(id, code, msg string) {
 
 // gap tells the client that messages [from, first) are gone (retention or a delete).
 func (c *streamConn) gap(stream string, from, first uint64) {
-	c.send(map[string]any{"type": "error", "code": "history_gone", "stream": stream, "seq": from, "firstSeq": first,
+	c.send(map[string]any{"type": "error", "code": streamapi.CodeHistoryGone, "stream": stream, "seq": from, "firstSeq": first,
 		"message": fmt.Sprintf("messages %d to %d are no longer retained; continuing from %d", from, first-1, first)})
 }
 
@@ -292,10 +292,10 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 	n := len(c.subs)
 	c.smu.Unlock()
 	if dup {
-		return nil, &streamapi.Error{Code: "already_subscribed", Message: "already subscribed to " + name}
+		return nil, &streamapi.Error{Code: streamapi.CodeAlreadySubscribed, Message: "already subscribed to " + name}
 	}
 	if n >= maxStreamSubs {
-		return nil, &streamapi.Error{Code: "too_many_subscriptions", Message: fmt.Sprintf("at most %d streams per connection", maxStreamSubs)}
+		return nil, &streamapi.Error{Code: streamapi.CodeTooManySubs, Message: fmt.Sprintf("at most %d streams per connection", maxStreamSubs)}
 	}
 	if from == 0 && !latest {
 		from = 1
@@ -329,9 +329,9 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 		c.smu.Unlock()
 		c.g.streams.release(up)
 		if !dup {
-			return nil, &streamapi.Error{Code: "unavailable", Message: "the connection is closing"}
+			return nil, &streamapi.Error{Code: streamapi.CodeUnavailable, Message: "the connection is closing"}
 		}
-		return nil, &streamapi.Error{Code: "already_subscribed", Message: "already subscribed to " + name}
+		return nil, &streamapi.Error{Code: streamapi.CodeAlreadySubscribed, Message: "already subscribed to " + name}
 	}
 	c.subs[name] = s
 	c.smu.Unlock()
@@ -528,16 +528,16 @@ func (c *streamConn) publisher() {
 		}
 		cancel()
 		if err != nil {
-			code, msg := "publish_failed", err.Error()
+			code, msg := streamapi.CodePublishFailed, err.Error()
 			if se, ok := err.(*streamapi.Error); ok {
-				if se.Code != "unavailable" && se.Code != "internal" {
+				if se.Code != streamapi.CodeUnavailable && se.Code != streamapi.CodeInternal {
 					code = se.Code
 				}
 				msg = se.Message
 			}
 			for i, p := range batch {
 				if refused[i] != nil {
-					c.sendError(p.id, "forbidden", refused[i].(*streamapi.Error).Message)
+					c.sendError(p.id, streamapi.CodeForbidden, refused[i].(*streamapi.Error).Message)
 				} else {
 					c.sendError(p.id, code, "not published (or not known to be): "+msg)
 				}
@@ -547,7 +547,7 @@ func (c *streamConn) publisher() {
 		j := 0
 		for i, p := range batch {
 			if refused[i] != nil {
-				c.sendError(p.id, "forbidden", refused[i].(*streamapi.Error).Message)
+				c.sendError(p.id, streamapi.CodeForbidden, refused[i].(*streamapi.Error).Message)
 				continue
 			}
 			if out[j].Code != "" {
@@ -575,7 +575,7 @@ func (c *streamConn) commander() {
 		case cmd := <-c.cmds:
 			res, err := c.command(cmd)
 			if err != nil {
-				code, msg := "command_failed", err.Error()
+				code, msg := streamapi.CodeCommandFailed, err.Error()
 				if se, ok := err.(*streamapi.Error); ok {
 					code, msg = se.Code, se.Message
 				}

@@ -220,7 +220,7 @@ func (c *compatConn) worker() {
 		}
 		if cmd, d := compatCommand(f); cmd != "" {
 			if err := c.command(cmd, d, f); isForbidden(err) {
-				c.refuse(f, err)
+				c.refuse(f, err.(*streamapi.Error))
 			} else if err != nil {
 				c.fail(err)
 				return
@@ -263,13 +263,14 @@ func (c *compatConn) reply(f map[string]json.RawMessage, seq uint64) {
 	c.sc.send(f)
 }
 
-// refuse answers a frame the server hooks refused: the client's object, echoed, plus "ip"
-// and "error": {"code":"forbidden","message":...} instead of "sequence" (the original
-// protocol has no error frame). The connection stays usable.
-func (c *compatConn) refuse(f map[string]json.RawMessage, err error) {
+// refuse answers a frame that was not carried out (a server hook refused it, or the
+// stream refused its message: invalid_utf8): the client's object, echoed, plus "ip" and
+// "error": {"code":..,"message":..} instead of "sequence" (the original protocol has no
+// error frame). The connection stays usable.
+func (c *compatConn) refuse(f map[string]json.RawMessage, err *streamapi.Error) {
 	f["ip"], _ = json.Marshal(c.ip)
 	delete(f, "sequence")
-	f["error"], _ = json.Marshal(map[string]string{"code": "forbidden", "message": err.(*streamapi.Error).Message})
+	f["error"], _ = json.Marshal(map[string]string{"code": err.Code, "message": err.Message})
 	c.sc.send(f)
 }
 
@@ -299,10 +300,14 @@ func (c *compatConn) publish(batch []map[string]json.RawMessage) error {
 	j := 0
 	for i, f := range batch {
 		if refused[i] != nil {
-			c.refuse(f, refused[i])
+			c.refuse(f, refused[i].(*streamapi.Error))
 			continue
 		}
-		c.reply(f, out[j].Seq)
+		if p := out[j]; p.Code != "" {
+			c.refuse(f, &streamapi.Error{Code: p.Code, Message: p.Message}) // not stored
+		} else {
+			c.reply(f, p.Seq)
+		}
 		j++
 	}
 	return nil

@@ -25,15 +25,18 @@ func rawString(raw json.RawMessage, s *string) bool {
 	return json.Unmarshal(raw, s) == nil
 }
 
-// notAnObject says why frameFields refused a frame, in words for the client.
-func notAnObject(data []byte) string {
+// notAnObject says why frameFields refused a frame: its code and, in words for the client,
+// the reason.
+func notAnObject(data []byte) (code, msg string) {
 	switch {
+	case !utf8.Valid(data):
+		return streamapi.CodeInvalidUTF8, "a frame is JSON text; this one is not valid UTF-8 (RFC 8259)"
 	case streamapi.Depth(data) > streamapi.MaxDepth:
-		return fmt.Sprintf("a frame is one JSON object nested at most %d levels deep", streamapi.MaxDepth)
+		return streamapi.CodeBadJSON, fmt.Sprintf("a frame is one JSON object nested at most %d levels deep", streamapi.MaxDepth)
 	case !json.Valid(data):
-		return "a frame is one JSON object; this one is not valid JSON"
+		return streamapi.CodeBadJSON, "a frame is one JSON object; this one is not valid JSON"
 	}
-	return "a frame is one JSON object, not an array, a string, a number or a literal"
+	return streamapi.CodeBadJSON, "a frame is one JSON object, not an array, a string, a number or a literal"
 }
 
 // argsProblem says what is wrong with a command's args without the decoder's Go wording

@@ -135,7 +135,7 @@ func (m *streamGroup) run() {
 	// member's connection.
 	retry := func(err error) bool {
 		var se *streamapi.Error
-		if !errors.As(err, &se) || se.Code != "unavailable" {
+		if !errors.As(err, &se) || se.Code != streamapi.CodeUnavailable {
 			return false
 		}
 		if failing.IsZero() {
@@ -214,7 +214,7 @@ func (m *streamGroup) fail(err error) {
 		return
 	}
 	var se *streamapi.Error
-	if errors.As(err, &se) && se.Code == "too_many_groups" {
+	if errors.As(err, &se) && se.Code == streamapi.CodeTooManyGroups {
 		// Reconnecting will not help: close as a policy violation, saying why.
 		m.c.fail(websocket.ClosePolicyViolation, "too_many_groups: "+se.Message)
 		return

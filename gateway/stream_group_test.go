@@ -59,17 +59,23 @@ func (m *member) ack(t *testing.T, seq uint64) {
 // take reads n seqs from m within 20 s.
 func (m *member) take(t *testing.T, n int) []uint64 {
 	t.Helper()
-	var out []uint64
+	return recvN(t, m.msgs, n)
+}
+
+// recvN receives n values from ch within 20 s; ch closing first fails the test.
+func recvN[T any](t *testing.T, ch <-chan T, n int) []T {
+	t.Helper()
+	var out []T
 	timeout := time.After(20 * time.Second)
 	for len(out) < n {
 		select {
-		case s, ok := <-m.msgs:
+		case v, ok := <-ch:
 			if !ok {
 				t.Fatalf("connection closed after %v", out)
 			}
-			out = append(out, s)
+			out = append(out, v)
 		case <-timeout:
-			t.Fatalf("got %v, want %d messages", out, n)
+			t.Fatalf("got %v, want %d", out, n)
 		}
 	}
 	return out

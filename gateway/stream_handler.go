@@ -130,7 +130,7 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 	cancel()
 	if err != nil {
 		var se *streamapi.Error
-		if errors.As(err, &se) && se.Code != "unavailable" && se.Code != "internal" {
+		if errors.As(err, &se) && se.Code != streamapi.CodeUnavailable && se.Code != streamapi.CodeInternal {
 			httperr.Write(w, http.StatusBadRequest, se.Code, se.Message)
 		} else {
 			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
@@ -197,11 +197,11 @@ func (c *streamConn) readLoop(limit int64) {
 			if _, err := io.Copy(io.Discard, rd); err != nil {
 				return
 			}
-			c.sendError("", "too_large", fmt.Sprintf("frame over %d bytes", limit))
+			c.sendError("", streamapi.CodeTooLarge, fmt.Sprintf("frame over %d bytes", limit))
 			continue
 		}
 		if mt != websocket.TextMessage {
-			c.sendError("", "bad_frame", "binary frames are not supported: send JSON text frames")
+			c.sendError("", streamapi.CodeBadFrame, "binary frames are not supported: send JSON text frames")
 			continue
 		}
 		if !c.frame(data) {
@@ -214,35 +214,36 @@ func (c *streamConn) readLoop(limit int64) {
 func (c *streamConn) frame(data []byte) bool {
 	f := frameFields(data)
 	if f == nil {
-		c.sendError("", "bad_json", notAnObject(data))
+		code, msg := notAnObject(data)
+		c.sendError("", code, msg)
 		return true
 	}
 	var id string
 	if raw, ok := f["id"]; ok {
 		if !rawString(raw, &id) {
-			c.sendError("", "bad_field", "id must be a string")
+			c.sendError("", streamapi.CodeBadField, "id must be a string")
 			return true
 		}
 	}
 	var typ string
 	if !rawString(f["type"], &typ) || typ == "" {
-		c.sendError(id, "bad_field", "type must be a string")
+		c.sendError(id, streamapi.CodeBadField, "type must be a string")
 		return true
 	}
 	switch typ {
 	case "publish":
 		if _, ok := f["id"]; !ok {
-			c.sendError("", "bad_field", "publish needs an id")
+			c.sendError("", streamapi.CodeBadField, "publish needs an id")
 			return true
 		}
 		d, ok := f["data"]
 		if !ok {
-			c.sendError(id, "bad_field", "publish needs data")
+			c.sendError(id, streamapi.CodeBadField, "publish needs data")
 			return true
 		}
 		p, msg := frameProducer(f)
 		if msg != "" {
-			c.sendError(id, "bad_field", msg)
+			c.sendError(id, streamapi.CodeBadField, msg)
 			return true
 		}
 		if !c.queuePublish(pubReq{id: id, data: d, producer: p}) {
@@ -251,32 +252,32 @@ func (c *streamConn) frame(data []byte) bool {
 	case "ack":
 		var seq uint64
 		if json.Unmarshal(f["seq"], &seq) != nil || seq == 0 {
-			c.sendError(id, "bad_field", "ack needs seq, a positive integer")
+			c.sendError(id, streamapi.CodeBadField, "ack needs seq, a positive integer")
 			return true
 		}
 		name := c.primary
 		if raw, ok := f["stream"]; ok && json.Unmarshal(raw, &name) != nil {
-			c.sendError(id, "bad_field", "stream must be a string")
+			c.sendError(id, streamapi.CodeBadField, "stream must be a string")
 			return true
 		}
 		if c.group != nil && name == c.primary {
 			// A group member acks each message it got, not a prefix.
 			if msg := c.group.ack(seq); msg != "" {
-				c.sendError(id, "bad_ack", msg)
+				c.sendError(id, streamapi.CodeBadAck, msg)
 			}
 			return true
 		}
 		if msg := c.ack(name, seq); msg != "" {
-			c.sendError(id, "bad_ack", msg)
+			c.sendError(id, streamapi.CodeBadAck, msg)
 		}
 	case "command":
 		if _, ok := f["id"]; !ok {
-			c.sendError("", "bad_field", "command needs an id")
+			c.sendError("", streamapi.CodeBadField, "command needs an id")
 			return true
 		}
 		var name string
 		if json.Unmarshal(f["command"], &name) != nil || name == "" {
-			c.sendError(id, "bad_field", "command must be a string")
+			c.sendError(id, streamapi.CodeBadField, "command must be a string")
 			return true
 		}
 		args := f["args"]
@@ -287,7 +288,7 @@ func (c *streamConn) frame(data []byte) bool {
 			return false
 		}
 	default:
-		c.sendError(id, "unknown_type", fmt.Sprintf("unknown frame type %q", typ))
+		c.sendError(id, streamapi.CodeUnknownType, fmt.Sprintf("unknown frame type %q", typ))
 	}
 	return true
 }
@@ -302,13 +303,13 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		Checkpoint *uint64         `json:"checkpoint"`
 	}
 	if err := json.Unmarshal(cmd.args, &a); err != nil {
-		return nil, &streamapi.Error{Code: "bad_args", Message: argsProblem(err)}
+		return nil, &streamapi.Error{Code: streamapi.CodeBadArgs, Message: argsProblem(err)}
 	}
 	name := c.primary
 	if a.Stream != nil {
 		name = *a.Stream
 		if err := validStreamName(name); err != nil {
-			return nil, &streamapi.Error{Code: "bad_name", Message: err.Error()}
+			return nil, &streamapi.Error{Code: streamapi.CodeBadName, Message: err.Error()}
 		}
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.g.opts.RequestTimeout)
@@ -331,7 +332,7 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		return map[string]any{"stream": name, "firstSeq": first, "lastSeq": last, "subscribers": subs}, nil
 	case "subscribe":
 		if a.Stream == nil {
-			return nil, &streamapi.Error{Code: "bad_args", Message: "subscribe needs stream"}
+			return nil, &streamapi.Error{Code: streamapi.CodeBadArgs, Message: "subscribe needs stream"}
 		}
 		var from uint64
 		var latest bool
@@ -339,11 +340,11 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 			var s string
 			if json.Unmarshal(a.From, &s) == nil {
 				if s != "latest" {
-					return nil, &streamapi.Error{Code: "bad_args", Message: `from must be a seq of 1 or more, or "latest"`}
+					return nil, &streamapi.Error{Code: streamapi.CodeBadArgs, Message: `from must be a seq of 1 or more, or "latest"`}
 				}
 				latest = true
 			} else if json.Unmarshal(a.From, &from) != nil || from == 0 {
-				return nil, &streamapi.Error{Code: "bad_args", Message: `from must be a seq of 1 or more, or "latest"`}
+				return nil, &streamapi.Error{Code: streamapi.CodeBadArgs, Message: `from must be a seq of 1 or more, or "latest"`}
 			}
 		}
 		if err := c.g.authorizeSubscribe(ctx, c.info, name); err != nil {
@@ -359,15 +360,15 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		return map[string]any{"stream": name, "from": next}, nil
 	case "unsubscribe":
 		if a.Stream == nil {
-			return nil, &streamapi.Error{Code: "bad_args", Message: "unsubscribe needs stream"}
+			return nil, &streamapi.Error{Code: streamapi.CodeBadArgs, Message: "unsubscribe needs stream"}
 		}
 		if !c.unsubscribe(name) {
-			return nil, &streamapi.Error{Code: "not_subscribed", Message: "not subscribed to " + name}
+			return nil, &streamapi.Error{Code: streamapi.CodeNotSubscribed, Message: "not subscribed to " + name}
 		}
 		return map[string]any{"stream": name}, nil
 	case "deleteMessages":
 		if a.UpTo == nil {
-			return nil, &streamapi.Error{Code: "bad_args", Message: "deleteMessages needs upTo"}
+			return nil, &streamapi.Error{Code: streamapi.CodeBadArgs, Message: "deleteMessages needs upTo"}
 		}
 		if err := c.g.authorizePublish(ctx, c.info, name, cmd.args); err != nil {
 			return nil, err
@@ -380,14 +381,14 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		return c.g.sc.State(ctx, name)
 	case "putState":
 		if len(a.State) == 0 {
-			return nil, &streamapi.Error{Code: "bad_args", Message: "putState needs state"}
+			return nil, &streamapi.Error{Code: streamapi.CodeBadArgs, Message: "putState needs state"}
 		}
 		if err := c.g.authorizePublish(ctx, c.info, name, cmd.args); err != nil {
 			return nil, err
 		}
 		return c.g.sc.PutState(ctx, name, streamapi.PutState{State: a.State, Checkpoint: a.Checkpoint})
 	}
-	return nil, &streamapi.Error{Code: "unknown_command", Message: fmt.Sprintf("unknown command %q", cmd.name)}
+	return nil, &streamapi.Error{Code: streamapi.CodeUnknownCommand, Message: fmt.Sprintf("unknown command %q", cmd.name)}
 }
 
 // version is the binary's module version.

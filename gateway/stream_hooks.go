@@ -29,7 +29,7 @@ func streamConnInfo(r *http.Request) streams.Conn {
 }
 
 // authorizeSubscribe asks the AuthorizeSubscribe hook; a refusal is a *streamapi.Error with
-// code "forbidden" and the hook's message.
+// streamapi.CodeForbidden and the hook's message.
 func (g *Gateway) authorizeSubscribe(ctx context.Context, c streams.Conn, name string) error {
 	h := g.opts.StreamHooks.AuthorizeSubscribe
 	if h == nil {
@@ -52,11 +52,11 @@ func (g *Gateway) hookRefusal(hook, name string, f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			g.log.Error("stream hook panicked", "hook", hook, "stream", name, "panic", p)
-			err = &streamapi.Error{Code: "forbidden", Message: "refused: the server's " + hook + " hook failed"}
+			err = &streamapi.Error{Code: streamapi.CodeForbidden, Message: "refused: the server's " + hook + " hook failed"}
 		}
 	}()
 	if err := f(); err != nil {
-		return &streamapi.Error{Code: "forbidden", Message: err.Error()}
+		return &streamapi.Error{Code: streamapi.CodeForbidden, Message: err.Error()}
 	}
 	return nil
 }
@@ -64,12 +64,18 @@ func (g *Gateway) hookRefusal(hook, name string, f func() error) (err error) {
 // isForbidden reports whether err is a hook's refusal.
 func isForbidden(err error) bool {
 	var se *streamapi.Error
-	return errors.As(err, &se) && se.Code == "forbidden"
+	return errors.As(err, &se) && se.Code == streamapi.CodeForbidden
 }
 
-// transform applies the Transform hook to a stored message: the data to send, or
-// keep=false to drop it. A panicking hook drops the message (a transform may redact).
+// transform applies the Transform hook to a stored record: the data to send, or
+// keep=false to drop it. A record that is not a message (streamapi.IsMessage: a Durable
+// Streams marker without data) is dropped before the hook sees it, so every WebSocket
+// reader steps over it as over a dropped message. A panicking hook drops the message (a
+// transform may redact).
 func (g *Gateway) transform(name string, seq uint64, data []byte) (out []byte, keep bool) {
+	if !streamapi.IsMessage(data) {
+		return nil, false
+	}
 	h := g.opts.StreamHooks.Transform
 	if h == nil {
 		return data, true

@@ -250,7 +250,7 @@ func (h *streamHub) info(ctx context.Context, name string) (first, last uint64, 
 		return 1, 0, nil
 	}
 	if err != nil {
-		return 0, 0, &streamapi.Error{Code: "unavailable", Message: err.Error()}
+		return 0, 0, &streamapi.Error{Code: streamapi.CodeUnavailable, Message: err.Error()}
 	}
 	s := st.CachedInfo().State
 	if s.Msgs == 0 {

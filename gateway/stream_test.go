@@ -397,7 +397,7 @@ func TestStreamBadFrames(t *testing.T) {
 		{frame: `{"type":"command","id":"c8","command":"putState","args":{}}`, id: "c8", code: "bad_args"},
 		{frame: `{"type":"command","id":"c9","command":"unsubscribe","args":{"stream":"zz"}}`, id: "c9", code: "not_subscribed"},
 		{frame: `{"type":"command","id":"c10","command":"getState","args":[1]}`, id: "c10", code: "bad_args"},
-		{frame: `{"type":"publish","id":"big","data":"` + strings.Repeat("x", 40000) + `"}`, code: "too_large"},
+		{frame: `{"type":"publish","id":"big","data":"` + strings.Repeat("x", 40000) + `"}`, code: "payload_too_large"},
 		{frame: `{"type":"publish","id":"bin","data":1}`, binary: true, code: "bad_frame"},
 	}
 	for _, tc := range cases {

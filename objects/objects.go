@@ -208,11 +208,13 @@ type Sockets interface {
 	List(tag string) []Socket
 	Get(id string) (Socket, bool)
 	// Broadcast sends one text message to every socket carrying tag ("" for all) except
-	// the ids in except, with one publish per gateway rather than per socket.
+	// the ids in except, with one publish per gateway rather than per socket. A text
+	// message must be valid UTF-8 (RFC 6455): else ErrInvalidUTF8, and nothing is sent.
 	Broadcast(tag string, data []byte, except ...string) error
 }
 
-// SocketOptions describe an accepted socket.
+// SocketOptions describe an accepted socket. Tags are UTF-8 (else ErrInvalidUTF8); the
+// attachment is any bytes.
 type SocketOptions struct {
 	Tags       []string
 	Attachment []byte
@@ -225,11 +227,13 @@ type Socket interface {
 	Attachment() []byte
 	// SetAttachment replaces the attachment; it is committed like a storage write.
 	SetAttachment(b []byte) error
-	// Send queues a text message; SendBinary a binary one. They leave after the event's
-	// commit, in order.
+	// Send queues a text message, which must be valid UTF-8 (RFC 6455; else
+	// ErrInvalidUTF8: strict clients fail the connection on one that is not); SendBinary
+	// a binary one, any bytes. They leave after the event's commit, in order.
 	Send(data []byte) error
 	SendBinary(data []byte) error
-	// Close closes the socket with a WebSocket close code and reason.
+	// Close closes the socket with a WebSocket close code and reason (UTF-8, like a text
+	// message).
 	Close(code int, reason string) error
 }
 
@@ -244,4 +248,5 @@ var (
 	ErrBadName       = errors.New("objects: bad object name")
 	ErrSelfCall      = errors.New("objects: an object cannot call itself")
 	ErrTooManyCalls  = errors.New("objects: too many calls out from this object")
+	ErrInvalidUTF8   = errors.New("objects: text is not valid UTF-8")
 )

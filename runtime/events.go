@@ -2,11 +2,13 @@ package runtime
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/objects"
@@ -94,9 +96,11 @@ func (in *instance) handleFetch(m *nats.Msg) {
 }
 
 func objectError(err error) *nats.Msg {
-	body := fmt.Sprintf(`{"error":{"code":"object_error","message":%q}}`, err.Error())
+	// json.Marshal, not %q: a Go-quoted message is not always a JSON string (\x.. escapes,
+	// bytes that are not UTF-8).
+	body, _ := json.Marshal(httperr.Body{Error: httperr.Detail{Code: httperr.CodeObjectError, Message: err.Error()}})
 	h := http.Header{"Content-Type": {"application/json"}}
-	return wire.EncodeResponse(http.StatusInternalServerError, h, []byte(body))
+	return wire.EncodeResponse(http.StatusInternalServerError, h, body)
 }
 
 func (in *instance) handleSocketMessage(m *nats.Msg) {

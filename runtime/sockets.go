@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/objects"
@@ -56,6 +57,13 @@ func (s *sockets) Accept(w http.ResponseWriter, r *http.Request, opts objects.So
 	if len(opts.Attachment) > lim.MaxAttachmentBytes {
 		return nil, fmt.Errorf("%w: attachment of %d bytes, the limit is %d", objects.ErrValueTooLarge, len(opts.Attachment), lim.MaxAttachmentBytes)
 	}
+	for _, t := range opts.Tags {
+		// The registry keeps tags as JSON strings: a tag that is not UTF-8 would come back
+		// altered after an eviction, and List(tag) would stop finding its socket.
+		if !utf8.ValidString(t) {
+			return nil, fmt.Errorf("%w: tag %q", objects.ErrInvalidUTF8, t)
+		}
+	}
 	rec, _ := json.Marshal(socketRecord{Gateway: gw, Tags: opts.Tags, Attachment: opts.Attachment})
 	st.write(socketPrefix+id, rec, true)
 	sk := st.sockets[id]
@@ -87,6 +95,9 @@ func (s *sockets) Broadcast(tag string, data []byte, except ...string) error {
 	st := s.st()
 	if err := st.inEvent(); err != nil {
 		return err
+	}
+	if !utf8.Valid(data) {
+		return fmt.Errorf("%w: a text message", objects.ErrInvalidUTF8)
 	}
 	if tag == "" && len(except) == 0 {
 		// Everyone: a chat room's every message. The lists are kept between events.
@@ -167,6 +178,9 @@ func (sk *socket) send(data []byte, binary bool) error {
 	if sk.closed {
 		return objects.ErrSocketClosed
 	}
+	if !binary && !utf8.Valid(data) {
+		return fmt.Errorf("%w: a text message (SendBinary sends any bytes)", objects.ErrInvalidUTF8)
+	}
 	sk.st.ev.outputs = append(sk.st.ev.outputs, output{msg: gatewayCommand(sk.gw, wire.GwOpSend, []string{sk.id}, data, binary)})
 	return nil
 }
@@ -184,6 +198,9 @@ func (sk *socket) Close(code int, reason string) error {
 	}
 	if code == 0 {
 		code = 1000
+	}
+	if !utf8.ValidString(reason) {
+		return fmt.Errorf("%w: a close reason", objects.ErrInvalidUTF8)
 	}
 	m := gatewayCommand(sk.gw, wire.GwOpClose, []string{sk.id}, nil, false)
 	m.Header.Set(wire.HdrCode, strconv.Itoa(code))

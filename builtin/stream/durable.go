@@ -10,13 +10,19 @@ package stream
 // final message or on an empty marker), the idempotent producer's (id, epoch, seq) and the
 // writer's Stream-Seq. One append is one log message, so a crash either stored all of it
 // or none of it; the in-memory view is rebuilt from the log at the first request of an
-// activation. The stream's configuration (content type, TTL, expiry) is in storage, and
-// counts only once its create record is in the log.
+// activation. The stream's configuration (content type, TTL, expiry) is in storage. A
+// create with an initial body, or one that closes, stores its create record and counts
+// only once that record is in the log; an empty open create stores no record (DSMeta's
+// NoRecord), so that no reader sees anything for it: the storage write alone is the
+// create, and the stream's first append takes its first seq.
+//
+// What readers see as messages is streamapi.IsMessage's rule: records with data. A close
+// without a body is a marker record that no reader shows.
 //
 // The routes and their bodies are package streamapi's (/ds, /ds/batch, /ds/read, /ds/ref).
 //
-// Offsets are log seqs: a stream's data starts at its create record's seq and its tail is
-// the log's last seq + 1.
+// Offsets are log seqs: a stream's data starts at its CreateSeq and its tail is the log's
+// last seq + 1.
 
 import (
 	"context"
@@ -81,7 +87,7 @@ func (s *stream) dsLoad(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if first && (len(msgs) == 0 || msgs[0].Seq != m.CreateSeq || msgs[0].Headers[HdrCreate] == "") {
+			if first && !m.NoRecord && (len(msgs) == 0 || msgs[0].Seq != m.CreateSeq || msgs[0].Headers[HdrCreate] == "") {
 				// The create record is not in the log: the create never committed.
 				d.loaded = true
 				s.ds = d
@@ -229,32 +235,40 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 		if m := d.meta; m != nil {
 			res := streamapi.DSResult{Next: s.next(), Closed: d.closed, Meta: m}
 			if m.Deleted {
-				res.Message = "the stream was deleted; its forks still use its name"
+				res.Message, res.Reason = "the stream was deleted; its forks still use its name", streamapi.CodeConflict
 				return http.StatusConflict, res, nil
 			}
 			if m.ContentType != c.ContentType || !sameTTL(m.TTL, c.TTL) || m.ExpiresAt != c.ExpiresAt || d.closed != c.Closed || !sameFork(m.Fork, c.Fork) {
-				res.Message = "the stream exists with a different configuration"
+				res.Message, res.Reason = "the stream exists with a different configuration", streamapi.CodeConflict
 				return http.StatusConflict, res, nil
 			}
 			return http.StatusOK, res, nil
 		}
-		// Create the log first so its seq is known; the create record is the stream.
+		if err := streamapi.CheckData(c.ContentType, c.Data); err != nil {
+			return 0, nil, err
+		}
+		// Create the log first so its seq is known.
 		if err := s.st.Log().Configure(objects.LogConfig{}); err != nil {
 			return 0, nil, err
 		}
-		h := dsHeaders(c.Closed, nil, "", c.Batch)
-		h[HdrCreate] = "1"
-		seq, err := s.st.Log().Append(c.Data, h)
-		if err != nil {
-			return 0, nil, s.appendErr(err)
+		m := &streamapi.DSMeta{ContentType: c.ContentType, TTL: c.TTL, ExpiresAt: c.ExpiresAt, CreateSeq: s.tail(), Touched: time.Now().UnixMilli(), Fork: c.Fork}
+		if len(c.Data) == 0 && !c.Closed {
+			m.NoRecord = true // nothing to store in the log: no reader sees a record for it
+		} else {
+			h := dsHeaders(c.Closed, nil, "", c.Batch)
+			h[HdrCreate] = "1"
+			seq, err := s.st.Log().Append(c.Data, h)
+			if err != nil {
+				return 0, nil, s.appendErr(err)
+			}
+			m.CreateSeq = seq
 		}
-		m := &streamapi.DSMeta{ContentType: c.ContentType, TTL: c.TTL, ExpiresAt: c.ExpiresAt, CreateSeq: seq, Touched: time.Now().UnixMilli(), Fork: c.Fork}
 		b, _ := json.Marshal(m)
 		if err := s.st.Storage().Put(keyDSMeta, b); err != nil {
 			return 0, nil, err
 		}
 		s.ds = &dsState{loaded: true, meta: m, closed: c.Closed, producers: map[string]prodState{}}
-		return http.StatusCreated, streamapi.DSResult{Next: ext(m, seq+1), Closed: c.Closed, Meta: m}, nil
+		return http.StatusCreated, streamapi.DSResult{Next: s.next(), Closed: c.Closed, Meta: m}, nil
 	case http.MethodPost + " " + streamapi.RouteDS:
 		var a streamapi.DSAppend
 		if err := decode(r, &a); err != nil {
@@ -271,10 +285,10 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 			meta = &streamapi.DSMeta{ContentType: "application/json", CreateSeq: 1}
 		}
 		if meta == nil {
-			return http.StatusNotFound, streamapi.DSResult{Message: "no such stream"}, nil
+			return http.StatusNotFound, noStream, nil
 		}
 		if meta.Deleted && !q.Internal {
-			return http.StatusGone, streamapi.DSResult{Message: "the stream was deleted"}, nil
+			return http.StatusGone, deleted, nil
 		}
 		from, below, max := q.From, q.Below, q.Max // below: a fork's read of its source
 		if max <= 0 || max > maxDSScan {
@@ -296,7 +310,7 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 				return 0, nil, err
 			}
 			if len(msgs) > 0 && msgs[0].Seq > own(meta, from) {
-				return http.StatusGone, streamapi.DSResult{Message: "the offset is before the earliest retained data"}, nil
+				return http.StatusGone, streamapi.DSResult{Message: "the offset is before the earliest retained data", Reason: streamapi.CodeGone}, nil
 			}
 			size, cut := 0, false
 			for _, m := range msgs {
@@ -309,7 +323,7 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 					cut = true
 					break // the rest in the next read: the answer stays one NATS message
 				}
-				if len(m.Data) > 0 {
+				if streamapi.IsMessage(m.Data) {
 					n, _ := strconv.Atoi(m.Headers[HdrBatch])
 					out.Msgs = append(out.Msgs, streamapi.DSMsg{Seq: seq, Data: m.Data, Batch: n})
 				}
@@ -322,10 +336,10 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 		return http.StatusOK, out, nil
 	case http.MethodDelete + " " + streamapi.RouteDS:
 		if d.meta == nil {
-			return http.StatusNotFound, streamapi.DSResult{Message: "no such stream"}, nil
+			return http.StatusNotFound, noStream, nil
 		}
 		if d.meta.Deleted {
-			return http.StatusGone, streamapi.DSResult{Message: "the stream was deleted"}, nil
+			return http.StatusGone, deleted, nil
 		}
 		m := d.meta
 		if len(m.Forks) > 0 {
@@ -345,6 +359,12 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 	return 0, nil, notFound(r)
 }
 
+// The outcomes for a stream that does not exist (404) and one deleted (410).
+var (
+	noStream = streamapi.DSResult{Message: "no such stream", Reason: streamapi.CodeNotFound}
+	deleted  = streamapi.DSResult{Message: "the stream was deleted", Reason: streamapi.CodeGone}
+)
+
 func (s *stream) appendErr(err error) error {
 	if errors.Is(err, objects.ErrValueTooLarge) {
 		return &streamapi.Error{Status: http.StatusRequestEntityTooLarge, Code: streamapi.CodeTooLarge, Message: err.Error()}
@@ -357,10 +377,10 @@ func (s *stream) appendErr(err error) error {
 func (s *stream) dsAppend(a streamapi.DSAppend) (int, streamapi.DSResult, error) {
 	d := s.ds
 	if d.meta == nil {
-		return http.StatusNotFound, streamapi.DSResult{Message: "no such stream"}, nil
+		return http.StatusNotFound, noStream, nil
 	}
 	if d.meta.Deleted {
-		return http.StatusGone, streamapi.DSResult{Message: "the stream was deleted"}, nil
+		return http.StatusGone, deleted, nil
 	}
 	closeOnly := len(a.Data) == 0
 	res := streamapi.DSResult{Next: s.next()}
@@ -373,18 +393,25 @@ func (s *stream) dsAppend(a streamapi.DSAppend) (int, streamapi.DSResult, error)
 		if closeOnly && a.Closed {
 			return http.StatusNoContent, res, nil
 		}
-		res.Message = "the stream is closed"
+		res.Message, res.Reason = "the stream is closed", streamapi.CodeStreamClosed
 		return http.StatusConflict, res, nil
 	}
 	if !closeOnly && a.ContentType != d.meta.ContentType {
-		res.Message = "content type " + a.ContentType + " does not match the stream's " + d.meta.ContentType
+		res.Message, res.Reason = "content type "+a.ContentType+" does not match the stream's "+d.meta.ContentType, streamapi.CodeContentType
 		return http.StatusConflict, res, nil
+	}
+	if !closeOnly {
+		// The gateway checked the body too: this keeps a stream from storing what its
+		// readers cannot take whatever sent it.
+		if err := streamapi.CheckData(d.meta.ContentType, a.Data); err != nil {
+			return 0, res, err
+		}
 	}
 	if p := a.Producer; p != nil {
 		switch v, st := d.check(*p); v { // producer.go
 		case prodStaleEpoch:
 			res.ProducerEpoch = &st.epoch
-			res.Message = "stale producer epoch"
+			res.Message, res.Reason = "stale producer epoch", streamapi.CodeStaleEpoch
 			return http.StatusForbidden, res, nil
 		case prodDuplicate:
 			res.ProducerEpoch, res.ProducerSeq = &st.epoch, &st.seq
@@ -392,19 +419,19 @@ func (s *stream) dsAppend(a streamapi.DSAppend) (int, streamapi.DSResult, error)
 		case prodGap:
 			exp := st.seq + 1
 			res.ExpectedSeq, res.ReceivedSeq = &exp, &p.Seq
-			res.Message = "producer sequence gap"
+			res.Message, res.Reason = "producer sequence gap", streamapi.CodeProducerGap
 			return http.StatusConflict, res, nil
 		case prodUnknown:
 			var zero uint64
 			res.ExpectedSeq, res.ReceivedSeq = &zero, &p.Seq
-			res.Message = "a new producer starts at seq 0"
+			res.Message, res.Reason = "a new producer starts at seq 0", streamapi.CodeProducerUnknown
 			return http.StatusConflict, res, nil
 		case prodBadNewEpoch:
-			return 0, res, bad("bad_producer", "a new epoch starts at seq 0")
+			return 0, res, bad(streamapi.CodeBadProducer, "a new epoch starts at seq 0")
 		}
 	}
 	if a.StreamSeq != "" && d.streamSeq != "" && a.StreamSeq <= d.streamSeq {
-		res.Message = "Stream-Seq " + a.StreamSeq + " is not above " + d.streamSeq
+		res.Message, res.Reason = "Stream-Seq "+a.StreamSeq+" is not above "+d.streamSeq, streamapi.CodeStreamSeq
 		return http.StatusConflict, res, nil
 	}
 	h := dsHeaders(a.Closed, a.Producer, a.StreamSeq, a.Batch)

@@ -49,11 +49,11 @@ func own(m *streamapi.DSMeta, off uint64) uint64 {
 func (s *stream) dsRef(ref streamapi.DSRef) (int, any, error) {
 	m := s.ds.meta
 	if m == nil {
-		return http.StatusNotFound, streamapi.DSResult{Message: "no such stream"}, nil
+		return http.StatusNotFound, noStream, nil
 	}
 	if !ref.Remove {
 		if m.Deleted {
-			return http.StatusGone, streamapi.DSResult{Message: "the stream was deleted"}, nil
+			return http.StatusGone, deleted, nil
 		}
 		if !slices.Contains(m.Forks, ref.Fork) {
 			m.Forks = append(m.Forks, ref.Fork)

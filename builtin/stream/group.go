@@ -136,7 +136,7 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 	if r.Method == http.MethodGet && r.URL.Path == "/group/info" {
 		name := r.URL.Query().Get("group")
 		if err := checkClient(name); err != nil {
-			return nil, bad("bad_args", "group: %s", err.Error())
+			return nil, bad(streamapi.CodeBadArgs, "group: %s", err.Error())
 		}
 		st, err := s.loadGroup(name)
 		if err != nil {
@@ -151,7 +151,7 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if err := checkClient(req.Group); err != nil {
-		return nil, bad("bad_args", "group: %s", err.Error())
+		return nil, bad(streamapi.CodeBadArgs, "group: %s", err.Error())
 	}
 	_, exists := s.st.Storage().Get(keyGroup + req.Group)
 	st, err := s.loadGroup(req.Group)
@@ -164,10 +164,10 @@ func (s *stream) groupRoute(r *http.Request) (any, error) {
 	switch r.URL.Path {
 	case "/group/claim":
 		if err := checkClient(req.Member); err != nil {
-			return nil, bad("bad_args", "member: %s", err.Error())
+			return nil, bad(streamapi.CodeBadArgs, "member: %s", err.Error())
 		}
 		if req.Max < 1 || req.Max > streamapi.MaxGroupClaim {
-			return nil, bad("bad_args", "max must be 1 to %d", streamapi.MaxGroupClaim)
+			return nil, bad(streamapi.CodeBadArgs, "max must be 1 to %d", streamapi.MaxGroupClaim)
 		}
 		timeout := DefaultGroupTimeout
 		if req.TimeoutMs > 0 {

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/objects"
@@ -75,7 +76,7 @@ func (s *stream) route(r *http.Request) (any, error) {
 			return nil, err
 		}
 		if d.UpTo == nil {
-			return nil, bad("bad_args", "upTo is required")
+			return nil, bad(streamapi.CodeBadArgs, "upTo is required")
 		}
 		if err := s.trim(*d.UpTo); err != nil {
 			return nil, err
@@ -123,11 +124,11 @@ func (s *stream) publish(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if len(items) == 0 || len(items) > streamapi.MaxBatch {
-		return nil, bad("bad_args", "want 1 to %d messages, got %d", streamapi.MaxBatch, len(items))
+		return nil, bad(streamapi.CodeBadArgs, "want 1 to %d messages, got %d", streamapi.MaxBatch, len(items))
 	}
 	for i, it := range items {
 		if len(it.Data) == 0 {
-			return nil, bad("bad_args", "message %d has no data", i)
+			return nil, bad(streamapi.CodeBadArgs, "message %d has no data", i)
 		}
 	}
 	if err := s.dsCurrent(r.Context()); err != nil {
@@ -138,6 +139,13 @@ func (s *stream) publish(r *http.Request) (any, error) {
 	}
 	out := make([]streamapi.Published, len(items))
 	for i, it := range items {
+		if !utf8.Valid(it.Data) {
+			// The body is JSON (DecodePublish checked its syntax), but strict readers also
+			// need it to be UTF-8 (streamapi.ValidJSON). Refused alone, storing nothing; a
+			// producer's later publishes meet the hole as a seq gap.
+			out[i] = streamapi.Published{ID: it.ID, Code: streamapi.CodeInvalidUTF8, Message: fmt.Sprintf("message %d is not valid UTF-8: JSON text must be (RFC 8259)", i)}
+			continue
+		}
 		if it.Producer != nil {
 			pub, err := s.publishProduced(r.Context(), it) // producer.go
 			if err != nil {
@@ -160,7 +168,7 @@ func (s *stream) publish(r *http.Request) (any, error) {
 // published) and applies retention.
 func (s *stream) configure(c streamapi.Config) (any, error) {
 	if c.MaxMsgs < 0 || c.MaxBytes < 0 || c.MaxAgeMs < 0 {
-		return nil, bad("bad_args", "negative limit")
+		return nil, bad(streamapi.CodeBadArgs, "negative limit")
 	}
 	cfg := objects.LogConfig{MaxMsgs: c.MaxMsgs, MaxBytes: c.MaxBytes, MaxAge: time.Duration(c.MaxAgeMs) * time.Millisecond}
 	if err := s.st.Log().Configure(cfg); err != nil {
@@ -172,7 +180,7 @@ func (s *stream) configure(c streamapi.Config) (any, error) {
 func (s *stream) trim(upTo uint64) error {
 	i := s.st.Log().Info()
 	if upTo > i.LastSeq {
-		return bad("bad_args", "upTo %d is beyond the last seq %d", upTo, i.LastSeq)
+		return bad(streamapi.CodeBadArgs, "upTo %d is beyond the last seq %d", upTo, i.LastSeq)
 	}
 	return s.st.Log().Trim(upTo)
 }
@@ -183,7 +191,10 @@ func (s *stream) putState(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if len(st.State) == 0 {
-		return nil, bad("bad_args", "state is required")
+		return nil, bad(streamapi.CodeBadArgs, "state is required")
+	}
+	if !utf8.Valid(st.State) {
+		return nil, bad(streamapi.CodeInvalidUTF8, "state is not valid UTF-8: JSON text must be (RFC 8259)")
 	}
 	if len(st.State) > streamapi.MaxStateBytes {
 		return nil, &streamapi.Error{Status: http.StatusRequestEntityTooLarge, Code: streamapi.CodeTooLarge, Message: fmt.Sprintf("state of %d bytes, the limit is %d", len(st.State), streamapi.MaxStateBytes)}
@@ -218,7 +229,7 @@ func (s *stream) ack(acks []streamapi.Ack) error {
 			return err
 		}
 		if a.Seq > last {
-			return bad("bad_args", "client %q acks seq %d beyond the last seq %d", a.Client, a.Seq, last)
+			return bad(streamapi.CodeBadArgs, "client %q acks seq %d beyond the last seq %d", a.Client, a.Seq, last)
 		}
 	}
 	for _, a := range acks {
@@ -242,12 +253,12 @@ func (s *stream) ack(acks []streamapi.Ack) error {
 // '_', '-', '.' and ':'.
 func checkClient(id string) error {
 	if id == "" || len(id) > streamapi.MaxClientID {
-		return bad("bad_client", "client id must be 1 to %d bytes", streamapi.MaxClientID)
+		return bad(streamapi.CodeBadClient, "client id must be 1 to %d bytes", streamapi.MaxClientID)
 	}
 	if i := strings.IndexFunc(id, func(c rune) bool {
 		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':')
 	}); i >= 0 {
-		return bad("bad_client", "client id: character %q not allowed (letters, digits, '_', '-', '.', ':')", id[i])
+		return bad(streamapi.CodeBadClient, "client id: character %q not allowed (letters, digits, '_', '-', '.', ':')", id[i])
 	}
 	return nil
 }
@@ -255,10 +266,10 @@ func checkClient(id string) error {
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, streamapi.MaxBody))
 	if err := dec.Decode(v); err != nil {
-		return bad("bad_json", "body: %v", err)
+		return bad(streamapi.CodeBadJSON, "body: %v", err)
 	}
 	if dec.More() {
-		return bad("bad_json", "body: trailing data after the JSON value")
+		return bad(streamapi.CodeBadJSON, "body: trailing data after the JSON value")
 	}
 	return nil
 }

@@ -372,6 +372,38 @@ func TestErrors(t *testing.T) {
 		c.expect(`{"error":"Bad message: expected a JSON object."}`)
 	})
 
+	t.Run("invalid UTF-8", func(t *testing.T) {
+		// Sent as binary frames: the gateway closes a text frame that is not UTF-8 (1007)
+		// before the room sees it. The room refuses the bytes whatever frame they came in.
+		bin := func(c *client, s string) {
+			t.Helper()
+			if err := c.c.WriteMessage(websocket.BinaryMessage, []byte(s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a := dial(t, base, "errors4", "10.0.2.7")
+		bin(a, "{\"name\":\"caf\xe9\"}")
+		a.expect(`{"error":"Bad message: not valid UTF-8."}`)
+		a.join("a") // the refused name frame named nobody
+		b := dial(t, base, "errors4", "10.0.2.8")
+		b.join("b")
+		a.expect(`{"joined":"b"}`)
+		bin(b, "{\"message\":\"\xff\xfe\"}")
+		b.expect(`{"error":"Bad message: not valid UTF-8."}`)
+		b.say("after")
+		a.expect(`{"name":"b","message":"after"}`) // the refused message reached nobody
+		// ... and was not stored: a newcomer's history has only the message that was.
+		var history []string
+		for _, f := range dial(t, base, "errors4", "10.0.2.9").join("c") {
+			if f.Message != "" {
+				history = append(history, f.Name+": "+f.Message)
+			}
+		}
+		if len(history) != 1 || history[0] != "b: after" {
+			t.Fatalf("history %q", history)
+		}
+	})
+
 	t.Run("http", func(t *testing.T) {
 		cases := []struct {
 			method, path string

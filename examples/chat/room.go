@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/holdfast/holdfast/objects"
 )
@@ -28,6 +29,7 @@ const (
 	errMessageTooLong = "Message too long."
 	errRateLimited    = "Your IP is being rate-limited, please try again later."
 	errBadFrame       = "Bad message: expected a JSON object."
+	errNotUTF8        = "Bad message: not valid UTF-8."
 )
 
 // Storage layout: one key per message, named by its zero-padded timestamp so that key
@@ -125,6 +127,11 @@ func (r *room) SocketMessage(ctx context.Context, s objects.Socket, msg objects.
 	}
 	if !ok {
 		return sendJSON(s, map[string]string{"error": errRateLimited})
+	}
+	if !utf8.Valid(msg.Data) {
+		// json.Unmarshal would store U+FFFD for each bad byte; a frame is refused instead,
+		// and nothing of it is stored or sent to the others.
+		return sendJSON(s, map[string]string{"error": errNotUTF8})
 	}
 	var frame struct {
 		Name    json.RawMessage `json:"name"`

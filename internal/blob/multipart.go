@@ -36,6 +36,9 @@ func (s *Store) CreateMultipart(ctx context.Context, bucket, key string, opts Pu
 	if err := CheckKey(key); err != nil {
 		return "", err
 	}
+	if err := opts.checkMeta(); err != nil {
+		return "", err
+	}
 	if err := s.checkBucket(ctx, bucket); err != nil {
 		return "", err
 	}

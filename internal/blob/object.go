@@ -159,6 +159,9 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, r io.Reader, 
 	if err := CheckKey(key); err != nil {
 		return nil, err
 	}
+	if err := opts.checkMeta(); err != nil {
+		return nil, err
+	}
 	if err := s.checkBucket(ctx, bucket); err != nil {
 		return nil, err
 	}
@@ -384,6 +387,9 @@ type CopyOptions struct {
 // source's blobs, which the collector keeps while any record refers to them.
 func (s *Store) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, opts CopyOptions) (*ObjectInfo, error) {
 	if err := CheckKey(dstKey); err != nil {
+		return nil, err
+	}
+	if err := opts.Put.checkMeta(); err != nil {
 		return nil, err
 	}
 	src, err := s.getRecord(ctx, srcBucket, srcKey)

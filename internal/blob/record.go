@@ -84,13 +84,32 @@ func blobSubject(prefix, id string) string { return prefix + id }
 // UTF-8 without NUL, and no "." or ".." path segment (which would let a key escape its
 // prefix on clients that map keys to files).
 func CheckKey(key string) error {
-	if key == "" || len(key) > 1024 || !utf8.ValidString(key) || strings.IndexByte(key, 0) >= 0 {
+	if !utf8.ValidString(key) {
+		return ErrKeyNotUTF8
+	}
+	if key == "" || len(key) > 1024 || strings.IndexByte(key, 0) >= 0 {
 		return ErrBadKey
 	}
 	for _, seg := range strings.Split(key, "/") {
 		if seg == "." || seg == ".." {
 			return ErrBadKey
 		}
+	}
+	return nil
+}
+
+// checkMeta reports whether the metadata kept with an object is text: it is stored as JSON
+// strings and given back in headers and listings, so bytes that are not UTF-8 would come
+// back altered.
+func (o *PutOptions) checkMeta() error {
+	ok := utf8.ValidString(o.ContentType)
+	for _, m := range []map[string]string{o.Headers, o.Meta} {
+		for k, v := range m {
+			ok = ok && utf8.ValidString(k) && utf8.ValidString(v)
+		}
+	}
+	if !ok {
+		return ErrMetaNotUTF8
 	}
 	return nil
 }

@@ -59,9 +59,15 @@ var (
 	ErrTooLarge         = errors.New("blob: body longer than its declared length")
 	ErrObjectTooLarge   = errors.New("blob: object larger than the store's MaxObjectSize")
 	ErrBadKey           = errors.New("blob: invalid key")
-	ErrBadBucketName    = errors.New("blob: invalid bucket name")
-	ErrUploadTooSlow    = errors.New("blob: upload took longer than the upload timeout")
-	ErrClosed           = errors.New("blob: store closed")
+	// ErrKeyNotUTF8 is the ErrBadKey of a key that is not valid UTF-8 (errors.Is finds both).
+	ErrKeyNotUTF8 = fmt.Errorf("%w: not valid UTF-8", ErrBadKey)
+	// ErrMetaNotUTF8: a content type, kept header or custom metadata value that is not
+	// valid UTF-8. Stored as JSON it would come back altered (U+FFFD for each bad byte),
+	// so it is refused instead.
+	ErrMetaNotUTF8   = errors.New("blob: metadata is not valid UTF-8")
+	ErrBadBucketName = errors.New("blob: invalid bucket name")
+	ErrUploadTooSlow = errors.New("blob: upload took longer than the upload timeout")
+	ErrClosed        = errors.New("blob: store closed")
 )
 
 // MinPartSize is the smallest size of a multipart part other than the last (S3's rule).

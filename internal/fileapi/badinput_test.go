@@ -180,11 +180,11 @@ func TestBadWrites(t *testing.T) {
 		status  int
 		code    string
 	}{
-		{"over max_file_bytes", "PUT", "v1/files/files/big", bytes.NewReader(big), nil, false, 413, "body_too_large"},
-		{"over max_file_bytes, chunked", "PUT", "v1/files/files/big", bytes.NewReader(big), nil, true, 413, "body_too_large"},
-		{"over max_file_bytes, form", "POST", "v1/files/files/big", formBody, map[string]string{"Content-Type": formType}, false, 413, "body_too_large"},
-		{"over max_file_bytes, overwrite", "PUT", "v1/files/files/kept", bytes.NewReader(big), nil, true, 413, "body_too_large"},
-		{"over max_file_bytes, r2", "POST", "r2/big", bytes.NewReader(big), nil, true, 413, "body_too_large"},
+		{"over max_file_bytes", "PUT", "v1/files/files/big", bytes.NewReader(big), nil, false, 413, "payload_too_large"},
+		{"over max_file_bytes, chunked", "PUT", "v1/files/files/big", bytes.NewReader(big), nil, true, 413, "payload_too_large"},
+		{"over max_file_bytes, form", "POST", "v1/files/files/big", formBody, map[string]string{"Content-Type": formType}, false, 413, "payload_too_large"},
+		{"over max_file_bytes, overwrite", "PUT", "v1/files/files/kept", bytes.NewReader(big), nil, true, 413, "payload_too_large"},
+		{"over max_file_bytes, r2", "POST", "r2/big", bytes.NewReader(big), nil, true, 413, "payload_too_large"},
 		{"form without a file", "POST", "v1/files/files/f", noFile, map[string]string{"Content-Type": noFileType}, false, 400, "bad_request"},
 		{"malformed form", "POST", "v1/files/files/f", strings.NewReader("--x\r\nnot a part"), map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, false, 400, "bad_request"},
 		{"metadata too large", "PUT", "v1/files/files/m", strings.NewReader("x"), map[string]string{"X-Meta-Big": strings.Repeat("v", 3000)}, false, 400, "bad_request"},
@@ -193,6 +193,11 @@ func TestBadWrites(t *testing.T) {
 		{"if-none-match * on existing", "PUT", "v1/files/files/kept", strings.NewReader("x"), map[string]string{"If-None-Match": "*"}, false, 412, "precondition_failed"},
 		{"dot segment", "PUT", "v1/files/files/a/%2e%2e/b", strings.NewReader("x"), nil, false, 400, "bad_name"},
 		{"key too long", "PUT", "v1/files/files/" + strings.Repeat("k", 1025), strings.NewReader("x"), nil, false, 400, "bad_name"},
+		{"key not UTF-8", "PUT", "v1/files/files/caf%E9", strings.NewReader("x"), nil, false, 400, "invalid_utf8"},
+		{"key not UTF-8, get", "GET", "v1/files/files/a%FF%FEb", nil, nil, false, 400, "invalid_utf8"},
+		{"metadata not UTF-8", "PUT", "v1/files/files/m", strings.NewReader("x"), map[string]string{"X-Meta-Note": "caf\xe9"}, false, 400, "invalid_utf8"},
+		{"content type not UTF-8", "PUT", "v1/files/files/m", strings.NewReader("x"), map[string]string{"Content-Type": "text/plain; name=\xff"}, false, 400, "invalid_utf8"},
+		{"kept header not UTF-8", "PUT", "v1/files/files/m", strings.NewReader("x"), map[string]string{"Content-Disposition": "attachment; filename=\"\xe9.txt\""}, false, 400, "invalid_utf8"},
 		{"no such bucket", "PUT", "v1/files/nope/k", strings.NewReader("x"), nil, false, 404, "not_found"},
 		{"write a bucket", "PUT", "v1/files/files", strings.NewReader("x"), nil, false, 405, "method_not_allowed"},
 		{"unknown method", "PATCH", "v1/files/files/k", strings.NewReader("x"), nil, false, 405, "method_not_allowed"},

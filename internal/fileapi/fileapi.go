@@ -44,8 +44,6 @@ func (o *Options) defaults() {
 // MetaPrefix is the request and response header prefix of custom metadata.
 const MetaPrefix = "X-Meta-"
 
-const codePrecondition = "precondition_failed"
-
 type handler struct {
 	store *blob.Store
 	opts  Options
@@ -87,7 +85,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := blob.CheckKey(key); err != nil {
-		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, "invalid key: 1 to 1024 bytes of UTF-8, no '.' or '..' segment")
+		writeErr(w, err)
 		return
 	}
 	switch r.Method {
@@ -217,9 +215,13 @@ func writeErr(w http.ResponseWriter, err error) {
 	case errors.Is(err, blob.ErrNoSuchKey):
 		httperr.Write(w, http.StatusNotFound, httperr.CodeNotFound, "no such key")
 	case errors.Is(err, blob.ErrPrecondition):
-		httperr.Write(w, http.StatusPreconditionFailed, codePrecondition, "precondition failed")
+		httperr.Write(w, http.StatusPreconditionFailed, httperr.CodePrecondition, "precondition failed")
+	case errors.Is(err, blob.ErrKeyNotUTF8):
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeInvalidUTF8, "invalid key: not valid UTF-8 (a key is 1 to 1024 bytes of UTF-8)")
 	case errors.Is(err, blob.ErrBadKey):
-		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, "invalid key")
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, "invalid key: 1 to 1024 bytes of UTF-8, no NUL, no '.' or '..' segment")
+	case errors.Is(err, blob.ErrMetaNotUTF8):
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeInvalidUTF8, "Content-Type, a kept header or an X-Meta-* value is not valid UTF-8")
 	case errors.Is(err, blob.ErrIncompleteBody), errors.Is(err, io.ErrUnexpectedEOF):
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "body shorter than its Content-Length")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

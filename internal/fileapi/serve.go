@@ -12,8 +12,6 @@ import (
 	"github.com/holdfast/holdfast/internal/httprange"
 )
 
-const codeRange = "range_not_satisfiable"
-
 // serve answers GET and HEAD of an object (HEAD with the same status and headers as GET,
 // without the body): the preconditions If-Match, If-None-Match, If-Modified-Since and
 // If-Unmodified-Since (304, 412), then the Range under If-Range through internal/httprange:
@@ -29,7 +27,7 @@ func serve(w http.ResponseWriter, r *http.Request, store *blob.Store, bucket, ke
 	hd := w.Header()
 	switch httprange.Check(r.Header, "", info.ETag, info.Modified) {
 	case httprange.PreconditionFailed:
-		httperr.Write(w, http.StatusPreconditionFailed, codePrecondition, "precondition failed")
+		httperr.Write(w, http.StatusPreconditionFailed, httperr.CodePrecondition, "precondition failed")
 		return
 	case httprange.NotModified:
 		hd.Set("ETag", `"`+info.ETag+`"`)
@@ -41,7 +39,7 @@ func serve(w http.ResponseWriter, r *http.Request, store *blob.Store, bucket, ke
 	if v := r.Header.Get("Range"); v != "" && httprange.IfRange(r.Header, info.ETag, info.Modified) {
 		if ranges, err = httprange.Parse(v, info.Size); err != nil {
 			hd.Set("Content-Range", httprange.Unsatisfied(info.Size))
-			httperr.Write(w, http.StatusRequestedRangeNotSatisfiable, codeRange,
+			httperr.Write(w, http.StatusRequestedRangeNotSatisfiable, httperr.CodeRange,
 				"no requested range is satisfiable: the file has "+strconv.FormatInt(info.Size, 10)+" bytes")
 			return
 		}

@@ -132,6 +132,12 @@ func TestBadRequestsStoreNothing(t *testing.T) {
 		{"part number too large", "PUT", "http://localhost/files/big?partNumber=10001&uploadId=" + up.UploadID, "x", nil, 400, "InvalidArgument"},
 		{"get part number 0", "GET", "http://localhost/files/ten?partNumber=0", "", nil, 400, "InvalidArgument"},
 		{"get part number 2 of a plain object", "GET", "http://localhost/files/ten?partNumber=2", "", nil, 416, "InvalidPartNumber"},
+		{"key not UTF-8", "PUT", "http://localhost/files/caf%E9", "x", nil, 400, "InvalidURI"},
+		{"get a key not UTF-8", "GET", "http://localhost/files/a%FF", "", nil, 400, "InvalidURI"},
+		{"metadata not UTF-8", "PUT", "http://localhost/files/m", "x", map[string]string{"X-Amz-Meta-Note": "caf\xe9"}, 400, "InvalidArgument"},
+		{"content disposition not UTF-8", "PUT", "http://localhost/files/m", "x", map[string]string{"Content-Disposition": "attachment; filename=\xff"}, 400, "InvalidArgument"},
+		{"multipart metadata not UTF-8", "POST", "http://localhost/files/m?uploads", "", map[string]string{"X-Amz-Meta-Note": "\xff"}, 400, "InvalidArgument"},
+		{"copy with metadata not UTF-8", "PUT", "http://localhost/files/m", "", map[string]string{"X-Amz-Copy-Source": "/files/ten", "X-Amz-Metadata-Directive": "REPLACE", "X-Amz-Meta-Note": "\xfe"}, 400, "InvalidArgument"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -37,7 +37,9 @@ var (
 	errPrecondition   = newErr(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 	errBadBucketName  = newErr(400, "InvalidBucketName", "The specified bucket is not valid.")
 	errKeyTooLong     = newErr(400, "KeyTooLongError", "Your key is too long")
-	errBadKey         = newErr(400, "InvalidArgument", "Object key is not valid (empty, not UTF-8, or with a '.' or '..' path segment).")
+	errBadKey         = newErr(400, "InvalidArgument", "Object key is not valid (empty, with a NUL, or with a '.' or '..' path segment).")
+	errKeyNotUTF8     = newErr(400, "InvalidURI", "Couldn't parse the specified URI.") // S3's answer to a key that is not UTF-8
+	errMetaNotUTF8    = newErr(400, "InvalidArgument", "A metadata header value (x-amz-meta-*, Content-Type, Content-Disposition, ...) is not valid UTF-8.")
 	errInvalidPart    = newErr(400, "InvalidPart", "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.")
 	errPartOrder      = newErr(400, "InvalidPartOrder", "The list of parts was not in ascending order. The parts list must be specified in order by part number.")
 	errTooSmall       = newErr(400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.")
@@ -95,8 +97,12 @@ func toS3(err error) *s3Error {
 		return errIncomplete
 	case errors.Is(err, blob.ErrTooLarge), errors.Is(err, blob.ErrObjectTooLarge):
 		return errTooLarge
+	case errors.Is(err, blob.ErrKeyNotUTF8):
+		return errKeyNotUTF8
 	case errors.Is(err, blob.ErrBadKey):
 		return errBadKey
+	case errors.Is(err, blob.ErrMetaNotUTF8):
+		return errMetaNotUTF8
 	case errors.Is(err, blob.ErrBadBucketName):
 		return errBadBucketName
 	case errors.Is(err, blob.ErrObjectChanged):

@@ -22,8 +22,8 @@ func keyError(key string) error {
 	if len(key) > 1024 {
 		return errKeyTooLong
 	}
-	if blob.CheckKey(key) != nil {
-		return errBadKey
+	if err := blob.CheckKey(key); err != nil {
+		return toS3(err)
 	}
 	return nil
 }

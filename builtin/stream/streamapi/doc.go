@@ -5,8 +5,13 @@
 // needs neither the class nor the runtime to talk to a stream.
 //
 // The object answers every route with JSON. An error is a status of 400 or more with
-// {"error":{"code":"..","message":".."}} (Error); the Durable Streams routes (/ds...) also
-// answer protocol outcomes (404, 409, 410, ...) with a DSResult body instead.
+// {"error":{"code":"..","message":".."}} (Error; codes.go has every code); the Durable
+// Streams routes (/ds...) also answer protocol outcomes (404, 409, 410, ...) with a
+// DSResult body instead, its Reason the outcome's code.
+//
+// What a stream stores is checked here, for every writer (CheckData, ValidJSON: JSON and
+// text/* data is valid UTF-8), and what its readers show as messages is one rule,
+// IsMessage.
 //
 //	POST   /publish        [PublishItem, ...]          -> [Published, ...], one per item
 //	GET    /info                                        -> Info

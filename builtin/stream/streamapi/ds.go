@@ -14,6 +14,10 @@ type DSMeta struct {
 	TTL         *int64 `json:"ttl,omitempty"`       // sliding, in seconds
 	ExpiresAt   string `json:"expiresAt,omitempty"` // RFC 3339, as given
 	CreateSeq   uint64 `json:"createSeq"`
+	// NoRecord: the create stored no record in the log (it had no data and did not
+	// close), so CreateSeq is the seq of the stream's first append. Streams created before
+	// this field have a create record at CreateSeq.
+	NoRecord bool `json:"noRecord,omitempty"`
 	// Touched is the last read or write (Unix ms), for the sliding TTL.
 	Touched int64 `json:"touched,omitempty"`
 	// Fork is set on a fork: its offsets continue its source's.
@@ -64,9 +68,14 @@ type DSAppend struct {
 	StreamSeq   string    `json:"streamSeq,omitempty"`
 }
 
-// DSResult answers the /ds routes; the gateway turns it into headers.
+// DSResult answers the /ds routes; the gateway turns it into headers, and an answer of 400
+// or more into the error shape with Reason as its code.
 type DSResult struct {
-	Next          uint64  `json:"next"`
+	Next uint64 `json:"next"`
+	// Reason is the code (Code*) of an outcome of 400 or more: CodeNotFound, CodeGone,
+	// CodeConflict, CodeStreamClosed, CodeContentType, CodeStreamSeq, CodeProducerGap,
+	// CodeProducerUnknown, CodeStaleEpoch.
+	Reason        string  `json:"reason,omitempty"`
 	Closed        bool    `json:"closed,omitempty"`
 	Meta          *DSMeta `json:"meta,omitempty"`
 	ProducerEpoch *uint64 `json:"producerEpoch,omitempty"`
@@ -82,6 +91,18 @@ type DSAnswer struct {
 	Status int    `json:"status"`
 	Code   string `json:"code,omitempty"`
 	DSResult
+}
+
+// ErrorCode is the code of an answer of 400 or more: the refusal's Code, else the
+// outcome's Reason, else the status's general code.
+func (a DSAnswer) ErrorCode() string {
+	switch {
+	case a.Code != "":
+		return a.Code
+	case a.Reason != "":
+		return a.Reason
+	}
+	return CodeForStatus(a.Status)
 }
 
 // DSMsg is one stored record in a read.

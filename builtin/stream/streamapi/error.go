@@ -6,38 +6,6 @@ import (
 	"net/http"
 )
 
-// Error codes the object answers with (Error.Code, Published.Code). A code is stable; a
-// message is for people.
-const (
-	CodeBadArgs       = "bad_args"
-	CodeBadJSON       = "bad_json"
-	CodeBadBatch      = "bad_batch"
-	CodeBadClient     = "bad_client"
-	CodeBadProducer   = "bad_producer"
-	CodeTooLarge      = "too_large"
-	CodeStreamClosed  = "stream_closed"
-	CodeTooManyGroups = "too_many_groups"
-	CodeNotFound      = "not_found"
-	CodeInternal      = "internal"
-	// CodeUnavailable: the object could not be reached or did not answer (set by clients:
-	// Error.Err says why).
-	CodeUnavailable = "unavailable"
-
-	// Idempotent producers (Published.Code). None of them stored anything.
-
-	// CodeProducerGap: the seq is past the next one the producer may write.
-	CodeProducerGap = "producer_seq_gap"
-	// CodeProducerUnknown: the object keeps no state for the producer (it is new, or was
-	// forgotten) and the seq is not 0: whether an earlier write of it was stored is not
-	// known. A new epoch starts at seq 0.
-	CodeProducerUnknown = "producer_unknown"
-	// CodeStaleEpoch: a later epoch of the producer wrote already.
-	CodeStaleEpoch = "stale_producer_epoch"
-	// CodeDuplicateUnknown: the write was stored before, at a seq older than the object
-	// remembers; it is not stored again.
-	CodeDuplicateUnknown = "duplicate_seq_unknown"
-)
-
 // Error is an answer of the Stream object with a status of 400 or more and the body
 // {"error":{"code":..,"message":..}}, and, in clients, a failure to reach the object
 // (Status 0, Code CodeUnavailable, Err the cause for errors.Is).

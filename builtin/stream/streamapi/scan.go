@@ -1,6 +1,6 @@
 package streamapi
 
-// A walker of JSON text already known to be valid (json.Valid), without decoding it: the
+// A walker of JSON text already known to be valid (ValidJSON), without decoding it: the
 // hot paths that split a frame or a /publish body into raw fields use it where
 // json.Unmarshal into maps or structs cost more than the work itself. On invalid input the
 // results are meaningless (but never out of range); check validity first.
@@ -8,7 +8,6 @@ package streamapi
 import (
 	"bytes"
 	"encoding/json"
-	"unicode/utf8"
 )
 
 // space returns the index of the first byte at or after i that is not JSON white space.
@@ -64,10 +63,10 @@ func valueEnd(b []byte, i int) int {
 // Fields splits data, one JSON object, into its top-level fields without decoding the
 // values (a gateway reads every WebSocket frame of the stream protocol so: json.Unmarshal
 // into a map allocated a map, its keys and a copy of every value per frame). It returns
-// nil when data is not valid JSON or not an object. Like json.Unmarshal into a map, a
-// repeated key keeps its last value.
+// nil when data is not valid JSON (ValidJSON: invalid UTF-8 included) or not an object.
+// Like json.Unmarshal into a map, a repeated key keeps its last value.
 func Fields(data []byte) map[string]json.RawMessage {
-	if !json.Valid(data) {
+	if !ValidJSON(data) {
 		return nil
 	}
 	i := space(data, 0)
@@ -83,8 +82,8 @@ func Fields(data []byte) map[string]json.RawMessage {
 		// A key: data is valid JSON, so a string follows.
 		end := stringEnd(data, i)
 		key := string(data[i+1 : end-1])
-		if bytes.IndexByte(data[i:end], '\\') >= 0 || !utf8.ValidString(key) {
-			_ = json.Unmarshal(data[i:end], &key) // valid, so it decodes (invalid UTF-8 as U+FFFD)
+		if bytes.IndexByte(data[i:end], '\\') >= 0 {
+			_ = json.Unmarshal(data[i:end], &key) // valid, so it decodes
 		}
 		i = space(data, end)
 		i = space(data, i+1) // ':'

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestValueEnd: each value of a valid document ends where json's decoder says it does.
@@ -61,8 +62,8 @@ func TestFieldsLikeUnmarshal(t *testing.T) {
 func checkFields(t *testing.T, in string) {
 	t.Helper()
 	var want map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(in), &want); err != nil {
-		want = nil
+	if err := json.Unmarshal([]byte(in), &want); err != nil || !utf8.ValidString(in) {
+		want = nil // Fields refuses invalid UTF-8, which json.Unmarshal replaces with U+FFFD
 	}
 	got := Fields([]byte(in))
 	if len(got) == 0 && len(want) == 0 {
@@ -76,7 +77,8 @@ func checkFields(t *testing.T, in string) {
 	}
 }
 
-// FuzzFields: Fields reads every input as json.Unmarshal into a map does.
+// FuzzFields: Fields reads every input as json.Unmarshal into a map does, and refuses
+// what is not valid UTF-8 (ValidJSON).
 func FuzzFields(f *testing.F) {
 	for _, s := range []string{`{"type":"publish","id":"1","data":{"a":[1]}}`, `{"a\u0062":1,"ab":2}`, `{}`, `[]`, `{"a":`} {
 		f.Add(s)
@@ -97,5 +99,36 @@ func TestDepth(t *testing.T) {
 		if got := Depth(doc); got != n || json.Valid(doc) != (n <= MaxDepth) {
 			t.Errorf("%d deep: Depth %d, json.Valid %v", n, got, json.Valid(doc))
 		}
+	}
+}
+
+// BenchmarkValidJSON: what checking UTF-8 adds to checking JSON syntax, on a publish frame
+// of the usual size and on one of 4 KiB (one scan each).
+func BenchmarkValidJSON(b *testing.B) {
+	small := []byte(`{"type":"publish","id":"17","data":{"user":"u123","text":"hello there, a short message é","n":12345}}`)
+	big := []byte(`{"type":"publish","id":"17","data":{"text":"` + strings.Repeat("lorem ipsum dolor sit amet é ", 140) + `"}}`)
+	for _, c := range []struct {
+		name string
+		doc  []byte
+	}{{"frame", small}, {"4KiB", big}} {
+		b.Run(c.name+"/json.Valid", func(b *testing.B) {
+			b.SetBytes(int64(len(c.doc)))
+			for b.Loop() {
+				_ = json.Valid(c.doc)
+			}
+		})
+		b.Run(c.name+"/ValidJSON", func(b *testing.B) {
+			b.SetBytes(int64(len(c.doc)))
+			for b.Loop() {
+				_ = ValidJSON(c.doc)
+			}
+		})
+		b.Run(c.name+"/Fields", func(b *testing.B) {
+			b.SetBytes(int64(len(c.doc)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = Fields(c.doc)
+			}
+		})
 	}
 }

@@ -177,3 +177,25 @@ test('a publish whose answer is lost is sent again and stored once, with its fir
   assert.equal(got.get(1), 'first')
   seqs.forEach((seq, i) => assert.deepEqual(got.get(seq), { i }, `publish ${i} at seq ${seq}`))
 })
+
+test('a JSON append that is not UTF-8 is refused, and a strict subscriber from seq 1 never meets it (issue 13)', async (t) => {
+  const url = dev.url.replace('ws://', 'http://') + '/v1/stream/js/utf8'
+  const json = { 'Content-Type': 'application/json' }
+  assert.equal((await fetch(url, { method: 'PUT', headers: json })).status, 201)
+  const got = []
+  let opens = 0
+  const sub = open('js/utf8', { from: 1, onMessage: (m) => { got.push(m) }, onStatus: (s) => { if (s === 'open') opens++ } })
+  t.after(() => sub.close())
+  await sub.ready()
+  // ws, like a browser, fails the whole connection on a text frame that is not UTF-8.
+  const bad = await fetch(url, { method: 'POST', headers: json, body: Buffer.from([0x22, 0xff, 0xfe, 0x22]) })
+  assert.equal(bad.status, 400)
+  assert.equal((await bad.json()).error.code, 'invalid_utf8')
+  assert.equal((await fetch(url, { method: 'POST', headers: json, body: '{"ok":true}' })).status, 204)
+  await until(() => got.length === 1, 10000, 'the one stored message')
+  assert.equal(got[0].seq, 1, 'nothing was stored before it, not even for the create')
+  assert.deepEqual(got[0].data, { ok: true })
+  assert.equal(opens, 1, 'the connection never failed')
+  const read = await fetch(url + '?offset=-1')
+  assert.deepEqual(await read.json(), [{ ok: true }])
+})

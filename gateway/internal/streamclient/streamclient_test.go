@@ -69,7 +69,7 @@ func TestDSAnswers(t *testing.T) {
 	if got := f.sent.Header.Get(wire.HdrURL); got != "/ds/read?from=3&touch=1" {
 		t.Errorf("read URL %s", got)
 	}
-	*f = fake{status: 413, body: `{"error":{"code":"too_large","message":"big"}}`}
+	*f = fake{status: 413, body: `{"error":{"code":"payload_too_large","message":"big"}}`}
 	ans, err = c.Append(ctx, "s", streamapi.DSAppend{Data: []byte("x")})
 	if err != nil || ans.Status != 413 || ans.Code != streamapi.CodeTooLarge || ans.Message != "big" {
 		t.Errorf("an error answer: %v %+v", err, ans)
