@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/examples/counter"
 	"github.com/holdfast/holdfast/internal/metrics/metricstest"
 	"github.com/holdfast/holdfast/internal/natsembed"
@@ -138,6 +140,45 @@ func TestProductionMetricsAndLogs(t *testing.T) {
 		resp.Body.Close()
 	}
 
+	// A stream: one subscriber, one publisher, 3 publishes over WebSocket.
+	wsURL := "ws://" + gwAddr + "/v1/stream/metrics/demo"
+	hdr := http.Header{"Authorization": {key}}
+	sub, _, err := websocket.DefaultDialer.Dial(wsURL, hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	pub, _, err := websocket.DefaultDialer.Dial(wsURL+"?from=latest", hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	for i := range 3 {
+		if err := pub.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"type":"publish","id":"%d","data":%d}`, i, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for got := 0; got < 3; {
+		_ = sub.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, b, err := sub.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(`"type":"message"`)) {
+			got++
+		}
+	}
+	for acked := 0; acked < 3; {
+		_ = pub.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, b, err := pub.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(`"type":"published"`)) {
+			acked++
+		}
+	}
+
 	// The public listener wants the API key for /metrics.
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -164,6 +205,12 @@ func TestProductionMetricsAndLogs(t *testing.T) {
 	expect(t, gw, "holdfast_nats_connected", 1, "conn", "gateway")
 	expect(t, gw, "holdfast_nats_connected", 1, "conn", "gateway_control")
 	expect(t, gw, "holdfast_gateway_connections", 0, "transport", "http") // requests count while they are served; none is now
+	expect(t, gw, "holdfast_gateway_connections", 2, "transport", "stream_ws")
+	expect(t, gw, "holdfast_gateway_messages_in_total", 3, "transport", "stream_ws")
+	atLeast(t, gw, "holdfast_gateway_messages_out_total", 6, "transport", "stream_ws") // the subscriber's 3 and the publisher's own
+	expect(t, gw, "holdfast_stream_publish_ack_seconds", 3)
+	expect(t, gw, "holdfast_stream_publish_deliver_seconds", 3)
+	atLeast(t, gw, "holdfast_gateway_object_requests_total", 1, "class", "Stream", "result", "ok")
 	atLeast(t, gw, "holdfast_build_info", 1)
 	atLeast(t, gw, "go_goroutines", 1)
 	atLeast(t, gw, "process_resident_memory_bytes", 1)

@@ -132,10 +132,12 @@ func (s *gwSocket) queueLocked(g *Gateway, f frame) {
 	var hdr [10]byte
 	if err := s.conn.appendFrame(frameHeader(hdr[:0], f.binary, len(f.data)), f.data); err != nil {
 		if errors.Is(err, errSlowConsumer) {
+			g.metrics.SlowConsumers.WithLabelValues(wire.ConnObjectSocket).Inc()
 			s.closeLocked(CloseSlowConsumer, "slow consumer")
 		}
 		return
 	}
+	g.metrics.MessagesOut.WithLabelValues(wire.ConnObjectSocket).Inc()
 	g.flush.add(s.conn)
 }
 
@@ -183,6 +185,7 @@ func (g *Gateway) setupMelody() {
 		// It may be called from a close already holding the socket's lock, hence the
 		// goroutine.
 		if errors.Is(err, melody.ErrMessageBufferFull) {
+			g.metrics.SlowConsumers.WithLabelValues(wire.ConnObjectSocket).Inc()
 			go sessSocket(sess).close(CloseSlowConsumer, "slow consumer", false)
 		}
 	})
@@ -260,6 +263,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, s *gwSocket) {
 func (g *Gateway) forward(sess *melody.Session, data []byte, binary bool) {
 	s := sessSocket(sess)
 	s.seq++
+	g.metrics.MessagesIn.WithLabelValues(wire.ConnObjectSocket).Inc()
 	m := nats.NewMsg("")
 	m.Header.Set(wire.HdrOp, wire.OpSocketMsg)
 	m.Header.Set(wire.HdrClass, s.class)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/streams"
 )
 
@@ -96,6 +97,7 @@ type pubReq struct {
 	id       string
 	data     json.RawMessage
 	producer *streamapi.Producer // an idempotent producer's write (stream_publish.go)
+	at       time.Time           // when it was read, for the publish→ack metric
 }
 
 type cmdReq struct {
@@ -113,6 +115,7 @@ func (c *streamConn) enqueue(f []byte) {
 	if c.qbytes+len(f) > c.qmax {
 		c.closeMsg = websocket.FormatCloseMessage(CloseSlowConsumer, "slow consumer: outgoing queue full; resume from your last ack")
 		c.g.streams.slowClosed.Add(1)
+		c.g.metrics.SlowConsumers.WithLabelValues(wire.ConnStreamSocket).Inc()
 	} else {
 		c.queue = append(c.queue, f)
 		c.qbytes += len(f)
@@ -554,6 +557,7 @@ func (c *streamConn) publisher() {
 				c.send(publishError(p.id, out[j]))
 			} else {
 				c.enqueue(publishedFrame(p.id, out[j].Seq, out[j].Duplicate))
+				c.g.metrics.PublishAck.Observe(time.Since(p.at).Seconds())
 			}
 			j++
 		}

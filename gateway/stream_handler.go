@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/internal/wire"
 )
 
 // streamUpgrader upgrades stream connections; origins are checked before. An idle
@@ -246,7 +247,8 @@ func (c *streamConn) frame(data []byte) bool {
 			c.sendError(id, streamapi.CodeBadField, msg)
 			return true
 		}
-		if !c.queuePublish(pubReq{id: id, data: d, producer: p}) {
+		c.g.metrics.MessagesIn.WithLabelValues(wire.ConnStreamSocket).Inc()
+		if !c.queuePublish(pubReq{id: id, data: d, producer: p, at: time.Now()}) {
 			return false
 		}
 	case "ack":

@@ -298,6 +298,8 @@ func (up *upstream) onMsg(m jetstream.Msg) {
 	if seq <= up.last {
 		return // a restarted consumer's repeat
 	}
+	// Stored to here, once per live message per gateway (the subscribers' writes follow).
+	up.hub.g.metrics.PublishDeliver.Observe(time.Since(md.Timestamp).Seconds())
 	var f []byte
 	if up.anyLive() {
 		// Transform and encode outside the lock, as before; a subscriber that went live
@@ -417,6 +419,7 @@ func (s *streamSub) deliver(seq uint64, f []byte) {
 	}
 	s.inflight = append(s.inflight, seq)
 	s.conn.enqueue(f)
+	s.conn.g.metrics.MessagesOut.WithLabelValues(wire.ConnStreamSocket).Inc()
 }
 
 // offerLive hands a live subscriber the feed's next message (under up.mu). With its window

@@ -527,6 +527,14 @@ func chat(c *client) {
 			break
 		}
 	}
+	// The gateway counted the sockets' messages both ways.
+	m := metricstest.Scrape(t, c.metrics, "")
+	if in, out := m.Get("holdfast_gateway_messages_in_total", "transport", "object_ws"), m.Get("holdfast_gateway_messages_out_total", "transport", "object_ws"); in < 3 || out < 4 {
+		t.Errorf("object socket messages: in %v, out %v", in, out)
+	}
+	if n := m.Get("holdfast_gateway_connections", "transport", "object_ws"); n != 2 {
+		t.Errorf("object sockets open: %v, want 2", n)
+	}
 }
 
 // report prints, per client connection name, the subjects it published and subscribed to,
