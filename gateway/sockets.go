@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/objclient"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
@@ -291,7 +292,7 @@ func (g *Gateway) forward(sess *melody.Session, data []byte, binary bool) {
 		// the next owner, which drops it if the last one took it already.
 		select {
 		case <-ctx.Done():
-			g.log.Warn("socket message not delivered", "class", s.class, "name", s.name, "err", err)
+			g.log.Warn("socket message not delivered", "object", names.Key(s.class, s.name), "socket", s.id, "err", err)
 			s.close(CloseObjectUnavailable, "object unavailable, reconnect", false)
 			return
 		case <-time.After(backoff):
@@ -312,7 +313,7 @@ func (g *Gateway) notifyClose(s *gwSocket, code int, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.opts.RequestTimeout)
 	defer cancel()
 	if _, err := g.request(ctx, s.class, s.name, m); err != nil {
-		g.log.Warn("socket close not delivered to its object", "class", s.class, "name", s.name, "err", err)
+		g.log.Warn("socket close not delivered to its object", "object", names.Key(s.class, s.name), "socket", s.id, "err", err)
 	}
 }
 
