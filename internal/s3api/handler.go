@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -118,7 +117,7 @@ func (h *handler) route(r *http.Request) (bucket, key string) {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := metrics.NewRecorder(w)
 	rq := &request{Request: r, w: sw, id: newRequestID()}
 	w.Header().Set("x-amz-request-id", rq.id)
 	w.Header().Set("x-amz-id-2", rq.id)
@@ -126,11 +125,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq.bucket, rq.key = h.route(r)
 	op, serve := h.operation(rq)
 	defer func() {
-		code := sw.code
-		if code == 0 {
-			code = http.StatusOK
-		}
-		h.metrics.S3Requests.WithLabelValues(op, strconv.Itoa(code)).Inc()
+		h.metrics.S3Requests.WithLabelValues(op, sw.CodeLabel()).Inc()
 		h.metrics.S3Duration.WithLabelValues(op).Observe(time.Since(began).Seconds())
 	}()
 	if op == opPostObject {
@@ -145,28 +140,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq.auth = res
 	serve()
 }
-
-// statusWriter remembers the status code, for the metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Sub-resources (query parameters) naming operations this endpoint does not implement.
 var unsupportedBucket = []string{"acl", "policy", "policyStatus", "cors", "lifecycle", "tagging", "encryption",
