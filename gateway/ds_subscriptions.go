@@ -30,7 +30,7 @@ import (
 // registerDSSubscriptions takes /v1/stream/__ds/ (more specific than /v1/stream/{name...})
 // and starts the background part.
 func (g *Gateway) registerDSSubscriptions() {
-	h := &httpStreams{g: g, longPoll: DefaultLongPollTimeout, heartbeat: sseHeartbeat, watches: map[string]*dsWatch{}}
+	h := &httpStreams{g: g, longPoll: DefaultLongPollTimeout}
 	m := newDSSubs(g, h)
 	g.subs = m
 	g.mux.HandleFunc("/v1/stream/__ds/{rest...}", m.serve)

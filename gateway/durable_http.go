@@ -22,15 +22,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/internal/httperr"
-	"github.com/holdfast/holdfast/internal/wire"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // DefaultLongPollTimeout is how long a long-poll read waits for data without
@@ -41,9 +39,6 @@ const (
 	// sseMaxLife closes protocol SSE responses after about a minute, as the protocol asks
 	// (CDN collapsing); clients reconnect from the last control event's offset.
 	sseMaxLife = 60 * time.Second
-	// sseHeartbeat is the longest silence on an SSE response: a comment line keeps proxies
-	// from closing an idle connection.
-	sseHeartbeat = 15 * time.Second
 	// maxDSBody bounds one append's body.
 	maxDSBody = 4 << 20
 )
@@ -82,15 +77,9 @@ func parseOffset(s string) (seq uint64, now bool, ok bool) {
 
 // httpStreams serves the HTTP faces of streams: the protocol, EventSource and sse-cluster.
 type httpStreams struct {
-	g         *Gateway
-	longPoll  time.Duration
-	heartbeat time.Duration
-	wheelOnce sync.Once
-	hbWheel   *heartbeatWheel // hijacked EventSources' heartbeats (sse_conn.go)
-	esReads   sharedReads     // hijacked EventSources' reads (sse_conn.go)
-
-	mu      sync.Mutex
-	watches map[string]*dsWatch
+	g        *Gateway
+	longPoll time.Duration
+	esOpens  sharedReads // EventSources' first reads (sse_conn.go)
 
 	appends appendBatcher // durable_batch.go
 }
@@ -98,13 +87,10 @@ type httpStreams struct {
 // registerHTTPStreams takes /v1/stream/{name...} for every method: WebSocket upgrades go to
 // serveStream, the rest to the protocol or EventSource.
 func (g *Gateway) registerHTTPStreams() {
-	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, heartbeat: g.opts.SSEHeartbeat, watches: map[string]*dsWatch{}}
+	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout}
 	h.appends.queues = map[string]*appendQueue{}
 	if h.longPoll <= 0 {
 		h.longPoll = DefaultLongPollTimeout
-	}
-	if h.heartbeat <= 0 {
-		h.heartbeat = sseHeartbeat
 	}
 	g.mux.HandleFunc("/v1/stream/{name...}", h.serve)
 	h.registerSSECluster()
@@ -497,11 +483,32 @@ func parseJSInt(s string) (uint64, bool) {
 	return n, err == nil && n <= 1<<53-1
 }
 
-// readOne reads one stream's own records (a fork's from its fork point): a 200 with the
-// records, or another status with the object's answer.
-func (h *httpStreams) readOne(ctx context.Context, name string, q streamapi.DSReadQuery) (int, *streamapi.DSRead, streamapi.DSAnswer, error) {
+// readOne reads one stream's own records (a fork's from its fork point; below, when set,
+// stops a fork's read of its source at the fork point): the stream's object answers its
+// configuration, tail and closure (and restarts a sliding TTL), and the records come from
+// the stream's log, through the gateway's feed when one runs (durable_feed.go). A 200 with
+// the records, or another status with the object's answer.
+func (h *httpStreams) readOne(ctx context.Context, name string, q streamapi.DSReadQuery, below uint64) (int, *streamapi.DSRead, streamapi.DSAnswer, error) {
 	rd, ans, err := h.g.sc.Read(ctx, name, q)
-	return ans.Status, rd, ans, err
+	if err != nil || ans.Status != http.StatusOK || rd.Upto >= rd.Next || below > 0 && rd.Upto >= below {
+		return ans.Status, rd, ans, err
+	}
+	m := &rd.Meta
+	from := rd.Upto
+	msgs, next, err := h.g.streams.hub().ReadLog(ctx, name, m.Seq(from), m.Seq(rd.Next)-1, followMsgs)
+	if err != nil {
+		return 0, nil, streamapi.DSAnswer{}, err
+	}
+	if len(msgs) > 0 && msgs[0].Seq > m.Seq(from) {
+		ans = streamapi.DSAnswer{Status: http.StatusGone, DSResult: streamapi.DSResult{Message: "the offset is before the earliest retained data", Reason: streamapi.CodeGone}}
+		return ans.Status, nil, ans, nil
+	}
+	p := records(m, msgs, from, next, below)
+	rd.Msgs, rd.Upto = p.msgs, min(p.upto, rd.Next)
+	if below > 0 && !p.cut && rd.Upto >= rd.Next && rd.Upto < below {
+		rd.Upto = below
+	}
+	return ans.Status, rd, ans, nil
 }
 
 func (h *httpStreams) head(w http.ResponseWriter, r *http.Request, name string) {
@@ -687,42 +694,32 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 	_, _ = w.Write(b)
 }
 
-// waitData waits for records at from (or closure) up to the long-poll timeout. A nil
-// result with no error means the request ended.
+// waitData waits for records at from (or closure) up to the long-poll timeout, on the
+// stream's feed. A nil result with no error means the request ended.
 func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd *streamapi.DSRead) (*streamapi.DSRead, error) {
-	wt, release, err := h.watch(ctx, name)
+	fl, err := h.follow(ctx, name, rd)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer fl.feed.Release()
 	timer := time.NewTimer(h.longPoll)
 	defer timer.Stop()
-	var again <-chan time.Time
-	backoff := time.Millisecond
 	for {
-		ch := wt.changed()
-		// Read after taking the channel: anything stored later closes it.
-		st, cur, _, err := h.readDS(ctx, name, from, false, false)
+		ch := fl.feed.Changed()
+		// Read after taking the channel: anything delivered later closes it.
+		cur, err := h.readFollowing(ctx, fl, from)
 		if err != nil {
 			return nil, err
 		}
-		if st != http.StatusOK {
-			return rd, nil
+		if cur == nil {
+			return rd, nil // gone meanwhile
 		}
 		rd = cur
 		if len(rd.Msgs) > 0 || rd.Closed || rd.Upto > from {
 			return rd, nil
 		}
-		again = nil
-		if rd.Next > from {
-			// The watch saw a record that the object has not finished committing (its
-			// reads stop at what is durable): read again shortly.
-			again = time.After(backoff)
-			backoff = min(2*backoff, 50*time.Millisecond)
-		}
 		select {
 		case <-ch:
-		case <-again:
 		case <-timer.C:
 			return rd, nil
 		case <-ctx.Done():
@@ -731,196 +728,70 @@ func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd
 	}
 }
 
-// dsWatch tells waiters of one stream that something was stored: a JetStream ordered
-// consumer on the stream's log, shared by the gateway's waiters, closes the current
-// channel on every message.
-type dsWatch struct {
-	refs    int  // under httpStreams.mu
-	dropped bool // under httpStreams.mu
-	ready   chan struct{}
-	err     error
-	cc      jetstream.ConsumeContext
-
-	mu    sync.Mutex
-	ch    chan struct{}
-	conns map[*esConn]struct{} // hijacked EventSources, told of each append (sse_conn.go)
+// readFollowing reads from offset from on the feed, or from the object when the feed
+// cannot answer (a fork's inherited offsets, a stream created again under the name); nil
+// when the object says the stream is not there.
+func (h *httpStreams) readFollowing(ctx context.Context, fl *dsFollow, from uint64) (*streamapi.DSRead, error) {
+	rd, ok, err := fl.read(ctx, from)
+	if err != nil || ok {
+		return rd, err
+	}
+	st, rd, _, err := h.readDS(ctx, fl.name, from, false, fl.implicit)
+	if err != nil || st != http.StatusOK {
+		return nil, err
+	}
+	fl.meta, fl.tail, fl.closed, fl.src = rd.Meta, rd.Next, rd.Closed, nil
+	return rd, nil
 }
 
-func (wt *dsWatch) changed() <-chan struct{} {
-	wt.mu.Lock()
-	defer wt.mu.Unlock()
-	return wt.ch
-}
-
-func (wt *dsWatch) fire() {
-	wt.mu.Lock()
-	close(wt.ch)
-	wt.ch = make(chan struct{})
-	for c := range wt.conns {
-		c.changed()
-	}
-	wt.mu.Unlock()
-}
-
-// watch returns the stream's watch, starting it on first use; release drops it.
-func (h *httpStreams) watch(ctx context.Context, name string) (*dsWatch, func(), error) {
-	h.mu.Lock()
-	wt := h.watches[name]
-	if wt == nil {
-		wt = &dsWatch{ready: make(chan struct{}), ch: make(chan struct{})}
-		h.watches[name] = wt
-		wt.refs++
-		h.mu.Unlock()
-		wt.err = h.startWatch(name, wt)
-		close(wt.ready)
-	} else {
-		wt.refs++
-		h.mu.Unlock()
-	}
-	release := func() {
-		h.mu.Lock()
-		wt.refs--
-		last := wt.refs == 0
-		h.mu.Unlock()
-		if !last {
-			return
-		}
-		<-wt.ready
-		if wt.err != nil {
-			h.dropWatch(name, wt)
-			return
-		}
-		// Keep an idle watch a while: a reader's next long-poll (the usual pattern) then
-		// reuses its consumer instead of creating one per request.
-		time.AfterFunc(watchLinger, func() { h.dropWatch(name, wt) })
-	}
-	select {
-	case <-wt.ready:
-	case <-ctx.Done():
-		release()
-		return nil, nil, ctx.Err()
-	}
-	if wt.err != nil {
-		release()
-		return nil, nil, wt.err
-	}
-	return wt, release, nil
-}
-
-// watching reports whether name's watch is up (started without error, not dropped).
-func (h *httpStreams) watching(name string) bool {
-	h.mu.Lock()
-	wt := h.watches[name]
-	h.mu.Unlock()
-	if wt == nil {
-		return false
-	}
-	select {
-	case <-wt.ready:
-	default:
-		return false
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return wt.err == nil && !wt.dropped
-}
-
-// watchLinger is how long an unused watch (and its JetStream consumer) is kept for the
-// next reader of the same stream.
-const watchLinger = 30 * time.Second
-
-// dropWatch stops wt unless a reader took it up again meanwhile.
-func (h *httpStreams) dropWatch(name string, wt *dsWatch) {
-	h.mu.Lock()
-	if wt.refs > 0 || wt.dropped {
-		h.mu.Unlock()
+// protocolSSE is live=sse: data and control events from from on, the first read's (rd)
+// first, then the feed's, on the one event-stream loop (sse_conn.go).
+func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *streamapi.DSRead, from uint64) {
+	b64 := !isJSONType(rd.Meta.ContentType) && !strings.HasPrefix(rd.Meta.ContentType, "text/")
+	fd, err := h.follow(r.Context(), name, rd)
+	if err != nil {
+		writeClientError(w, err)
 		return
 	}
-	wt.dropped = true
-	if h.watches[name] == wt {
-		delete(h.watches, name)
-	}
-	h.mu.Unlock()
-	if wt.cc != nil {
-		wt.cc.Stop()
-	}
-}
-
-func (h *httpStreams) startWatch(name string, wt *dsWatch) error {
-	g := h.g
-	ctx, cancel := context.WithTimeout(g.ctx, g.opts.RequestTimeout)
-	defer cancel()
-	cons, err := g.js.OrderedConsumer(ctx, wire.LogStream(StreamClass, name), jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverNewPolicy, HeadersOnly: true,
-		// The server reaps the consumer soon after it is stopped (or this gateway dies).
-		InactiveThreshold: 10 * time.Second,
-	})
-	if err != nil {
-		return fmt.Errorf("stream %q: watch: %w", name, err)
-	}
-	wt.cc, err = cons.Consume(func(m jetstream.Msg) { wt.fire() })
-	return err
-}
-
-// protocolSSE is live=sse: data and control events from from on.
-func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *streamapi.DSRead, from uint64) {
-	ctx := r.Context()
-	fl, _ := w.(http.Flusher)
-	b64 := !isJSONType(rd.Meta.ContentType) && !strings.HasPrefix(rd.Meta.ContentType, "text/")
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-cache")
 	if b64 {
 		hd.Set("Stream-Sse-Data-Encoding", "base64")
 	}
-	w.WriteHeader(http.StatusOK)
-	if fl != nil {
-		fl.Flush()
-	}
-	wt, release, err := h.watch(ctx, name)
-	if err != nil {
-		return
-	}
-	defer release()
-	end := time.NewTimer(sseMaxLife)
-	defer end.Stop()
-	cur := r.URL.Query().Get("cursor")
-	var buf bytes.Buffer
-	first := true
-	for {
-		ch := wt.changed()
-		if !first {
-			st, next, _, err := h.readDS(ctx, name, from, false, false)
-			if err != nil || st != http.StatusOK {
-				return
-			}
-			rd = next
-		}
-		buf.Reset()
+	sr := h.newSSEReader(conns.StreamSSE, fd, from, -1, protocolRender(b64))
+	sr.first, sr.cursor = rd, r.URL.Query().Get("cursor")
+	// The protocol closes a response after about a minute (CDN collapsing); the client
+	// reconnects from the last control event's offset.
+	end := time.AfterFunc(sseMaxLife, func() { sr.conn.Close(0, "") })
+	sr.conn.OnEnd(func() { end.Stop() })
+	sr.serve(w, r, nil)
+}
+
+// protocolRender renders a read as a data event (its records, base64 for binary
+// streams) and a control event (the next offset, the cursor, up-to-date, closed).
+func protocolRender(b64 bool) sseRender {
+	return func(sr *sseReader, buf *bytes.Buffer, rd *streamapi.DSRead) (more, end bool) {
+		from := sr.from
 		if len(rd.Msgs) > 0 {
 			buf.WriteString("event: data\n")
-			var payload []byte
+			payload := body(rd)
 			if b64 {
-				payload = []byte(base64.StdEncoding.EncodeToString(body(rd)))
-			} else {
-				payload = body(rd)
+				payload = []byte(base64.StdEncoding.EncodeToString(payload))
 			}
-			writeSSEData(&buf, payload)
+			writeSSEData(buf, payload)
 			buf.WriteString("\n")
 		}
-		next := rd.Upto
-		if next < from {
-			next = from
-		}
+		next := max(rd.Upto, from)
 		upToDate := next >= rd.Next
 		closed := rd.Closed && upToDate
-		if len(rd.Msgs) > 0 || first || closed || next != from {
+		if len(rd.Msgs) > 0 || !sr.started || closed || next != from {
 			ctl := map[string]any{"streamNextOffset": fmtOffset(next)}
 			if closed {
 				ctl["streamClosed"] = true
 			} else {
-				cur = cursor(cur)
-				ctl["streamCursor"] = cur
+				sr.cursor = cursor(sr.cursor)
+				ctl["streamCursor"] = sr.cursor
 			}
 			if upToDate {
 				ctl["upToDate"] = true
@@ -930,48 +801,9 @@ func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name s
 			buf.Write(cb)
 			buf.WriteString("\n\n")
 		}
-		first = false
-		from = next
-		if buf.Len() > 0 {
-			if _, err := w.Write(buf.Bytes()); err != nil {
-				return
-			}
-			if fl != nil {
-				fl.Flush()
-			}
-		}
-		if closed {
-			return
-		}
-		if !upToDate {
-			continue
-		}
-		if !h.sseWait(ctx, w, fl, ch, end.C) {
-			return
-		}
-	}
-}
-
-// sseWait waits for ch, writing heartbeat comments; false when the response should end.
-func (h *httpStreams) sseWait(ctx context.Context, w io.Writer, fl http.Flusher, ch <-chan struct{}, end <-chan time.Time) bool {
-	hb := time.NewTicker(h.heartbeat)
-	defer hb.Stop()
-	for {
-		select {
-		case <-ch:
-			return true
-		case <-end:
-			return false
-		case <-ctx.Done():
-			return false
-		case <-hb.C:
-			if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
-				return false
-			}
-			if fl != nil {
-				fl.Flush()
-			}
-		}
+		sr.started = true
+		sr.from = next
+		return !upToDate && !closed, closed
 	}
 }
 

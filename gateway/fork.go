@@ -100,7 +100,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Stream-Fork-Sub-Offset needs Stream-Fork-Offset")
 		return nil
 	}
-	st, rd, ans, err := h.readOne(ctx, src, streamapi.DSReadQuery{From: 1 << 62})
+	st, rd, ans, err := h.readOne(ctx, src, streamapi.DSReadQuery{From: 1 << 62}, 0)
 	if err != nil {
 		writeClientError(w, err)
 		return nil
@@ -262,8 +262,8 @@ func (h *httpStreams) stitch(ctx context.Context, name string, from, below uint6
 		return 0, nil, streamapi.DSAnswer{}, fmt.Errorf("stream %q: a chain of more than %d forks", name, maxForkDepth)
 	}
 	// A soft-deleted source (depth > 0) still serves its forks.
-	q := streamapi.DSReadQuery{From: from, Below: below, Touch: touch, Implicit: implicit, Internal: depth > 0}
-	st, rd, ans, err := h.readOne(ctx, name, q)
+	q := streamapi.DSReadQuery{From: from, Touch: touch, Implicit: implicit, Internal: depth > 0}
+	st, rd, ans, err := h.readOne(ctx, name, q, below)
 	if err != nil || st != http.StatusOK {
 		return st, rd, ans, err
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/functions"
+	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/httperr"
@@ -89,8 +90,14 @@ type Options struct {
 	Streams bool
 	// StreamRetention limits streams by name pattern; the first match applies.
 	StreamRetention []StreamRetention
-	// StreamQueueBytes bounds each stream connection's outgoing queue; default 1 MiB.
+	// StreamQueueBytes bounds each client connection's outgoing queue (stream and object
+	// WebSockets, event streams): past it the connection is closed as a slow consumer
+	// (4008); default 1 MiB.
 	StreamQueueBytes int
+	// StreamRingMsgs and StreamRingBytes bound the recent messages this gateway keeps per
+	// stream it reads (its readers behind the head read them there): defaults 4,096 and
+	// 4 MiB (gateway/internal/feed).
+	StreamRingMsgs, StreamRingBytes int
 	// LongPollTimeout is how long a Durable Streams long-poll read waits for data; default 30 s.
 	LongPollTimeout time.Duration
 	// SSEHeartbeat is the longest silence on an SSE response (a comment line); default 15 s.
@@ -137,19 +144,21 @@ type Gateway struct {
 	client      atomic.Pointer[objclient.Client]
 	res         *cluster.Resources
 	js          jetstream.JetStream
-	melody      *melody.Melody
+	melody      *melody.Melody // object sockets' (websocket.go)
+	streamWS    *melody.Melody // /v1/stream connections'
+	compatWS    *melody.Melody // durable-stream's /stream connections'
+	conns       *conns.Hub     // every client connection's queue and writer (gateway/internal/conns)
 	ctx         context.Context
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 	keys        [][32]byte
 	sockets     socketTable
-	flush       *flusher    // writes object sockets' frames
 	socketsOpen openSockets // object sockets' sessions, which Close waits for
 	env         *env
 	streams     *streamHub
 	sc          *streamclient.Client // the Stream objects
 	subs        *dsSubs              // Durable Streams subscriptions (ds_subscriptions.go)
-	conns       connCounts
+	requests    requestCounts        // plain requests in flight (presence.go)
 	started     time.Time
 	ctrl        jetstream.JetStream // the control plane's (Options.ControlConn)
 	metrics     *metrics.Gateway
@@ -178,7 +187,7 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 		opts.Logger = slog.Default()
 	}
 	g := &Gateway{opts: opts, id: opts.ID, nc: nc, log: opts.Logger.With("gateway", opts.ID), started: time.Now().UTC()}
-	g.metrics = metrics.NewGateway(opts.Metrics, g.conns.snapshot)
+	g.metrics = metrics.NewGateway(opts.Metrics, g.connections)
 	g.sc = streamclient.New(streamclient.SenderFunc(g.request))
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	for _, k := range opts.APIKeys {
@@ -186,10 +195,8 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 	}
 	g.sockets.m = map[string]*gwSocket{}
 	g.env = &env{g: g}
-	g.setupMelody()
-	g.flush = newFlusher()
-	g.wg.Add(1)
-	go func() { defer g.wg.Done(); g.flush.run(g.ctx.Done()) }()
+	g.conns = conns.NewHub(g.ctx, conns.Config{QueueBytes: opts.StreamQueueBytes, Heartbeat: opts.SSEHeartbeat, Logger: g.log, Metrics: g.metrics})
+	g.melody = newMelody(g.opts.MaxMessage)
 	if err := g.buildMux(); err != nil {
 		return nil, err
 	}
@@ -393,6 +400,10 @@ func (g *Gateway) buildMux() (err error) {
 	}
 	if g.opts.Streams {
 		g.streams = newStreamHub(g)
+		// A frame over 16 times the limit closes a stream connection (1009); a larger one is
+		// refused with an error frame. durable-stream's protocol has no error frame.
+		g.streamWS = newMelody(max(16*g.opts.MaxMessage, 1<<20))
+		g.compatWS = newMelody(max(g.opts.MaxMessage, 1<<10))
 		// /v1/stream/{name...}: WebSocket, Durable Streams HTTP, EventSource (durable_http.go).
 		g.registerHTTPStreams()
 		g.mux.HandleFunc("GET /stream/{subject...}", g.serveStreamCompat) // durable-stream's clients
@@ -435,8 +446,7 @@ func (g *Gateway) route(o *observed, r *http.Request) {
 		return
 	}
 	r.RemoteAddr = g.clientAddr(r)
-	w, done := g.conns.track(w, r)
-	defer done()
+	defer g.requests.track(r)()
 	if !g.ready.Load() {
 		w.Header().Set("Retry-After", "1")
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")

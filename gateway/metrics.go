@@ -25,7 +25,7 @@ func (g *Gateway) observeHTTP(w http.ResponseWriter, r *http.Request) (*observed
 	return o, func() {
 		code := o.Code()
 		g.metrics.HTTPRequests.WithLabelValues(o.route, o.CodeLabel()).Inc()
-		if code != http.StatusSwitchingProtocols && kindOf(r) == kHTTP {
+		if code != http.StatusSwitchingProtocols && requestKindOf(r) == plainRequest {
 			g.metrics.HTTPDuration.WithLabelValues(o.route).Observe(time.Since(began).Seconds())
 		}
 	}

@@ -44,14 +44,14 @@ func (g *Gateway) serveObject(w http.ResponseWriter, r *http.Request, class, nam
 			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "too many open WebSockets on this gateway")
 			return
 		}
-		sock = g.sockets.add(nuid.Next(), class, name)
+		sock = g.sockets.add(g, nuid.Next(), class, name)
 		m.Header.Set(wire.HdrSocket, sock.id)
 		m.Header.Set(wire.HdrGateway, g.id)
 	}
 	reply, err := g.request(r.Context(), class, name, m)
 	if err != nil {
 		if sock != nil {
-			g.sockets.remove(sock.id)
+			g.sockets.drop(sock)
 		}
 		writeClientError(w, err)
 		return
@@ -61,7 +61,7 @@ func (g *Gateway) serveObject(w http.ResponseWriter, r *http.Request, class, nam
 		return
 	}
 	if reply.Header.Get(wire.HdrAccept) != sock.id {
-		g.sockets.remove(sock.id)
+		g.sockets.drop(sock)
 		wire.WriteResponse(w, reply)
 		return
 	}

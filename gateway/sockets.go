@@ -3,44 +3,47 @@ package gateway
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/objclient"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
-	"github.com/olahol/melody"
 )
 
 // Close codes the gateway uses.
 const (
-	// CloseSlowConsumer: the client did not read fast enough and its queue filled up.
-	CloseSlowConsumer = 4008
+	// CloseSlowConsumer: the client did not read fast enough and its queue filled up
+	// (gateway/internal/conns: the queue is dropped; a stream client resumes from its last
+	// ack).
+	CloseSlowConsumer = conns.CloseSlowConsumer
 	// CloseObjectUnavailable: the object could not take the client's message; reconnect.
 	CloseObjectUnavailable = 1013
 )
 
-// maxPending bounds messages an object sends to a socket before its upgrade completes.
-const maxPending = 256
-
-// gwSocket is one WebSocket held for an object. Until the upgrade completes, messages the
-// object sends wait in pending: the object's sends and its accept reply travel on
-// different subscriptions and may arrive in either order.
+// gwSocket is one WebSocket held for an object. Its connection (conn) exists from the
+// moment the socket is registered, before the object accepted it: the object's sends and
+// its accept reply travel on different subscriptions and may arrive in either order, and
+// what it sends before the upgrade completes waits in the connection's queue.
 type gwSocket struct {
+	g               *Gateway
 	id, class, name string
+	conn            *conns.Conn
 	mu              sync.Mutex
-	sess            *melody.Session
-	conn            *socketConn // under sess; set when the connection is hijacked
-	pending         []frame
 	closedByObject  bool
 	closeCode       int
 	closeReason     string
 	seq             uint64 // client messages forwarded; only the read loop touches it
 }
+
+var _ wsSession = (*gwSocket)(nil)
 
 type frame struct {
 	data   []byte
@@ -52,8 +55,8 @@ type socketTable struct {
 	m  map[string]*gwSocket
 }
 
-func (t *socketTable) add(id, class, name string) *gwSocket {
-	s := &gwSocket{id: id, class: class, name: name}
+func (t *socketTable) add(g *Gateway, id, class, name string) *gwSocket {
+	s := &gwSocket{g: g, id: id, class: class, name: name, conn: g.conns.NewConn(conns.ObjectSocket)}
 	t.mu.Lock()
 	t.m[id] = s
 	t.mu.Unlock()
@@ -72,6 +75,12 @@ func (t *socketTable) remove(id string) {
 	t.mu.Unlock()
 }
 
+// drop removes a socket that never opened, letting its connection go.
+func (t *socketTable) drop(s *gwSocket) {
+	t.remove(s.id)
+	s.conn.Discard()
+}
+
 func (t *socketTable) count() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -80,10 +89,7 @@ func (t *socketTable) count() int {
 
 func (t *socketTable) closeAll(code int, reason string) {
 	t.mu.RLock()
-	all := make([]*gwSocket, 0, len(t.m))
-	for _, s := range t.m {
-		all = append(all, s)
-	}
+	all := slices.Collect(maps.Values(t.m))
 	t.mu.RUnlock()
 	for _, s := range all {
 		s.close(code, reason, false)
@@ -98,116 +104,63 @@ func (s *gwSocket) close(code int, reason string, byObject bool) {
 	if byObject {
 		s.closedByObject = true
 	}
-	s.closeLocked(code, reason)
-}
-
-func (s *gwSocket) closeLocked(code int, reason string) {
-	s.closeCode, s.closeReason = code, reason
-	if s.sess != nil {
-		_ = s.sess.CloseWithMsg(melody.FormatCloseMessage(code, reason))
+	if s.closeCode == 0 {
+		s.closeCode, s.closeReason = code, reason
 	}
+	s.conn.Close(code, reason) // after what the object sent before
 }
 
-// write queues f for the client; the caller kicks the flusher once its writes are queued.
-func (s *gwSocket) write(g *Gateway, f frame) {
+// write queues f for the client.
+func (s *gwSocket) write(f frame) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeCode != 0 {
-		// Closing or closed: nothing may follow the close frame.
-		return
+		return // closing or closed: nothing may follow the close frame
 	}
-	if s.sess == nil {
-		if len(s.pending) >= maxPending {
-			s.closeCode, s.closeReason = CloseSlowConsumer, "too many messages before the upgrade completed"
-			return
-		}
-		s.pending = append(s.pending, f)
-		return
+	ok := false
+	if f.binary {
+		ok = s.conn.SendBinary(f.data)
+	} else {
+		ok = s.conn.Send(f.data)
 	}
-	s.queueLocked(g, f)
+	if !ok && s.conn.SlowConsumer() {
+		s.closeCode, s.closeReason = CloseSlowConsumer, "slow consumer"
+	}
 }
 
-// queueLocked appends f to the connection's buffer. Under s.mu, so that a frame queued
-// before a close is in front of the close frame.
-func (s *gwSocket) queueLocked(g *Gateway, f frame) {
-	var hdr [10]byte
-	if err := s.conn.appendFrame(frameHeader(hdr[:0], f.binary, len(f.data)), f.data); err != nil {
-		if errors.Is(err, errSlowConsumer) {
-			g.metrics.SlowConsumers.WithLabelValues(wire.ConnObjectSocket).Inc()
-			s.closeLocked(CloseSlowConsumer, "slow consumer")
-		}
+func (s *gwSocket) connected() { s.conn.Ready() }
+
+func (s *gwSocket) message(data []byte, binary bool) {
+	s.g.metrics.MessagesIn.WithLabelValues(wire.ConnObjectSocket).Inc()
+	s.g.forward(s, data, binary)
+}
+
+func (s *gwSocket) closing(code int, reason string) {
+	s.mu.Lock()
+	if s.closeCode == 0 {
+		s.closeCode, s.closeReason = code, reason
+	}
+	s.mu.Unlock()
+}
+
+func (s *gwSocket) fail(code int, reason string) { s.close(code, reason, false) }
+
+// disconnected tells the object its socket closed, unless it closed it itself.
+func (s *gwSocket) disconnected() {
+	g := s.g
+	defer g.socketsOpen.wg.Done()
+	g.sockets.remove(s.id)
+	s.mu.Lock()
+	byObject, code, reason := s.closedByObject, s.closeCode, s.closeReason
+	s.mu.Unlock()
+	if byObject {
 		return
 	}
-	g.metrics.MessagesOut.WithLabelValues(wire.ConnObjectSocket).Inc()
-	g.flush.add(s.conn)
+	if code == 0 {
+		code = 1006
+	}
+	g.notifyClose(s, code, reason)
 }
-
-const sessKey = "hf.socket"
-
-func (g *Gateway) setupMelody() {
-	m := melody.New()
-	m.Config.MaxMessageSize = g.opts.MaxMessage
-	// melody's queue carries only pings and closes: the object's frames go through the
-	// socketConn (socketconn.go).
-	m.Config.MessageBufferSize = 16
-	// Origins are checked before the object sees the request; by now it is allowed.
-	m.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
-	m.HandleConnect(func(sess *melody.Session) {
-		s := sessSocket(sess)
-		s.mu.Lock()
-		s.sess = sess
-		// Frames that came before the upgrade completed go first, then a close asked for
-		// meanwhile.
-		code, reason := s.closeCode, s.closeReason
-		for _, f := range s.pending {
-			s.queueLocked(g, f)
-		}
-		s.pending = nil
-		if code != 0 {
-			s.closeLocked(code, reason)
-		}
-		s.mu.Unlock()
-		g.flush.kick()
-	})
-	m.HandleMessage(func(sess *melody.Session, data []byte) { g.forward(sess, data, false) })
-	m.HandleMessageBinary(func(sess *melody.Session, data []byte) { g.forward(sess, data, true) })
-	m.HandleClose(func(sess *melody.Session, code int, reason string) error {
-		s := sessSocket(sess)
-		s.mu.Lock()
-		if s.closeCode == 0 {
-			s.closeCode, s.closeReason = code, reason
-		}
-		s.mu.Unlock()
-		return nil
-	})
-	m.HandleError(func(sess *melody.Session, err error) {
-		// Only pings and closes go through melody's queue now (the socketConn carries the
-		// object's frames); a full queue still means a client that does not read.
-		// It may be called from a close already holding the socket's lock, hence the
-		// goroutine.
-		if errors.Is(err, melody.ErrMessageBufferFull) {
-			g.metrics.SlowConsumers.WithLabelValues(wire.ConnObjectSocket).Inc()
-			go sessSocket(sess).close(CloseSlowConsumer, "slow consumer", false)
-		}
-	})
-	m.HandleDisconnect(func(sess *melody.Session) {
-		s := sessSocket(sess)
-		g.sockets.remove(s.id)
-		s.mu.Lock()
-		byObject, code, reason := s.closedByObject, s.closeCode, s.closeReason
-		s.mu.Unlock()
-		if byObject {
-			return
-		}
-		if code == 0 {
-			code = 1006
-		}
-		g.notifyClose(s, code, reason)
-	})
-	g.melody = m
-}
-
-func sessSocket(sess *melody.Session) *gwSocket { return sess.MustGet(sessKey).(*gwSocket) }
 
 // openSockets counts the object sockets' sessions (each runs in its HTTP handler), so
 // that Close returns only once every object was told its socket closed.
@@ -238,22 +191,20 @@ func (o *openSockets) stop() {
 // upgrade completes an accepted WebSocket upgrade.
 func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, s *gwSocket) {
 	if !g.socketsOpen.add() {
-		g.sockets.remove(s.id)
+		g.sockets.drop(s)
 		g.notifyClose(s, 1001, "gateway shutting down")
 		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer g.socketsOpen.wg.Done()
-	if err := g.melody.HandleRequestWithKeys(hijackSocket(w, s), r, map[string]any{sessKey: s}); err != nil {
+	failed := func() {
+		// The object registered a socket that never opened: tell it so.
+		g.sockets.remove(s.id)
+		g.notifyClose(s, 1006, "upgrade failed")
+		g.socketsOpen.wg.Done()
+	}
+	if err := g.acceptWebSocket(w, r, g.melody, s.conn, s, failed); err != nil {
 		g.log.Debug("upgrade failed", "err", err)
-		s.mu.Lock()
-		connected := s.sess != nil
-		s.mu.Unlock()
-		if !connected {
-			// The object registered a socket that never opened: tell it so.
-			g.sockets.remove(s.id)
-			g.notifyClose(s, 1006, "upgrade failed")
-		}
+		failed()
 	}
 }
 
@@ -261,10 +212,8 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, s *gwSocket) {
 // on the session's read loop, so a slow object slows only this client's reads, and
 // messages reach the object in order. Each message carries the socket's next number, so a
 // message resent after a failover (its answer lost with the old owner) is taken once.
-func (g *Gateway) forward(sess *melody.Session, data []byte, binary bool) {
-	s := sessSocket(sess)
+func (g *Gateway) forward(s *gwSocket, data []byte, binary bool) {
 	s.seq++
-	g.metrics.MessagesIn.WithLabelValues(wire.ConnObjectSocket).Inc()
 	m := nats.NewMsg("")
 	m.Header.Set(wire.HdrOp, wire.OpSocketMsg)
 	m.Header.Set(wire.HdrClass, s.class)
@@ -328,10 +277,9 @@ func (g *Gateway) command(m *nats.Msg) {
 			var id string
 			id, rest, more = strings.Cut(rest, ",")
 			if s := g.sockets.get(id); s != nil {
-				s.write(g, f)
+				s.write(f)
 			}
 		}
-		g.flush.kick()
 	case wire.GwOpClose:
 		code, _ := strconv.Atoi(m.Header.Get(wire.HdrCode))
 		for _, id := range strings.Split(ids, ",") {

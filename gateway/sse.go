@@ -13,7 +13,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/gateway/internal/feed"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 
@@ -49,6 +50,31 @@ func parseEventID(s string) (from uint64, seen int, ok bool) {
 // esEvent renders one message as an SSE event.
 type esEvent func(buf *bytes.Buffer, id string, msg json.RawMessage)
 
+// esStyle is what an EventSource's events look like: a browser EventSource's message
+// events, or sse-cluster's (ssecluster.go).
+type esStyle int
+
+const (
+	esMessages esStyle = iota
+	esClusterEvents
+)
+
+func (s esStyle) render() esEvent {
+	if s == esClusterEvents {
+		return clusterRender
+	}
+	return messageEvent
+}
+
+// codec is the feed codec of a record's events in this style, rendered once per gateway.
+func (s esStyle) codec(h *streamHub) *feed.Codec {
+	h.hub()
+	if s == esClusterEvents {
+		return h.esCluster
+	}
+	return h.esMessage
+}
+
 func messageEvent(buf *bytes.Buffer, id string, msg json.RawMessage) {
 	buf.WriteString("id: " + id + "\nevent: message\n")
 	writeSSEData(buf, msg)
@@ -58,12 +84,12 @@ func messageEvent(buf *bytes.Buffer, id string, msg json.RawMessage) {
 // serveEventSource streams name's messages. Without Last-Event-ID it starts at the first
 // retained message, or at the tail when live (sse-cluster never replayed history).
 func (h *httpStreams) serveEventSource(w http.ResponseWriter, r *http.Request, name string, live bool) {
-	h.eventSource(w, r, name, live, messageEvent, nil)
+	h.eventSource(w, r, name, live, esMessages, nil)
 }
 
 // eventSource serves an event stream; done (when not nil) is called once it ended, which
-// may be after eventSource returned (a hijacked connection, sse_conn.go).
-func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name string, live bool, render esEvent, done func()) {
+// may be after eventSource returned (a connection taken off net/http, sse_conn.go).
+func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name string, live bool, style esStyle, done func()) {
 	handedOff := false
 	if done != nil {
 		defer func() {
@@ -88,87 +114,39 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 		}
 		live = false
 	}
-	// The log must exist before it is watched (as for a WebSocket subscriber). A watch that
-	// is up watches an existing, configured log: then asking the object again (one request
-	// per EventSource, queued at the stream's object) is skipped.
-	if !h.watching(name) {
-		cctx, cancel := context.WithTimeout(ctx, g.opts.RequestTimeout)
-		ret := g.streams.retention(name)
-		_, err := g.sc.Configure(cctx, name, streamapi.Config{MaxMsgs: ret.MaxMsgs, MaxBytes: ret.MaxBytes, MaxAgeMs: ret.MaxAge.Milliseconds()})
-		cancel()
-		if err != nil {
-			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
-			return
-		}
-	}
-	wt, release, err := h.watch(ctx, name)
+	// The stream's feed (its start makes sure the log exists), then one read of the
+	// stream's object, shared by the EventSources opening it meanwhile: whether it exists,
+	// its configuration and its tail. Every message comes from the feed.
+	cctx, cancel := context.WithTimeout(ctx, g.opts.RequestTimeout)
+	f, err := g.streams.acquire(cctx, name)
+	cancel()
 	if err != nil {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
 		return
 	}
 	defer func() {
 		if !handedOff {
-			release()
+			f.Release()
 		}
 	}()
+	st, rd, err := h.esOpens.read(ctx, h, name)
+	if err != nil || st != http.StatusOK {
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "reading the stream's tail failed")
+		return
+	}
+	fd := newFollow(f, name, rd)
+	fd.implicit = true
 	if live {
-		// Fix the starting point before the first byte goes out: a message published once
-		// the client sees the response must reach it.
-		st, rd, _, err := h.readDS(ctx, name, 1<<62, false, true) // the read answers the tail
-		if err != nil || st != http.StatusOK {
-			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "reading the stream's tail failed")
-			return
-		}
+		// The starting point is fixed before the first byte goes out: a message published
+		// once the client sees the response reaches it.
 		from = rd.Next
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no")
-	if h.hijackEventSource(w, r, name, wt, release, from, seen, render, done) {
-		handedOff = true
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-	fl, _ := w.(http.Flusher)
-	_, _ = w.Write([]byte("retry: " + strconv.Itoa(sseRetryMs) + "\n\n"))
-	if fl != nil {
-		fl.Flush()
-	}
-	var buf bytes.Buffer
-	for {
-		ch := wt.changed()
-		st, rd, _, err := h.readDS(ctx, name, from, false, true)
-		if err != nil || st != http.StatusOK {
-			return
-		}
-		buf.Reset()
-		for _, m := range rd.Msgs {
-			msgs := jsonMessages(m)
-			for i, msg := range msgs {
-				if m.Seq == from && i <= seen {
-					continue
-				}
-				render(&buf, eventID(m.Seq, i, len(msgs)), msg)
-			}
-			seen = -1
-		}
-		if rd.Upto > from {
-			from, seen = rd.Upto, -1
-		}
-		if buf.Len() > 0 {
-			if _, err := w.Write(buf.Bytes()); err != nil {
-				return
-			}
-			if fl != nil {
-				fl.Flush()
-			}
-		}
-		if from < rd.Next {
-			continue // more stored than one read returns
-		}
-		if !h.sseWait(ctx, w, fl, ch, nil) {
-			return
-		}
-	}
+	handedOff = true // the reader releases the feed and calls done when it ends
+	sr := h.newSSEReader(conns.EventSource, fd, from, seen, eventSourceRender(style.render(), style.codec(g.streams)))
+	sr.done = done
+	sr.serve(w, r, []byte("retry: "+strconv.Itoa(sseRetryMs)+"\n\n"))
 }

@@ -57,14 +57,14 @@ func (h *httpStreams) registerSSECluster() {
 			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
 			return
 		}
-		if err := h.g.authorizeSubscribe(r.Context(), streamConnInfo(r), sseChannelPrefix+ch); err != nil {
+		if err := h.g.authorizeSubscribe(r.Context(), h.g.streamConnInfo(r), sseChannelPrefix+ch); err != nil {
 			httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.Error())
 			return
 		}
 		cs.mu.Lock()
 		cs.n[ch]++
 		cs.mu.Unlock()
-		h.eventSource(w, r, sseChannelPrefix+ch, true, clusterRender, func() {
+		h.eventSource(w, r, sseChannelPrefix+ch, true, esClusterEvents, func() {
 			cs.mu.Lock()
 			if cs.n[ch]--; cs.n[ch] <= 0 {
 				delete(cs.n, ch)
@@ -249,7 +249,7 @@ func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, cha
 	if len(e.Data) == 0 {
 		e.Data = json.RawMessage("null")
 	}
-	c := streamConnInfo(r)
+	c := h.g.streamConnInfo(r)
 	for _, ch := range chans {
 		if err := h.g.authorizePublish(r.Context(), c, sseChannelPrefix+ch, e.Data); err != nil {
 			httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.Error())

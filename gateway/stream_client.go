@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/streams"
 )
@@ -24,14 +28,12 @@ const (
 
 // Stream connection defaults.
 const (
-	defaultStreamQueueBytes = 1 << 20
-	defaultStreamWindow     = 256
-	maxStreamWindow         = 1 << 16
-	streamWriteTimeout      = 10 * time.Second
-	streamAckInterval       = 100 * time.Millisecond
-	maxStreamSubs           = 64
-	maxPublishBatch         = 1024
-	maxPublishBatchBytes    = 512 << 10
+	defaultStreamWindow  = 256
+	maxStreamWindow      = 1 << 16
+	streamAckInterval    = 100 * time.Millisecond
+	maxStreamSubs        = 64
+	maxPublishBatch      = 1024
+	maxPublishBatchBytes = 512 << 10
 	// publishQueue is the reader's hand-off to the publisher: small, since it is held by
 	// every connection that ever published (a batch still gathers up to maxPublishBatch
 	// while the reader keeps filling it).
@@ -40,17 +42,18 @@ const (
 	publishCost = 32
 )
 
-// streamConn is one client connection to /v1/stream: its subscriptions, its bounded
-// outgoing queue with its own writer, its publishes and its durable acks.
+// streamConn is one client connection to /v1/stream: its subscriptions, its publishes and
+// its durable acks, over a client connection of the gateway's core (conn: its byte-bounded
+// outgoing queue, written by the core's flusher).
 //
-// An idle connection costs one goroutine, the reader (readLoop). The writer, the publisher,
-// the commander and each subscription's catch-up (streamSub.run) start when there is work
-// and exit when it is done; durable acks are flushed by a timer armed by the first ack
-// after a flush. 10,000 idle connections once held six goroutines and ~70 KB each.
+// An idle connection costs melody's read and ping goroutines. The publisher, the commander
+// and a subscription reading the log (streamSub.fetch) start when there is work and exit
+// when it is done; durable acks are flushed by a timer armed by the first ack after a
+// flush. 10,000 idle connections once held six goroutines and ~70 KB each.
 type streamConn struct {
 	g       *Gateway
-	ws      *websocket.Conn
-	bc      *batchConn // under ws: lets the writer send a batch in one write
+	conn    *conns.Conn
+	limit   int64 // the largest frame taken (a larger one, up to 16 times it, is refused)
 	ctx     context.Context
 	cancel  context.CancelFunc
 	primary string
@@ -60,21 +63,8 @@ type streamConn struct {
 	// unacknowledged messages (0: the default).
 	redelivery time.Duration
 	group      *streamGroup // a consumer group member's connection, or nil
+	compat     *compatConn  // a durable-stream connection, or nil
 	info       streams.Conn // what the server hooks see of the connection
-
-	// deadlineSet is when the writer last moved the write deadline (the writer's only).
-	deadlineSet time.Time
-
-	qmu      sync.Mutex
-	queue    [][]byte
-	qbytes   int // queued and not yet written
-	qmax     int
-	ready    bool          // upgraded (start ran): a writer may start
-	writing  bool          // a writer goroutine runs (or ended the connection)
-	waiting  bool          // the writer lingers, parked on qwake
-	ended    bool          // torn down: no writer starts any more
-	closeMsg []byte        // set once: the connection is closing with it
-	qwake    chan struct{} // wakes the lingering writer; made by the first linger
 
 	smu        sync.Mutex
 	subs       map[string]*streamSub
@@ -93,6 +83,8 @@ type streamConn struct {
 	wg     sync.WaitGroup
 }
 
+var _ wsSession = (*streamConn)(nil)
+
 type pubReq struct {
 	id       string
 	data     json.RawMessage
@@ -105,162 +97,91 @@ type cmdReq struct {
 	args     json.RawMessage
 }
 
-// enqueue queues one frame; past the byte bound the connection closes as a slow consumer.
-func (c *streamConn) enqueue(f []byte) {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	if c.closeMsg != nil {
-		return
-	}
-	if c.qbytes+len(f) > c.qmax {
-		c.closeMsg = websocket.FormatCloseMessage(CloseSlowConsumer, "slow consumer: outgoing queue full; resume from your last ack")
-		c.g.streams.slowClosed.Add(1)
-		c.g.metrics.SlowConsumers.WithLabelValues(wire.ConnStreamSocket).Inc()
-	} else {
-		c.queue = append(c.queue, f)
-		c.qbytes += len(f)
-	}
-	c.kickWriter()
+// newStreamConn is a stream connection from request r, not upgraded yet: what it is sent
+// waits in its queue until it is.
+func (g *Gateway) newStreamConn(r *http.Request, primary string) *streamConn {
+	c := &streamConn{g: g, conn: g.conns.NewConn(conns.StreamSocket), primary: primary, limit: g.opts.MaxMessage,
+		subs: map[string]*streamSub{}, info: g.streamConnInfo(r)}
+	c.ctx, c.cancel = context.WithCancel(g.ctx)
+	c.conn.SetOnDrain(c.drained)
+	return c
 }
 
-// kickWriter wakes the lingering writer, or starts one (under qmu).
-func (c *streamConn) kickWriter() {
-	if c.waiting {
-		c.waiting = false
-		select {
-		case c.qwake <- struct{}{}:
-		default:
-		}
-		return
-	}
-	c.startWriter()
-}
+// enqueue queues one frame; past the queue's byte bound the connection closes as a slow
+// consumer (the core's policy).
+func (c *streamConn) enqueue(f []byte) { c.conn.Send(f) }
 
-// startWriter starts the writer unless it runs (under qmu). Every wg.Add happens under qmu
-// before ended is set, hence before the reader's wg.Wait.
-func (c *streamConn) startWriter() {
-	if !c.ready || c.writing || c.ended {
-		return
-	}
-	c.writing = true
-	c.wg.Add(1)
-	go c.writer()
-}
+// fail closes the connection with code, after what is queued.
+func (c *streamConn) fail(code int, reason string) { c.conn.Close(code, reason) }
 
-// fail closes the connection with code.
-func (c *streamConn) fail(code int, reason string) {
-	c.qmu.Lock()
-	if c.closeMsg == nil {
-		c.closeMsg = websocket.FormatCloseMessage(code, reason)
-	}
-	c.kickWriter()
-	c.qmu.Unlock()
-}
-
-// writer writes queued frames; it is the only writer. With the queue empty it lingers for
-// one to two ticks of the hub's linger clock, then exits: in a busy fan-out a connection's
-// frames come every few milliseconds, and a goroutine started per batch would cost more
-// than the wait. It ends the connection when it writes a close frame or a write fails (and
-// then stays marked as running, so that no other starts).
-func (c *streamConn) writer() {
-	defer c.wg.Done()
-	quiet := 0 // linger ticks seen with nothing to write
-	for {
-		c.qmu.Lock()
-		batch, closeMsg := c.queue, c.closeMsg
-		c.queue = nil
-		if len(batch) == 0 && closeMsg == nil {
-			if quiet >= 2 || c.ended {
-				c.writing = false
-				c.qmu.Unlock()
-				return
-			}
-			if c.qwake == nil {
-				c.qwake = make(chan struct{}, 1)
-			}
-			c.waiting = true
-			wake := c.qwake
-			c.qmu.Unlock()
-			select {
-			case <-wake:
-			case <-c.g.streams.lingerTick():
-				quiet++
-			}
-			c.qmu.Lock()
-			c.waiting = false
-			c.qmu.Unlock()
-			continue
-		}
-		quiet = 0
-		c.qmu.Unlock()
-		if closeMsg != nil {
-			_ = c.ws.WriteControl(websocket.CloseMessage, closeMsg, time.Now().Add(time.Second))
-			c.closeWS()
-			return
-		}
-		if c.bc != nil {
-			c.bc.hold() // the whole batch leaves in one write
-		}
-		// One lock per batch, not per frame, and a write deadline moved at most once a
-		// second (a write may then get 9 to 10 s): per frame they cost a tenth of a
-		// 1,000-subscriber fan-out, where most batches are one frame. With a batchConn the
-		// writes below only fill its buffer; the deadline bounds release's one write.
-		if now := time.Now(); now.Sub(c.deadlineSet) >= time.Second {
-			_ = c.ws.SetWriteDeadline(now.Add(streamWriteTimeout))
-			c.deadlineSet = now
-		}
-		n := 0
-		for _, f := range batch {
-			if err := c.ws.WriteMessage(websocket.TextMessage, f); err != nil {
-				c.closeWS()
-				return
-			}
-			n += len(f)
-		}
-		if c.bc != nil {
-			if err := c.bc.release(); err != nil {
-				c.closeWS()
-				return
-			}
-		}
-		c.qmu.Lock()
-		c.qbytes -= n
-		c.qmu.Unlock()
-	}
-}
-
-// closeWS ends the connection (the reader then fails and tears it down).
-func (c *streamConn) closeWS() {
-	c.cancel()
-	_ = c.ws.Close()
-}
-
-// start readies the connection once upgraded: frames queued before (a subscription's
-// first replay) leave now, and the gateway's shutdown closes it with 1001 even while no
-// goroutine but the reader runs.
-func (c *streamConn) start() {
-	c.qmu.Lock()
-	c.ready = true
-	if len(c.queue) > 0 || c.closeMsg != nil {
-		c.startWriter()
-	}
-	c.qmu.Unlock()
+// connected is melody's: the upgrade is done. What was queued before (a subscription's
+// first replay) leaves now, and the gateway's shutdown closes the connection with 1001.
+func (c *streamConn) connected() {
+	c.conn.Ready()
 	context.AfterFunc(c.ctx, func() { c.fail(websocket.CloseGoingAway, "closing") })
+	switch {
+	case c.group != nil:
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.group.run() }()
+	case c.compat != nil:
+		c.compat.start()
+	}
 }
 
-// finish tears the connection down once its reader ended: a close frame unless one was
-// sent, no new goroutine, every goroutine waited for, durable acks flushed.
-func (c *streamConn) finish() {
+// message is one client frame, on the session's read loop. A bad frame is answered with
+// an error frame; the connection stays usable.
+func (c *streamConn) message(data []byte, binary bool) {
+	c.g.metrics.MessagesIn.WithLabelValues(wire.ConnStreamSocket).Inc()
+	if c.compat != nil {
+		c.compat.message(data, binary)
+		return
+	}
+	if int64(len(data)) > c.limit {
+		c.sendError("", streamapi.CodeTooLarge, fmt.Sprintf("frame over %d bytes", c.limit))
+		return
+	}
+	if binary {
+		c.sendError("", streamapi.CodeBadFrame, "binary frames are not supported: send JSON text frames")
+		return
+	}
+	c.frame(data)
+}
+
+func (c *streamConn) closing(int, string) {}
+
+// disconnected is melody's: the session is over. It tears the connection down: no new
+// goroutine, every goroutine waited for, durable acks flushed.
+func (c *streamConn) disconnected() {
 	c.cancel()
 	c.closeSubs()
-	c.fail(websocket.CloseGoingAway, "closing")
-	c.qmu.Lock()
-	c.ended = true
-	c.qmu.Unlock()
 	c.wg.Wait()
 	c.flushMu.Lock()
 	c.flushAcks(context.Background(), true)
 	c.flushMu.Unlock()
+	c.letFeedGo()
+}
+
+// letFeedGo ends a group member's or durable-stream connection's hold on its feed.
+func (c *streamConn) letFeedGo() {
+	switch {
+	case c.group != nil:
+		c.group.end()
+	case c.compat != nil:
+		c.compat.end()
+	}
+}
+
+// drained is the core's: the queue was written out, so subscribers that stopped for room
+// read on.
+func (c *streamConn) drained() {
+	c.smu.Lock()
+	subs := slices.Collect(maps.Values(c.subs))
+	c.smu.Unlock()
+	for _, s := range subs {
+		s.mu.Lock()
+		s.pump()
+		s.mu.Unlock()
+	}
 }
 
 // send queues a control frame (reply, error, published).
@@ -310,7 +231,7 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 			from = a.Seq + 1
 		}
 	}
-	up, err := c.g.streams.acquire(ctx, name)
+	f, err := c.g.streams.acquire(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -318,19 +239,22 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 		// The stream's own tail: the shared feed may not have seen the last appends yet.
 		_, tail, err := c.g.streams.info(ctx, name)
 		if err != nil {
-			c.g.streams.release(up)
+			f.Release()
 			return nil, err
 		}
-		from = tail + 1
+		from = max(tail, f.Last()) + 1
+	} else if err := c.checkRetained(ctx, f, name, from); err != nil {
+		f.Release()
+		return nil, err
 	}
-	s := &streamSub{conn: c, up: up, name: name, window: c.window, next: from}
+	s := &streamSub{conn: c, feed: f, name: name, window: c.window, next: from, acked: from - 1}
 	if c.client != "" {
 		s.rd = newSubRedelivery(cmp.Or(c.redelivery, defaultRedelivery))
 	}
 	c.smu.Lock()
 	if _, dup := c.subs[name]; dup || c.subsClosed {
 		c.smu.Unlock()
-		c.g.streams.release(up)
+		f.Release()
 		if !dup {
 			return nil, &streamapi.Error{Code: streamapi.CodeUnavailable, Message: "the connection is closing"}
 		}
@@ -338,15 +262,7 @@ func (c *streamConn) subscribe(ctx context.Context, name string, from uint64, la
 	}
 	c.subs[name] = s
 	c.smu.Unlock()
-	up.mu.Lock()
-	if latest {
-		s.next = max(s.next, up.last+1)
-	}
-	s.acked = s.next - 1
-	up.subs[s] = struct{}{}
-	s.rd.start(s)
-	s.poke() // catch up, or join the live feed
-	up.mu.Unlock()
+	s.start() // catch up, or join the live feed
 	return s, nil
 }
 
@@ -361,16 +277,6 @@ func (c *streamConn) unsubscribe(name string) bool {
 	}
 	s.stop()
 	return true
-}
-
-func (s *streamSub) stop() {
-	up := s.up
-	up.mu.Lock()
-	s.closed = true // a running catch-up sees it and exits
-	delete(up.subs, s)
-	up.mu.Unlock()
-	s.rd.stop()
-	up.hub.release(up)
 }
 
 func (c *streamConn) sub(name string) *streamSub {

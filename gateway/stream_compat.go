@@ -28,18 +28,15 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"sync"
 
-	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway/internal/feed"
 	"github.com/holdfast/holdfast/internal/httperr"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // compatBase is durable-stream's sequence counter before its first message.
@@ -54,7 +51,7 @@ type compatConn struct {
 	sc   *streamConn // its queue, writer and context
 	name string
 	ip   string
-	up   *upstream
+	feed *feed.Feed
 	wake chan struct{}
 	ops  chan map[string]json.RawMessage
 
@@ -78,69 +75,57 @@ func (g *Gateway) serveStreamCompat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
-	up, err := g.streams.acquire(ctx, name)
+	f, err := g.streams.acquire(ctx, name)
 	cancel()
 	if err != nil {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
 		return
 	}
-	defer g.streams.release(up)
-	ws, err := streamUpgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return
-	}
-	qmax := g.opts.StreamQueueBytes
-	if qmax <= 0 {
-		qmax = defaultStreamQueueBytes
-	}
-	sc := &streamConn{g: g, ws: ws, primary: name, qmax: qmax, info: streamConnInfo(r)}
-	sc.ctx, sc.cancel = context.WithCancel(g.ctx)
-	defer sc.cancel()
-	c := &compatConn{sc: sc, name: name, ip: r.RemoteAddr, up: up, wake: make(chan struct{}, 1),
+	sc := g.newStreamConn(r, name)
+	c := &compatConn{sc: sc, name: name, ip: r.RemoteAddr, feed: f, wake: make(chan struct{}, 1),
 		ops: make(chan map[string]json.RawMessage, compatOpsQueue)}
-	up.watch(c.wake)
-	defer up.unwatch(c.wake)
-	// A frame over the limit closes the connection with 1009: the protocol has no error frame.
-	ws.SetReadLimit(max(g.opts.MaxMessage, 1<<10))
-	sc.start()
-	sc.wg.Add(2)
-	go func() { defer sc.wg.Done(); c.worker() }()
-	go func() { defer sc.wg.Done(); c.pusher() }()
-	c.readLoop()
-	sc.finish()
+	sc.compat = c
+	f.Listen(c)
+	// A frame over the limit closes the connection with 1009 (compatWS's read limit):
+	// the protocol has no error frame.
+	sc.accept(w, r, g.compatWS)
 }
 
-// readLoop reads frames until the connection ends; frames the original would ignore are
-// ignored, and acks are applied at once (they never wait behind publishes).
-func (c *compatConn) readLoop() {
-	for {
-		mt, rd, err := c.sc.ws.NextReader()
-		if err != nil {
-			return
-		}
-		data, err := io.ReadAll(rd)
-		if err != nil {
-			return
-		}
-		if mt != websocket.TextMessage {
-			continue
-		}
-		var f map[string]json.RawMessage
-		if json.Unmarshal(data, &f) != nil || f == nil {
-			continue
-		}
-		if id, ok := f["sMsgId"]; ok && jsTruthy(id) {
-			c.ack(id)
-			continue
-		}
-		if !jsTruthy(f["data"]) || !jsTruthy(f["cMsgId"]) {
-			continue
-		}
-		select {
-		case c.ops <- f:
-		case <-c.sc.ctx.Done():
-			return
-		}
+// start runs the worker and the pusher, once upgraded.
+func (c *compatConn) start() {
+	c.sc.wg.Add(2)
+	go func() { defer c.sc.wg.Done(); c.worker() }()
+	go func() { defer c.sc.wg.Done(); c.pusher() }()
+}
+
+// end lets the feed go, once the connection is over.
+func (c *compatConn) end() {
+	c.feed.Unlisten(c)
+	c.feed.Release()
+}
+
+// message is one client frame, on the session's read loop: a frame the original would
+// ignore is ignored, and an ack is applied at once (it never waits behind publishes);
+// others wait in line for the worker (a full line holds the read loop, so TCP pushes back
+// on the client).
+func (c *compatConn) message(data []byte, binary bool) {
+	if binary {
+		return
+	}
+	var f map[string]json.RawMessage
+	if json.Unmarshal(data, &f) != nil || f == nil {
+		return
+	}
+	if id, ok := f["sMsgId"]; ok && jsTruthy(id) {
+		c.ack(id)
+		return
+	}
+	if !jsTruthy(f["data"]) || !jsTruthy(f["cMsgId"]) {
+		return
+	}
+	select {
+	case c.ops <- f:
+	case <-c.sc.ctx.Done():
 	}
 }
 
@@ -165,6 +150,11 @@ func jsTruthy(raw json.RawMessage) bool {
 	}
 	return true
 }
+
+var _ feed.Listener = (*compatConn)(nil)
+
+// Appended is the feed's news of a message: one more to push once the last is acked.
+func (c *compatConn) Appended(*feed.Msg) { c.poke() }
 
 func (c *compatConn) poke() {
 	select {
@@ -327,10 +317,11 @@ func (c *compatConn) command(cmd string, d, f map[string]json.RawMessage) error 
 			return err
 		}
 	}
-	_, last, err := g.streams.info(ctx, c.name)
+	first, last, err := g.streams.info(ctx, c.name)
 	if err != nil {
 		return err
 	}
+	c.feed.Trim(first) // the ring may hold what a delete or retention removed since
 	switch cmd {
 	case "subscribe":
 		// As the original: from startSequence inclusive, but nothing old when it is at or
@@ -361,9 +352,11 @@ func (c *compatConn) command(cmd string, d, f map[string]json.RawMessage) error 
 		_ = json.Unmarshal(d["sequence"], &s)
 		if s > compatBase && last > 0 {
 			upTo := min(uint64(s)-compatBase, last)
-			if _, err := g.sc.DeleteMessages(ctx, c.name, upTo); err != nil {
+			i, err := g.sc.DeleteMessages(ctx, c.name, upTo)
+			if err != nil {
 				return err
 			}
+			g.streams.trimmedTo(c.name, i.FirstSeq)
 		}
 		c.reply(f, last)
 	case "getState":
@@ -393,14 +386,14 @@ func (c *compatConn) command(cmd string, d, f map[string]json.RawMessage) error 
 }
 
 // pusher pushes stored messages to a subscribed client one at a time, each after the
-// previous one's ack, reading them from JetStream by seq.
+// previous one's ack, reading them from the stream's feed.
 func (c *compatConn) pusher() {
-	ctx, up := c.sc.ctx, c.up
+	ctx, f := c.sc.ctx, c.feed
 	for {
 		c.mu.Lock()
 		gen, ready, from := c.gen, c.subscribed && c.inflight == 0, c.next
 		c.mu.Unlock()
-		if !ready || from > up.tail() {
+		if !ready || from > f.Last() {
 			select {
 			case <-ctx.Done():
 				return
@@ -408,51 +401,43 @@ func (c *compatConn) pusher() {
 			}
 			continue
 		}
-		m, err := up.js.GetMsg(ctx, from, jetstream.WithGetMsgSubject(up.subject))
-		var seq uint64
-		var push []byte
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			seq = 0 // nothing retained from there on: skip to the tail
-		case err != nil:
+		msgs, next, err := f.Read(ctx, from, 1)
+		if err != nil {
 			if ctx.Err() == nil {
 				c.fail(err)
 			}
 			return
-		default:
-			seq = m.Sequence
 		}
-		data, keep := []byte(nil), true
-		if seq != 0 {
-			data, keep = c.sc.g.transform(c.name, seq, m.Data)
+		var push []byte
+		if len(msgs) > 0 {
+			push = msgs[0].Encoded(c.sc.g.streams.compatPush)
 		}
 		c.mu.Lock()
 		if c.gen != gen || c.next != from {
 			c.mu.Unlock()
 			continue
 		}
-		if seq == 0 {
-			c.next = max(c.next, up.tail()+1)
-			c.mu.Unlock()
-			continue
-		}
-		if !keep { // dropped by the Transform hook: not pushed, no ack awaited
-			c.next = seq + 1
+		if len(msgs) == 0 || push == nil {
+			// Nothing retained up to next, or dropped by the Transform hook: not pushed, no
+			// ack awaited.
+			c.next = next
 			c.mu.Unlock()
 			continue
 		}
 		c.lastID++
-		c.inflight, c.next = c.lastID, seq+1
-		push = compatPush(data, seq, c.lastID)
+		c.inflight, c.next = c.lastID, msgs[0].Seq+1
+		push = withSMsgID(push, c.lastID)
 		c.mu.Unlock()
 		c.sc.enqueue(push)
 	}
 }
 
-// compatPush is the push of a stored message: the stored object plus "sequence", "pub"
-// and "sMsgId". A message published through /v1/stream is not such an object (one with
-// "data" and "cMsgId") and is wrapped as {"data":...}.
-func compatPush(data []byte, seq, id uint64) []byte {
+// compatPush is the push of a stored message but its "sMsgId" (withSMsgID adds it per
+// connection): the stored object plus "sequence" and "pub". A message published through
+// /v1/stream is not such an object (one with "data" and "cMsgId") and is wrapped as
+// {"data":...}. Built once per message, after the Transform hook (nil: dropped).
+func compatPush(data []byte, seq uint64) []byte {
+	data = streamapi.ValidText(data) // a text frame: a record stored before writes were checked
 	var f map[string]json.RawMessage
 	if json.Unmarshal(data, &f) != nil || f == nil || len(f["data"]) == 0 || len(f["cMsgId"]) == 0 {
 		f = map[string]json.RawMessage{}
@@ -462,9 +447,18 @@ func compatPush(data []byte, seq, id uint64) []byte {
 			f["data"], _ = json.Marshal(string(data))
 		}
 	}
+	delete(f, "sMsgId")
 	f["sequence"] = json.RawMessage(strconv.FormatUint(compatBase+seq, 10))
 	f["pub"] = json.RawMessage("1")
-	f["sMsgId"] = json.RawMessage(strconv.FormatUint(id, 10))
 	b, _ := json.Marshal(f)
 	return b
+}
+
+// withSMsgID is a push with its connection's "sMsgId" added (the object's last field).
+func withSMsgID(push []byte, id uint64) []byte {
+	b := make([]byte, 0, len(push)+24)
+	b = append(b, push[:len(push)-1]...)
+	b = append(b, `,"sMsgId":`...)
+	b = strconv.AppendUint(b, id, 10)
+	return append(b, '}')
 }

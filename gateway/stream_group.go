@@ -13,13 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway/internal/feed"
 	"github.com/holdfast/holdfast/internal/httperr"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 )
 
@@ -37,10 +38,11 @@ const (
 	groupRetryFor = 30 * time.Second
 )
 
-// streamGroup is one member's connection to a group.
+// streamGroup is one member's connection to a group. It listens to the stream's feed to
+// hear of new messages to claim; it reads the messages it claimed from the feed.
 type streamGroup struct {
 	c                   *streamConn
-	up                  *upstream
+	feed                *feed.Feed
 	name, group, member string
 	timeout             time.Duration
 	wake                chan struct{}
@@ -58,31 +60,30 @@ func (g *Gateway) serveStreamGroup(w http.ResponseWriter, r *http.Request, c *st
 		member = nuid.Next()
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
-	up, err := g.streams.acquire(ctx, c.primary)
+	f, err := g.streams.acquire(ctx, c.primary)
 	cancel()
 	if err != nil {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
+		c.abandon()
 		return
 	}
-	defer g.streams.release(up)
-	m := &streamGroup{c: c, up: up, name: c.primary, group: group, member: member, timeout: timeout,
+	m := &streamGroup{c: c, feed: f, name: c.primary, group: group, member: member, timeout: timeout,
 		wake: make(chan struct{}, 1), inflight: map[uint64]struct{}{}}
 	c.group = m
-	ws, bc, err := upgradeBatched(w, r)
-	if err != nil {
-		return
-	}
-	c.ws, c.bc = ws, bc
-	up.watch(m.wake)
-	defer up.unwatch(m.wake)
-	limit := g.opts.MaxMessage
-	ws.SetReadLimit(max(16*limit, 1<<20))
-	c.start()
-	c.wg.Add(1)
-	go func() { defer c.wg.Done(); m.run() }()
-	c.readLoop(limit)
-	c.finish()
+	f.Listen(m)
+	c.accept(w, r, g.streamWS) // the member's run starts once upgraded (streamConn.connected)
 }
+
+// end lets the feed go, once the connection is over.
+func (m *streamGroup) end() {
+	m.feed.Unlisten(m)
+	m.feed.Release()
+}
+
+var _ feed.Listener = (*streamGroup)(nil)
+
+// Appended is the feed's news of a message: one more to claim.
+func (m *streamGroup) Appended(*feed.Msg) { m.poke() }
 
 func (m *streamGroup) poke() {
 	select {
@@ -117,15 +118,12 @@ func (m *streamGroup) run() {
 			m.c.g.log.Warn("group release failed; its claims expire on their own", "stream", m.name, "group", m.group, "err", err)
 			return
 		}
-		// Wake this gateway's other readers of the stream: the released claims are theirs now.
-		m.up.mu.Lock()
-		for ch := range m.up.watchers {
-			select {
-			case ch <- struct{}{}:
-			default:
+		// Wake this gateway's other members: the released claims are theirs now.
+		m.feed.Each(func(l feed.Listener) {
+			if o, ok := l.(*streamGroup); ok && o != m {
+				o.poke()
 			}
-		}
-		m.up.mu.Unlock()
+		})
 	}()
 	var failing time.Time // since when the stream object has not answered
 	reclaim := false      // a claim got no answer: it may have been stored
@@ -223,10 +221,15 @@ func (m *streamGroup) fail(err error) {
 	m.c.fail(CloseStreamUnavailable, "stream unavailable; reconnect")
 }
 
-// deliver reads the claimed messages and queues their frames; a message no longer
-// retained, or dropped by the Transform hook, is acked at once, so that the group
-// forgets it. After a reclaim, a seq the client holds already is not sent again.
+// deliver reads the claimed messages from the feed (its ring, or the log in batches) and
+// queues their frames; a message no longer retained, or dropped by the Transform hook, is
+// acked at once, so that the group forgets it. After a reclaim, a seq the client holds
+// already is not sent again.
 func (m *streamGroup) deliver(ctx context.Context, seqs []uint64, reclaim bool) error {
+	msgs, err := readSeqs(ctx, m.feed, seqs)
+	if err != nil {
+		return err
+	}
 	for _, seq := range seqs {
 		if reclaim {
 			m.mu.Lock()
@@ -236,13 +239,9 @@ func (m *streamGroup) deliver(ctx context.Context, seqs []uint64, reclaim bool) 
 				continue
 			}
 		}
-		msg, err := m.up.js.GetMsg(ctx, seq)
-		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return err
-		}
 		var f []byte
-		if err == nil {
-			f = m.up.frame(seq, msg.Time, msg.Data)
+		if msg := msgs[seq]; msg != nil {
+			f = msg.Encoded(m.c.g.streams.msgFrame)
 		}
 		if f == nil {
 			m.mu.Lock()
@@ -256,6 +255,36 @@ func (m *streamGroup) deliver(ctx context.Context, seqs []uint64, reclaim bool) 
 		m.c.enqueue(f)
 	}
 	return nil
+}
+
+// readSeqs reads the messages of seqs from f, in as few reads as runs of nearby seqs
+// allow; a seq that is not stored has no entry.
+func readSeqs(ctx context.Context, f *feed.Feed, seqs []uint64) (map[uint64]*feed.Msg, error) {
+	want := slices.Clone(seqs)
+	slices.Sort(want)
+	want = slices.Compact(want)
+	got := make(map[uint64]*feed.Msg, len(want))
+	for i := 0; i < len(want); {
+		from, n := want[i], 1
+		for i+n < len(want) && want[i+n]-from < pumpBatch {
+			n++
+		}
+		upTo := want[i+n-1]
+		msgs, next, err := f.ReadRange(ctx, from, upTo, int(upTo-from+1))
+		if err != nil {
+			return nil, err
+		}
+		for _, msg := range msgs {
+			got[msg.Seq] = msg
+		}
+		if next <= from {
+			next = upTo + 1 // nothing found where the log should hold the claims
+		}
+		for i < len(want) && want[i] < next {
+			i++
+		}
+	}
+	return got, nil
 }
 
 // flushAcks tells the object the seqs acked since; sent reports that it did.

@@ -5,27 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
-	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/olahol/melody"
 )
-
-// streamUpgrader upgrades stream connections; origins are checked before. An idle
-// connection holds only its small read buffer (larger reads bypass it): write buffers come
-// from a pool for the time of one message, and net/http's 4 KiB reader and writer are let
-// go once the handler returns.
-var streamUpgrader = websocket.Upgrader{
-	ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &sync.Pool{},
-	CheckOrigin: func(*http.Request) bool { return true },
-}
 
 // parseFrom reads a from value: a seq >= 1, or "latest".
 func parseFrom(s string) (seq uint64, latest bool, err error) {
@@ -105,23 +94,18 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "client= wants 1 to 128 letters, digits, '_', '-', '.', ':'")
 		return
 	}
-	qmax := g.opts.StreamQueueBytes
-	if qmax <= 0 {
-		qmax = defaultStreamQueueBytes
-	}
-	c := &streamConn{g: g, primary: name, client: client, window: window, redelivery: redelivery, qmax: qmax,
-		subs: map[string]*streamSub{}, info: streamConnInfo(r)}
 	// The AuthorizeSubscribe hook is asked for the URL's stream before anything is opened.
+	c := g.newStreamConn(r, name)
+	c.client, c.window, c.redelivery = client, window, redelivery
 	ctx, cancel := context.WithTimeout(r.Context(), g.opts.RequestTimeout)
 	err := g.authorizeSubscribe(ctx, c.info, name)
 	cancel()
 	if err != nil {
+		c.abandon()
 		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.(*streamapi.Error).Message)
 		return
 	}
-	c.ctx, c.cancel = context.WithCancel(g.ctx)
 	if group != "" {
-		defer c.cancel()
 		g.serveStreamGroup(w, r, c, group, redelivery) // stream_group.go
 		return
 	}
@@ -136,26 +120,27 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) {
 		} else {
 			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
 		}
-		c.closeSubs()
-		c.cancel()
+		c.abandon()
 		return
 	}
-	ws, bc, err := upgradeBatched(w, r)
-	if err != nil {
-		c.closeSubs()
-		c.cancel()
-		return
+	c.accept(w, r, g.streamWS)
+}
+
+// accept hands the upgrade to melody (websocket.go): the session runs on a goroutine of
+// its own and the handler returns, so that net/http's connection, request, response and
+// their buffers (~10 KB), held while a handler runs, are freed.
+func (c *streamConn) accept(w http.ResponseWriter, r *http.Request, m *melody.Melody) {
+	if err := c.g.acceptWebSocket(w, r, m, c.conn, c, c.abandon); err != nil {
+		c.abandon()
 	}
-	c.ws, c.bc = ws, bc
-	limit := g.opts.MaxMessage
-	ws.SetReadLimit(max(16*limit, 1<<20))
-	c.start()
-	// The reader gets its own goroutine and the handler returns: net/http's connection,
-	// request, response and their buffers (~10 KB), held while a handler runs, are freed.
-	go func() {
-		c.readLoop(limit)
-		c.finish()
-	}()
+}
+
+// abandon lets go of a connection that never opened.
+func (c *streamConn) abandon() {
+	c.closeSubs()
+	c.cancel()
+	c.conn.Discard()
+	c.letFeedGo()
 }
 
 func (c *streamConn) closeSubs() {
@@ -180,35 +165,6 @@ func validClientID(id string) bool {
 		}
 	}
 	return true
-}
-
-// readLoop reads client frames until the connection ends. A bad frame is answered with an
-// error frame; the connection stays usable.
-func (c *streamConn) readLoop(limit int64) {
-	for {
-		mt, rd, err := c.ws.NextReader()
-		if err != nil {
-			return
-		}
-		data, err := io.ReadAll(io.LimitReader(rd, limit+1))
-		if err != nil {
-			return
-		}
-		if int64(len(data)) > limit {
-			if _, err := io.Copy(io.Discard, rd); err != nil {
-				return
-			}
-			c.sendError("", streamapi.CodeTooLarge, fmt.Sprintf("frame over %d bytes", limit))
-			continue
-		}
-		if mt != websocket.TextMessage {
-			c.sendError("", streamapi.CodeBadFrame, "binary frames are not supported: send JSON text frames")
-			continue
-		}
-		if !c.frame(data) {
-			return
-		}
-	}
 }
 
 // frame handles one client frame; false ends the connection.
@@ -247,7 +203,6 @@ func (c *streamConn) frame(data []byte) bool {
 			c.sendError(id, streamapi.CodeBadField, msg)
 			return true
 		}
-		c.g.metrics.MessagesIn.WithLabelValues(wire.ConnStreamSocket).Inc()
 		if !c.queuePublish(pubReq{id: id, data: d, producer: p, at: time.Now()}) {
 			return false
 		}
@@ -325,11 +280,8 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 			return nil, err
 		}
 		subs := 0
-		c.g.streams.mu.Lock()
-		up := c.g.streams.ups[name]
-		c.g.streams.mu.Unlock()
-		if up != nil {
-			subs = up.subscribers()
+		if f := c.g.streams.hub().Running(name); f != nil {
+			subs = f.Listeners()
 		}
 		return map[string]any{"stream": name, "firstSeq": first, "lastSeq": last, "subscribers": subs}, nil
 	case "subscribe":
@@ -356,10 +308,7 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.up.mu.Lock()
-		next := s.next
-		s.up.mu.Unlock()
-		return map[string]any{"stream": name, "from": next}, nil
+		return map[string]any{"stream": name, "from": s.position()}, nil
 	case "unsubscribe":
 		if a.Stream == nil {
 			return nil, &streamapi.Error{Code: streamapi.CodeBadArgs, Message: "unsubscribe needs stream"}
@@ -375,7 +324,12 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		if err := c.g.authorizePublish(ctx, c.info, name, cmd.args); err != nil {
 			return nil, err
 		}
-		return c.g.sc.DeleteMessages(ctx, name, *a.UpTo)
+		i, err := c.g.sc.DeleteMessages(ctx, name, *a.UpTo)
+		if err != nil {
+			return nil, err
+		}
+		c.g.streams.trimmedTo(name, i.FirstSeq)
+		return i, nil
 	case "getState":
 		if err := c.g.authorizeSubscribe(ctx, c.info, name); err != nil {
 			return nil, err
@@ -388,7 +342,12 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 		if err := c.g.authorizePublish(ctx, c.info, name, cmd.args); err != nil {
 			return nil, err
 		}
-		return c.g.sc.PutState(ctx, name, streamapi.PutState{State: a.State, Checkpoint: a.Checkpoint})
+		st, err := c.g.sc.PutState(ctx, name, streamapi.PutState{State: a.State, Checkpoint: a.Checkpoint})
+		if err != nil {
+			return nil, err
+		}
+		c.g.streams.trimmedTo(name, st.FirstSeq)
+		return st, nil
 	}
 	return nil, &streamapi.Error{Code: streamapi.CodeUnknownCommand, Message: fmt.Sprintf("unknown command %q", cmd.name)}
 }

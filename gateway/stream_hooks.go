@@ -4,7 +4,7 @@ package gateway
 // AuthorizePublish are asked by the connection handlers (stream_handler.go,
 // stream_client.go, stream_compat.go) and by the plain-HTTP ones (Durable Streams,
 // EventSource, sse-cluster: authorizeHTTP); Transform runs where a WebSocket message's
-// frame is built (upstream.frame), once per live message per gateway.
+// frame is built (streamHub.msgFrame, a feed codec), once per message per gateway.
 
 import (
 	"bytes"
@@ -22,8 +22,12 @@ import (
 )
 
 // streamConnInfo is the hooks' view of a connection's request. It is built once per
-// connection, after serve set RemoteAddr and the API key.
-func streamConnInfo(r *http.Request) streams.Conn {
+// connection, after serve set RemoteAddr and the API key; without authorization hooks
+// nobody looks at it, and a connection keeps none (a copy of every header, per socket).
+func (g *Gateway) streamConnInfo(r *http.Request) streams.Conn {
+	if h := g.opts.StreamHooks; h.AuthorizeSubscribe == nil && h.AuthorizePublish == nil {
+		return streams.Conn{}
+	}
 	q := r.URL.Query()
 	return streams.Conn{Key: requestKey(r), RemoteAddr: r.RemoteAddr, Header: r.Header.Clone(), Query: q, ClientID: q.Get("client")}
 }
@@ -103,7 +107,7 @@ func (h *httpStreams) authorizeHTTP(w http.ResponseWriter, r *http.Request, name
 	if hooks.AuthorizeSubscribe == nil && hooks.AuthorizePublish == nil {
 		return true
 	}
-	c := streamConnInfo(r)
+	c := h.g.streamConnInfo(r)
 	var err error
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/gateway/internal/feed"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/streams"
 )
@@ -179,25 +180,20 @@ func TestStreamHooksPublishRefused(t *testing.T) {
 	}
 }
 
-// waitLive waits until n subscribers of stream on f's gateway are on the live feed.
+// waitLive waits until n subscribers of stream on f's gateway are at the feed's head.
 func waitLive(t *testing.T, f *fixture, stream string, n int) {
 	t.Helper()
 	natstest.WaitFor(t, "live subscribers", 10*time.Second, func() bool {
-		h := f.gw.streams
-		h.mu.Lock()
-		up := h.ups[stream]
-		h.mu.Unlock()
-		if up == nil {
+		fd := f.gw.streams.hub().Running(stream)
+		if fd == nil {
 			return false
 		}
-		up.mu.Lock()
-		defer up.mu.Unlock()
 		live := 0
-		for s := range up.subs {
-			if s.live {
+		fd.Each(func(l feed.Listener) {
+			if s, ok := l.(*streamSub); ok && s.position() == fd.Last()+1 {
 				live++
 			}
-		}
+		})
 		return live >= n
 	})
 }

@@ -19,7 +19,7 @@ import (
 // subscription holds at most about nine samples).
 const minRedeliveryTick = 10 * time.Millisecond
 
-// subRedelivery is one durable subscription's redelivery state, under up.mu.
+// subRedelivery is one durable subscription's redelivery state, under s.mu.
 type subRedelivery struct {
 	timeout time.Duration
 	timer   *time.Timer // set by start; re-armed by each sample while the subscription lasts
@@ -42,14 +42,14 @@ func newSubRedelivery(timeout time.Duration) *subRedelivery {
 
 func (rd *subRedelivery) period() time.Duration { return max(rd.timeout/8, minRedeliveryTick) }
 
-// start arms the sampling timer of s (under up.mu; nothing without redelivery).
+// start arms the sampling timer of s (under s.mu; nothing without redelivery).
 func (rd *subRedelivery) start(s *streamSub) {
 	if rd != nil {
 		rd.timer = time.AfterFunc(rd.period(), func() { s.checkRedelivery(time.Now()) })
 	}
 }
 
-// stop stops the timer (after s.closed was set under up.mu, so a sample running now does
+// stop stops the timer (after s.closed was set under s.mu, so a sample running now does
 // not re-arm it).
 func (rd *subRedelivery) stop() {
 	if rd != nil && rd.timer != nil {
@@ -57,7 +57,7 @@ func (rd *subRedelivery) stop() {
 	}
 }
 
-// delivered is the highest seq an ack may name (under up.mu).
+// delivered is the highest seq an ack may name (under s.mu).
 func (s *streamSub) delivered() uint64 {
 	if s.rd != nil {
 		return max(s.next-1, s.rd.high)
@@ -66,20 +66,19 @@ func (s *streamSub) delivered() uint64 {
 }
 
 // ackedPast moves a subscription that was sent back by a redelivery past what the client has
-// acknowledged since (under up.mu): those messages are not sent a third time.
+// acknowledged since (under s.mu): those messages are not sent a third time.
 func (s *streamSub) ackedPast(seq uint64) {
-	if s.rd != nil && !s.live && s.next <= seq {
+	if s.rd != nil && s.next <= seq {
 		s.next = seq + 1
-		s.poke()
 	}
 }
 
 // checkRedelivery samples the delivery position and, when the oldest unacknowledged
 // message has waited past the timeout, sends every unacknowledged one again.
 func (s *streamSub) checkRedelivery(now time.Time) {
-	up, rd := s.up, s.rd
-	up.mu.Lock()
-	defer up.mu.Unlock()
+	rd := s.rd
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
@@ -103,11 +102,10 @@ func (s *streamSub) checkRedelivery(now time.Time) {
 	if now.Sub(rd.samples[0].at) < rd.timeout {
 		return
 	}
-	// Back to the first unacknowledged seq: run reads the stream from there again.
+	// Back to the first unacknowledged seq: pump reads the stream from there again.
 	rd.count++
 	rd.samples = rd.samples[:0]
 	s.next = s.acked + 1
 	s.inflight = s.inflight[:0]
-	s.live = false
-	s.poke()
+	s.pump()
 }

@@ -52,11 +52,10 @@ func TestStreamDurableRedelivery(t *testing.T) {
 // oldest unacked message's timeout, sends everything unacked again, and an ack of a seq
 // delivered before that stays valid (and moves the subscription past it).
 func TestRedeliveryCheck(t *testing.T) {
-	up := &upstream{}
 	rd := newSubRedelivery(time.Second)
 	defer rd.stop()
-	// running: no catch-up goroutine starts; the test plays its part.
-	s := &streamSub{up: up, running: true, window: 8, next: 3, inflight: []uint64{1, 2}, rd: rd}
+	// fetching: nothing is read from a feed; the test plays its part.
+	s := &streamSub{fetching: true, window: 8, next: 3, inflight: []uint64{1, 2}, rd: rd}
 	t0 := time.Now()
 	s.checkRedelivery(t0) // 1 and 2 were sent by now
 	s.next, s.inflight = 5, append(s.inflight, 3, 4)
@@ -69,8 +68,8 @@ func TestRedeliveryCheck(t *testing.T) {
 		t.Fatalf("redelivered before 3 waited its timeout: next %d, inflight %v", s.next, s.inflight)
 	}
 	s.checkRedelivery(t0.Add(1700 * time.Millisecond))
-	if s.next != 3 || len(s.inflight) != 0 || s.live || rd.count != 1 {
-		t.Fatalf("not redelivered: next %d, inflight %v, live %v, count %d", s.next, s.inflight, s.live, rd.count)
+	if s.next != 3 || len(s.inflight) != 0 || rd.count != 1 {
+		t.Fatalf("not redelivered: next %d, inflight %v, count %d", s.next, s.inflight, rd.count)
 	}
 	// The client acks 4 from the first delivery before 3 and 4 were read again.
 	if msg := s.ack(4); msg != "" {

@@ -313,7 +313,7 @@ func TestStreamSlowConsumerIsClosed(t *testing.T) {
 	blob := strings.Repeat("x", 4<<10)
 	published := 0
 	// Publish until the slow client overflows (its socket buffers fill first).
-	for round := 0; f.gw.streams.slowClosed.Load() == 0; round++ {
+	for round := 0; f.gw.conns.SlowClosed() == 0; round++ {
 		if round > 2000 {
 			t.Fatal("the slow consumer was never closed")
 		}
@@ -324,6 +324,16 @@ func TestStreamSlowConsumerIsClosed(t *testing.T) {
 			pub.next("published")
 		}
 		published += 32
+		// The fast client keeps up (a round is half its queue): a loaded machine must not
+		// make it a slow consumer too.
+		natstest.WaitFor(t, "the fast client to keep up", 20*time.Second, func() bool {
+			select {
+			case err := <-fastErr:
+				t.Fatal(err)
+			default:
+			}
+			return fastLast.Load() == uint64(published)
+		})
 	}
 	natstest.WaitFor(t, "the fast client to get everything", 20*time.Second, func() bool {
 		select {
@@ -525,5 +535,26 @@ func TestStreamRetentionAndAuth(t *testing.T) {
 		if matchPattern(tc.p, tc.n) != tc.ok {
 			t.Errorf("%s %s", tc.p, tc.n)
 		}
+	}
+}
+
+// A subscriber reading history back from the ring takes it at the pace its connection
+// writes (its window here is far larger than its queue): it is never closed as a slow
+// consumer for it, and every message arrives in order.
+func TestStreamReplayIsPacedByTheQueue(t *testing.T) {
+	_, _, f := startStreams(t, Options{StreamQueueBytes: 32 << 10})
+	pub := sdial(t, f, "/v1/stream/paced?from=latest&window=1")
+	blob := strings.Repeat("x", 2<<10)
+	for i := 0; i < 200; i++ {
+		pub.write(map[string]any{"type": "publish", "id": "p", "data": blob})
+	}
+	for i := 0; i < 200; i++ {
+		pub.next("published")
+	}
+	// 200 messages of 2 KiB: more than six times the queue, read from the ring.
+	sub := sdial(t, f, "/v1/stream/paced?from=1&window=65536")
+	sub.messages(1, 200)
+	if n := f.gw.conns.SlowClosed(); n != 0 {
+		t.Fatalf("%d connections closed as slow consumers", n)
 	}
 }

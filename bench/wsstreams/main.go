@@ -5,10 +5,14 @@
 // embedded nats-server measured in this process:
 //
 //	publish   one pipelined publisher (-pub-window unanswered), one stream: msgs/s
-//	fanout    1 publisher (pipelined, -fanout-window) to -subs subscribers of one stream:
-//	          deliveries/s, latency from the payload's send time
+//	fanout    1 publisher (pipelined, -fanout-window) to each count in -subs subscribers of
+//	          one stream: deliveries/s, latency from the payload's send time
 //	latency   -lat-rate msgs/s, paced, to -lat-subs subscribers: p50/p99
 //	idle      -idle connections subscribed to one stream, each server's VmRSS
+//
+// Every default is what a user gets: Holdfast subscribers connect without window= (the
+// server's default, 256) and ack every -ack-every (64) messages, and publishers keep 256
+// publishes in flight without pacing themselves (bursts reach the subscribers as they come).
 //
 // Absolute numbers drift with the machine: compare ratios within one run. From the module
 // root: `cd bench/wsstreams && go run .` (builds ../../cmd/holdfast and ../centrifuge-server).
@@ -22,6 +26,7 @@ import (
 	"github.com/holdfast/holdfast/bench/internal/measure"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +47,9 @@ type row struct {
 type opts struct {
 	d                           time.Duration
 	pubWindow, fanWindow, hfWin int
-	subs, latSubs, idle         int
+	ackEvery                    int
+	subs                        []int
+	latSubs, idle               int
 	latRate                     float64
 	quiet                       time.Duration
 }
@@ -53,10 +60,11 @@ func main() {
 	hfBin := flag.String("holdfast", "", "a holdfast binary (default: built from -root)")
 	cfBin := flag.String("centrifuge", "", "a centrifuge-server binary (default: built from ../centrifuge-server)")
 	flag.DurationVar(&o.d, "duration", 5*time.Second, "measuring time of each scenario")
-	flag.IntVar(&o.pubWindow, "pub-window", 1024, "unanswered publishes in the publish scenario")
-	flag.IntVar(&o.fanWindow, "fanout-window", 64, "unanswered publishes in the fan-out scenario")
-	flag.IntVar(&o.hfWin, "window", 1024, "Holdfast subscribers' window= (they ack every window/4 messages)")
-	flag.IntVar(&o.subs, "subs", 1000, "subscribers in the fan-out scenario")
+	flag.IntVar(&o.pubWindow, "pub-window", 256, "unanswered publishes in the publish scenario")
+	flag.IntVar(&o.fanWindow, "fanout-window", 256, "unanswered publishes in the fan-out and latency scenarios")
+	flag.IntVar(&o.hfWin, "window", 0, "Holdfast subscribers' window= (0: none given, the server's default of 256)")
+	flag.IntVar(&o.ackEvery, "ack-every", 64, "Holdfast subscribers ack after this many messages")
+	subsList := flag.String("subs", "100,1000", "comma-separated subscriber counts of the fan-out scenario")
 	flag.IntVar(&o.latSubs, "lat-subs", 100, "subscribers in the latency scenario")
 	flag.Float64Var(&o.latRate, "lat-rate", 1000, "publishes/s in the latency scenario")
 	flag.IntVar(&o.idle, "idle", 10000, "idle connections")
@@ -65,6 +73,13 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the temporary directory (server logs)")
 	flag.BoolVar(&producers, "producers", true, "Holdfast publishes name an idempotent producer, as the Go and JS clients' do")
 	flag.Parse()
+	for _, f := range strings.Split(*subsList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fatalf("-subs: %q is not a subscriber count", f)
+		}
+		o.subs = append(o.subs, n)
+	}
 	run := func(s string) bool { return *only == "" || strings.Contains(","+*only+",", ","+s+",") }
 
 	fmt.Fprintf(os.Stderr, "open files limit: %d\n", raiseNoFile())
@@ -122,7 +137,7 @@ func main() {
 		if err != nil {
 			return nil, nil, err
 		}
-		return hf, holdfastSystem(addr, o.hfWin), nil
+		return hf, holdfastSystem(addr, o.hfWin, o.ackEvery), nil
 	}
 	cfN := 0
 	startCF := func() (*child.Proc, *system, error) {
@@ -212,15 +227,17 @@ func scenarios(s *system, pid int, o opts, run func(string) bool) ([]row, error)
 			rate: float64(r.acked) / r.elapsed.Seconds(), unit: "msgs/s", cores: cpu.String(), note: errNote(r.errors, 0, 0)})
 	}
 	if run("fanout") {
-		r, err := fanout(ctx, s, pid, o, "bench-fanout", o.subs, o.fanWindow, 0)
-		if err != nil {
-			return nil, err
+		for _, n := range o.subs {
+			r, err := fanout(ctx, s, pid, o, fmt.Sprintf("bench-fanout-%d", n), n, o.fanWindow, 0)
+			if err != nil {
+				return nil, err
+			}
+			r.scenario = fmt.Sprintf("fan-out: 1 publisher (%d in flight) → %d subscribers", o.fanWindow, n)
+			rows = append(rows, r)
 		}
-		r.scenario = fmt.Sprintf("fan-out: 1 publisher (%d in flight) → %d subscribers", o.fanWindow, o.subs)
-		rows = append(rows, r)
 	}
 	if run("latency") {
-		r, err := fanout(ctx, s, pid, o, "bench-latency", o.latSubs, 1024, o.latRate)
+		r, err := fanout(ctx, s, pid, o, "bench-latency", o.latSubs, o.fanWindow, o.latRate)
 		if err != nil {
 			return nil, err
 		}

@@ -35,12 +35,17 @@ type system struct {
 	isError  func(line []byte) bool
 }
 
-func holdfastSystem(addr string, window int) *system {
+// holdfastSystem speaks to a Holdfast gateway; window 0 leaves the subscribers' window to
+// the server's default.
+func holdfastSystem(addr string, window, ackEvery int) *system {
 	return &system{
 		name: "Holdfast",
 		url: func(stream string, sub bool) string {
-			if sub {
+			if sub && window > 0 {
 				return fmt.Sprintf("ws://%s/v1/stream/%s?from=latest&window=%d", addr, stream, window)
+			}
+			if sub {
+				return fmt.Sprintf("ws://%s/v1/stream/%s?from=latest", addr, stream)
 			}
 			return fmt.Sprintf("ws://%s/v1/stream/%s?from=latest&window=1", addr, stream)
 		},
@@ -66,7 +71,7 @@ func holdfastSystem(addr string, window int) *system {
 		ackFrame: func(seq int64) []byte {
 			return append(strconv.AppendInt([]byte(`{"type":"ack","seq":`), seq, 10), '}')
 		},
-		ackEvery: int64(max(window/4, 1)),
+		ackEvery: int64(max(ackEvery, 1)),
 		isPing:   func([]byte) bool { return false },
 		// The server writes an error frame's fields in any order.
 		isError: func(l []byte) bool { return bytes.Contains(l, []byte(`"type":"error"`)) },

@@ -1,12 +1,15 @@
 package stream_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // b64 is data as a JSON []byte field carries it.
@@ -82,12 +85,30 @@ func TestEmptyCreateStoresNoRecord(t *testing.T) {
 			t.Fatalf("%s %s: %s, want %s...", st.method, st.path, got, st.want)
 		}
 	}
+	// A read answers the configuration, tail and closure; readers take the records from
+	// the log: the append at seq 1, the close at seq 2 without data (a marker).
 	var rd streamapi.DSRead
 	got := call(t, nc, "GET", "/ds/read?from=0", "")
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(got, "200 ")), &rd); err != nil {
 		t.Fatal(got)
 	}
-	if len(rd.Msgs) != 1 || rd.Msgs[0].Seq != 1 || string(rd.Msgs[0].Data) != `{"n":1}` || !rd.Closed || rd.Next != 3 || rd.Upto != 3 {
+	if len(rd.Msgs) != 0 || !rd.Closed || rd.Next != 3 || rd.Upto != 1 {
 		t.Fatalf("read: %s", got)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := js.Stream(context.Background(), wire.LogStream(streamapi.ClassName, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := log.GetMsg(context.Background(), 1)
+	if err != nil || string(first.Data) != `{"n":1}` || first.Header.Get(streamapi.HdrCreate) != "" {
+		t.Fatalf("seq 1: %+v, %v", first, err)
+	}
+	closing, err := log.GetMsg(context.Background(), 2)
+	if err != nil || streamapi.IsMessage(closing.Data) || closing.Header.Get(streamapi.HdrClosed) == "" {
+		t.Fatalf("seq 2: %+v, %v", closing, err)
 	}
 }

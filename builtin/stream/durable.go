@@ -36,15 +36,15 @@ import (
 	"github.com/holdfast/holdfast/objects"
 )
 
-// Log message headers of Durable Streams records.
+// Log message headers of Durable Streams records (the contract's: gateways read them too).
 const (
-	HdrCreate    = "Ds-Create"
-	HdrClosed    = "Ds-Closed"
-	HdrBatch     = "Ds-Batch" // the data is a JSON array of this many messages (JSON mode)
-	HdrProdID    = "Ds-Producer-Id"
-	HdrProdEpoch = "Ds-Producer-Epoch"
-	HdrProdSeq   = "Ds-Producer-Seq"
-	HdrStreamSeq = "Ds-Stream-Seq"
+	HdrCreate    = streamapi.HdrCreate
+	HdrClosed    = streamapi.HdrClosed
+	HdrBatch     = streamapi.HdrBatch
+	HdrProdID    = streamapi.HdrProdID
+	HdrProdEpoch = streamapi.HdrProdEpoch
+	HdrProdSeq   = streamapi.HdrProdSeq
+	HdrStreamSeq = streamapi.HdrStreamSeq
 )
 
 const keyDSMeta = "ds/meta"
@@ -63,9 +63,6 @@ type dsState struct {
 }
 
 const maxDSScan = 1024
-
-// maxDSRead bounds the data of one read's answer.
-const maxDSRead = 256 << 10
 
 // dsLoad rebuilds the view: the configuration from storage, validated against the log (a
 // create record that never reached the log means no stream), then producers, Stream-Seq
@@ -186,7 +183,7 @@ func (s *stream) dsTouch() error {
 func (s *stream) tail() uint64 { return s.st.Log().Info().LastSeq + 1 }
 
 // next is the stream's tail as an offset (a fork's offsets continue its source's).
-func (s *stream) next() uint64 { return ext(s.ds.meta, s.tail()) }
+func (s *stream) next() uint64 { return s.ds.meta.Offset(s.tail()) }
 
 func dsHeaders(closed bool, p *streamapi.Producer, streamSeq string, batch int) map[string]string {
 	h := map[string]string{}
@@ -290,49 +287,15 @@ func (s *stream) dsServe(r *http.Request) (int, any, error) {
 		if meta.Deleted && !q.Internal {
 			return http.StatusGone, deleted, nil
 		}
-		from, below, max := q.From, q.Below, q.Max // below: a fork's read of its source
-		if max <= 0 || max > maxDSScan {
-			max = maxDSScan
-		}
 		if q.Touch {
 			if err := s.dsTouch(); err != nil {
 				return 0, nil, err
 			}
 		}
-		out := streamapi.DSRead{Meta: *meta, Next: ext(meta, s.tail()), Closed: d.closed, Msgs: []streamapi.DSMsg{}}
-		if start := ext(meta, meta.CreateSeq); from < start {
-			from = start // a fork's reader reads the offsets below from its source
-		}
-		out.Upto = from
-		if from < out.Next {
-			msgs, err := s.st.Log().Read(ctx, own(meta, from), max)
-			if err != nil {
-				return 0, nil, err
-			}
-			if len(msgs) > 0 && msgs[0].Seq > own(meta, from) {
-				return http.StatusGone, streamapi.DSResult{Message: "the offset is before the earliest retained data", Reason: streamapi.CodeGone}, nil
-			}
-			size, cut := 0, false
-			for _, m := range msgs {
-				seq := ext(meta, m.Seq)
-				if below > 0 && seq >= below {
-					out.Upto = below // a fork's read of its source stops at the fork point
-					break
-				}
-				if size += len(m.Data); size > maxDSRead && len(out.Msgs) > 0 {
-					cut = true
-					break // the rest in the next read: the answer stays one NATS message
-				}
-				if streamapi.IsMessage(m.Data) {
-					n, _ := strconv.Atoi(m.Headers[HdrBatch])
-					out.Msgs = append(out.Msgs, streamapi.DSMsg{Seq: seq, Data: m.Data, Batch: n})
-				}
-				out.Upto = seq + 1
-			}
-			if below > 0 && !cut && out.Upto >= out.Next && out.Upto < below {
-				out.Upto = below
-			}
-		}
+		// The configuration, the tail and closure; the records are read from the log by
+		// the reader itself (gateways read it straight from JetStream).
+		out := streamapi.DSRead{Meta: *meta, Next: meta.Offset(s.tail()), Closed: d.closed, Msgs: []streamapi.DSMsg{}}
+		out.Upto = max(q.From, meta.Offset(meta.CreateSeq)) // a fork's offsets below are its source's
 		return http.StatusOK, out, nil
 	case http.MethodDelete + " " + streamapi.RouteDS:
 		if d.meta == nil {

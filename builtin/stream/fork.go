@@ -30,22 +30,6 @@ func sameFork(f, o *streamapi.DSFork) bool {
 	return f.Source == o.Source && f.ReqOffset == o.ReqOffset && f.ReqSub == o.ReqSub
 }
 
-// ext turns a log seq into an offset; own is the reverse (for offsets at or above the
-// stream's first own offset).
-func ext(m *streamapi.DSMeta, seq uint64) uint64 {
-	if m == nil || m.Fork == nil {
-		return seq
-	}
-	return seq - m.CreateSeq + m.Fork.Offset
-}
-
-func own(m *streamapi.DSMeta, off uint64) uint64 {
-	if m == nil || m.Fork == nil {
-		return off
-	}
-	return off - m.Fork.Offset + m.CreateSeq
-}
-
 func (s *stream) dsRef(ref streamapi.DSRef) (int, any, error) {
 	m := s.ds.meta
 	if m == nil {

@@ -28,7 +28,7 @@
 //	PUT    /ds             DSCreate                     -> 201 | 200 | 409, DSResult
 //	POST   /ds             DSAppend                     -> 200 | 204 | 400 | 403 | 404 | 409, DSResult
 //	POST   /ds/batch       EncodeDSBatch(appends)       -> 200 [DSAnswer, ...], one per append
-//	GET    /ds/read?DSReadQuery                         -> 200 DSRead | 404 | 410, DSResult
+//	GET    /ds/read?DSReadQuery                         -> 200 DSRead (no records) | 404 | 410, DSResult
 //	DELETE /ds                                          -> 204 | 404 | 410, DSResult
 //	POST   /ds/ref         DSRef                        -> 200 DSRefResult | 404 | 410, DSResult
 //

@@ -112,7 +112,11 @@ type DSMsg struct {
 	Batch int    `json:"batch,omitempty"`
 }
 
-// DSRead answers GET /ds/read.
+// DSRead is a read of a stream: its configuration, tail and closure, and records. The
+// object's answer to GET /ds/read holds no records (Msgs is empty and Upto the offset
+// asked for, at or after the stream's first own one): readers read the records from the
+// stream's log themselves, as gateways do straight from JetStream (the log's headers:
+// log.go), and fill Msgs.
 type DSRead struct {
 	Meta   DSMeta  `json:"meta"`
 	Next   uint64  `json:"next"` // the tail: last seq + 1
@@ -125,9 +129,6 @@ type DSRead struct {
 // DSReadQuery is the query of GET /ds/read.
 type DSReadQuery struct {
 	From uint64 // the first offset wanted
-	Max  int    // records at most (0: the object's bound)
-	// Below stops a fork's read of its source at the fork point (0: none).
-	Below uint64
 	// Touch restarts a sliding TTL; Implicit reads a stream never created over HTTP (one
 	// used only over WebSocket or EventSource) as JSON messages from seq 1; Internal reads
 	// a soft-deleted source for its forks.
@@ -137,12 +138,6 @@ type DSReadQuery struct {
 // Encode is the query string.
 func (q DSReadQuery) Encode() string {
 	v := url.Values{"from": {strconv.FormatUint(q.From, 10)}}
-	if q.Max > 0 {
-		v.Set("max", strconv.Itoa(q.Max))
-	}
-	if q.Below > 0 {
-		v.Set("below", strconv.FormatUint(q.Below, 10))
-	}
 	flag := func(k string, b bool) {
 		if b {
 			v.Set(k, "1")
@@ -158,8 +153,6 @@ func (q DSReadQuery) Encode() string {
 func ParseDSReadQuery(v url.Values) DSReadQuery {
 	q := DSReadQuery{Touch: v.Get("touch") != "", Implicit: v.Get("implicit") != "", Internal: v.Get("internal") != ""}
 	q.From, _ = strconv.ParseUint(v.Get("from"), 10, 64)
-	q.Below, _ = strconv.ParseUint(v.Get("below"), 10, 64)
-	q.Max, _ = strconv.Atoi(v.Get("max"))
 	return q
 }
 

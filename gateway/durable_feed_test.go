@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// TestLongPollsReuseOneConsumer: a reader's successive long-polls share the gateway's watch
+// TestLongPollsReuseOneConsumer: a reader's successive long-polls share the gateway's feed
 // of the stream instead of leaving a JetStream consumer behind each (which once exhausted
 // the server's consumer limit after a few thousand polls).
 func TestLongPollsReuseOneConsumer(t *testing.T) {
