@@ -147,7 +147,7 @@ func (v *logView) Append(data []byte, headers map[string]string) (uint64, error)
 func (v *logView) Info() objects.LogInfo {
 	l, err := v.s().log()
 	if err != nil {
-		v.in.h.log.Warn("log info unavailable", "object", v.in.key, "err", err)
+		v.in.logger().Warn("log info unavailable", "err", err)
 		return objects.LogInfo{FirstSeq: 1}
 	}
 	// Retention removes messages from the front without telling us: ask JetStream, at

@@ -223,7 +223,7 @@ func (s *state) end(ok bool) bool {
 	s.ev = nil
 	if ok && ev.bytes > s.in.h.opts.Limits.MaxEventBytes {
 		// One record must hold the whole event: refuse it rather than fail the commit.
-		s.in.h.log.Warn("event wrote too much; undone", "object", s.in.key, "bytes", ev.bytes)
+		s.in.logger().Warn("event wrote too much; undone", "bytes", ev.bytes)
 		ok = false
 	}
 	if !ok {
@@ -261,7 +261,7 @@ func (s *state) protect(fn func()) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v", r)
-			s.in.h.log.Error("object handler panicked", "object", s.in.key, "panic", r)
+			s.in.logger().Error("object handler panicked", "panic", r)
 		}
 	}()
 	fn()

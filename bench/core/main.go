@@ -174,8 +174,9 @@ func main() {
 			result{
 				name: fmt.Sprintf("idle: %d Counters kept active, idle for %v — JetStream writes/s into the lease buckets", r.activations.Len(), *idleWindow),
 				rate: max(r.leaseWrites+r.hostWrites, 0.001), s: &measure.Samples{},
-				note: fmt.Sprintf("hf_leases %.1f/s, hf_hosts %.1f/s; cores: host %.2f, nats-server %.2f; host announces %s active",
-					r.leaseWrites, r.hostWrites, r.hostCores, r.natsCores, announced(r.active)),
+				note: fmt.Sprintf("hf_leases %.1f/s, hf_hosts %.1f/s; cores: host %.2f, nats-server %.2f; host announces %s active; host RSS %.0f MB before, %.0f MB after: %.1f KB per active idle object",
+					r.leaseWrites, r.hostWrites, r.hostCores, r.natsCores, announced(r.active),
+					float64(r.rssBefore)/1e6, float64(r.rssAfter)/1e6, float64(r.rssAfter-r.rssBefore)/1e3/float64(max(r.activations.Len(), 1))),
 			})
 	}
 	printTable(rows)

@@ -40,6 +40,7 @@ import (
 
 	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/kvwatch"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -112,6 +113,8 @@ type Options struct {
 	MaxObjectSize int64
 	// Logger for the collector; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics counts the bytes read and written; nil: counted, exported nowhere.
+	Metrics *metrics.Files
 }
 
 func (o *Options) defaults() {
@@ -147,6 +150,9 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewFiles(nil)
 	}
 }
 
