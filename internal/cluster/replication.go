@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 )
 
 // Replication: how many copies JetStream keeps of every stream and bucket Holdfast makes.
@@ -66,8 +65,13 @@ func (e *RefusedError) Error() string { return e.Problem + ": " + e.Fix }
 
 func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 
-// ProbePrefix starts the names of Resolve's short-lived probe streams.
-const ProbePrefix = "HF_PROBE_"
+// ProbeStream is the name of Resolve's short-lived probe stream. It is one fixed name, not
+// one per process, so that least-privilege NATS permissions (deploy/nats/permissions.conf)
+// can allow deleting exactly this stream and no other: permissions match whole subject
+// tokens, never a name's prefix. Processes starting together may probe at once: a create
+// of a probe that already exists with the same configuration succeeds (JetStream's create
+// is idempotent), and deleting one already deleted is not an error.
+const ProbeStream = "HF_PROBE"
 
 // probeTimeout bounds one probe.
 const probeTimeout = 5 * time.Second
@@ -159,20 +163,26 @@ const (
 // answers "no suitable peers for placement, peer offline": a reason to wait, never to
 // take fewer servers.
 func canPlace(ctx context.Context, js jetstream.JetStream, r int) (verdict, error) {
-	id := nuid.Next()
-	name := ProbePrefix + id
+	name := ProbeStream
 	// A request sent while the meta group has no leader is never answered: give up on it
 	// soon, and let the caller try again.
 	cctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	_, err := js.CreateStream(cctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:        name,
 		Description: "Holdfast's probe of the JetStream cluster's size at start; safe to delete",
-		Subjects:    []string{"hf.probe." + id},
+		Subjects:    []string{"hf.probe"},
 		Storage:     jetstream.FileStorage,
 		Replicas:    r,
 		MaxMsgs:     1,
-	})
+	}
+	_, err := js.CreateStream(cctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		// A probe of another process, made with other replicas, or one left behind: it
+		// holds nothing, so replace it.
+		deleteProbe(ctx, js, name)
+		_, err = js.CreateStream(cctx, cfg)
+	}
 	if err == nil || errors.Is(err, context.DeadlineExceeded) {
 		// Delete it, also after a create whose answer did not come in time (it may have
 		// been made), and again if the delete itself fails.
@@ -215,7 +225,7 @@ func deleteProbe(ctx context.Context, js jetstream.JetStream, name string) {
 // of Resolve are not.
 func Owned(stream string) bool {
 	switch {
-	case strings.HasPrefix(stream, ProbePrefix):
+	case stream == ProbeStream:
 		return false
 	case strings.HasPrefix(stream, "HF"), strings.HasPrefix(stream, "KV_hf_"), strings.HasPrefix(stream, "KV_HF_"):
 		return true

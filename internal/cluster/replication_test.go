@@ -73,7 +73,7 @@ func noProbesLeft(t *testing.T, js jetstream.JetStream) {
 	for {
 		left = left[:0]
 		for name := range js.StreamNames(ctx(t)).Name() {
-			if strings.HasPrefix(name, cluster.ProbePrefix) {
+			if name == cluster.ProbeStream {
 				left = append(left, name)
 			}
 		}
