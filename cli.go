@@ -7,16 +7,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/internal/app"
+	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/localdev"
+	"github.com/holdfast/holdfast/internal/metrics"
 	hfruntime "github.com/holdfast/holdfast/runtime"
+	"github.com/nats-io/nats.go"
 )
 
 // usageError is a mistake on the command line: exit code 2.
@@ -139,12 +145,19 @@ type common struct {
 	config, logLevel, logFormat string
 }
 
-func (f *flags) common() *common {
+// common adds the flags every serving command has; logFormat is the command's default:
+// text for the emulator, JSON (one object per line, for a log pipeline) in production.
+func (f *flags) common(logFormat string) *common {
 	c := &common{}
 	f.fs.StringVar(&c.config, "config", "", "path of holdfast.toml (default ./holdfast.toml when present)")
 	f.fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	f.fs.StringVar(&c.logFormat, "log-format", logFormat, "text or json")
 	return c
+}
+
+// metricsListen adds --metrics-listen.
+func (f *flags) metricsListen(what string) *string {
+	return f.fs.String("metrics-listen", "", "also serve /metrics (Prometheus) and /healthz here, without authentication"+what+": an address on a private network, e.g. 10.0.0.5:9090")
 }
 
 func (c *common) logger() (*slog.Logger, error) {
@@ -155,12 +168,15 @@ func (c *common) logger() (*slog.Logger, error) {
 	o := &slog.HandlerOptions{Level: lvl}
 	switch c.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, o)), nil
+		return slog.New(slog.NewTextHandler(logOutput, o)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
+		return slog.New(slog.NewJSONHandler(logOutput, o)), nil
 	}
 	return nil, &usageError{fmt.Sprintf("--log-format %q: want text or json", c.logFormat)}
 }
+
+// logOutput is where the serving commands log; tests replace it.
+var logOutput io.Writer = os.Stderr
 
 // setup parses the command line and returns the logger and the config.
 func (c *common) setup(f *flags, args []string, reg app.Registry) (*slog.Logger, *config.Config, error) {
@@ -207,15 +223,16 @@ func (f *flags) longPoll() func(*config.Config) {
 
 // natsFlags are the flags of commands that join a NATS cluster.
 type natsFlags struct {
-	urls     string
-	auth     app.NATSAuth
-	insecure bool
-	replicas int
+	urls        string
+	auth        app.NATSAuth
+	insecure    bool
+	replication cluster.Policy
 }
 
 func (f *flags) nats() *natsFlags {
 	n := f.natsClient()
-	f.fs.IntVar(&n.replicas, "replicas", 1, "replicas of Holdfast's streams and buckets (3 on a NATS cluster)")
+	f.fs.IntVar(&n.replication.Replicas, "replicas", 0, "copies JetStream keeps of every stream and bucket (default: 3 on a cluster of three or more JetStream servers, 1 on a single server)")
+	f.fs.BoolVar(&n.replication.AllowSingleReplica, "allow-single-replica", false, "accept --replicas 1 on a cluster of several servers, where losing one server loses acknowledged writes")
 	f.fs.BoolVar(&n.insecure, "insecure", false, "start without authentication (tests and trusted networks only)")
 	return n
 }
@@ -229,16 +246,33 @@ func (f *flags) natsClient() *natsFlags {
 	f.fs.StringVar(&n.auth.User, "nats-user", "", "NATS user")
 	f.fs.StringVar(&n.auth.Password, "nats-password", "", "NATS password")
 	f.fs.StringVar(&n.auth.Token, "nats-token", "", "NATS token")
+	f.fs.StringVar(&n.auth.TLSCA, "nats-tls-ca", "", "PEM file of the CA that signed the NATS servers' certificates (a private CA)")
+	f.fs.StringVar(&n.auth.TLSCert, "nats-tls-cert", "", "client certificate (PEM), for NATS servers that verify clients")
+	f.fs.StringVar(&n.auth.TLSKey, "nats-tls-key", "", "the client certificate's key (PEM)")
 	return n
+}
+
+// replicas decides the replicas of Holdfast's streams and buckets against the cluster
+// (app.Replication); ctx ending first is not an error.
+func (n *natsFlags) replicas(ctx context.Context, nc *nats.Conn, log *slog.Logger) (int, error) {
+	r, err := app.Replication(ctx, nc, n.replication, log)
+	switch {
+	case ctx.Err() != nil:
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("refusing to start: %w", err)
+	}
+	return r, nil
 }
 
 func runDev(ctx context.Context, args []string, reg app.Registry, ready io.Writer) error {
 	f := newFlags("dev", "Runs the local emulator: an embedded nats-server with JetStream, one object host and\none gateway in one process. Needs no config file. Ctrl-C drains and exits.")
-	c := f.common()
+	c := f.common("text")
 	listen := f.fs.String("listen", config.DefaultListen, "HTTP and WebSocket listen address")
 	persist := f.fs.String("persist-to", config.DefaultPersistTo, "directory holding all state")
 	natsListen := f.fs.String("nats-listen", "", "also expose the embedded NATS here (e.g. 127.0.0.1:4222) so other holdfast processes can join")
 	s3Listen := f.fs.String("s3-listen", config.DefaultS3Listen, "S3-compatible endpoint listen address")
+	metricsListen := f.metricsListen(" (they are also at /metrics on --listen)")
 	longPoll := f.longPoll()
 	log, cfg, err := c.setup(f, args, reg)
 	if err != nil {
@@ -258,15 +292,16 @@ func runDev(ctx context.Context, args []string, reg app.Registry, ready io.Write
 	if f.set("s3-listen") || cfg.Dev.S3Listen == "" {
 		cfg.Dev.S3Listen = *s3Listen
 	}
-	return localdev.Run(ctx, localdev.Options{Config: cfg, Registry: reg, Logger: log, Ready: ready, Version: version()})
+	return localdev.Run(ctx, localdev.Options{Config: cfg, Registry: reg, Logger: log, Ready: ready, Version: version(), MetricsListen: *metricsListen})
 }
 
 func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.Writer) error {
 	f := newFlags("gateway", "Runs a stateless edge gateway against a NATS cluster. Refuses to start without\n[auth] api_keys in the config unless given --insecure.")
-	c := f.common()
+	c := f.common("json")
 	n := f.nats()
 	listen := f.fs.String("listen", "0.0.0.0:8787", "HTTP and WebSocket listen address")
 	s3Listen := f.fs.String("s3-listen", "", "also serve the S3-compatible endpoint here (needs [[auth.s3]] credentials)")
+	metricsListen := f.metricsListen(" (on --listen, /metrics needs an API key)")
 	longPoll := f.longPoll()
 	log, cfg, err := c.setup(f, args, reg)
 	if err != nil {
@@ -283,23 +318,53 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 	if *s3Listen != "" && len(cfg.Auth.S3) == 0 {
 		return &usageError{"--s3-listen needs S3 credentials: add [[auth.s3]] access_key and secret_key to holdfast.toml"}
 	}
-	opts.Replicas = n.replicas
-	nc, err := app.ConnectNATS(n.urls, "holdfast-gateway", n.auth, log)
+	mreg := metrics.NewRegistry(version())
+	opts.Metrics = mreg
+	if len(cfg.Auth.APIKeys) > 0 {
+		// Behind the API key on the public listener; a gateway without keys serves its
+		// metrics only on --metrics-listen.
+		opts.MetricsHandler = metrics.Handler(mreg)
+	}
+	nm := metrics.NewNATS(mreg)
+	nc, err := app.ConnectNATS(n.urls, "holdfast-gateway", app.InboxGateway, n.auth, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	ctrl, err := app.ConnectNATS(n.urls, "holdfast-gateway-control", n.auth, log)
+	ctrl, err := app.ConnectNATS(n.urls, "holdfast-gateway-control", app.InboxGateway, n.auth, log)
 	if err != nil {
 		return err
 	}
 	defer ctrl.Close()
+	nm.Add(metrics.ConnGateway, nc)
+	nm.Add(metrics.ConnGatewayControl, ctrl)
 	ln, err := app.Listen(*listen, "holdfast gateway")
 	if err != nil {
 		return err
 	}
+	// Until the replicas are decided and the gateway is built, every request (/healthz
+	// included) is the 503 the gateway itself answers until it reaches JetStream.
+	var handler atomic.Pointer[http.Handler]
+	srv := app.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := handler.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
+	}), log)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	serving := false
+	defer func() {
+		if !serving {
+			_ = srv.Close()
+		}
+	}()
+	if opts.Replicas, err = n.replicas(ctx, nc, log); err != nil || ctx.Err() != nil {
+		return err
+	}
 	opts.ControlConn, opts.Version, opts.Address = ctrl, version(), "http://"+ln.Addr().String()
-	files := app.StartFiles(ctx, nc, cfg, cfg.Auth.S3, n.replicas, log)
+	files := app.StartFiles(ctx, nc, cfg, cfg.Auth.S3, opts.Replicas, log, metrics.NewFiles(mreg))
 	defer files.Close()
 	opts.Mounts, opts.Buckets, opts.Readiness = files.Mounts(), files.Buckets(), files.Ready
 	if *s3Listen != "" {
@@ -319,10 +384,19 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 	if err != nil {
 		return err
 	}
-	srv := app.NewServer(gw.Handler(), log)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(ready, "holdfast gateway %s listening on http://%s (nats %s)\n", gw.ID(), ln.Addr(), n.urls)
+	h := gw.Handler()
+	handler.Store(&h)
+	serving = true
+	extra := ""
+	if *metricsListen != "" {
+		ms, err := app.ServeMetrics(*metricsListen, mreg, gw.Healthy, log)
+		if err != nil {
+			return err
+		}
+		defer ms.Close(context.Background())
+		extra = fmt.Sprintf(", metrics on http://%s/metrics", ms.Addr())
+	}
+	fmt.Fprintf(ready, "holdfast gateway %s listening on http://%s (nats %s%s)\n", gw.ID(), ln.Addr(), n.urls, extra)
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -338,9 +412,10 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 
 func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.Writer) error {
 	f := newFlags("objects", "Runs an object host against a NATS cluster. Refuses to start without NATS credentials\nunless given --insecure.")
-	c := f.common()
+	c := f.common("json")
 	n := f.nats()
 	id := f.fs.String("host-id", "", "this host's id in leases (default: random)")
+	metricsListen := f.metricsListen("")
 	log, cfg, err := c.setup(f, args, reg)
 	if err != nil {
 		return helpOK(err)
@@ -348,18 +423,41 @@ func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.W
 	if !n.auth.Configured(n.urls) && !n.insecure {
 		return &usageError{"refusing to start an object host without NATS authentication: pass --nats-creds, --nats-nkey, --nats-user/--nats-password or --nats-token, or --insecure"}
 	}
-	nc, err := app.ConnectNATS(n.urls, "holdfast-objects", n.auth, log)
+	mreg := metrics.NewRegistry(version())
+	nm := metrics.NewNATS(mreg)
+	nc, err := app.ConnectNATS(n.urls, "holdfast-objects", app.InboxObjects, n.auth, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	ctrl, err := app.ConnectNATS(n.urls, "holdfast-objects-control", n.auth, log)
+	ctrl, err := app.ConnectNATS(n.urls, "holdfast-objects-control", app.InboxObjects, n.auth, log)
 	if err != nil {
 		return err
 	}
 	defer ctrl.Close()
+	nm.Add(metrics.ConnObjects, nc)
+	nm.Add(metrics.ConnObjectsControl, ctrl)
 	opts := app.HostOptions(cfg, reg, log)
-	opts.Replicas, opts.ID, opts.ControlConn, opts.Version = n.replicas, *id, ctrl, version()
+	opts.ID, opts.ControlConn, opts.Version, opts.Metrics = *id, ctrl, version(), mreg
+	var started atomic.Pointer[hfruntime.Host]
+	extra := ""
+	if *metricsListen != "" {
+		// Up before the host, so that a health check sees 503 while it cannot start yet.
+		ms, err := app.ServeMetrics(*metricsListen, mreg, func() error {
+			if h := started.Load(); h != nil {
+				return h.Ready()
+			}
+			return errors.New("the object host is starting")
+		}, log)
+		if err != nil {
+			return err
+		}
+		defer ms.Close(context.Background())
+		extra = fmt.Sprintf(", metrics on http://%s/metrics", ms.Addr())
+	}
+	if opts.Replicas, err = n.replicas(ctx, nc, log); err != nil || ctx.Err() != nil {
+		return err
+	}
 	var host *hfruntime.Host
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -368,6 +466,9 @@ func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.W
 		if err == nil {
 			break
 		}
+		if errors.Is(err, cluster.ErrRefused) {
+			return fmt.Errorf("refusing to start: %w", err)
+		}
 		log.Warn("cannot start the object host yet; retrying", "in", backoff, "err", err)
 		select {
 		case <-ctx.Done():
@@ -375,7 +476,8 @@ func runObjects(ctx context.Context, args []string, reg app.Registry, ready io.W
 		case <-time.After(backoff):
 		}
 	}
-	fmt.Fprintf(ready, "holdfast objects host %s ready (nats %s)\n", host.ID(), n.urls)
+	started.Store(host)
+	fmt.Fprintf(ready, "holdfast objects host %s ready (nats %s%s)\n", host.ID(), n.urls, extra)
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

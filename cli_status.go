@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/app"
 	"github.com/holdfast/holdfast/internal/status"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,7 +46,7 @@ func runStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(n.urls, append(opts, nats.Name("holdfast-status"), nats.Timeout(*timeout))...)
+	nc, err := nats.Connect(n.urls, append(opts, nats.Name("holdfast-status"), nats.CustomInboxPrefix(app.InboxStatus), nats.Timeout(*timeout))...)
 	if err != nil {
 		return fmt.Errorf("cannot reach NATS at %s: %w", n.urls, err)
 	}

@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/holdfast/holdfast/examples/counter"
+	"github.com/holdfast/holdfast/internal/natstest"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestProductionRolesRefuseToStartOpen(t *testing.T) {
@@ -157,4 +160,137 @@ func TestDevRestartKeepsState(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	})
+}
+
+// TestReplicationRefusalsAndDefaults starts the production roles in process against
+// real nats-server processes: a three-server JetStream cluster and a single server.
+func TestReplicationRefusalsAndDefaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nats-server processes")
+	}
+	c := natstest.Cluster(t, 3)
+	nc, err := c.Connect(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	quiet := []string{"--log-level", "error", "--nats", c.URLs(), "--insecure"}
+	refused := func(what string, args []string, want ...string) {
+		t.Helper()
+		err := Run(ctx, append(args, quiet...))
+		if err == nil || !strings.Contains(err.Error(), "refusing to start") {
+			t.Fatalf("%s: got %v, want a refusal", what, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not say %q", what, err, w)
+			}
+		}
+	}
+	refused("objects --replicas 1 on a cluster", []string{"objects", "--replicas", "1"}, "loses acknowledged writes", "--allow-single-replica")
+	refused("gateway --replicas 1 on a cluster", []string{"gateway", "--replicas", "1", "--listen", freeAddr(t)}, "--allow-single-replica")
+	if names := js.StreamNames(ctx); len(collect(names.Name())) != 0 {
+		t.Fatalf("a refused start left streams behind")
+	}
+
+	// By default, every stream and bucket a host and a gateway make is R3.
+	run := func(args []string, until func() bool) {
+		t.Helper()
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- Run(rctx, append(args, quiet...)) }()
+		natstest.WaitFor(t, strings.Join(args, " ")+" to be up", 30*time.Second, func() bool {
+			select {
+			case err := <-done:
+				t.Fatalf("%v exited: %v", args, err)
+			default:
+			}
+			return until()
+		})
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	replicas := func(stream string) int {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return 0
+		}
+		return s.CachedInfo().Config.Replicas
+	}
+	run([]string{"objects"}, func() bool { return replicas("KV_hf_alarms") > 0 })
+	addr := freeAddr(t)
+	run([]string{"gateway", "--listen", addr}, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	streams := collect(js.StreamNames(ctx).Name())
+	for _, want := range []string{"HF_OBJECTS", "KV_hf_leases", "KV_hf_gateways", "KV_hf_alarms", "HF_BLOB_CHUNKS", "KV_HF_BLOB_META"} {
+		if !slices.Contains(streams, want) {
+			t.Errorf("no stream %s after a host and a gateway started (streams: %v)", want, streams)
+		}
+	}
+	for _, s := range streams {
+		if r := replicas(s); r != 3 {
+			t.Errorf("stream %s has %d replicas, want 3", s, r)
+		}
+	}
+	// An explicit single replica, accepted on a cluster, still cannot shrink them.
+	refused("objects --replicas 1 --allow-single-replica on R3 streams",
+		[]string{"objects", "--replicas", "1", "--allow-single-replica"}, "keeps 3 replicas", "pass --replicas 3")
+
+	// A single server keeps one copy: asking for three says so.
+	single := natstest.Cluster(t, 1)
+	err = Run(ctx, []string{"objects", "--log-level", "error", "--nats", single.URLs(), "--insecure", "--replicas", "3"})
+	if err == nil || !strings.Contains(err.Error(), "not a JetStream cluster") || !strings.Contains(err.Error(), "--replicas 1") {
+		t.Errorf("objects --replicas 3 on a single server: %v", err)
+	}
+}
+
+func collect(ch <-chan string) []string {
+	var out []string
+	for s := range ch {
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestGatewayAnswersBeforeJetStream: a gateway that cannot reach NATS yet listens and
+// answers 503 (it is deciding its replicas), so a load balancer sees "not ready", not a
+// refused or hanging connection.
+func TestGatewayAnswersBeforeJetStream(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"gateway", "--insecure", "--log-level", "error", "--nats", "nats://127.0.0.1:1", "--listen", addr})
+	}()
+	var last string
+	natstest.WaitFor(t, "a 503 from /healthz", 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if !strings.Contains(last, "not connected to NATS JetStream yet") {
+		t.Errorf("/healthz: %s", last)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -109,7 +109,7 @@ func (m *dsSubs) open(ctx context.Context) (*dsStore, *dsSecrets, error) {
 	if !m.g.ready.Load() {
 		return nil, nil, errors.New("not connected to NATS JetStream yet")
 	}
-	st, err := openDSStore(ctx, m.g.js, m.g.opts.Replicas)
+	st, err := openDSStore(ctx, m.g.js, m.g.opts.Replicas, m.g.log)
 	if err != nil {
 		return nil, nil, err
 	}

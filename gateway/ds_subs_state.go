@@ -16,10 +16,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -298,18 +300,13 @@ type dsStore struct {
 	kv jetstream.KeyValue
 }
 
-func openDSStore(ctx context.Context, js jetstream.JetStream, replicas int) (*dsStore, error) {
-	if replicas <= 0 {
-		replicas = 1
-	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+func openDSStore(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) (*dsStore, error) {
+	kv, err := cluster.KeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: dsSubsBucket, Description: "Durable Streams subscriptions and signing secrets",
 		History: 1, Storage: jetstream.FileStorage, Replicas: replicas,
-	})
+	}, log)
 	if err != nil {
-		if kv, err = js.KeyValue(ctx, dsSubsBucket); err != nil {
-			return nil, fmt.Errorf("ds subscriptions: bucket: %w", err)
-		}
+		return nil, fmt.Errorf("ds subscriptions: bucket: %w", err)
 	}
 	return &dsStore{kv: kv}, nil
 }

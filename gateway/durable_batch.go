@@ -11,6 +11,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"github.com/holdfast/holdfast/internal/wire"
 	"net/http"
 	"sync"
 
@@ -115,6 +116,7 @@ func (h *httpStreams) appendDS(ctx context.Context, name string, a streamapi.DSA
 // sendAppends sends batch, answers its callers, and goes on with what queued meanwhile
 // until the queue is empty.
 func (h *httpStreams) sendAppends(name string, q *appendQueue, batch []*queuedAppend) {
+	h.g.metrics.MessagesIn.WithLabelValues(wire.ConnHTTP).Add(float64(len(batch)))
 	ab := &h.appends
 	for {
 		h.sendBatch(name, batch)

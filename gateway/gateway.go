@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
@@ -29,6 +30,7 @@ import (
 	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/objclient"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/streams"
@@ -36,6 +38,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"github.com/olahol/melody"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Route sends requests matching a net/http ServeMux pattern to an object class or a
@@ -82,8 +85,10 @@ type Options struct {
 	// Readiness, when set, must also answer nil before /healthz says ok: a part served
 	// beside the gateway that opens in the background (the file store, for instance).
 	Readiness func() error
-	Replicas  int
-	Logger    *slog.Logger
+	// Replicas of every stream and bucket the gateway makes, as cluster.Resolve decided
+	// (the CLI decides it at start); 0 is 1.
+	Replicas int
+	Logger   *slog.Logger
 	// Streams serves durable message streams at GET /v1/stream/{name...} (a WebSocket;
 	// docs/streams.md), kept by objects of class StreamClass, which hosts must serve.
 	Streams bool
@@ -115,6 +120,13 @@ type Options struct {
 	ControlConn *nats.Conn
 	// Address and Version are announced in the presence key (holdfast status).
 	Address, Version string
+	// Metrics, when set, is where the gateway registers its Prometheus metrics
+	// (internal/metrics; docs/operations.md lists them).
+	Metrics prometheus.Registerer
+	// MetricsHandler, when set, is served at GET /metrics behind the API key, like every
+	// route but /healthz (a gateway without API keys serves it to anyone: the CLI sets it
+	// only on a gateway with keys, and serves metrics unauthenticated on --metrics-listen).
+	MetricsHandler http.Handler
 	// PublicURL is where clients reach the cluster (scheme://host[/prefix], no trailing
 	// slash): Durable Streams subscription callback and JWKS URLs start with it. Empty:
 	// the scheme and Host of the request that created the subscription.
@@ -162,6 +174,8 @@ type Gateway struct {
 	requests    requestCounts        // plain requests in flight (presence.go)
 	started     time.Time
 	ctrl        jetstream.JetStream // the control plane's (Options.ControlConn)
+	metrics     *metrics.Gateway
+	routeClass  map[string]string // mux pattern → route class of the config's routes
 }
 
 // New builds a gateway on nc. It serves at once: until JetStream answers, /healthz says
@@ -186,6 +200,7 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 		opts.Logger = slog.Default()
 	}
 	g := &Gateway{opts: opts, id: opts.ID, nc: nc, log: opts.Logger.With("gateway", opts.ID), started: time.Now().UTC()}
+	g.metrics = metrics.NewGateway(opts.Metrics, g.connections)
 	g.sc = streamclient.New(streamclient.SenderFunc(g.request))
 	// Made now (it does no I/O): the stream parts hold it from the start, and use it once
 	// the gateway is ready (requests are refused before).
@@ -200,7 +215,7 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 	}
 	g.sockets.m = map[string]*gwSocket{}
 	g.env = &env{g: g}
-	g.conns = conns.NewHub(g.ctx, conns.Config{QueueBytes: opts.StreamQueueBytes, Heartbeat: opts.SSEHeartbeat, Logger: g.log})
+	g.conns = conns.NewHub(g.ctx, conns.Config{QueueBytes: opts.StreamQueueBytes, Heartbeat: opts.SSEHeartbeat, Logger: g.log, Metrics: g.metrics})
 	g.melody = conns.NewMelody(g.opts.MaxMessage)
 	if err := g.buildMux(); err != nil {
 		return nil, err
@@ -216,18 +231,24 @@ func (g *Gateway) ID() string { return g.id }
 // serveHealth answers /healthz: 200 once the gateway reaches JetStream and every part
 // in Options.Readiness is up, else 503 saying what is missing.
 func (g *Gateway) serveHealth(w http.ResponseWriter) {
-	if !g.Ready() {
-		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
+	if err := g.Healthy(); err != nil {
+		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
 		return
-	}
-	if g.opts.Readiness != nil {
-		if err := g.opts.Readiness(); err != nil {
-			httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
-			return
-		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+// Healthy is /healthz's answer: nil once the gateway reaches JetStream and every part in
+// Options.Readiness is up, else what is missing.
+func (g *Gateway) Healthy() error {
+	if !g.Ready() {
+		return errors.New("not connected to NATS JetStream yet")
+	}
+	if g.opts.Readiness != nil {
+		return g.opts.Readiness()
+	}
+	return nil
 }
 
 // Ready reports whether the gateway reaches JetStream and serves requests.
@@ -259,7 +280,7 @@ func (g *Gateway) setup() error {
 	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
 	defer cancel()
 	js := g.js
-	res, err := cluster.Ensure(ctx, js, cluster.Options{Replicas: g.opts.Replicas})
+	res, err := cluster.Ensure(ctx, js, cluster.Options{Replicas: g.opts.Replicas, Logger: g.log})
 	if err != nil {
 		return err
 	}
@@ -310,10 +331,12 @@ func (g *Gateway) keepPresence(rev uint64) {
 		ctx, cancel := context.WithTimeout(g.ctx, presenceTTL/2)
 		next, err := cluster.RenewTTL(ctx, g.ctrl, wire.GatewayBucket, g.id, g.presence(), rev, presenceTTL)
 		cancel()
+		result := metrics.RenewOK
 		switch {
 		case err == nil:
 			rev = next
 		case cluster.IsWrongLastSeq(err):
+			result = metrics.RenewLapsed
 			// Our presence lapsed (we were paused or cut off): objects have closed our
 			// sockets already, so close them here too and start a fresh presence.
 			g.log.Warn("gateway presence lapsed; closing its sockets")
@@ -324,8 +347,10 @@ func (g *Gateway) keepPresence(rev uint64) {
 			}
 			cancel()
 		default:
+			result = metrics.RenewError
 			g.log.Warn("gateway presence renewal failed; retrying", "err", err)
 		}
+		g.metrics.PresenceRenewals.WithLabelValues(result).Inc()
 	}
 }
 
@@ -354,6 +379,7 @@ func (g *Gateway) Handler() http.Handler { return http.HandlerFunc(g.serve) }
 
 func (g *Gateway) buildMux() (err error) {
 	g.mux = http.NewServeMux()
+	g.routeClass = map[string]string{}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("gateway: route: %v", r)
@@ -363,12 +389,14 @@ func (g *Gateway) buildMux() (err error) {
 		rt := rt
 		switch {
 		case rt.Function != nil:
+			g.routeClass[rt.Pattern] = metrics.RouteFunction
 			g.mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
 				r.Body = http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes)
 				rt.Function.ServeFetch(w, r, g.env)
 			})
 		case rt.Class != "":
 			oneSegment := !strings.Contains(rt.Pattern, "{name...}")
+			g.routeClass[rt.Pattern] = metrics.RouteObject
 			g.mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
 				name := rt.Name
 				if name == "" {
@@ -396,7 +424,7 @@ func (g *Gateway) buildMux() (err error) {
 		g.codecs = g.newStreamCodecs()
 		g.ws = wsstream.New(g.ctx, wsstream.Config{
 			Gateway: g.id, MaxMessage: g.opts.MaxMessage, RequestTimeout: g.opts.RequestTimeout, Logger: g.log,
-			Conns: g.conns, Streams: g.sc, Hub: g.streams, Hooks: g.hooks, CheckOrigin: g.checkOrigin,
+			Conns: g.conns, Streams: g.sc, Hub: g.streams, Hooks: g.hooks, Metrics: g.metrics, CheckOrigin: g.checkOrigin,
 		})
 		// /v1/stream/{name...}: WebSocket, Durable Streams HTTP, EventSource (durable_http.go).
 		g.registerHTTPStreams()
@@ -407,9 +435,21 @@ func (g *Gateway) buildMux() (err error) {
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
+	o, done := g.observeHTTP(w, r)
+	defer done()
+	g.route(o, r)
+}
+
+// route serves r, naming its route class in o for the metrics.
+func (g *Gateway) route(o *observed, r *http.Request) {
+	var w http.ResponseWriter = o
 	if r.URL.Path == "/healthz" {
+		o.route = metrics.RouteHealth
 		g.serveHealth(w)
 		return
+	}
+	if r.URL.Path == "/metrics" && g.opts.MetricsHandler != nil {
+		o.route = metrics.RouteMetrics
 	}
 	if g.cors(w, r) { // preflights, before authentication (cors.go)
 		return
@@ -423,6 +463,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if key != "" {
 		r = r.WithContext(context.WithValue(r.Context(), apiKeyContext{}, key))
 	}
+	if o.route == metrics.RouteMetrics {
+		g.opts.MetricsHandler.ServeHTTP(w, r)
+		return
+	}
 	r.RemoteAddr = g.clientAddr(r)
 	defer g.requests.track(r)()
 	if !g.ready.Load() {
@@ -432,6 +476,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	for prefix, h := range g.opts.Mounts {
 		if strings.HasPrefix(r.URL.Path, prefix) {
+			o.route = metrics.RouteFiles
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -441,10 +486,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, "the path has empty, '.' or '..' segments")
 		return
 	}
-	if _, pattern := g.mux.Handler(r); pattern == "" {
+	_, pattern := g.mux.Handler(r)
+	if pattern == "" {
 		httperr.Write(w, http.StatusNotFound, httperr.CodeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 		return
 	}
+	o.route = g.routeOf(pattern)
 	g.mux.ServeHTTP(w, r)
 }
 

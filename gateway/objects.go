@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/internal/httperr"
@@ -75,7 +76,11 @@ func (g *Gateway) request(ctx context.Context, class, name string, m *nats.Msg) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.opts.RequestTimeout)
 	defer cancel()
-	return c.Request(ctx, class, name, m)
+	began := time.Now()
+	reply, err := c.Request(ctx, class, name, m)
+	g.metrics.ObjectRequests.WithLabelValues(class, objectResult(err)).Inc()
+	g.metrics.ObjectRequestDuration.WithLabelValues(class).Observe(time.Since(began).Seconds())
+	return reply, err
 }
 
 // readBody reads a request body of at most limit bytes, answering 413 beyond it.

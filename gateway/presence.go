@@ -19,15 +19,21 @@ import (
 func (g *Gateway) presence() []byte {
 	b, _ := json.Marshal(wire.GatewayPresence{
 		ID: g.id, Address: g.opts.Address, Version: g.opts.Version, Started: g.started,
-		Connections: map[string]int{
-			wire.ConnObjectSocket: int(g.conns.Open(conns.ObjectSocket)),
-			wire.ConnStreamSocket: int(g.conns.Open(conns.StreamSocket)),
-			wire.ConnEventSource:  int(g.conns.Open(conns.EventSource) + g.conns.Open(conns.StreamSSE)),
-			wire.ConnLongPoll:     int(g.requests.longPoll.Load()),
-			wire.ConnHTTP:         int(g.requests.http.Load()),
-		},
+		Connections: g.connections(),
 	})
 	return b
+}
+
+// connections are the open connections by transport, as the presence and the metrics
+// report them.
+func (g *Gateway) connections() map[string]int {
+	return map[string]int{
+		wire.ConnObjectSocket: int(g.conns.Open(conns.ObjectSocket)),
+		wire.ConnStreamSocket: int(g.conns.Open(conns.StreamSocket)),
+		wire.ConnEventSource:  int(g.conns.Open(conns.EventSource) + g.conns.Open(conns.StreamSSE)),
+		wire.ConnLongPoll:     int(g.requests.longPoll.Load()),
+		wire.ConnHTTP:         int(g.requests.http.Load()),
+	}
 }
 
 // requestCounts counts the plain requests in flight: long-polls, and the others.
@@ -39,20 +45,38 @@ type requestCounts struct {
 // connection (a WebSocket, an event stream), which the client core counts.
 func (c *requestCounts) track(r *http.Request) (done func()) {
 	var n *atomic.Int64
-	switch {
-	case websocket.IsWebSocketUpgrade(r), strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+	switch requestKindOf(r) {
+	case longLived:
 		return func() {}
-	case strings.Contains(r.URL.RawQuery, "live="):
-		switch r.URL.Query().Get("live") {
-		case "sse":
-			return func() {}
-		case "long-poll":
-			n = &c.longPoll
-		}
-	}
-	if n == nil {
+	case longPoll:
+		n = &c.longPoll
+	default:
 		n = &c.http
 	}
 	n.Add(1)
 	return func() { n.Add(-1) }
+}
+
+// requestKind is how a request uses its connection.
+type requestKind int
+
+const (
+	plainRequest requestKind = iota
+	longPoll
+	longLived // a WebSocket or an event stream: the client core's
+)
+
+func requestKindOf(r *http.Request) requestKind {
+	switch {
+	case websocket.IsWebSocketUpgrade(r), strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+		return longLived
+	case strings.Contains(r.URL.RawQuery, "live="):
+		switch r.URL.Query().Get("live") {
+		case "sse":
+			return longLived
+		case "long-poll":
+			return longPoll
+		}
+	}
+	return plainRequest
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/objclient"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
@@ -132,7 +133,10 @@ func (s *gwSocket) write(f frame) {
 
 func (s *gwSocket) Connected() { s.conn.Ready() }
 
-func (s *gwSocket) Message(data []byte, binary bool) { s.g.forward(s, data, binary) }
+func (s *gwSocket) Message(data []byte, binary bool) {
+	s.g.metrics.MessagesIn.WithLabelValues(wire.ConnObjectSocket).Inc()
+	s.g.forward(s, data, binary)
+}
 
 func (s *gwSocket) Closing(code int, reason string) {
 	s.mu.Lock()
@@ -240,7 +244,7 @@ func (g *Gateway) forward(s *gwSocket, data []byte, binary bool) {
 		// the next owner, which drops it if the last one took it already.
 		select {
 		case <-ctx.Done():
-			g.log.Warn("socket message not delivered", "class", s.class, "name", s.name, "err", err)
+			g.log.Warn("socket message not delivered", "object", names.Key(s.class, s.name), "socket", s.id, "err", err)
 			s.close(CloseObjectUnavailable, "object unavailable, reconnect", false)
 			return
 		case <-time.After(backoff):
@@ -261,7 +265,7 @@ func (g *Gateway) notifyClose(s *gwSocket, code int, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.opts.RequestTimeout)
 	defer cancel()
 	if _, err := g.request(ctx, s.class, s.name, m); err != nil {
-		g.log.Warn("socket close not delivered to its object", "class", s.class, "name", s.name, "err", err)
+		g.log.Warn("socket close not delivered to its object", "object", names.Key(s.class, s.name), "socket", s.id, "err", err)
 	}
 }
 

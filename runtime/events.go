@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/objects"
 	"github.com/nats-io/nats.go"
@@ -16,6 +17,9 @@ import (
 
 // maxAlarmRetries bounds how often a failing alarm handler is retried.
 const maxAlarmRetries = 6
+
+// opLabels name the ops in the events metric (any other op is refused, and not counted).
+var opLabels = map[string]string{wire.OpFetch: "fetch", wire.OpSocketMsg: "socket_message", wire.OpSocketClose: "socket_close", wire.OpAlarm: "alarm"}
 
 // handle runs one event to completion.
 func (in *instance) handle(ev event) {
@@ -28,7 +32,11 @@ func (in *instance) handle(ev event) {
 		return
 	}
 	m := ev.msg
-	switch m.Header.Get(wire.HdrOp) {
+	op := m.Header.Get(wire.HdrOp)
+	if label, ok := opLabels[op]; ok {
+		in.h.metrics.Events.WithLabelValues(in.class, label).Inc()
+	}
+	switch op {
 	case wire.OpFetch:
 		in.handleFetch(m)
 	case wire.OpSocketMsg:
@@ -119,7 +127,7 @@ func (in *instance) handleSocketMessage(m *nats.Msg) {
 		err = in.st.protect(func() { herr = sh.SocketMessage(in.h.ctx, sk, msg) })
 		if err == nil && herr != nil {
 			err = herr
-			in.h.log.Warn("socket message handler failed; its writes are undone", "object", in.key, "err", err)
+			in.logger().Warn("socket message handler failed; its writes are undone", "err", err)
 		}
 	}
 	if err != nil {
@@ -219,16 +227,19 @@ func (in *instance) fireAlarm() {
 			_ = (*alarm)(st).Delete()
 		}
 		st.end(true)
+		in.h.metrics.Alarms.WithLabelValues(in.class, metrics.AlarmOK).Inc()
 		return
 	}
 	st.end(false)
 	st.begin(nil)
 	if retries+1 >= maxAlarmRetries {
-		in.h.log.Error("alarm failed too often; dropped", "object", in.key, "err", err)
+		in.h.metrics.Alarms.WithLabelValues(in.class, metrics.AlarmDropped).Inc()
+		in.logger().Error("alarm failed too often; dropped", "err", err)
 		_ = (*alarm)(st).Delete()
 	} else {
 		backoff := time.Duration(1<<retries) * time.Second
-		in.h.log.Warn("alarm failed; retrying", "object", in.key, "in", backoff, "err", err)
+		in.h.metrics.Alarms.WithLabelValues(in.class, metrics.AlarmRetry).Inc()
+		in.logger().Warn("alarm failed; retrying", "in", backoff, "err", err)
 		_ = st.setAlarm(time.Now().Add(backoff).UnixMilli(), retries+1)
 	}
 	st.end(true)

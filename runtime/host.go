@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/internal/cluster"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/objclient"
 	"github.com/holdfast/holdfast/internal/wire"
@@ -26,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure a Host.
@@ -45,7 +47,9 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Limits bound what one object may hold.
 	Limits Limits
-	// Replicas of the shared streams and buckets. Default 1.
+	// Replicas of every stream and bucket the host makes (the shared ones and each
+	// object's message log), as cluster.Resolve decided; the CLI decides it at start.
+	// 0 is 1.
 	Replicas int
 	Logger   *slog.Logger
 	// ID names this host in leases; default a random NUID.
@@ -57,6 +61,9 @@ type Options struct {
 	ControlConn *nats.Conn
 	// Version is announced in the host lease (holdfast status).
 	Version string
+	// Metrics, when set, is where the host registers its Prometheus metrics
+	// (internal/metrics; docs/operations.md lists them).
+	Metrics prometheus.Registerer
 }
 
 // Limits bound an object's storage, sockets, queue and calls.
@@ -112,6 +119,7 @@ type Host struct {
 	res     *cluster.Resources
 	classes map[string]objects.Class
 	log     *slog.Logger
+	metrics *metrics.Host
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -163,6 +171,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
 	h := &Host{
 		opts: opts, id: opts.ID, nc: nc, classes: map[string]objects.Class{},
 		insts: map[string]*instance{}, log: opts.Logger.With("host", opts.ID),
+		metrics: metrics.NewHost(opts.Metrics),
 	}
 	for _, c := range opts.Classes {
 		if err := names.ValidateClass(c.Name); err != nil {
@@ -182,7 +191,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
 	}
 	h.js = js
 	h.opts.Limits.fitPayload(nc.MaxPayload())
-	if h.res, err = cluster.Ensure(ctx, js, cluster.Options{Replicas: opts.Replicas}); err != nil {
+	if h.res, err = cluster.Ensure(ctx, js, cluster.Options{Replicas: opts.Replicas, Logger: h.log}); err != nil {
 		return nil, err
 	}
 	ctrl := opts.ControlConn
@@ -248,6 +257,23 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
 
 // ID is this host's id, as leases name it.
 func (h *Host) ID() string { return h.id }
+
+// Ready says whether the host serves: nil while it reaches NATS and holds its lease,
+// else what is missing (a health check's answer).
+func (h *Host) Ready() error {
+	h.mu.Lock()
+	closing := h.closing
+	h.mu.Unlock()
+	switch {
+	case closing:
+		return errors.New("the object host is shutting down")
+	case !h.nc.IsConnected():
+		return errors.New("the object host is not connected to NATS")
+	case h.lease.current() == "":
+		return errNoHostLease
+	}
+	return nil
+}
 
 // Close stops taking requests, commits what is pending, and hands every object's entry and
 // then the host lease back, so that the objects can move at once. It waits until ctx ends
@@ -336,6 +362,7 @@ func (h *Host) dispatch(m *nats.Msg) {
 	in := h.insts[key]
 	if in == nil && h.closing {
 		h.mu.Unlock()
+		h.metrics.Refusals.WithLabelValues(class, metrics.RefuseDraining).Inc()
 		respond(m, wire.ErrorReply(wire.ErrNotOwner, "host is shutting down"))
 		return
 	}

@@ -134,6 +134,31 @@ func TestStateSurvivesHostRestartAndHandsOver(t *testing.T) {
 	}
 }
 
+// TestOwnersLeaveNoKeys: the epoch record each owner writes is not part of the object's
+// storage, after any number of hand-overs.
+func TestOwnersLeaveNoKeys(t *testing.T) {
+	s := natstest.Server(t)
+	var c *objclient.Client
+	for i, id := range []string{"a", "b", "c"} {
+		h := startHost(t, s, Options{ID: id})
+		if i == 0 {
+			c = newClient(t, s)
+			if got := probeGet(t, c, "owners", "/put?v=1"); got != "200 1|" {
+				t.Fatalf("put: %s", got)
+			}
+		}
+		if got := probeGet(t, c, "owners", "/keys"); got != "200 k" {
+			t.Fatalf("keys on host %s: %s, want only k", id, got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := h.Close(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestFenceRefusesFormerOwner shows that JetStream itself, not the host's clock, refuses
 // a former owner's write once a new owner has taken the object.
 func TestFenceRefusesFormerOwner(t *testing.T) {
@@ -218,6 +243,13 @@ func (p *probe) Fetch(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/put":
 		_ = s.Put("k", []byte(r.URL.Query().Get("v")))
+	case "/keys":
+		var keys []string
+		for _, e := range s.List("", "", 0) {
+			keys = append(keys, e.Key)
+		}
+		_, _ = w.Write([]byte(strings.Join(keys, ",")))
+		return
 	case "/big":
 		if err := s.Put("k", make([]byte, 1<<20)); !errors.Is(err, objects.ErrValueTooLarge) {
 			http.Error(w, "no limit", 500)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/internal/cluster"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -158,16 +159,21 @@ func (l *hostLease) run(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(ctx, l.ttl/2)
 		next, err := cluster.RenewTTL(rctx, l.js, wire.HostBucket, l.h.id, l.value(epoch), rev, l.ttl)
 		cancel()
+		m := l.h.metrics
+		m.LeaseRenewalTime.Observe(time.Since(sent).Seconds())
 		switch {
 		case err == nil:
+			m.LeaseRenewals.WithLabelValues(metrics.RenewOK).Inc()
 			l.mu.Lock()
 			if l.epoch == epoch {
 				l.rev, l.until = next, l.deadline(sent)
 			}
 			l.mu.Unlock()
 		case cluster.IsWrongLastSeq(err):
+			m.LeaseRenewals.WithLabelValues(metrics.RenewLapsed).Inc()
 			l.lost()
 		case ctx.Err() == nil:
+			m.LeaseRenewals.WithLabelValues(metrics.RenewError).Inc()
 			l.h.log.Warn("host lease renewal failed; retrying", "err", err)
 		}
 	}
@@ -181,6 +187,7 @@ func (l *hostLease) lost() {
 	l.held = make(chan struct{})
 	l.mu.Unlock()
 	n := l.h.stopAll(stopLost)
+	l.h.metrics.LeasesLost.Inc()
 	l.h.log.Warn("host lease lost; its objects stop and move", "objects", n)
 }
 

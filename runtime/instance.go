@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/holdfast/holdfast/internal/cluster"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/objlog"
 	"github.com/holdfast/holdfast/internal/wire"
@@ -16,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 type stopReason int
@@ -25,6 +28,19 @@ const (
 	stopShutdown
 	stopLost
 )
+
+// String is the reason as logs and metrics name it.
+func (r stopReason) String() string {
+	switch r {
+	case stopIdle:
+		return metrics.EvictIdle
+	case stopShutdown:
+		return metrics.EvictDrain
+	case stopLost:
+		return metrics.EvictLost
+	}
+	return "unknown"
+}
 
 // event is one thing for an instance to do.
 type event struct {
@@ -108,6 +124,10 @@ func newInstance(h *Host, class, name string) *instance {
 	return in
 }
 
+// logger is the host's logger naming the object: made when a line is logged, so that an
+// idle object holds none.
+func (in *instance) logger() *slog.Logger { return in.h.log.With("object", in.key) }
+
 // enqueue hands ev to the instance, or answers it "not owner" once the instance stops.
 func (in *instance) enqueue(ev event) {
 	in.mu.Lock()
@@ -120,6 +140,7 @@ func (in *instance) enqueue(ev event) {
 	}
 	if len(in.queue) >= in.h.opts.Limits.MaxQueue && ev.msg != nil {
 		in.mu.Unlock()
+		in.h.metrics.Refusals.WithLabelValues(in.class, metrics.RefuseOverloaded).Inc()
 		respond(ev.msg, wire.ErrorReply(wire.ErrOverloaded, "object queue is full"))
 		return
 	}
@@ -163,11 +184,14 @@ func (in *instance) run() {
 	defer in.h.remove(in)
 	defer in.callCancel()
 	ctx, cancel := context.WithTimeout(in.h.ctx, 10*time.Second)
+	began := time.Now()
 	err := in.activate(ctx)
 	cancel()
+	m := in.h.metrics
 	if err != nil {
 		var no *notOwnerError
 		if errors.As(err, &no) {
+			m.Activations.WithLabelValues(in.class, metrics.ActivationNotOwner).Inc()
 			in.closeQueue(func() *nats.Msg {
 				r := wire.ErrorReply(wire.ErrNotOwner, "")
 				r.Header.Set(wire.HdrOwner, no.owner)
@@ -175,10 +199,16 @@ func (in *instance) run() {
 			})
 			return
 		}
-		in.h.log.Warn("activation failed", "object", in.key, "err", err)
+		m.Activations.WithLabelValues(in.class, metrics.ActivationError).Inc()
+		in.logger().Warn("activation failed", "err", err)
 		in.closeQueue(errorReply(wire.ErrUnavailable, "activation failed: "+err.Error()))
 		return
 	}
+	m.Activations.WithLabelValues(in.class, metrics.ActivationOK).Inc()
+	m.ActivationDuration.WithLabelValues(in.class).Observe(time.Since(began).Seconds())
+	active := m.Active.WithLabelValues(in.class)
+	active.Inc()
+	defer active.Dec()
 	go in.committer()
 	in.finish(in.loop())
 }
@@ -204,7 +234,7 @@ func (in *instance) loop() stopReason {
 		case err := <-in.doneCh:
 			in.inflight = false
 			if err != nil {
-				in.h.log.Warn("commit failed; object stops", "object", in.key, "err", err)
+				in.logger().Warn("commit failed; object stops", "err", err)
 				return stopLost
 			}
 			// Events held back by a full batch can run now.
@@ -318,16 +348,23 @@ func (in *instance) finish(reason stopReason) {
 	}
 	close(in.commitCh)
 	in.releaseLease()
-	in.h.log.Debug("object stopped", "object", in.key, "reason", reason)
+	in.h.metrics.Evictions.WithLabelValues(in.class, reason.String()).Inc()
+	in.logger().Debug("object stopped", "reason", reason.String())
 }
 
 // committer publishes batches in order and releases their outputs once durable.
 func (in *instance) committer() {
+	m := in.h.metrics
+	commits := [2]prometheus.Counter{m.Commits.WithLabelValues(in.class, metrics.ResultOK), m.Commits.WithLabelValues(in.class, metrics.ResultError)}
 	for b := range in.commitCh {
+		began := time.Now()
 		err := in.commit(b)
+		m.CommitDuration.Observe(time.Since(began).Seconds())
 		if err != nil {
+			commits[1].Inc()
 			failOutputs(b, "the object's write was not committed: "+err.Error())
 		} else {
+			commits[0].Inc()
 			in.release(b)
 		}
 		in.doneCh <- err
@@ -393,7 +430,7 @@ func (in *instance) commit(b *batch) error {
 	}
 	if b.alarm != nil && *b.alarm == 0 {
 		if err := in.h.res.Alarms.Delete(ctx, in.key); err != nil {
-			in.h.log.Warn("alarm hint delete failed", "object", in.key, "err", err)
+			in.logger().Warn("alarm hint delete failed", "err", err)
 		}
 	}
 	return nil
@@ -522,7 +559,7 @@ func (in *instance) schedulePurge(seq uint64) {
 			err := in.h.res.Objects.Purge(ctx, jetstream.WithPurgeSubject(in.subject), jetstream.WithPurgeSequence(upTo))
 			cancel()
 			if err != nil && in.h.ctx.Err() == nil {
-				in.h.log.Warn("purge after snapshot failed", "object", in.key, "err", err)
+				in.logger().Warn("purge after snapshot failed", "err", err)
 			}
 		}
 	}()

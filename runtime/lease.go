@@ -63,7 +63,8 @@ func (in *instance) acquireLease(ctx context.Context) (uint64, error) {
 		// former owner's log.
 		rev, err = h.res.Leases.Update(ctx, in.key, val, e.Revision())
 		if err == nil {
-			h.log.Debug("object taken over from a lapsed host lease", "object", in.key, "from", l.Host)
+			h.metrics.Takeovers.WithLabelValues(in.class).Inc()
+			in.logger().Debug("object taken over from a host whose lease ended", "from", l.Host)
 			return rev, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
@@ -113,7 +114,7 @@ func (in *instance) releaseLease() {
 	defer cancel()
 	err := in.h.res.Leases.Purge(ctx, in.key, jetstream.LastRevision(rev), jetstream.PurgeTTL(markerTTL(in.h.opts.LeaseTTL)))
 	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !isFenced(err) {
-		in.h.log.Warn("lease release failed", "object", in.key, "err", err)
+		in.logger().Warn("lease release failed", "err", err)
 	}
 }
 
@@ -140,7 +141,7 @@ func (h *Host) leaseChanged(key string, rev uint64, l wire.Lease) {
 		return
 	}
 	if l.Host != "" {
-		h.log.Warn("object taken over by another host; it stops here", "object", key, "by", l.Host)
+		in.logger().Warn("object taken over by another host; it stops here", "by", l.Host)
 	}
 	in.requestStop(stopLost)
 }

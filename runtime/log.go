@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/objects"
 	"github.com/nats-io/nats.go"
@@ -81,7 +82,7 @@ func (s *state) log() (*objLog, error) {
 	}
 	ctx, cancel := context.WithTimeout(in.h.ctx, 10*time.Second)
 	defer cancel()
-	st, err := in.h.js.Stream(ctx, l.stream)
+	st, err := cluster.Lookup(ctx, in.h.js, l.stream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		l.first, l.next = 1, 1
@@ -89,6 +90,10 @@ func (s *state) log() (*objLog, error) {
 		return nil, fmt.Errorf("runtime: log: %w", err)
 	default:
 		info := st.CachedInfo()
+		// Made by a process with other settings: scaled up to ours, or refused.
+		if err := cluster.Conform(ctx, in.h.js, info, in.h.opts.Replicas, in.h.log); err != nil {
+			return nil, fmt.Errorf("runtime: log: %w", err)
+		}
 		l.handle = st
 		l.exists.Store(true)
 		l.first, l.next = info.State.FirstSeq, info.State.LastSeq+1
@@ -142,7 +147,7 @@ func (v *logView) Append(data []byte, headers map[string]string) (uint64, error)
 func (v *logView) Info() objects.LogInfo {
 	l, err := v.s().log()
 	if err != nil {
-		v.in.h.log.Warn("log info unavailable", "object", v.in.key, "err", err)
+		v.in.logger().Warn("log info unavailable", "err", err)
 		return objects.LogInfo{FirstSeq: 1}
 	}
 	// Retention removes messages from the front without telling us: ask JetStream, at
@@ -245,7 +250,7 @@ func (in *instance) commitLog(ctx context.Context, c *logChange) error {
 	scfg := func(cfg objects.LogConfig) jetstream.StreamConfig {
 		sc := jetstream.StreamConfig{
 			Name: l.stream, Subjects: []string{l.subject}, Storage: jetstream.FileStorage,
-			Replicas: max(in.h.opts.Replicas, 1), AllowDirect: true, Discard: jetstream.DiscardOld,
+			Replicas: in.h.opts.Replicas, AllowDirect: true, Discard: jetstream.DiscardOld,
 			Metadata: map[string]string{"holdfast.object": in.key},
 			MaxMsgs:  -1, MaxBytes: -1, MaxAge: cfg.MaxAge,
 		}
@@ -264,7 +269,7 @@ func (in *instance) commitLog(ctx context.Context, c *logChange) error {
 		} else if l.handle != nil {
 			cfg = l.cfg
 		}
-		st, err := js.CreateOrUpdateStream(ctx, scfg(cfg))
+		st, err := cluster.Stream(ctx, js, scfg(cfg), in.h.log)
 		if err != nil {
 			return fmt.Errorf("log stream: %w", err)
 		}

@@ -9,16 +9,12 @@ import (
 
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// failoverConfig is the holdfast.toml of the multi-process cluster: the counter route and a
-// 2s lease, so that a dead host's objects move after at most about 2s.
+// failoverConfig is the holdfast.toml of the multi-process cluster: the counter route, and
+// otherwise the defaults (a 2 s lease, so a dead host's objects move after about 2 s).
 const failoverConfig = `name = "bench-failover"
-
-[objects]
-lease_ttl = "2s"
 
 [[durable_objects.bindings]]
 name = "COUNTER"
@@ -38,11 +34,13 @@ type failoverResult struct {
 	ambiguous       int // POSTs that failed or timed out: they may or may not have counted
 }
 
-// failover runs a nats-server, two `holdfast objects` hosts and one `holdfast gateway` as
-// separate processes, then trials times: SIGKILLs the host owning a counter and measures
-// the time until the counter answers a POST with 200 again, then starts a replacement host.
+// failover runs a JetStream cluster of three nats-server processes, three `holdfast
+// objects` hosts and one `holdfast gateway` as separate processes, with their default
+// settings (every stream R3), then trials times: SIGKILLs the host owning a counter and
+// measures the time until the counter answers a POST with 200 again, then starts a
+// replacement host.
 func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
-	p, err := startProcs(hfBin, natsBin, dir, failoverConfig, "host1", "host2")
+	p, err := startProcs(hfBin, natsBin, dir, failoverConfig, 3, "host1", "host2", "host3")
 	if err != nil {
 		return nil, err
 	}
@@ -132,19 +130,4 @@ func failover(hfBin, natsBin, dir string, trials int) (*failoverResult, error) {
 	}
 	res.value = v.Value
 	return res, nil
-}
-
-// connectRetry connects to url, retrying until within passes (the server may still start).
-func connectRetry(url string, within time.Duration) (*nats.Conn, error) {
-	deadline := time.Now().Add(within)
-	for {
-		nc, err := nats.Connect(url, nats.Name("holdfast-bench"))
-		if err == nil {
-			return nc, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

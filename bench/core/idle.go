@@ -39,6 +39,8 @@ type idleResult struct {
 	hostCores   float64          // CPU cores used by the host process while idle
 	natsCores   float64          // and by nats-server
 	active      int              // objects the host reported active (its announcement), or -1
+	rssBefore   int64            // the host's resident memory before the first activation
+	rssAfter    int64            // and with every object active and idle
 }
 
 // idle runs nats-server, one `holdfast objects` host and one gateway as separate
@@ -47,14 +49,15 @@ type idleResult struct {
 // into the lease buckets (their streams' last sequence) and the CPU of the host and of
 // nats-server.
 func idle(hfBin, natsBin, dir string, n, conc int, window time.Duration) (*idleResult, error) {
-	p, err := startProcs(hfBin, natsBin, dir, idleConfig, "idle-host")
+	p, err := startProcs(hfBin, natsBin, dir, idleConfig, 1, "idle-host")
 	if err != nil {
 		return nil, err
 	}
 	defer p.stop()
-	base, host, ns, nc := p.base, p.hosts["idle-host"], p.ns, p.nc
+	base, host, ns, nc := p.base, p.hosts["idle-host"], p.ns.Servers[0], p.nc
 
 	res := &idleResult{active: -1}
+	res.rssBefore, _ = measure.RSS(host.Pid())
 	c := newClient(conc)
 	parts := make([]*measure.Samples, conc)
 	var next atomic.Int64
@@ -109,6 +112,7 @@ func idle(hfBin, natsBin, dir string, n, conc int, window time.Duration) (*idleR
 	res.hostWrites = float64(lastSeq(wire.HostBucket)-hosts0) / secs
 	res.hostCores = (measure.ProcCPU(host.Pid()) - hostCPU0) / secs
 	res.natsCores = (measure.ProcCPU(ns.Pid()) - natsCPU0) / secs
+	res.rssAfter, _ = measure.RSS(host.Pid())
 	if hl, ok := hostAnnouncement(js, "idle-host"); ok {
 		res.active = hl.Active
 	}

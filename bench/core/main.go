@@ -10,7 +10,8 @@
 //	hot-paced  one Counter, open loop at -rate requests/s, latency from the schedule
 //	names-100  100 Counters at once, closed loop
 //	cold       POSTs to names never seen before, -cold-concurrency at a time
-//	failover   nats-server + 2 `holdfast objects` + `holdfast gateway`; SIGKILL the owner
+//	failover   3 nats-servers (one JetStream cluster) + 3 `holdfast objects` + `holdfast
+//	           gateway`; SIGKILL the owner, -failover-trials times
 //	idle       nats-server + 1 `holdfast objects` + `holdfast gateway`; activate -idle-objects
 //	           Counters, then measure what keeping them idle costs (lease writes/s, CPU)
 //
@@ -36,6 +37,7 @@ import (
 
 	"github.com/holdfast/holdfast/bench/internal/child"
 	"github.com/holdfast/holdfast/bench/internal/measure"
+	"github.com/holdfast/holdfast/internal/natscluster"
 )
 
 // result is one row of the table.
@@ -61,7 +63,7 @@ func main() {
 	namesConc := flag.Int("names-concurrency", 200, "clients of names-100 (spread evenly over the 100 names)")
 	coldConc := flag.Int("cold-concurrency", 1, "clients of the cold scenario")
 	coldMax := flag.Int("cold-max", 2000, "at most this many cold activations")
-	trials := flag.Int("failover-trials", 3, "SIGKILLs in the failover scenario")
+	trials := flag.Int("failover-trials", 20, "SIGKILLs in the failover scenario")
 	idleObjects := flag.Int("idle-objects", 10000, "objects the idle scenario activates and keeps")
 	idleConc := flag.Int("idle-concurrency", 64, "activations in flight in the idle scenario")
 	idleWindow := flag.Duration("idle-window", 10*time.Second, "how long the idle scenario measures the kept objects")
@@ -102,8 +104,7 @@ func main() {
 		}
 	}
 	if (run("failover") || run("idle")) && *natsBin == "" {
-		*natsBin = filepath.Join(dir, "nats-server")
-		if err = child.GoBuild("", "github.com/nats-io/nats-server/v2", *natsBin); err != nil {
+		if *natsBin, err = natscluster.Build(dir); err != nil {
 			fatalf("%v", err)
 		}
 	}
@@ -142,8 +143,8 @@ func main() {
 			fatalf("%v (logs in %s; rerun with -keep)", err, fdir)
 		}
 		s := measure.Of(f.times)
-		r := result{name: "failover after SIGKILL of the owner (kill → first 200)", s: s, target: "< 3 s"}
-		r.met = yesNo(s.Max() < 3*time.Second)
+		r := result{name: "failover after SIGKILL of the owner on a 3-node R3 cluster (kill → first 200)", s: s, target: "p99 < 3 s"}
+		r.met = yesNo(s.Pct(0.99) < 3*time.Second)
 		r.note = fmt.Sprintf("%d trials; %d increments answered 200, counter reads %d", len(f.times), f.accepted, f.value)
 		if f.ambiguous > 0 {
 			r.note += fmt.Sprintf(", %d probes failed or timed out (1s)", f.ambiguous)
@@ -173,8 +174,9 @@ func main() {
 			result{
 				name: fmt.Sprintf("idle: %d Counters kept active, idle for %v — JetStream writes/s into the lease buckets", r.activations.Len(), *idleWindow),
 				rate: max(r.leaseWrites+r.hostWrites, 0.001), s: &measure.Samples{},
-				note: fmt.Sprintf("hf_leases %.1f/s, hf_hosts %.1f/s; cores: host %.2f, nats-server %.2f; host announces %s active",
-					r.leaseWrites, r.hostWrites, r.hostCores, r.natsCores, announced(r.active)),
+				note: fmt.Sprintf("hf_leases %.1f/s, hf_hosts %.1f/s; cores: host %.2f, nats-server %.2f; host announces %s active; host RSS %.0f MB before, %.0f MB after: %.1f KB per active idle object",
+					r.leaseWrites, r.hostWrites, r.hostCores, r.natsCores, announced(r.active),
+					float64(r.rssBefore)/1e6, float64(r.rssAfter)/1e6, float64(r.rssAfter-r.rssBefore)/1e3/float64(max(r.activations.Len(), 1))),
 			})
 	}
 	printTable(rows)

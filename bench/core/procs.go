@@ -1,30 +1,34 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/holdfast/holdfast/bench/internal/child"
+	"github.com/holdfast/holdfast/internal/natscluster"
 	"github.com/nats-io/nats.go"
 )
 
-// procs is a multi-process Holdfast on loopback: a nats-server, object hosts and one
-// gateway, each a child process logging under dir.
+// procs is a multi-process Holdfast on loopback: nats-servers (internal/natscluster),
+// object hosts and one gateway, each a child process logging under dir, with their default
+// settings: on a cluster of three servers every stream is R3.
 type procs struct {
 	dir, hfBin, cfgPath, natsURL string
 	base                         string // the gateway's http://host:port
 	nc                           *nats.Conn
-	ns, gw                       *child.Proc
+	ns                           *natscluster.Cluster
+	gw                           *child.Proc
 	hosts                        map[string]*child.Proc
 }
 
-// startProcs starts nats-server, a host per id in hostIDs and a gateway on config, and
-// returns once the gateway's /healthz answers 200. stop ends them all.
-func startProcs(hfBin, natsBin, dir, config string, hostIDs ...string) (p *procs, err error) {
+// startProcs starts servers nats-servers (1: a single server; 3: a JetStream cluster), a
+// host per id in hostIDs and a gateway on config, and returns once the gateway's /healthz
+// answers 200. stop ends them all.
+func startProcs(hfBin, natsBin, dir, config string, servers int, hostIDs ...string) (p *procs, err error) {
 	p = &procs{dir: dir, hfBin: hfBin, cfgPath: filepath.Join(dir, "holdfast.toml"), hosts: map[string]*child.Proc{}}
 	defer func() {
 		if err != nil {
@@ -34,17 +38,14 @@ func startProcs(hfBin, natsBin, dir, config string, hostIDs ...string) (p *procs
 	if err := os.WriteFile(p.cfgPath, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
-	natsAddr, err := child.FreeAddr()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	p.ns, err = natscluster.Start(ctx, natscluster.Options{Bin: natsBin, Dir: filepath.Join(dir, "nats"), Servers: servers})
+	cancel()
 	if err != nil {
 		return nil, err
 	}
-	host, port, _ := net.SplitHostPort(natsAddr)
-	if p.ns, _, err = child.Start("nats-server", dir, filepath.Join(dir, "nats-server.log"), "", natsBin,
-		"-a", host, "-p", port, "-js", "-sd", filepath.Join(dir, "nats")); err != nil {
-		return nil, err
-	}
-	p.natsURL = "nats://" + natsAddr
-	if p.nc, err = connectRetry(p.natsURL, 30*time.Second); err != nil {
+	p.natsURL = p.ns.URLs()
+	if p.nc, err = p.ns.Connect("holdfast-bench"); err != nil {
 		return nil, err
 	}
 	for _, id := range hostIDs {
@@ -89,6 +90,6 @@ func (p *procs) stop() {
 		p.nc.Close()
 	}
 	if p.ns != nil {
-		p.ns.Stop()
+		p.ns.Close()
 	}
 }

@@ -14,6 +14,11 @@
 // server's default, 256) and ack every -ack-every (64) messages, and publishers keep 256
 // publishes in flight without pacing themselves (bursts reach the subscribers as they come).
 //
+// The publish and fan-out scenarios also run on Holdfast as deployed (cluster-publish,
+// cluster-fanout): a JetStream cluster of three nats-server processes, three object hosts
+// and two gateways on this machine, default settings (every stream R3); subscribers take
+// the gateways in turn. Each such row is printed beside `holdfast dev`'s, with the ratio.
+//
 // Absolute numbers drift with the machine: compare ratios within one run. From the module
 // root: `cd bench/wsstreams && go run .` (builds ../../cmd/holdfast and ../centrifuge-server).
 package main
@@ -24,6 +29,7 @@ import (
 	"fmt"
 	"github.com/holdfast/holdfast/bench/internal/child"
 	"github.com/holdfast/holdfast/bench/internal/measure"
+	"github.com/holdfast/holdfast/internal/natscluster"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -41,6 +47,7 @@ type row struct {
 	rssMB            float64
 	target, met      string
 	vsCF, vsJS       string
+	vsDev            string // a deployment's row against holdfast dev's
 	cores, note      string
 }
 
@@ -69,7 +76,8 @@ func main() {
 	flag.Float64Var(&o.latRate, "lat-rate", 1000, "publishes/s in the latency scenario")
 	flag.IntVar(&o.idle, "idle", 10000, "idle connections")
 	flag.DurationVar(&o.quiet, "quiet-wait", 15*time.Second, "wait up to this long before each scenario for the machine to go idle")
-	only := flag.String("only", "", "comma-separated subset of jsraw,publish,fanout,latency,idle")
+	only := flag.String("only", "", "comma-separated subset of jsraw,publish,fanout,latency,idle,cluster-publish,cluster-fanout")
+	natsBin := flag.String("nats-server", "", "nats-server binary for the cluster rows (default: built from the version go.mod pins)")
 	keep := flag.Bool("keep", false, "keep the temporary directory (server logs)")
 	flag.BoolVar(&producers, "producers", true, "Holdfast publishes name an idempotent producer, as the Go and JS clients' do")
 	flag.Parse()
@@ -123,10 +131,10 @@ func main() {
 	// fresh server of its own: after the others, a server's heap still holds what they
 	// left (Holdfast's was at ~250 MB), which is not what idle connections cost.
 	devN := 0
-	startHF := func() (*child.Proc, *system, error) {
+	startHF := func() (*testee, error) {
 		addr, err := child.FreeAddr()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		s3, _ := child.FreeAddr()
 		devN++
@@ -135,23 +143,41 @@ func main() {
 		hf, _, err := child.Start("holdfast dev", devDir, filepath.Join(dir, fmt.Sprintf("holdfast%d.log", devN)), "holdfast dev ready", *hfBin,
 			"dev", "--persist-to", filepath.Join(devDir, "state"), "--listen", addr, "--s3-listen", s3)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		return hf, holdfastSystem(addr, o.hfWin, o.ackEvery), nil
+		return &testee{stop: hf.Stop, pids: []int{hf.Pid()}, sys: holdfastSystem("Holdfast (`holdfast dev`)", []string{addr}, o.hfWin, o.ackEvery)}, nil
 	}
 	cfN := 0
-	startCF := func() (*child.Proc, *system, error) {
+	startCF := func() (*testee, error) {
 		cfAddr, _ := child.FreeAddr()
 		cfN++
 		cf, _, err := child.Start("centrifuge", dir, filepath.Join(dir, fmt.Sprintf("centrifuge%d.log", cfN)), "centrifuge ready", *cfBin, "-listen", cfAddr)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		return cf, centrifugeSystem(cfAddr), nil
+		return &testee{stop: cf.Stop, pids: []int{cf.Pid()}, sys: centrifugeSystem(cfAddr)}, nil
 	}
 	hfRows, err := onFreshServers(startHF, o, run)
 	if err != nil {
 		fatalf("Holdfast: %v", err)
+	}
+	// The same publish and fan-out scenarios on the distributed deployment.
+	var clRows []row
+	onCluster := func(sc string) bool { return (sc == "publish" || sc == "fanout") && run("cluster-"+sc) }
+	if onCluster("publish") || onCluster("fanout") {
+		if *natsBin == "" {
+			if *natsBin, err = natscluster.Build(dir); err != nil {
+				fatalf("%v", err)
+			}
+		}
+		clN := 0
+		startCluster := func() (*testee, error) {
+			clN++
+			return startDeployment(filepath.Join(dir, fmt.Sprintf("cluster%d", clN)), *hfBin, *natsBin, o.hfWin, o.ackEvery)
+		}
+		if clRows, err = onFreshServers(startCluster, o, onCluster); err != nil {
+			fatalf("Holdfast cluster: %v", err)
+		}
 	}
 	cfRows, err := onFreshServers(startCF, o, run)
 	if err != nil {
@@ -176,25 +202,45 @@ func main() {
 			h.target, h.met = "< 300 MB RSS", yesNo(h.rssMB > 0 && h.rssMB < 300)
 			h.vsCF = "RSS " + ratio(h.rssMB, c.rssMB)
 		}
-		rows = append(rows, *h, *c)
+		rows = append(rows, *h)
+		// The cluster's row of the same scenario, beside holdfast dev's.
+		for _, cl := range clRows {
+			if cl.scenario == h.scenario {
+				cl.vsDev = ratio(cl.rate, h.rate)
+				cl.vsCF = ratio(cl.rate, c.rate)
+				cl.target, cl.met = "–", "–"
+				if cl.p99 > 0 && h.p99 > 0 {
+					cl.vsDev += "; p99 " + ratio(float64(cl.p99), float64(h.p99))
+				}
+				rows = append(rows, cl)
+			}
+		}
+		rows = append(rows, *c)
 	}
 	printTable(rows)
 }
 
+// testee is one system under test, started fresh: one process, or a deployment of many.
+type testee struct {
+	stop func()
+	pids []int // every process of it, for its CPU
+	sys  *system
+}
+
 // onFreshServers runs the selected scenarios but idle on one server, and idle on another.
-func onFreshServers(startServer func() (*child.Proc, *system, error), o opts, run func(string) bool) ([]row, error) {
+func onFreshServers(startServer func() (*testee, error), o opts, run func(string) bool) ([]row, error) {
 	var rows []row
 	for _, idlePass := range []bool{false, true} {
 		sel := func(sc string) bool { return run(sc) && (sc == "idle") == idlePass }
 		if !sel("idle") && !sel("publish") && !sel("fanout") && !sel("latency") {
 			continue
 		}
-		p, s, err := startServer()
+		srv, err := startServer()
 		if err != nil {
 			return nil, err
 		}
-		r, err := scenarios(s, p.Pid(), o, sel)
-		p.Stop()
+		r, err := scenarios(srv.sys, srv.pids, o, sel)
+		srv.stop()
 		if err != nil {
 			return nil, err
 		}
@@ -204,7 +250,7 @@ func onFreshServers(startServer func() (*child.Proc, *system, error), o opts, ru
 }
 
 // scenarios runs every selected scenario against one server.
-func scenarios(s *system, pid int, o opts, run func(string) bool) ([]row, error) {
+func scenarios(s *system, pids []int, o opts, run func(string) bool) ([]row, error) {
 	ctx := context.Background()
 	var rows []row
 	if run("publish") {
@@ -217,7 +263,7 @@ func scenarios(s *system, pid int, o opts, run func(string) bool) ([]row, error)
 		if _, err := p.run(o.pubWindow, 0, time.Second); err != nil { // warm-up
 			return nil, err
 		}
-		cpu := measure.NewCPUMeter(pid)
+		cpu := measure.NewCPUMeter(pids...)
 		r, err := p.run(o.pubWindow, 0, o.d)
 		p.ws.Close()
 		if err != nil {
@@ -228,7 +274,7 @@ func scenarios(s *system, pid int, o opts, run func(string) bool) ([]row, error)
 	}
 	if run("fanout") {
 		for _, n := range o.subs {
-			r, err := fanout(ctx, s, pid, o, fmt.Sprintf("bench-fanout-%d", n), n, o.fanWindow, 0)
+			r, err := fanout(ctx, s, pids, o, fmt.Sprintf("bench-fanout-%d", n), n, o.fanWindow, 0)
 			if err != nil {
 				return nil, err
 			}
@@ -237,7 +283,7 @@ func scenarios(s *system, pid int, o opts, run func(string) bool) ([]row, error)
 		}
 	}
 	if run("latency") {
-		r, err := fanout(ctx, s, pid, o, "bench-latency", o.latSubs, o.fanWindow, o.latRate)
+		r, err := fanout(ctx, s, pids, o, "bench-latency", o.latSubs, o.fanWindow, o.latRate)
 		if err != nil {
 			return nil, err
 		}
@@ -245,7 +291,7 @@ func scenarios(s *system, pid int, o opts, run func(string) bool) ([]row, error)
 		rows = append(rows, r)
 	}
 	if run("idle") {
-		r, err := idle(ctx, s, pid, o)
+		r, err := idle(ctx, s, pids[0], o)
 		if err != nil {
 			return nil, err
 		}
@@ -257,7 +303,7 @@ func scenarios(s *system, pid int, o opts, run func(string) bool) ([]row, error)
 // fanout connects n subscribers, waits until each has received a probe message, then
 // publishes for o.d (pipelined with window unanswered, or paced at rate) and counts what the
 // subscribers received meanwhile.
-func fanout(ctx context.Context, s *system, pid int, o opts, stream string, n, window int, rate float64) (row, error) {
+func fanout(ctx context.Context, s *system, pids []int, o opts, stream string, n, window int, rate float64) (row, error) {
 	fmt.Fprintf(os.Stderr, "%s %s: %d subscribers...\n", s.name, stream, n)
 	subs, err := s.dialMany(ctx, stream, n)
 	if err != nil {
@@ -296,7 +342,7 @@ func fanout(ctx context.Context, s *system, pid int, o opts, stream string, n, w
 	fmt.Fprintf(os.Stderr, "  publishing for %v...\n", o.d)
 	st.recording.Store(true)
 	before := st.delivered.Load()
-	cpu := measure.NewCPUMeter(pid)
+	cpu := measure.NewCPUMeter(pids...)
 	begin := time.Now()
 	r, err := pub.run(window, rate, o.d)
 	if err != nil {
@@ -407,8 +453,8 @@ func yesNo(ok bool) string {
 }
 
 func printTable(rows []row) {
-	fmt.Println("| scenario | server | rate | p50 | p99 | RSS | target | met | × centrifuge | × raw JetStream | cores | notes |")
-	fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- | --- |")
+	fmt.Println("| scenario | server | rate | p50 | p99 | RSS | target | met | × centrifuge | × raw JetStream | × holdfast dev | cores | notes |")
+	fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range rows {
 		rate := "–"
 		if r.rate > 0 {
@@ -418,8 +464,8 @@ func printTable(rows []row) {
 		if r.rssMB > 0 {
 			rss = fmt.Sprintf("%.0f MB", r.rssMB)
 		}
-		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.scenario, r.system, rate,
-			ms(r.p50), ms(r.p99), rss, dash(r.target), dash(r.met), dash(r.vsCF), dash(r.vsJS), strings.TrimPrefix(r.cores, "cores: "), r.note)
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.scenario, r.system, rate,
+			ms(r.p50), ms(r.p99), rss, dash(r.target), dash(r.met), dash(r.vsCF), dash(r.vsJS), dash(r.vsDev), strings.TrimPrefix(r.cores, "cores: "), r.note)
 	}
 }
 

@@ -35,19 +35,22 @@ type system struct {
 	isError  func(line []byte) bool
 }
 
-// holdfastSystem speaks to a Holdfast gateway; window 0 leaves the subscribers' window to
-// the server's default.
-func holdfastSystem(addr string, window, ackEvery int) *system {
+// holdfastSystem is Holdfast behind the gateways at addrs: the publisher uses the first,
+// subscribers take them in turn. Window 0 leaves the subscribers' window to the server's
+// default.
+func holdfastSystem(name string, addrs []string, window, ackEvery int) *system {
+	var next atomic.Uint64
 	return &system{
-		name: "Holdfast",
+		name: name,
 		url: func(stream string, sub bool) string {
-			if sub && window > 0 {
-				return fmt.Sprintf("ws://%s/v1/stream/%s?from=latest&window=%d", addr, stream, window)
-			}
 			if sub {
+				addr := addrs[next.Add(1)%uint64(len(addrs))]
+				if window > 0 {
+					return fmt.Sprintf("ws://%s/v1/stream/%s?from=latest&window=%d", addr, stream, window)
+				}
 				return fmt.Sprintf("ws://%s/v1/stream/%s?from=latest", addr, stream)
 			}
-			return fmt.Sprintf("ws://%s/v1/stream/%s?from=latest&window=1", addr, stream)
+			return fmt.Sprintf("ws://%s/v1/stream/%s?from=latest&window=1", addrs[0], stream)
 		},
 		// As the Go and JS clients do by default: an idempotent producer (one per stream:
 		// each scenario's stream has one publisher), numbering its publishes from 0.

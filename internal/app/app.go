@@ -153,9 +153,12 @@ func HostOptions(cfg *config.Config, reg Registry, log *slog.Logger) runtime.Opt
 	}
 }
 
-// NATSAuth holds client credentials for a NATS cluster.
+// NATSAuth holds client credentials for a NATS cluster, and the TLS settings to reach it.
 type NATSAuth struct {
 	CredsFile, User, Password, Token, NKeyFile string
+	// TLSCA is a PEM file of the CAs that signed the servers' certificates (a private
+	// CA); TLSCert and TLSKey a client certificate, for servers that verify clients.
+	TLSCA, TLSCert, TLSKey string
 }
 
 // Configured reports whether any credential is set (in the fields or the URLs).
@@ -163,8 +166,23 @@ func (a NATSAuth) Configured(urls string) bool {
 	return a.CredsFile != "" || a.User != "" || a.Token != "" || a.NKeyFile != "" || strings.Contains(urls, "@")
 }
 
-// Options are the nats.Options presenting a's credentials.
+// Options are the nats.Options presenting a's credentials and TLS settings.
 func (a NATSAuth) Options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if a.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(a.TLSCA))
+	}
+	if (a.TLSCert == "") != (a.TLSKey == "") {
+		return nil, errors.New("nats tls: give both a client certificate and its key (--nats-tls-cert, --nats-tls-key)")
+	}
+	if a.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(a.TLSCert, a.TLSKey))
+	}
+	auth, err := a.authOptions()
+	return append(opts, auth...), err
+}
+
+func (a NATSAuth) authOptions() ([]nats.Option, error) {
 	switch {
 	case a.CredsFile != "":
 		return []nats.Option{nats.UserCredentials(a.CredsFile)}, nil
@@ -182,11 +200,23 @@ func (a NATSAuth) Options() ([]nats.Option, error) {
 	return nil, nil
 }
 
+// Inbox prefixes of each role's connections: replies and consumer deliveries to a role
+// arrive under its own prefix, so that NATS permissions let a gateway read its own replies
+// and not a host's (deploy/nats/permissions.conf).
+const (
+	InboxGateway = "_INBOX_hf_gateway"
+	InboxObjects = "_INBOX_hf_objects"
+	InboxStatus  = "_INBOX_hf_status"
+)
+
 // ConnectNATS connects to urls (comma-separated), retrying in the background when the
-// cluster is not reachable yet and logging every disconnect and reconnect.
-func ConnectNATS(urls, name string, auth NATSAuth, log *slog.Logger) (*nats.Conn, error) {
+// cluster is not reachable yet and logging every disconnect and reconnect. Replies come to
+// inboxes under inbox (one of the Inbox constants).
+func ConnectNATS(urls, name, inbox string, auth NATSAuth, log *slog.Logger) (*nats.Conn, error) {
+	log = log.With("nats_conn", name)
 	opts := []nats.Option{
 		nats.Name(name),
+		nats.CustomInboxPrefix(inbox),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
@@ -195,6 +225,15 @@ func ConnectNATS(urls, name string, auth NATSAuth, log *slog.Logger) (*nats.Conn
 			log.Warn("disconnected from NATS; reconnecting", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted()) }),
+		// Asynchronous errors (a permissions violation, a slow consumer) in the log, not on
+		// stderr as nats.go prints them by default.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				log.Error("NATS error", "subject", sub.Subject, "err", err)
+				return
+			}
+			log.Error("NATS error", "err", err)
+		}),
 		nats.ConnectHandler(func(nc *nats.Conn) { log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted()) }),
 	}
 	ao, err := auth.Options()

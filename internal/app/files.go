@@ -15,6 +15,7 @@ import (
 	"github.com/holdfast/holdfast/internal/config"
 	"github.com/holdfast/holdfast/internal/fileapi"
 	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/s3api"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,17 +37,24 @@ type Files struct {
 	s3    atomic.Pointer[http.Handler]
 	s3Opt s3api.Options
 	done  chan struct{}
+
+	metrics *metrics.Files
 }
 
 // StartFiles opens the blob store on nc, retrying until it works or ctx ends, and makes
 // sure every declared bucket exists.
-func StartFiles(ctx context.Context, nc *nats.Conn, cfg *config.Config, s3creds []config.S3Credential, replicas int, log *slog.Logger) *Files {
-	f := &Files{cfg: cfg, log: log, done: make(chan struct{})}
+// m counts the S3 requests and the bytes read and written (nil: exported nowhere).
+func StartFiles(ctx context.Context, nc *nats.Conn, cfg *config.Config, s3creds []config.S3Credential, replicas int, log *slog.Logger, m *metrics.Files) *Files {
+	if m == nil {
+		m = metrics.NewFiles(nil)
+	}
+	f := &Files{cfg: cfg, log: log, metrics: m, done: make(chan struct{})}
 	for _, c := range s3creds {
 		f.s3Opt.Credentials = append(f.s3Opt.Credentials, s3api.Credential{AccessKey: c.AccessKey, SecretKey: c.SecretKey})
 	}
 	f.s3Opt.BaseDomains = []string{"localhost"}
 	f.s3Opt.Logger = log
+	f.s3Opt.Metrics = m
 	go f.open(ctx, nc, replicas)
 	return f
 }
@@ -74,7 +82,7 @@ func (f *Files) try(ctx context.Context, nc *nats.Conn, replicas int) error {
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	st, err := blob.Open(octx, js, blob.Options{Replicas: replicas, MaxObjectSize: f.cfg.Limits.MaxFileBytes})
+	st, err := blob.Open(octx, js, blob.Options{Replicas: replicas, MaxObjectSize: f.cfg.Limits.MaxFileBytes, Logger: f.log, Metrics: f.metrics})
 	if err != nil {
 		return err
 	}

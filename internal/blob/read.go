@@ -157,6 +157,7 @@ func (r *reader) Read(p []byte) (int, error) {
 			return 0, f.err
 		}
 		r.cur = f.data
+		r.s.opts.Metrics.BytesRead.Add(float64(len(f.data)))
 	}
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]

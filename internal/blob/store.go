@@ -38,7 +38,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/kvwatch"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -86,7 +88,8 @@ type Options struct {
 	// ChunkSize is the size of one stored message (512 KiB). It is capped to the server's
 	// max payload minus room for headers.
 	ChunkSize int
-	// Replicas of the stream and KV bucket (1).
+	// Replicas of the stream and KV bucket, as cluster.Resolve decided (1). An existing
+	// stream or bucket with fewer is scaled up, one with more is refused (cluster.Conform).
 	Replicas int
 	// GCInterval between background collections (1 min); negative disables the
 	// background collector (call GC yourself).
@@ -110,6 +113,8 @@ type Options struct {
 	MaxObjectSize int64
 	// Logger for the collector; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics counts the bytes read and written; nil: counted, exported nowhere.
+	Metrics *metrics.Files
 }
 
 func (o *Options) defaults() {
@@ -146,6 +151,9 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewFiles(nil)
+	}
 }
 
 // Store is the blob store. It is safe for concurrent use.
@@ -176,7 +184,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	size := opts.ChunkSize
 	s.bufs.New = func() any { b := make([]byte, size); return &b }
 	var err error
-	s.chunks, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s.chunks, err = cluster.Stream(ctx, js, jetstream.StreamConfig{
 		Name:        opts.Prefix + "_CHUNKS",
 		Description: "Holdfast file data: one subject per blob, one message per chunk",
 		Subjects:    []string{lower + ".c.>"},
@@ -184,17 +192,17 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 		Replicas:    opts.Replicas,
 		AllowDirect: true,
 		Discard:     jetstream.DiscardOld,
-	})
+	}, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("blob: chunk stream: %w", err)
 	}
-	s.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	s.kv, err = cluster.KeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      opts.Prefix + "_META",
 		Description: "Holdfast file metadata: buckets, objects, multipart uploads",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
-	})
+	}, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("blob: meta bucket: %w", err)
 	}

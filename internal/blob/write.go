@@ -119,6 +119,7 @@ func (s *Store) writeBlob(ctx context.Context, r io.Reader, size int64) (*writte
 			return fail(err)
 		}
 	}
+	s.opts.Metrics.BytesWritten.Add(float64(total))
 	seg := segment{Blob: id, Size: total, Chunk: cs}
 	for _, q := range seqs {
 		if l := len(seg.Ext); l > 0 && seg.Ext[l-2]+seg.Ext[l-1] == q {

@@ -1,12 +1,17 @@
 // Package cluster owns the JetStream resources Holdfast's processes share: the object log
 // stream and the object-lease, host-lease, gateway-presence and alarm buckets. Every
 // process ensures them at start, idempotently, so any process can come up first.
+//
+// It also owns how many copies of every stream and bucket JetStream keeps (replication.go):
+// Resolve decides it against the cluster, and every stream and bucket Holdfast makes, here
+// or elsewhere, is created or checked through Stream and KeyValue.
 package cluster
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/holdfast/holdfast/internal/wire"
@@ -16,8 +21,10 @@ import (
 
 // Options size the shared resources.
 type Options struct {
-	// Replicas for streams and buckets: 1 for a single server, 3 for a cluster.
+	// Replicas for streams and buckets, as Resolve decided (0 is 1).
 	Replicas int
+	// Logger tells of streams scaled up in place; nil is slog.Default().
+	Logger *slog.Logger
 }
 
 // Resources are handles on the shared streams and buckets.
@@ -31,13 +38,10 @@ type Resources struct {
 
 // Ensure creates or opens every shared resource.
 func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) (*Resources, error) {
-	r := opts.Replicas
-	if r <= 0 {
-		r = 1
-	}
+	r := max(opts.Replicas, 1)
 	var res Resources
 	var err error
-	res.Objects, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	res.Objects, err = Stream(ctx, js, jetstream.StreamConfig{
 		Name:        wire.ObjectStream,
 		Description: "Holdfast object logs: one subject per object",
 		Subjects:    []string{wire.ObjectSubjectPrefix + ">"},
@@ -46,7 +50,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) (*Resourc
 		AllowDirect: true,
 		// Dedupe window for retried commits (same Nats-Msg-Id).
 		Duplicates: 2 * time.Minute,
-	})
+	}, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: object stream: %w", err)
 	}
@@ -55,10 +59,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts Options) (*Resourc
 			Bucket: name, Description: desc, History: 1,
 			Storage: jetstream.FileStorage, Replicas: r, LimitMarkerTTL: markerTTL,
 		}
-		b, err := js.CreateKeyValue(ctx, cfg)
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			b, err = js.KeyValue(ctx, name)
-		}
+		b, err := KeyValue(ctx, js, cfg, opts.Logger)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)
 		}

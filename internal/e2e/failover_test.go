@@ -143,9 +143,9 @@ func TestFormerOwnerPausedPastLease(t *testing.T) {
 	// shows it c2 taken over, or its next commit is refused.
 	natstest.WaitFor(t, a+" to notice it lost "+name, 10*time.Second, func() bool {
 		return c.hosts[a].stderr.hasLine(func(l string) bool {
-			return strings.Contains(l, `msg="host lease lost; its objects stop and move"`) ||
-				strings.Contains(l, "object=Counter."+name) &&
-					(strings.Contains(l, `msg="object taken over by another host; it stops here"`) || strings.Contains(l, `msg="commit failed; object stops"`))
+			return strings.Contains(l, `"msg":"host lease lost; its objects stop and move"`) ||
+				strings.Contains(l, `"object":"Counter.`+name+`"`) &&
+					(strings.Contains(l, `"msg":"object taken over by another host; it stops here"`) || strings.Contains(l, `"msg":"commit failed; object stops"`))
 		})
 	})
 

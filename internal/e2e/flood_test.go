@@ -42,7 +42,7 @@ func TestControlPlaneHoldsUnderEdgeFlood(t *testing.T) {
 // nats-server share it, as they share the CPU.
 func startDev(t *testing.T, toml string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), hosts: map[string]*proc{}}
+	c := &cluster{t: t, root: t, dir: t.TempDir(), hosts: map[string]*proc{}}
 	c.config = filepath.Join(c.dir, "holdfast.toml")
 	if err := os.WriteFile(c.config, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)

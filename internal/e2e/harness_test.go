@@ -22,6 +22,7 @@ import (
 
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/names"
+	"github.com/holdfast/holdfast/internal/natscluster"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/internal/objlog"
 	"github.com/holdfast/holdfast/internal/wire"
@@ -77,37 +78,35 @@ func TestMain(m *testing.M) {
 
 // buildBinaries builds holdfast and the pinned nats-server into dir, concurrently.
 func buildBinaries(dir string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	holdfastBin = filepath.Join(dir, "holdfast")
+	var natsErr error
+	done := make(chan struct{})
+	go func() { defer close(done); natsServerBin, natsErr = natscluster.Build(dir) }()
+	cmd := exec.Command("go", "build", "-o", holdfastBin, "./cmd/holdfast")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("go build ./cmd/holdfast: %w\n%s", err, out)
+	}
+	<-done
+	return errors.Join(err, natsErr)
+}
+
+// moduleRoot is the directory of the module's go.mod.
+func moduleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
+		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
 	gomod := strings.TrimSpace(string(out))
 	if gomod == "" || gomod == os.DevNull {
-		return errors.New("not inside a Go module")
+		return "", errors.New("not inside a Go module")
 	}
-	root := filepath.Dir(gomod)
-	holdfastBin = filepath.Join(dir, "holdfast")
-	natsServerBin = filepath.Join(dir, "nats-server")
-	builds := [][]string{
-		{"build", "-o", holdfastBin, "./cmd/holdfast"},
-		// The module's own dependency, so the server is the version go.mod pins.
-		{"build", "-o", natsServerBin, "github.com/nats-io/nats-server/v2"},
-	}
-	errs := make([]error, len(builds))
-	var wg sync.WaitGroup
-	for i, args := range builds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cmd := exec.Command("go", args...)
-			cmd.Dir = root
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return filepath.Dir(gomod), nil
 }
 
 func skipShort(t *testing.T) {
@@ -115,8 +114,6 @@ func skipShort(t *testing.T) {
 		t.Skip("runs real processes; skipped with -short")
 	}
 }
-
-// waitFor polls cond until it holds, failing the test after d.
 
 // logBuffer collects a process's output; it is safe to read while the process writes.
 type logBuffer struct {
@@ -155,6 +152,7 @@ func (l *logBuffer) hasLine(match func(string) bool) bool {
 // proc is one child process, in its own process group.
 type proc struct {
 	name           string
+	args           []string // bin and its arguments, to start it again
 	cmd            *exec.Cmd
 	stdout, stderr logBuffer
 	done           chan struct{} // closed once it exited
@@ -203,18 +201,37 @@ func (p *proc) stopped() bool {
 	return true
 }
 
-// cluster is one test's set of processes: a nats-server, object hosts and a gateway.
+// cluster is one test's set of processes: nats-servers, object hosts and gateways.
 type cluster struct {
-	t       *testing.T
-	dir     string
-	config  string
-	natsURL string
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	hosts   map[string]*proc // by host id
-	gateway *proc
-	gwURL   string
-	http    *http.Client
+	t        *testing.T // where helpers report; a subtest may set its own (with)
+	root     *testing.T // the test that owns the processes
+	dir      string
+	config   string
+	nats     *natscluster.Cluster
+	natsURL  string // every server's URL, comma-separated
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	hosts    map[string]*proc // by host id
+	gateways []*proc
+	gwURLs   []string // http://addr of each gateway, the same across its restarts
+	gateway  *proc    // gateways[0]
+	gwURL    string   // gwURLs[0]
+	http     *http.Client
+}
+
+// spec is what a test's cluster is made of.
+type spec struct {
+	toml     string   // holdfast.toml; default configTOML
+	servers  int      // nats-servers: 1 (default) is a single server, 3 a JetStream cluster
+	hosts    []string // object host ids
+	gateways int      // default 1
+}
+
+// with makes helpers report to t (a subtest) until the returned function restores them.
+func (c *cluster) with(t *testing.T) (restore func()) {
+	old := c.t
+	c.t = t
+	return func() { c.t = old }
 }
 
 // startCluster starts a nats-server, one object host per id and one gateway on the
@@ -222,44 +239,64 @@ type cluster struct {
 // test ends.
 func startCluster(t *testing.T, hostIDs ...string) *cluster {
 	t.Helper()
-	return startClusterWith(t, configTOML, hostIDs...)
+	return startSpec(t, spec{hosts: hostIDs})
 }
 
 // startClusterWith is startCluster with holdfast.toml holding toml.
 func startClusterWith(t *testing.T, toml string, hostIDs ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), hosts: map[string]*proc{}}
+	return startSpec(t, spec{toml: toml, hosts: hostIDs})
+}
+
+// startSpec starts the nats-servers, hosts and gateways of sp and returns once all of
+// them are ready. Every holdfast process gets every server's URL and no --replicas: on a
+// cluster of three its streams are R3 by default.
+func startSpec(t *testing.T, sp spec) *cluster {
+	t.Helper()
+	if sp.toml == "" {
+		sp.toml = configTOML
+	}
+	sp.servers, sp.gateways = max(sp.servers, 1), max(sp.gateways, 1)
+	c := &cluster{t: t, root: t, dir: t.TempDir(), hosts: map[string]*proc{}}
 	c.config = filepath.Join(c.dir, "holdfast.toml")
-	if err := os.WriteFile(c.config, []byte(toml), 0o644); err != nil {
+	if err := os.WriteFile(c.config, []byte(sp.toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	c.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
-	ns := c.start("nats-server", natsServerBin, "-js", "-sd", filepath.Join(c.dir, "jetstream"),
-		"-a", "127.0.0.1", "-p", strconv.Itoa(port))
-	natstest.WaitFor(t, "nats-server to accept clients", 15*time.Second, func() bool {
-		c.mustRun(ns)
-		nc, err := nats.Connect(c.natsURL, nats.Timeout(time.Second))
-		if err != nil {
-			return false
-		}
-		c.nc = nc
-		return true
-	})
-	t.Cleanup(c.nc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	var err error
+	c.nats, err = natscluster.Start(ctx, natscluster.Options{Bin: natsServerBin, Dir: filepath.Join(c.dir, "nats"), Servers: sp.servers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.nats.Close()
+		if t.Failed() {
+			for _, s := range c.nats.Servers {
+				t.Logf("--- nats-server %s ---\n%s", s.Name, s.Log())
+			}
+		}
+	})
+	c.natsURL = c.nats.URLs()
+	if c.nc, err = c.nats.Connect("e2e"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.nc.Close)
 	if c.js, err = jetstream.New(c.nc); err != nil {
 		t.Fatal(err)
 	}
 
-	for _, id := range hostIDs {
+	for _, id := range sp.hosts {
 		c.hosts[id] = c.start("objects "+id, holdfastBin, "objects", "--nats", c.natsURL,
 			"--insecure", "--config", c.config, "--host-id", id)
 	}
-	gwAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	c.gwURL = "http://" + gwAddr
-	c.gateway = c.start("gateway", holdfastBin, "gateway", "--nats", c.natsURL,
-		"--insecure", "--config", c.config, "--listen", gwAddr)
+	for i := range sp.gateways {
+		gwAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		c.gwURLs = append(c.gwURLs, "http://"+gwAddr)
+		c.gateways = append(c.gateways, c.start(fmt.Sprintf("gateway %d", i+1), holdfastBin, "gateway", "--nats", c.natsURL,
+			"--insecure", "--config", c.config, "--listen", gwAddr))
+	}
+	c.gateway, c.gwURL = c.gateways[0], c.gwURLs[0]
 	c.http = &http.Client{
 		Timeout:   clientTimeout,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 128},
@@ -267,15 +304,30 @@ func startClusterWith(t *testing.T, toml string, hostIDs ...string) *cluster {
 	t.Cleanup(c.http.CloseIdleConnections)
 
 	for id, p := range c.hosts {
-		ready := "holdfast objects host " + id + " ready"
-		natstest.WaitFor(t, p.name+" to be ready", 20*time.Second, func() bool {
-			c.mustRun(p)
-			return p.stdout.hasLine(func(l string) bool { return strings.HasPrefix(l, ready) })
-		})
+		c.waitHost(id, p)
 	}
-	natstest.WaitFor(t, "the gateway's /healthz", 20*time.Second, func() bool {
-		c.mustRun(c.gateway)
-		resp, err := c.http.Get(c.gwURL + "/healthz")
+	for i := range c.gateways {
+		c.waitGateway(i)
+	}
+	return c
+}
+
+// waitHost waits for host id's ready line.
+func (c *cluster) waitHost(id string, p *proc) {
+	c.t.Helper()
+	ready := "holdfast objects host " + id + " ready"
+	natstest.WaitFor(c.t, p.name+" to be ready", 30*time.Second, func() bool {
+		c.mustRun(p)
+		return p.stdout.hasLine(func(l string) bool { return strings.HasPrefix(l, ready) })
+	})
+}
+
+// waitGateway waits for gateway i's /healthz to answer 200.
+func (c *cluster) waitGateway(i int) {
+	c.t.Helper()
+	natstest.WaitFor(c.t, c.gateways[i].name+"'s /healthz", 30*time.Second, func() bool {
+		c.mustRun(c.gateways[i])
+		resp, err := c.http.Get(c.gwURLs[i] + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -283,7 +335,26 @@ func startClusterWith(t *testing.T, toml string, hostIDs ...string) *cluster {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return c
+}
+
+// restartHost starts host id again (after it exited) and waits until it is ready.
+func (c *cluster) restartHost(id string) {
+	c.t.Helper()
+	old := c.hosts[id]
+	<-old.done
+	c.hosts[id] = c.start(old.name, old.args[0], old.args[1:]...)
+	c.waitHost(id, c.hosts[id])
+}
+
+// restartGateway starts gateway i again on its address (after it exited) and waits until
+// it is healthy.
+func (c *cluster) restartGateway(i int) {
+	c.t.Helper()
+	old := c.gateways[i]
+	<-old.done
+	c.gateways[i] = c.start(old.name, old.args[0], old.args[1:]...)
+	c.gateway = c.gateways[0]
+	c.waitGateway(i)
 }
 
 // start runs bin in its own process group, in the test's directory, with an environment
@@ -291,7 +362,7 @@ func startClusterWith(t *testing.T, toml string, hostIDs ...string) *cluster {
 func (c *cluster) start(name, bin string, args ...string) *proc {
 	t := c.t
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
+	p := &proc{name: name, args: append([]string{bin}, args...), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = c.dir
 	for _, kv := range os.Environ() {
@@ -308,6 +379,10 @@ func (c *cluster) start(name, bin string, args ...string) *proc {
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
+	// The process outlives a subtest that restarted it.
+	if c.root != nil {
+		t = c.root
+	}
 	t.Cleanup(func() {
 		// SIGKILL reaches stopped processes too; the group takes any children along.
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
@@ -355,15 +430,18 @@ type result struct {
 }
 
 // do sends method to /counter/name and decodes whichever of the two bodies comes back.
-func (c *cluster) do(method, name string) (r result) {
+func (c *cluster) do(method, name string) result { return c.doAt(c.http, c.gwURL, method, name) }
+
+// doAt is do through client to the gateway (or balancer) at base.
+func (c *cluster) doAt(client *http.Client, base, method, name string) (r result) {
 	r = result{name: name, start: time.Now()}
 	defer func() { r.end = time.Now() }()
-	req, err := http.NewRequest(method, c.gwURL+"/counter/"+name, nil)
+	req, err := http.NewRequest(method, base+"/counter/"+name, nil)
 	if err != nil {
 		r.err = err
 		return r
 	}
-	resp, err := c.http.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		r.err = err
 		return r
@@ -395,10 +473,17 @@ func (c *cluster) do(method, name string) (r result) {
 	return r
 }
 
-// get reads name's value, which must answer 200.
+// get reads name's value, which must answer 200, through the first gateway running.
 func (c *cluster) get(name string) int64 {
 	c.t.Helper()
-	r := c.do(http.MethodGet, name)
+	base := c.gwURL
+	for i, p := range c.gateways {
+		if !p.exited() {
+			base = c.gwURLs[i]
+			break
+		}
+	}
+	r := c.doAt(c.http, base, http.MethodGet, name)
 	if r.err != nil || r.status != http.StatusOK {
 		c.t.Fatalf("GET %s: status %d code %q err %v", name, r.status, r.code, r.err)
 	}
@@ -511,23 +596,7 @@ func (c *cluster) probe(name string, since time.Time, limit time.Duration, ta *t
 func (c *cluster) logRecords(name string) (epochs []string, value int64) {
 	t := c.t
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := c.js.Stream(ctx, wire.ObjectStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subject := wire.ObjectSubjectPrefix + counterClass + "." + names.Subject(name)
-	last, err := s.GetLastMsgForSubject(ctx, subject)
-	if err != nil {
-		t.Fatalf("last record of %s: %v", name, err)
-	}
-	for seq := uint64(1); seq <= last.Sequence; {
-		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if err != nil {
-			t.Fatalf("record of %s at or after %d: %v", name, seq, err)
-		}
-		seq = m.Sequence + 1
+	c.objectRecords(counterClass, name, func(m *jetstream.RawStreamMsg) {
 		var vals []int64
 		kind, err := objlog.Decode(m.Data, func(op objlog.Op) error {
 			switch {
@@ -545,7 +614,7 @@ func (c *cluster) logRecords(name string) (epochs []string, value int64) {
 			return nil
 		})
 		if err != nil {
-			t.Fatalf("record %d of %s: %v", m.Sequence, name, err)
+			t.Fatalf("record %d of %s (subject %s, % x): %v", m.Sequence, name, m.Subject, m.Data, err)
 		}
 		for _, v := range vals {
 			switch {
@@ -557,6 +626,35 @@ func (c *cluster) logRecords(name string) (epochs []string, value int64) {
 				t.Fatalf("record %d of %s (kind %d) writes value %d after %d", m.Sequence, name, kind, v, value)
 			}
 		}
-	}
+	})
 	return epochs, value
+}
+
+// objectRecords calls fn with each record of the log of object (class, name), in order.
+func (c *cluster) objectRecords(class, name string, fn func(*jetstream.RawStreamMsg)) {
+	t := c.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Direct gets may be answered by any replica: read once they have caught up.
+	if err := c.nats.WaitStreamCurrent(ctx, c.js, wire.ObjectStream); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.js.Stream(ctx, wire.ObjectStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := wire.ObjectSubjectPrefix + class + "." + names.Subject(name)
+	last, err := s.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		t.Fatalf("last record of %s: %v", name, err)
+	}
+	for seq := uint64(1); seq <= last.Sequence; {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if err != nil {
+			t.Fatalf("record of %s at or after %d: %v", name, seq, err)
+		}
+		seq = m.Sequence + 1
+		fn(m)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/internal/app"
 	"github.com/holdfast/holdfast/internal/config"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/natsembed"
 	"github.com/holdfast/holdfast/runtime"
 )
@@ -34,6 +35,8 @@ type Options struct {
 	Mounts map[string]http.Handler
 	// Version is announced by the host and the gateway (holdfast status).
 	Version string
+	// MetricsListen, when set, also serves /metrics and /healthz there (--metrics-listen).
+	MetricsListen string
 }
 
 // Run serves until ctx ends, then drains: HTTP first, then the gateway's sockets, then the
@@ -47,6 +50,10 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// One registry for the gateway and the host: their metrics have names of their own.
+	reg := metrics.NewRegistry(o.Version)
+	gwOpts.Metrics, gwOpts.MetricsHandler = reg, metrics.Handler(reg)
+	nm := metrics.NewNATS(reg)
 	storeDir, err := filepath.Abs(filepath.Join(cfg.Dev.PersistTo, "nats"))
 	if err != nil {
 		return err
@@ -83,12 +90,16 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer gwCtrl.Close()
+	nm.Add(metrics.ConnObjects, hostConn)
+	nm.Add(metrics.ConnObjectsControl, hostCtrl)
+	nm.Add(metrics.ConnGateway, gwConn)
+	nm.Add(metrics.ConnGatewayControl, gwCtrl)
 
 	s3creds := cfg.Auth.S3
 	if len(s3creds) == 0 {
 		s3creds = []config.S3Credential{app.DevS3Credential}
 	}
-	files := app.StartFiles(ctx, gwConn, cfg, s3creds, 1, log)
+	files := app.StartFiles(ctx, gwConn, cfg, s3creds, 1, log, metrics.NewFiles(reg))
 	defer files.Close()
 	gwOpts.Mounts = map[string]http.Handler{}
 	for p, h := range files.Mounts() {
@@ -113,7 +124,7 @@ func Run(ctx context.Context, o Options) error {
 	var host *runtime.Host
 	if len(o.Registry.Classes) > 0 {
 		hostOpts := app.HostOptions(cfg, o.Registry, log)
-		hostOpts.ControlConn, hostOpts.Version = hostCtrl, o.Version
+		hostOpts.ControlConn, hostOpts.Version, hostOpts.Metrics = hostCtrl, o.Version, reg
 		host, err = runtime.New(ctx, hostConn, hostOpts)
 		if err != nil {
 			return err
@@ -127,6 +138,15 @@ func Run(ctx context.Context, o Options) error {
 	srv := app.NewServer(gw.Handler(), log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	metricsAt := "http://" + ln.Addr().String() + "/metrics"
+	if o.MetricsListen != "" {
+		ms, err := app.ServeMetrics(o.MetricsListen, reg, gw.Healthy, log)
+		if err != nil {
+			return err
+		}
+		defer ms.Close(context.Background())
+		metricsAt = "http://" + ms.Addr().String() + "/metrics"
+	}
 
 	natsURL := "in-process only (set --nats-listen to share it)"
 	status := "holdfast status (needs --nats-listen)"
@@ -149,7 +169,7 @@ func Run(ctx context.Context, o Options) error {
 			s3 += fmt.Sprintf(" (access key %q, secret key %q)", app.DevS3Credential.AccessKey, app.DevS3Credential.SecretKey)
 		}
 	}
-	fmt.Fprintf(ready, "holdfast dev ready: http://%s  s3: %s  nats: %s  state: %s  status: %s\n", ln.Addr(), s3, natsURL, cfg.Dev.PersistTo, status)
+	fmt.Fprintf(ready, "holdfast dev ready: http://%s  s3: %s  nats: %s  state: %s  status: %s  metrics: %s\n", ln.Addr(), s3, natsURL, cfg.Dev.PersistTo, status, metricsAt)
 
 	select {
 	case <-ctx.Done():

@@ -76,6 +76,12 @@ func (c *Client) Request(ctx context.Context, class, name string, m *nats.Msg) (
 			if ctx.Err() != nil {
 				return nil, timeoutOr(last)
 			}
+			if errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed) {
+				// nats.go gives up the requests in flight when the connection drops: one
+				// sent before may have run, so this is a timeout's "may or may not", not
+				// the "unavailable" (never ran) the gateway would answer for other errors.
+				return nil, fmt.Errorf("%w: %w", ErrTimeout, err)
+			}
 			return nil, err
 		default:
 			code := reply.Header.Get(wire.HdrError)

@@ -12,8 +12,10 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/holdfast/holdfast/internal/blob"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/holdfast/holdfast/internal/sigv4"
 )
 
@@ -38,13 +40,16 @@ type Options struct {
 	// the store's MaxObjectSize, which also bounds a completed multipart upload's total.
 	MaxObjectSize int64
 	Logger        *slog.Logger
+	// Metrics counts the requests by operation; default counted, exported nowhere.
+	Metrics *metrics.Files
 }
 
 type handler struct {
-	store *blob.Store
-	opts  Options
-	v     *sigv4.Verifier
-	log   *slog.Logger
+	store   *blob.Store
+	opts    Options
+	v       *sigv4.Verifier
+	log     *slog.Logger
+	metrics *metrics.Files
 }
 
 // NewHandler returns the S3 endpoint over store.
@@ -66,7 +71,10 @@ func NewHandler(store *blob.Store, opts Options) http.Handler {
 	for _, c := range opts.Credentials {
 		creds[c.AccessKey] = c.SecretKey
 	}
-	h := &handler{store: store, opts: opts, log: opts.Logger}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewFiles(nil)
+	}
+	h := &handler{store: store, opts: opts, log: opts.Logger, metrics: opts.Metrics}
 	h.v = &sigv4.Verifier{Secret: func(ak string) (string, bool) {
 		s, ok := creds[ak]
 		return s, ok
@@ -108,13 +116,20 @@ func (h *handler) route(r *http.Request) (bucket, key string) {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rq := &request{Request: r, w: w, id: newRequestID()}
+	began := time.Now()
+	sw := metrics.NewRecorder(w)
+	rq := &request{Request: r, w: sw, id: newRequestID()}
 	w.Header().Set("x-amz-request-id", rq.id)
 	w.Header().Set("x-amz-id-2", rq.id)
 	w.Header().Set("Server", "Holdfast")
 	rq.bucket, rq.key = h.route(r)
-	if rq.bucket != "" && isPostUpload(r, rq.key) {
-		h.postObject(rq) // authenticated by its signed policy
+	op, serve := h.operation(rq)
+	defer func() {
+		h.metrics.S3Requests.WithLabelValues(op, sw.CodeLabel()).Inc()
+		h.metrics.S3Duration.WithLabelValues(op).Observe(time.Since(began).Seconds())
+	}()
+	if op == opPostObject {
+		serve() // authenticated by its signed policy
 		return
 	}
 	res, err := h.v.Verify(r)
@@ -123,7 +138,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rq.auth = res
-	h.dispatch(rq)
+	serve()
 }
 
 // Sub-resources (query parameters) naming operations this endpoint does not implement.
@@ -137,105 +152,104 @@ func has(r *http.Request, name string) bool {
 	return ok
 }
 
-func (h *handler) dispatch(rq *request) {
+// Operation names of requests that are not an S3 operation this endpoint serves.
+const (
+	opPostObject  = "PostObject"
+	opUnsupported = "Unsupported" // answered NotImplemented, MethodNotAllowed or InvalidArgument
+)
+
+// operation names the S3 operation rq asks for (the label of the request metrics) and
+// returns what serves it.
+func (h *handler) operation(rq *request) (string, func()) {
+	fail := func(err error) (string, func()) { return opUnsupported, func() { h.fail(rq, err) } }
 	q := rq.URL.Query()
+	if rq.bucket != "" && isPostUpload(rq.Request, rq.key) {
+		return opPostObject, func() { h.postObject(rq) }
+	}
 	for _, s := range unsupportedBucket {
 		if _, ok := q[s]; ok {
-			h.fail(rq, errNotImplemented("the "+s+" sub-resource"))
-			return
+			return fail(errNotImplemented("the " + s + " sub-resource"))
 		}
 	}
 	if rq.bucket == "" {
 		if rq.Method == http.MethodGet {
-			h.listBuckets(rq)
-			return
+			return "ListBuckets", func() { h.listBuckets(rq) }
 		}
-		h.fail(rq, errMethod)
-		return
+		return fail(errMethod)
 	}
 	if rq.key == "" {
 		switch rq.Method {
 		case http.MethodPut:
 			if has(rq.Request, "versioning") {
-				h.fail(rq, errNotImplemented("bucket versioning"))
-				return
+				return fail(errNotImplemented("bucket versioning"))
 			}
-			h.createBucket(rq)
+			return "CreateBucket", func() { h.createBucket(rq) }
 		case http.MethodHead:
-			h.headBucket(rq)
+			return "HeadBucket", func() { h.headBucket(rq) }
 		case http.MethodDelete:
-			h.deleteBucket(rq)
+			return "DeleteBucket", func() { h.deleteBucket(rq) }
 		case http.MethodGet:
 			switch {
 			case has(rq.Request, "location"):
-				h.getLocation(rq)
+				return "GetBucketLocation", func() { h.getLocation(rq) }
 			case has(rq.Request, "uploads"):
-				h.listUploads(rq)
+				return "ListMultipartUploads", func() { h.listUploads(rq) }
 			case has(rq.Request, "versioning"):
-				h.getVersioning(rq)
+				return "GetBucketVersioning", func() { h.getVersioning(rq) }
 			case has(rq.Request, "versions"):
-				h.listVersions(rq)
+				return "ListObjectVersions", func() { h.listVersions(rq) }
 			case q.Get("list-type") == "2":
-				h.listObjects(rq, 2)
+				return "ListObjectsV2", func() { h.listObjects(rq, 2) }
 			case q.Get("list-type") != "":
-				h.fail(rq, errInvalidArgument("list-type must be 2"))
+				return fail(errInvalidArgument("list-type must be 2"))
 			default:
-				h.listObjects(rq, 1)
+				return "ListObjects", func() { h.listObjects(rq, 1) }
 			}
 		case http.MethodPost:
 			if has(rq.Request, "delete") {
-				h.deleteObjects(rq)
-				return
+				return "DeleteObjects", func() { h.deleteObjects(rq) }
 			}
-			h.fail(rq, errNotImplemented("this POST operation on a bucket"))
-		default:
-			h.fail(rq, errMethod)
+			return fail(errNotImplemented("this POST operation on a bucket"))
 		}
-		return
+		return fail(errMethod)
 	}
 	if err := keyError(rq.key); err != nil {
-		h.fail(rq, err)
-		return
+		return fail(err)
 	}
 	uploadID, hasUpload := q["uploadId"]
 	switch rq.Method {
 	case http.MethodPut:
 		switch {
 		case hasUpload:
-			h.uploadPart(rq, uploadID[0])
+			return "UploadPart", func() { h.uploadPart(rq, uploadID[0]) }
 		case rq.Header.Get("X-Amz-Copy-Source") != "":
-			h.copyObject(rq)
+			return "CopyObject", func() { h.copyObject(rq) }
 		default:
-			h.putObject(rq)
+			return "PutObject", func() { h.putObject(rq) }
 		}
 	case http.MethodGet:
-		if hasUpload {
-			h.listParts(rq, uploadID[0])
-			return
+		switch {
+		case hasUpload:
+			return "ListParts", func() { h.listParts(rq, uploadID[0]) }
+		case has(rq.Request, "attributes"):
+			return "GetObjectAttributes", func() { h.getAttributes(rq) }
 		}
-		if has(rq.Request, "attributes") {
-			h.getAttributes(rq)
-			return
-		}
-		h.getObject(rq, false)
+		return "GetObject", func() { h.getObject(rq, false) }
 	case http.MethodHead:
-		h.getObject(rq, true)
+		return "HeadObject", func() { h.getObject(rq, true) }
 	case http.MethodDelete:
 		if hasUpload {
-			h.abortUpload(rq, uploadID[0])
-			return
+			return "AbortMultipartUpload", func() { h.abortUpload(rq, uploadID[0]) }
 		}
-		h.deleteObject(rq)
+		return "DeleteObject", func() { h.deleteObject(rq) }
 	case http.MethodPost:
 		switch {
 		case has(rq.Request, "uploads"):
-			h.createUpload(rq)
+			return "CreateMultipartUpload", func() { h.createUpload(rq) }
 		case hasUpload:
-			h.completeUpload(rq, uploadID[0])
-		default:
-			h.fail(rq, errNotImplemented("this POST operation"))
+			return "CompleteMultipartUpload", func() { h.completeUpload(rq, uploadID[0]) }
 		}
-	default:
-		h.fail(rq, errMethod)
+		return fail(errNotImplemented("this POST operation"))
 	}
+	return fail(errMethod)
 }

@@ -15,29 +15,38 @@ import (
 // clockTicks is USER_HZ, the unit of /proc's CPU times; 100 on every Linux we run on.
 const clockTicks = 100
 
-// CPUMeter splits the CPU a scenario used between the server process, this load generator
-// and everything else on the machine: on a shared 2-core box, "everything else" is what
-// makes a run untrustworthy, so the table shows it.
+// CPUMeter splits the CPU a scenario used between the server (one process, or every
+// process of a deployment), this load generator and everything else on the machine: on a
+// shared 2-core box, "everything else" is what makes a run untrustworthy, so the table
+// shows it.
 type CPUMeter struct {
-	serverPid             int
+	serverPids            []int
 	at                    time.Time
 	server, self, machine float64 // CPU seconds at start
 }
 
-func NewCPUMeter(serverPid int) *CPUMeter {
-	m := &CPUMeter{serverPid: serverPid, at: time.Now()}
-	m.server, m.self = ProcCPU(serverPid), SelfCPU()
+func NewCPUMeter(serverPids ...int) *CPUMeter {
+	m := &CPUMeter{serverPids: serverPids, at: time.Now()}
+	m.server, m.self = m.serverCPU(), SelfCPU()
 	m.machine = machineCPU()
 	return m
+}
+
+func (m *CPUMeter) serverCPU() float64 {
+	var s float64
+	for _, pid := range m.serverPids {
+		s += ProcCPU(pid)
+	}
+	return s
 }
 
 // String reports the cores each used on average since the meter started.
 func (m *CPUMeter) String() string {
 	wall := time.Since(m.at).Seconds()
-	server := (ProcCPU(m.serverPid) - m.server) / wall
+	server := (m.serverCPU() - m.server) / wall
 	self := (SelfCPU() - m.self) / wall
 	total := (machineCPU() - m.machine) / wall
-	if m.serverPid == os.Getpid() {
+	if len(m.serverPids) == 1 && m.serverPids[0] == os.Getpid() {
 		return fmt.Sprintf("cores: this process %.2f, other %.2f", self, max(total-self, 0))
 	}
 	other := max(total-server-self, 0)

@@ -184,7 +184,12 @@ export class StreamClient {
       this.opts.onStatus?.('open')
     }
     ws.onmessage = (ev) => this._frame(ev.data)
-    ws.onerror = () => {} // onclose follows
+    ws.onerror = () => {
+      // A handshake that failed (a refused connection, a 503 while a gateway restarts):
+      // browsers and the ws package fire close next, but Node 20's own WebSocket fires
+      // only error, which left the client waiting forever. Handle it as the close.
+      if (this.ws === ws && !this.live) ws.onclose({ code: 1006, reason: '' })
+    }
     ws.onclose = (ev) => {
       if (this.ws !== ws) return
       if (ev.code === 1008) {

@@ -117,6 +117,7 @@ func (c *Conn) send(p []byte, binary bool) bool {
 	}
 	ready := c.ready
 	c.mu.Unlock()
+	c.hub.sent[c.kind].Inc()
 	c.sent.Store(true)
 	if ready {
 		c.schedule()
@@ -196,6 +197,7 @@ func (c *Conn) overflowLocked() {
 	}
 	c.closing, c.slow = true, true
 	c.hub.slow.Add(1)
+	c.hub.slowBy[c.kind].Inc()
 }
 
 // SlowConsumer reports whether the connection was closed as a slow consumer.

@@ -32,6 +32,10 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/holdfast/holdfast/internal/metrics"
+	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // CloseSlowConsumer closes a WebSocket whose outgoing queue overflowed: the client did
@@ -76,6 +80,9 @@ type Config struct {
 	// (DefaultHeartbeat).
 	Heartbeat time.Duration
 	Logger    *slog.Logger
+	// Metrics counts the messages sent and the slow consumers, by transport (nil: counted,
+	// exported nowhere).
+	Metrics *metrics.Gateway
 }
 
 // Hub holds a gateway's connections: their counts, the flusher that writes them and the
@@ -87,6 +94,19 @@ type Hub struct {
 	wheel   *wheel
 	open    [numKinds]atomic.Int64
 	slow    atomic.Int64
+	sent    [numKinds]prometheus.Counter // messages queued, for the metrics
+	slowBy  [numKinds]prometheus.Counter // slow consumers closed
+}
+
+// Transport is kind's transport label, as the presence and the metrics name it.
+func (k Kind) Transport() string {
+	switch k {
+	case StreamSocket:
+		return wire.ConnStreamSocket
+	case ObjectSocket:
+		return wire.ConnObjectSocket
+	}
+	return wire.ConnEventSource
 }
 
 // NewHub starts a hub; its flusher runs until ctx ends.
@@ -103,7 +123,14 @@ func NewHub(ctx context.Context, cfg Config) *Hub {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewGateway(nil, nil)
+	}
 	h := &Hub{cfg: cfg, ctx: ctx, flusher: newFlusher()}
+	for k := range numKinds {
+		h.sent[k] = cfg.Metrics.MessagesOut.WithLabelValues(k.Transport())
+		h.slowBy[k] = cfg.Metrics.SlowConsumers.WithLabelValues(k.Transport())
+	}
 	h.wheel = newWheel(cfg.Heartbeat)
 	go h.flusher.run(ctx.Done())
 	return h

@@ -102,7 +102,7 @@ func (f *logRef) fetch(ctx context.Context, from, upTo uint64, max int) ([]*Msg,
 func (f *logRef) directBatch(ctx context.Context, from, upTo uint64, max int) (out []*Msg, past bool, err error) {
 	nc := f.hub.cfg.Conn
 	batch := int(min(uint64(max), upTo-from+1))
-	inbox := nats.NewInbox()
+	inbox := nc.NewInbox() // under the connection's inbox prefix: NATS permissions allow only that
 	// A channel just large enough for the batch and its end marker (a SubscribeSync's
 	// holds 65,536 pending messages: half a megabyte per read in flight).
 	ch := make(chan *nats.Msg, batch+2)

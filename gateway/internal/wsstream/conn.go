@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/streams"
 )
 
@@ -88,6 +89,7 @@ type pubReq struct {
 	id       string
 	data     json.RawMessage
 	producer *streamapi.Producer // an idempotent producer's write (publish.go)
+	at       time.Time           // when it was read, for the publish→ack metric
 }
 
 type cmdReq struct {
@@ -129,6 +131,7 @@ func (c *streamConn) Connected() {
 // Message is one client frame, on the session's read loop. A bad frame is answered with
 // an error frame; the connection stays usable.
 func (c *streamConn) Message(data []byte, binary bool) {
+	c.g.metrics.MessagesIn.WithLabelValues(wire.ConnStreamSocket).Inc()
 	if c.compat != nil {
 		c.compat.message(data, binary)
 		return
@@ -460,6 +463,7 @@ func (c *streamConn) publisher() {
 				c.send(publishError(p.id, out[j]))
 			} else {
 				c.enqueue(publishedFrame(p.id, out[j].Seq, out[j].Duplicate))
+				c.g.metrics.PublishAck.Observe(time.Since(p.at).Seconds())
 			}
 			j++
 		}

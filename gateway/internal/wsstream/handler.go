@@ -205,7 +205,7 @@ func (c *streamConn) frame(data []byte) bool {
 			c.sendError(id, streamapi.CodeBadField, msg)
 			return true
 		}
-		if !c.queuePublish(pubReq{id: id, data: d, producer: p}) {
+		if !c.queuePublish(pubReq{id: id, data: d, producer: p, at: time.Now()}) {
 			return false
 		}
 	case "ack":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/holdfast/holdfast/gateway/internal/feed"
 )
@@ -52,6 +53,7 @@ func (s *streamSub) Appended(m *feed.Msg) {
 	}
 	if m.Seq == s.next && s.room() > 0 {
 		s.deliver(m) // at the head: the usual case
+		s.conn.g.metrics.PublishDeliver.Observe(time.Since(m.Time).Seconds())
 		return
 	}
 	s.pump()

@@ -23,6 +23,7 @@ import (
 	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
+	"github.com/holdfast/holdfast/internal/metrics"
 	"github.com/olahol/melody"
 )
 
@@ -39,6 +40,7 @@ type Config struct {
 	Streams        *streamclient.Client // the Stream objects
 	Hub            *streamhub.Hub       // the feeds
 	Hooks          *streamhub.Hooks     // the server hooks
+	Metrics        *metrics.Gateway     // messages in, publish→ack, publish→deliver
 	// CheckOrigin reports whether an upgrade's Origin may open a WebSocket (the gateway's
 	// policy, Options.AllowedOrigins).
 	CheckOrigin func(*http.Request) bool
@@ -55,6 +57,7 @@ type Server struct {
 	sc       *streamclient.Client
 	streams  *streamhub.Hub
 	hooks    *streamhub.Hooks
+	metrics  *metrics.Gateway
 	codecs   codecs
 	streamWS *melody.Melody // /v1/stream connections'
 	compatWS *melody.Melody // durable-stream's /stream connections'
@@ -66,7 +69,7 @@ var testHookNew func(*Server)
 // New is the WebSocket streams of a gateway; its connections close with 1001 when ctx ends.
 func New(ctx context.Context, cfg Config) *Server {
 	g := &Server{opts: cfg, id: cfg.Gateway, ctx: ctx, log: cfg.Logger, started: time.Now(),
-		conns: cfg.Conns, sc: cfg.Streams, streams: cfg.Hub, hooks: cfg.Hooks, codecs: newCodecs(cfg.Hub, cfg.Hooks),
+		conns: cfg.Conns, sc: cfg.Streams, streams: cfg.Hub, hooks: cfg.Hooks, metrics: cfg.Metrics, codecs: newCodecs(cfg.Hub, cfg.Hooks),
 		// A frame over 16 times the limit closes a stream connection (1009); a larger one is
 		// refused with an error frame. durable-stream's protocol has no error frame.
 		streamWS: conns.NewMelody(max(16*cfg.MaxMessage, 1<<20)),
