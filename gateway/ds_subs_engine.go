@@ -47,7 +47,6 @@ const (
 // dsSubs is a gateway's part of the subscriptions system.
 type dsSubs struct {
 	g          *Gateway
-	h          *httpStreams // tails and wake-stream appends go through the streams' objects
 	allowLocal bool
 	client     *http.Client
 	reconcile  time.Duration
@@ -91,8 +90,8 @@ type dsRun struct {
 	again    bool
 }
 
-func newDSSubs(g *Gateway, h *httpStreams) *dsSubs {
-	return &dsSubs{g: g, h: h, allowLocal: g.opts.WebhookAllowLocalhost,
+func newDSSubs(g *Gateway) *dsSubs {
+	return &dsSubs{g: g, allowLocal: g.opts.WebhookAllowLocalhost,
 		client:    webhookClient(g.opts.WebhookAllowLocalhost, dsWebhookTimeout),
 		reconcile: dsReconcileEvery,
 		mirror:    map[string]*dsSub{}, runs: map[string]*dsRun{}, skipped: map[string]map[string]bool{}, kick: make(chan struct{}, 1),
@@ -597,7 +596,8 @@ func (m *dsSubs) tail(ctx context.Context, name string) (uint64, bool, error) {
 	case <-ctx.Done():
 		return 0, false, ctx.Err()
 	}
-	st, rd, _, err := m.h.readDS(ctx, name, 1<<62, false, false)
+	rd, ans, err := m.g.sc.Read(ctx, name, streamapi.DSReadQuery{From: 1 << 62})
+	st := ans.Status
 	switch {
 	case err != nil:
 		return 0, false, err

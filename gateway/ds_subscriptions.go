@@ -31,8 +31,7 @@ import (
 // registerDSSubscriptions takes /v1/stream/__ds/ (more specific than /v1/stream/{name...})
 // and starts the background part.
 func (g *Gateway) registerDSSubscriptions() {
-	h := &httpStreams{g: g, longPoll: DefaultLongPollTimeout}
-	m := newDSSubs(g, h)
+	m := newDSSubs(g)
 	g.subs = m
 	g.mux.HandleFunc("/v1/stream/__ds/{rest...}", m.serve)
 	g.wg.Add(1)
@@ -289,12 +288,12 @@ func (m *dsSubs) create(q *dsReq) {
 		return
 	}
 	if s.Type == "pull-wake" {
-		code, rd, _, err := m.h.readDS(q.ctx, s.WakeStream, 1<<62, false, false)
+		rd, ans, err := m.g.sc.Read(q.ctx, s.WakeStream, streamapi.DSReadQuery{From: 1 << 62})
 		switch {
 		case err != nil:
 			dsError(q.w, http.StatusServiceUnavailable, subUnavailable, err.Error(), nil)
 			return
-		case code != http.StatusOK:
+		case ans.Status != http.StatusOK:
 			bad(subInvalidRequest, "wake_stream "+s.WakeStream+" does not exist: create it first (a JSON stream)")
 			return
 		case !isJSONType(rd.Meta.ContentType):

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"io"
 	"math/rand/v2"
@@ -48,6 +49,7 @@ const (
 type httpStreams struct {
 	g        *Gateway
 	longPoll time.Duration
+	reads    *dsread.Reader
 	esOpens  sharedReads // EventSources' first reads (sse_conn.go)
 
 	appends appendBatcher // durable_batch.go
@@ -56,7 +58,7 @@ type httpStreams struct {
 // registerHTTPStreams takes /v1/stream/{name...} for every method: WebSocket upgrades go to
 // serveStream, the rest to the protocol or EventSource.
 func (g *Gateway) registerHTTPStreams() {
-	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout}
+	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, reads: dsread.New(g.sc, g.streams)}
 	h.appends.queues = map[string]*appendQueue{}
 	if h.longPoll <= 0 {
 		h.longPoll = DefaultLongPollTimeout
@@ -452,36 +454,8 @@ func parseJSInt(s string) (uint64, bool) {
 	return n, err == nil && n <= 1<<53-1
 }
 
-// readOne reads one stream's own records (a fork's from its fork point; below, when set,
-// stops a fork's read of its source at the fork point): the stream's object answers its
-// configuration, tail and closure (and restarts a sliding TTL), and the records come from
-// the stream's log, through the gateway's feed when one runs (durable_feed.go). A 200 with
-// the records, or another status with the object's answer.
-func (h *httpStreams) readOne(ctx context.Context, name string, q streamapi.DSReadQuery, below uint64) (int, *streamapi.DSRead, streamapi.DSAnswer, error) {
-	rd, ans, err := h.g.sc.Read(ctx, name, q)
-	if err != nil || ans.Status != http.StatusOK || rd.Upto >= rd.Next || below > 0 && rd.Upto >= below {
-		return ans.Status, rd, ans, err
-	}
-	m := &rd.Meta
-	from := rd.Upto
-	msgs, next, err := h.g.streams.ReadLog(ctx, name, m.Seq(from), m.Seq(rd.Next)-1, followMsgs)
-	if err != nil {
-		return 0, nil, streamapi.DSAnswer{}, err
-	}
-	if len(msgs) > 0 && msgs[0].Seq > m.Seq(from) {
-		ans = streamapi.DSAnswer{Status: http.StatusGone, DSResult: streamapi.DSResult{Message: "the offset is before the earliest retained data", Reason: streamapi.CodeGone}}
-		return ans.Status, nil, ans, nil
-	}
-	p := records(m, msgs, from, next, below)
-	rd.Msgs, rd.Upto = p.msgs, min(p.upto, rd.Next)
-	if below > 0 && !p.cut && rd.Upto >= rd.Next && rd.Upto < below {
-		rd.Upto = below
-	}
-	return ans.Status, rd, ans, nil
-}
-
 func (h *httpStreams) head(w http.ResponseWriter, r *http.Request, name string) {
-	st, rd, _, err := h.readDS(r.Context(), name, 1<<62, false, false)
+	st, rd, _, err := h.reads.Read(r.Context(), name, streamapi.DSReadQuery{From: 1 << 62})
 	if err != nil {
 		httperr.WriteCallError(w, err)
 		return
@@ -536,7 +510,7 @@ func body(rd *streamapi.DSRead) []byte {
 	b = append(b, '[')
 	first := true
 	for _, m := range rd.Msgs {
-		for _, e := range jsonMessages(m) {
+		for _, e := range dsread.JSONMessages(m) {
 			if !first {
 				b = append(b, ',')
 			}
@@ -545,23 +519,6 @@ func body(rd *streamapi.DSRead) []byte {
 		}
 	}
 	return append(b, ']')
-}
-
-// jsonMessages splits a JSON-mode record into its messages. A record stored before writes
-// were checked for UTF-8 is shown as JSON text (streamapi.ValidText).
-func jsonMessages(m streamapi.DSMsg) []json.RawMessage {
-	m.Data = streamapi.ValidText(m.Data)
-	if m.Batch > 1 {
-		var elems []json.RawMessage
-		if json.Unmarshal(m.Data, &elems) == nil {
-			return elems
-		}
-	}
-	if !json.Valid(m.Data) {
-		q, _ := json.Marshal(string(m.Data))
-		return []json.RawMessage{q}
-	}
-	return []json.RawMessage{m.Data}
 }
 
 func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) {
@@ -587,7 +544,7 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 		from = 1 << 62
 	}
 	ctx := r.Context()
-	st, rd, ans, err := h.readDS(ctx, name, from, true, false)
+	st, rd, ans, err := h.reads.Read(ctx, name, streamapi.DSReadQuery{From: from, Touch: true})
 	if err != nil {
 		httperr.WriteCallError(w, err)
 		return
@@ -666,17 +623,17 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 // waitData waits for records at from (or closure) up to the long-poll timeout, on the
 // stream's feed. A nil result with no error means the request ended.
 func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd *streamapi.DSRead) (*streamapi.DSRead, error) {
-	fl, err := h.follow(ctx, name, rd)
+	fl, err := h.reads.Follow(ctx, name, rd, false)
 	if err != nil {
 		return nil, err
 	}
-	defer fl.feed.Release()
+	defer fl.Feed.Release()
 	timer := time.NewTimer(h.longPoll)
 	defer timer.Stop()
 	for {
-		ch := fl.feed.Changed()
+		ch := fl.Feed.Changed()
 		// Read after taking the channel: anything delivered later closes it.
-		cur, err := h.readFollowing(ctx, fl, from)
+		cur, err := h.reads.ReadFollowing(ctx, fl, from)
 		if err != nil {
 			return nil, err
 		}
@@ -697,27 +654,11 @@ func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd
 	}
 }
 
-// readFollowing reads from offset from on the feed, or from the object when the feed
-// cannot answer (a fork's inherited offsets, a stream created again under the name); nil
-// when the object says the stream is not there.
-func (h *httpStreams) readFollowing(ctx context.Context, fl *dsFollow, from uint64) (*streamapi.DSRead, error) {
-	rd, ok, err := fl.read(ctx, from)
-	if err != nil || ok {
-		return rd, err
-	}
-	st, rd, _, err := h.readDS(ctx, fl.name, from, false, fl.implicit)
-	if err != nil || st != http.StatusOK {
-		return nil, err
-	}
-	fl.meta, fl.tail, fl.closed, fl.src = rd.Meta, rd.Next, rd.Closed, nil
-	return rd, nil
-}
-
 // protocolSSE is live=sse: data and control events from from on, the first read's (rd)
 // first, then the feed's, on the one event-stream loop (sse_conn.go).
 func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *streamapi.DSRead, from uint64) {
 	b64 := !isJSONType(rd.Meta.ContentType) && !strings.HasPrefix(rd.Meta.ContentType, "text/")
-	fd, err := h.follow(r.Context(), name, rd)
+	fd, err := h.reads.Follow(r.Context(), name, rd, false)
 	if err != nil {
 		httperr.WriteCallError(w, err)
 		return

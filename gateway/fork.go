@@ -2,13 +2,13 @@ package gateway
 
 // Forks over HTTP (PROTOCOL.md section 4.2; the object side is builtin/stream/fork.go).
 // A fork copies no history: reads below its fork point are served by its source's log, and
-// readDS stitches the two, following a chain of forks. Only a sub-offset fork copies the
+// dsread stitches the two, following a chain of forks. Only a sub-offset fork copies the
 // inherited prefix of the one source record its boundary cuts.
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"net/http"
 	"net/url"
@@ -18,9 +18,6 @@ import (
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
-
-// maxForkDepth bounds a chain of forks (reads and cascading deletes follow it).
-const maxForkDepth = 32
 
 // forkPlan is a validated fork creation: the source and the inherited prefix of a record
 // cut by a sub-offset.
@@ -101,7 +98,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Stream-Fork-Sub-Offset needs Stream-Fork-Offset")
 		return nil
 	}
-	st, rd, ans, err := h.readOne(ctx, src, streamapi.DSReadQuery{From: 1 << 62}, 0)
+	st, rd, ans, err := h.reads.Read(ctx, src, streamapi.DSReadQuery{From: 1 << 62})
 	if err != nil {
 		httperr.WriteCallError(w, err)
 		return nil
@@ -136,7 +133,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 	fk := &forkPlan{source: src}
 	if sub > 0 {
 		// The boundary is inside the next record with data at or after the offset.
-		st, rd, ans, err := h.stitch(ctx, src, at, 0, false, false, 1)
+		st, rd, ans, err := h.reads.Read(ctx, src, streamapi.DSReadQuery{From: at, Internal: true})
 		if err != nil {
 			httperr.WriteCallError(w, err)
 			return nil
@@ -151,7 +148,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 		}
 		m := rd.Msgs[0]
 		if isJSONType(rd.Meta.ContentType) {
-			msgs := jsonMessages(m)
+			msgs := dsread.JSONMessages(m)
 			if sub > uint64(len(msgs)) {
 				httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Stream-Fork-Sub-Offset is past the record's messages")
 				return nil
@@ -183,7 +180,7 @@ func (fk *forkPlan) join(ct string, data []byte, batch int) ([]byte, int) {
 	}
 	msgs := append([]json.RawMessage{}, fk.prefixJSON...)
 	if len(data) > 0 {
-		msgs = append(msgs, jsonMessages(streamapi.DSMsg{Data: data, Batch: batch})...)
+		msgs = append(msgs, dsread.JSONMessages(streamapi.DSMsg{Data: data, Batch: batch})...)
 	}
 	if len(msgs) == 1 {
 		return msgs[0], 1
@@ -240,7 +237,7 @@ func (h *httpStreams) delete(w http.ResponseWriter, r *http.Request, name string
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.g.opts.RequestTimeout)
 		defer cancel()
 		fork, src := name, res.Meta.Fork.Source
-		for range maxForkDepth {
+		for range dsread.MaxForkDepth {
 			rr, ans, err := h.g.sc.Ref(ctx, src, streamapi.DSRef{Fork: fork, Remove: true})
 			if err != nil || ans.Status != http.StatusOK || !rr.Dropped || rr.Source == "" {
 				break
@@ -249,47 +246,4 @@ func (h *httpStreams) delete(w http.ResponseWriter, r *http.Request, name string
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// readDS reads the stream's records from offset from, a fork's inherited ones included.
-func (h *httpStreams) readDS(ctx context.Context, name string, from uint64, touch, implicit bool) (int, *streamapi.DSRead, streamapi.DSAnswer, error) {
-	return h.stitch(ctx, name, from, 0, touch, implicit, 0)
-}
-
-// stitch reads name from from (below below, when set): a fork's offsets under its fork
-// point come from its source, recursively.
-func (h *httpStreams) stitch(ctx context.Context, name string, from, below uint64, touch, implicit bool, depth int) (int, *streamapi.DSRead, streamapi.DSAnswer, error) {
-	if depth > maxForkDepth {
-		return 0, nil, streamapi.DSAnswer{}, fmt.Errorf("stream %q: a chain of more than %d forks", name, maxForkDepth)
-	}
-	// A soft-deleted source (depth > 0) still serves its forks.
-	q := streamapi.DSReadQuery{From: from, Touch: touch, Implicit: implicit, Internal: depth > 0}
-	st, rd, ans, err := h.readOne(ctx, name, q, below)
-	if err != nil || st != http.StatusOK {
-		return st, rd, ans, err
-	}
-	if below > 0 && rd.Upto > below {
-		rd.Upto = below
-	}
-	f := rd.Meta.Fork
-	if f == nil || from >= f.Offset {
-		return st, rd, ans, nil
-	}
-	lim := f.Offset
-	if below > 0 && below < lim {
-		lim = below
-	}
-	sst, srd, sans, err := h.stitch(ctx, f.Source, from, lim, false, false, depth+1)
-	if err != nil {
-		return 0, nil, streamapi.DSAnswer{}, err
-	}
-	if sst != http.StatusOK {
-		return 0, nil, streamapi.DSAnswer{}, fmt.Errorf("stream %q: its fork source %q answered %d: %s", name, f.Source, sst, sans.Message)
-	}
-	if srd.Upto < lim || lim < f.Offset {
-		rd.Msgs, rd.Upto = srd.Msgs, srd.Upto // the rest in the next read
-		return st, rd, ans, nil
-	}
-	rd.Msgs = append(srd.Msgs, rd.Msgs...)
-	return st, rd, ans, nil
 }

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"net/http"
 	"strconv"
 	"strings"
@@ -133,8 +134,7 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "reading the stream's tail failed")
 		return
 	}
-	fd := newFollow(f, name, rd)
-	fd.implicit = true
+	fd := dsread.NewFollow(f, name, rd, true)
 	if live {
 		// The starting point is fixed before the first byte goes out: a message published
 		// once the client sees the response reaches it.

@@ -14,6 +14,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"net/http"
 	"sync"
 
@@ -30,7 +31,7 @@ type sseRender func(r *sseReader, buf *bytes.Buffer, rd *streamapi.DSRead) (more
 // sseReader is one event stream of a stream: a listener of its feed.
 type sseReader struct {
 	h      *httpStreams
-	fd     *dsFollow
+	fd     *dsread.Follow
 	conn   *conns.Conn
 	render sseRender
 	ctx    context.Context
@@ -55,11 +56,11 @@ var _ feed.Listener = (*sseReader)(nil)
 
 // sseQueued bounds what a reader leaves queued on its connection before it waits for the
 // queue to drain (a reader far behind reads a page after another).
-const sseQueued = 2 * followBytes
+const sseQueued = 2 * dsread.FollowBytes
 
 // newSSEReader is an event stream of fd's stream from from (seen: messages of that record
 // already sent), rendered by render.
-func (h *httpStreams) newSSEReader(kind conns.Kind, fd *dsFollow, from uint64, seen int, render sseRender) *sseReader {
+func (h *httpStreams) newSSEReader(kind conns.Kind, fd *dsread.Follow, from uint64, seen int, render sseRender) *sseReader {
 	sr := &sseReader{h: h, fd: fd, conn: h.g.conns.NewConn(kind), render: render, from: from, seen: seen, again: true}
 	sr.ctx, sr.cancel = context.WithCancel(h.g.ctx)
 	sr.conn.SetOnDrain(sr.kick)
@@ -75,7 +76,7 @@ func (sr *sseReader) serve(w http.ResponseWriter, r *http.Request, prefix []byte
 		sr.conn.Send(prefix)
 	}
 	context.AfterFunc(sr.ctx, func() { sr.conn.Close(0, "") }) // the gateway's shutdown ends it
-	sr.fd.feed.Listen(sr)
+	sr.fd.Feed.Listen(sr)
 	if sr.h.g.conns.AcceptSSE(w, r, sr.conn) {
 		sr.kick()
 		return
@@ -125,7 +126,7 @@ func (sr *sseReader) write() {
 			sr.first = nil
 			if rd == nil {
 				var err error
-				if rd, err = sr.h.readFollowing(sr.ctx, sr.fd, sr.from); err != nil || rd == nil {
+				if rd, err = sr.h.reads.ReadFollowing(sr.ctx, sr.fd, sr.from); err != nil || rd == nil {
 					sr.conn.Close(0, "")
 					return
 				}
@@ -156,8 +157,8 @@ func (sr *sseReader) close() {
 	sr.closed = true
 	sr.mu.Unlock()
 	sr.cancel()
-	sr.fd.feed.Unlisten(sr)
-	sr.fd.feed.Release()
+	sr.fd.Feed.Unlisten(sr)
+	sr.fd.Feed.Release()
 	if sr.done != nil {
 		sr.done()
 	}
@@ -168,14 +169,14 @@ func (sr *sseReader) close() {
 // rendered once per gateway, whoever reads them.
 func eventSourceRender(render esEvent, codec *feed.Codec) sseRender {
 	return func(sr *sseReader, buf *bytes.Buffer, rd *streamapi.DSRead) (more, end bool) {
-		shared := sr.fd.src != nil && len(sr.fd.src) == len(rd.Msgs) && rd.Meta.Fork == nil // ids are seqs
+		shared := sr.fd.Src != nil && len(sr.fd.Src) == len(rd.Msgs) && rd.Meta.Fork == nil // ids are seqs
 		for j, m := range rd.Msgs {
 			if shared && (m.Seq != sr.from || sr.seen < 0) {
-				buf.Write(sr.fd.src[j].Encoded(codec))
+				buf.Write(sr.fd.Src[j].Encoded(codec))
 				sr.seen = -1
 				continue
 			}
-			msgs := jsonMessages(m)
+			msgs := dsread.JSONMessages(m)
 			for i, msg := range msgs {
 				if m.Seq == sr.from && i <= sr.seen {
 					continue
@@ -250,7 +251,7 @@ func (sr *sharedReads) run(h *httpStreams, name string, q *readQueue, f *sharedR
 	for f != nil {
 		// Not on an asker's context: the others would fail with it.
 		rctx, cancel := context.WithTimeout(h.g.ctx, h.g.opts.RequestTimeout)
-		f.st, f.rd, _, f.err = h.readDS(rctx, name, 1<<62, false, true)
+		f.st, f.rd, _, f.err = h.reads.Read(rctx, name, streamapi.DSReadQuery{From: 1 << 62, Implicit: true})
 		cancel()
 		close(f.done)
 		sr.mu.Lock()

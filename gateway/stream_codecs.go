@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"bytes"
+	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"strconv"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
@@ -30,7 +31,7 @@ func (g *Gateway) newStreamCodecs() *streamCodecs {
 func recordEvents(render esEvent) func(*feed.Msg) []byte {
 	return func(m *feed.Msg) []byte {
 		n, _ := strconv.Atoi(m.Header.Get(streamapi.HdrBatch))
-		msgs := jsonMessages(streamapi.DSMsg{Seq: m.Seq, Data: m.Data, Batch: n})
+		msgs := dsread.JSONMessages(streamapi.DSMsg{Seq: m.Seq, Data: m.Data, Batch: n})
 		var buf bytes.Buffer
 		for i, msg := range msgs {
 			render(&buf, eventID(m.Seq, i, len(msgs)), msg)

@@ -1,4 +1,13 @@
-package gateway
+// Package dsread reads Durable Streams as their readers see them — an HTTP catch-up or
+// long-poll, a live SSE response, an EventSource, a fork's inherited records: the stream's
+// object answers the first read (its configuration, whether it exists, its tail), the
+// records come from the stream's log at the gateway (its feed's ring, else batched reads),
+// a fork's offsets below its fork point are read from its source, and a reader that stays
+// follows the stream on the feed (Follow) with no further request to the object.
+//
+// It imports the Stream contract, the typed client and the stream hub; never a protocol
+// package, the gateway, the Stream class or the runtime.
+package dsread
 
 // The live part of a Durable Streams read (long-poll, SSE, EventSource) follows the
 // stream on the gateway's feed, the same ring and consumer WebSocket subscribers read:
@@ -15,48 +24,50 @@ import (
 )
 
 const (
-	// followMsgs and followBytes bound one read from the feed, as the object bounds one
+	// followMsgs and FollowBytes bound one read from the feed, as the object bounds one
 	// /ds/read (maxDSScan records, maxDSRead bytes of data).
 	followMsgs  = 1024
-	followBytes = 256 << 10
+	FollowBytes = 256 << 10
 )
 
-// dsFollow is one reader's view of a stream on the feed, after the object's first read.
-type dsFollow struct {
-	feed     *feed.Feed
+// Follow is one reader's view of a stream on the feed, after the object's first read.
+type Follow struct {
+	Feed     *feed.Feed
 	name     string
 	implicit bool // a stream used only over WebSocket reads as JSON messages (EventSource)
 	meta     streamapi.DSMeta
 	tail     uint64 // the stream's tail offset, as far as known
 	closed   bool
-	// src are the feed's messages of the last read's records, in order (nil when the
-	// object answered it): their encodings are shared by every reader (sse_conn.go).
-	src []*feed.Msg
+	// Src are the feed's messages of the last read's records, in order (nil when the
+	// object answered it): their encodings are shared by every reader (an EventSource's).
+	Src []*feed.Msg
 }
 
-// follow acquires name's feed for a reader whose first read (from the object) was rd; the
-// caller releases the feed (fd.feed.Release).
-func (h *httpStreams) follow(ctx context.Context, name string, rd *streamapi.DSRead) (*dsFollow, error) {
-	f, err := h.g.streams.Acquire(ctx, name)
+// Follow acquires name's feed for a reader whose first read (from the object) was rd; the
+// caller releases the feed (fl.Feed.Release). implicit: the stream may be one used only
+// over WebSocket, read as JSON messages (an EventSource's).
+func (r *Reader) Follow(ctx context.Context, name string, rd *streamapi.DSRead, implicit bool) (*Follow, error) {
+	f, err := r.streams.Acquire(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return newFollow(f, name, rd), nil
+	return NewFollow(f, name, rd, implicit), nil
 }
 
-func newFollow(f *feed.Feed, name string, rd *streamapi.DSRead) *dsFollow {
-	return &dsFollow{feed: f, name: name, meta: rd.Meta, tail: rd.Next, closed: rd.Closed}
+// NewFollow is Follow on a feed the caller acquired already.
+func NewFollow(f *feed.Feed, name string, rd *streamapi.DSRead, implicit bool) *Follow {
+	return &Follow{Feed: f, name: name, implicit: implicit, meta: rd.Meta, tail: rd.Next, closed: rd.Closed}
 }
 
 // read is the object's /ds/read from offset from, answered from the feed. ok is false when
 // the feed cannot answer it and the object must: a read below a fork's own records (its
 // source's), or a record of a new stream under the same name (deleted and created again).
-func (d *dsFollow) read(ctx context.Context, from uint64) (rd *streamapi.DSRead, ok bool, err error) {
+func (d *Follow) read(ctx context.Context, from uint64) (rd *streamapi.DSRead, ok bool, err error) {
 	m := &d.meta
 	if from < m.Offset(m.CreateSeq) {
 		return nil, false, nil
 	}
-	msgs, next, err := d.feed.Read(ctx, m.Seq(from), followMsgs)
+	msgs, next, err := d.Feed.Read(ctx, m.Seq(from), followMsgs)
 	if err != nil {
 		return nil, false, err
 	}
@@ -68,8 +79,8 @@ func (d *dsFollow) read(ctx context.Context, from uint64) (rd *streamapi.DSRead,
 		d.closed = true
 	}
 	rd = &streamapi.DSRead{Meta: d.meta, Msgs: p.msgs, Upto: p.upto}
-	d.src = p.src
-	d.tail = max(d.tail, rd.Upto, m.Offset(d.feed.Last()+1))
+	d.Src = p.src
+	d.tail = max(d.tail, rd.Upto, m.Offset(d.Feed.Last()+1))
 	rd.Next, rd.Closed = d.tail, d.closed
 	return rd, true, nil
 }
@@ -86,7 +97,7 @@ type page struct {
 
 // records turns log messages, read from the log seq of offset from on (next: the seq the
 // read stopped before), into a page of the records of meta's stream: the messages with
-// data, up to followBytes of it, stopping at offset below when set (a fork's read of its
+// data, up to FollowBytes of it, stopping at offset below when set (a fork's read of its
 // source).
 func records(m *streamapi.DSMeta, msgs []*feed.Msg, from, next, below uint64) page {
 	p := page{msgs: []streamapi.DSMsg{}, upto: from}
@@ -101,7 +112,7 @@ func records(m *streamapi.DSMeta, msgs []*feed.Msg, from, next, below uint64) pa
 			p.stale = true
 			return p
 		}
-		if size += len(fm.Data); size > followBytes && len(p.msgs) > 0 {
+		if size += len(fm.Data); size > FollowBytes && len(p.msgs) > 0 {
 			p.cut = true // the rest in the next read
 			return p
 		}
