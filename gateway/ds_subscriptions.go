@@ -296,7 +296,7 @@ func (m *dsSubs) create(q *dsReq) {
 		case ans.Status != http.StatusOK:
 			bad(subInvalidRequest, "wake_stream "+s.WakeStream+" does not exist: create it first (a JSON stream)")
 			return
-		case !isJSONType(rd.Meta.ContentType):
+		case !streamapi.IsJSON(rd.Meta.ContentType):
 			bad(subInvalidRequest, "wake_stream "+s.WakeStream+" must be an application/json stream")
 			return
 		}

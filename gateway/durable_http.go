@@ -19,7 +19,6 @@ import (
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"io"
 	"math/rand/v2"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -135,37 +134,6 @@ func writeAnswer(w http.ResponseWriter, a streamapi.DSAnswer) {
 	httperr.Write(w, a.Status, a.ErrorCode(), msg)
 }
 
-// mediaType is a Content-Type's lower-cased media type, "" when malformed.
-func mediaType(ct string) string {
-	if plainMediaType(ct) {
-		return ct // the usual case, already in the form ParseMediaType would give
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return ""
-	}
-	return strings.ToLower(mt)
-}
-
-// plainMediaType reports whether ct is type/subtype in lower case without parameters:
-// letters, digits and the token punctuation that appears in registered types.
-func plainMediaType(ct string) bool {
-	slash := -1
-	for i := 0; i < len(ct); i++ {
-		c := ct[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '.', c == '+':
-		case c == '/' && slash < 0:
-			slash = i
-		default:
-			return false
-		}
-	}
-	return slash > 0 && slash < len(ct)-1
-}
-
-func isJSONType(ct string) bool { return mediaType(ct) == "application/json" }
-
 // closedHeader is the protocol's Stream-Closed: only "true", in any case, counts.
 func closedHeader(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Stream-Closed"), "true")
@@ -255,7 +223,7 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 	c := streamapi.DSCreate{ContentType: "application/octet-stream", Closed: closedHeader(r)}
 	ctGiven := r.Header.Get("Content-Type") != ""
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if c.ContentType = mediaType(ct); c.ContentType == "" {
+		if c.ContentType = streamapi.MediaType(ct); c.ContentType == "" {
 			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "malformed Content-Type")
 			return
 		}
@@ -384,7 +352,7 @@ func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name st
 			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "an append needs a Content-Type")
 			return
 		}
-		if a.ContentType = mediaType(ct); a.ContentType == "" {
+		if a.ContentType = streamapi.MediaType(ct); a.ContentType == "" {
 			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "malformed Content-Type")
 			return
 		}
@@ -501,7 +469,7 @@ func cursor(client string) string {
 // body renders records for the stream's content type: JSON mode as one array of messages.
 func body(rd *streamapi.DSRead) []byte {
 	var b []byte
-	if !isJSONType(rd.Meta.ContentType) {
+	if !streamapi.IsJSON(rd.Meta.ContentType) {
 		for _, m := range rd.Msgs {
 			b = append(b, m.Data...)
 		}
@@ -657,7 +625,7 @@ func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd
 // protocolSSE is live=sse: data and control events from from on, the first read's (rd)
 // first, then the feed's, on the one event-stream loop (sse_conn.go).
 func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *streamapi.DSRead, from uint64) {
-	b64 := !isJSONType(rd.Meta.ContentType) && !strings.HasPrefix(rd.Meta.ContentType, "text/")
+	b64 := !streamapi.IsJSON(rd.Meta.ContentType) && !strings.HasPrefix(rd.Meta.ContentType, "text/")
 	fd, err := h.reads.Follow(r.Context(), name, rd, false)
 	if err != nil {
 		httperr.WriteCallError(w, err)

@@ -115,7 +115,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 		writeAnswer(w, ans)
 		return nil
 	}
-	if ctGiven && c.ContentType != mediaType(rd.Meta.ContentType) {
+	if ctGiven && c.ContentType != streamapi.MediaType(rd.Meta.ContentType) {
 		httperr.Write(w, http.StatusConflict, streamapi.CodeContentType, "the content type differs from the source stream's "+rd.Meta.ContentType)
 		return nil
 	}
@@ -147,7 +147,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 			return nil
 		}
 		m := rd.Msgs[0]
-		if isJSONType(rd.Meta.ContentType) {
+		if streamapi.IsJSON(rd.Meta.ContentType) {
 			msgs := dsread.JSONMessages(m)
 			if sub > uint64(len(msgs)) {
 				httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Stream-Fork-Sub-Offset is past the record's messages")
@@ -169,7 +169,7 @@ func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name stri
 
 // join puts the inherited prefix before the create request's own data.
 func (fk *forkPlan) join(ct string, data []byte, batch int) ([]byte, int) {
-	if !isJSONType(ct) {
+	if !streamapi.IsJSON(ct) {
 		if len(fk.prefix) == 0 {
 			return data, batch
 		}
