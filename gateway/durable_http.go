@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/holdfast/holdfast/gateway/internal/dsread"
+	"github.com/holdfast/holdfast/gateway/internal/sse"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"io"
 	"math/rand/v2"
@@ -49,21 +50,20 @@ type httpStreams struct {
 	g        *Gateway
 	longPoll time.Duration
 	reads    *dsread.Reader
-	esOpens  sharedReads // EventSources' first reads (sse_conn.go)
+	events   *sse.Server // EventSources and live=sse responses
 
 	appends appendBatcher // durable_batch.go
 }
 
 // registerHTTPStreams takes /v1/stream/{name...} for every method: WebSocket upgrades go to
 // serveStream, the rest to the protocol or EventSource.
-func (g *Gateway) registerHTTPStreams() {
-	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, reads: dsread.New(g.sc, g.streams)}
+func (g *Gateway) registerHTTPStreams(reads *dsread.Reader) {
+	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, reads: reads, events: g.events}
 	h.appends.queues = map[string]*appendQueue{}
 	if h.longPoll <= 0 {
 		h.longPoll = DefaultLongPollTimeout
 	}
 	g.mux.HandleFunc("/v1/stream/{name...}", h.serve)
-	h.registerSSECluster()
 }
 
 // Response headers a browser may read (CORS).
@@ -75,8 +75,7 @@ const dsExposed = "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-
 // is still to be served.
 func (h *httpStreams) prelude(w http.ResponseWriter, r *http.Request) bool {
 	hd := w.Header()
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Cross-Origin-Resource-Policy", "cross-origin")
+	streamhub.SecurityHeaders(hd)
 	if r.Method == http.MethodOptions {
 		hd.Set("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
 		w.WriteHeader(http.StatusNoContent)
@@ -105,7 +104,7 @@ func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
 		if !q.Has("offset") && !q.Has("live") && strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
-			h.serveEventSource(w, r, name, false)
+			h.events.ServeEventSource(w, r, name)
 			return
 		}
 		h.read(w, r, name)
@@ -623,7 +622,7 @@ func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd
 }
 
 // protocolSSE is live=sse: data and control events from from on, the first read's (rd)
-// first, then the feed's, on the one event-stream loop (sse_conn.go).
+// first, then the feed's, on the one event-stream loop (sse.Reader).
 func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *streamapi.DSRead, from uint64) {
 	b64 := !streamapi.IsJSON(rd.Meta.ContentType) && !strings.HasPrefix(rd.Meta.ContentType, "text/")
 	fd, err := h.reads.Follow(r.Context(), name, rd, false)
@@ -637,68 +636,60 @@ func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name s
 	if b64 {
 		hd.Set("Stream-Sse-Data-Encoding", "base64")
 	}
-	sr := h.newSSEReader(conns.StreamSSE, fd, from, -1, protocolRender(b64))
-	sr.first, sr.cursor = rd, r.URL.Query().Get("cursor")
+	sr := h.events.NewReader(conns.StreamSSE, fd, &liveRender{from: from, b64: b64, cursor: r.URL.Query().Get("cursor")})
+	sr.First(rd)
 	// The protocol closes a response after about a minute (CDN collapsing); the client
 	// reconnects from the last control event's offset.
-	end := time.AfterFunc(sseMaxLife, func() { sr.conn.Close(0, "") })
-	sr.conn.OnEnd(func() { end.Stop() })
-	sr.serve(w, r, nil)
+	sr.EndAfter(sseMaxLife)
+	sr.Serve(w, r, nil)
 }
 
-// protocolRender renders a read as a data event (its records, base64 for binary
-// streams) and a control event (the next offset, the cursor, up-to-date, closed).
-func protocolRender(b64 bool) sseRender {
-	return func(sr *sseReader, buf *bytes.Buffer, rd *streamapi.DSRead) (more, end bool) {
-		from := sr.from
-		if len(rd.Msgs) > 0 {
-			buf.WriteString("event: data\n")
-			payload := body(rd)
-			if b64 {
-				payload = []byte(base64.StdEncoding.EncodeToString(payload))
-			}
-			writeSSEData(buf, payload)
-			buf.WriteString("\n")
-		}
-		next := max(rd.Upto, from)
-		upToDate := next >= rd.Next
-		closed := rd.Closed && upToDate
-		if len(rd.Msgs) > 0 || !sr.started || closed || next != from {
-			ctl := map[string]any{"streamNextOffset": streamapi.FormatOffset(next)}
-			if closed {
-				ctl["streamClosed"] = true
-			} else {
-				sr.cursor = cursor(sr.cursor)
-				ctl["streamCursor"] = sr.cursor
-			}
-			if upToDate {
-				ctl["upToDate"] = true
-			}
-			cb, _ := json.Marshal(ctl)
-			buf.WriteString("event: control\ndata:")
-			buf.Write(cb)
-			buf.WriteString("\n\n")
-		}
-		sr.started = true
-		sr.from = next
-		return !upToDate && !closed, closed
-	}
+// liveRender renders a read as a data event (its records, base64 for binary streams) and
+// a control event (the next offset, the cursor, up-to-date, closed).
+type liveRender struct {
+	from    uint64
+	b64     bool
+	cursor  string // the client's, then the last one sent
+	started bool   // the first control event is out
 }
 
-// writeSSEData writes payload as data: lines (a line break in the payload starts a new
-// line, which the reader joins back with "\n").
-func writeSSEData(buf *bytes.Buffer, payload []byte) {
-	s := strings.ReplaceAll(strings.ReplaceAll(string(payload), "\r\n", "\n"), "\r", "\n")
-	for _, line := range strings.Split(s, "\n") {
-		// "data:" then the line; a line that starts with a space gets one more, which the
-		// reader strips.
-		buf.WriteString("data:")
-		if strings.HasPrefix(line, " ") {
-			buf.WriteByte(' ')
+var _ sse.Renderer = (*liveRender)(nil)
+
+func (l *liveRender) From() uint64 { return l.from }
+
+func (l *liveRender) Render(buf *bytes.Buffer, rd *streamapi.DSRead) (more, end bool) {
+	from := l.from
+	if len(rd.Msgs) > 0 {
+		buf.WriteString("event: data\n")
+		payload := body(rd)
+		if l.b64 {
+			payload = []byte(base64.StdEncoding.EncodeToString(payload))
 		}
-		buf.WriteString(line)
-		buf.WriteByte('\n')
+		sse.WriteData(buf, payload)
+		buf.WriteString("\n")
 	}
+	next := max(rd.Upto, from)
+	upToDate := next >= rd.Next
+	closed := rd.Closed && upToDate
+	if len(rd.Msgs) > 0 || !l.started || closed || next != from {
+		ctl := map[string]any{"streamNextOffset": streamapi.FormatOffset(next)}
+		if closed {
+			ctl["streamClosed"] = true
+		} else {
+			l.cursor = cursor(l.cursor)
+			ctl["streamCursor"] = l.cursor
+		}
+		if upToDate {
+			ctl["upToDate"] = true
+		}
+		cb, _ := json.Marshal(ctl)
+		buf.WriteString("event: control\ndata:")
+		buf.Write(cb)
+		buf.WriteString("\n\n")
+	}
+	l.started = true
+	l.from = next
+	return !upToDate && !closed, closed
 }
 
 // authorizeHTTP asks the hooks about a plain-HTTP request on stream name: reads (GET,

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway/internal/dsread"
+	"github.com/holdfast/holdfast/gateway/internal/sse"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"log/slog"
@@ -165,10 +167,10 @@ type Gateway struct {
 	sockets     socketTable
 	socketsOpen openSockets // object sockets' sessions, which Close waits for
 	env         *env
-	streams     *streamhub.Hub   // every stream protocol's feeds (gateway/internal/streamhub)
-	hooks       *streamhub.Hooks // the server hooks (Options.StreamHooks)
-	codecs      *streamCodecs
+	streams     *streamhub.Hub       // every stream protocol's feeds (gateway/internal/streamhub)
+	hooks       *streamhub.Hooks     // the server hooks (Options.StreamHooks)
 	ws          *wsstream.Server     // WebSocket streams (gateway/internal/wsstream)
+	events      *sse.Server          // event streams (gateway/internal/sse)
 	sc          *streamclient.Client // the Stream objects
 	subs        *dsSubs              // Durable Streams subscriptions (ds_subscriptions.go)
 	requests    requestCounts        // plain requests in flight (presence.go)
@@ -421,13 +423,23 @@ func (g *Gateway) buildMux() (err error) {
 			RingMsgs: g.opts.StreamRingMsgs, RingBytes: g.opts.StreamRingBytes, StartTimeout: g.opts.RequestTimeout,
 		})
 		g.hooks = streamhub.NewHooks(g.opts.StreamHooks, g.log, requestKey)
-		g.codecs = g.newStreamCodecs()
 		g.ws = wsstream.New(g.ctx, wsstream.Config{
 			Gateway: g.id, MaxMessage: g.opts.MaxMessage, RequestTimeout: g.opts.RequestTimeout, Logger: g.log,
 			Conns: g.conns, Streams: g.sc, Hub: g.streams, Hooks: g.hooks, Metrics: g.metrics, CheckOrigin: g.checkOrigin,
 		})
 		// /v1/stream/{name...}: WebSocket, Durable Streams HTTP, EventSource (durable_http.go).
-		g.registerHTTPStreams()
+		reads := dsread.New(g.sc, g.streams)
+		g.events = sse.New(g.ctx, sse.Config{
+			Gateway: g.id, Conn: g.nc, Cluster: peers{g}, Conns: g.conns, Streams: g.sc, Hub: g.streams, Hooks: g.hooks,
+			Reads: reads, RequestTimeout: g.opts.RequestTimeout, MaxBodyBytes: g.opts.MaxBodyBytes, Logger: g.log,
+		})
+		g.registerHTTPStreams(reads)
+		// sse-cluster's drop-in routes.
+		g.mux.HandleFunc("GET /channel/{ch}", g.events.ServeChannel)
+		g.mux.HandleFunc("GET /channel/{ch}/client/{id}", g.events.ServeChannel)
+		g.mux.HandleFunc("POST /channel/{ch}", g.events.Publish)
+		g.mux.HandleFunc("POST /channel", g.events.PublishAll)
+		g.mux.HandleFunc("GET /status", g.events.ServeStatus)
 		g.mux.HandleFunc("GET /stream/{subject...}", g.ws.ServeCompat) // durable-stream's clients
 		g.registerDSSubscriptions()                                    // /v1/stream/__ds/ (ds_subscriptions.go)
 	}

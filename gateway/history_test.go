@@ -204,7 +204,7 @@ func TestOneHistoryAcrossProtocols(t *testing.T) {
 	if st, _, b := gwtest.DSDo(t, http.MethodGet, u+"?offset="+gwtest.Offset(2), nil, ""); st != http.StatusOK || b != `[{"b":2}]` {
 		t.Fatalf("GET from offset 2: %d %s", st, b)
 	}
-	lines, _ := gwtest.SSELines(t, u, esAccept)
+	lines, _ := gwtest.SSELines(t, u, gwtest.AcceptEvents)
 	got := gwtest.AwaitLine(t, lines, func(l string) bool { return l == `data:{"b":2}` })
 	var ids []string
 	for _, l := range got {

@@ -64,7 +64,7 @@ func TestPresenceCountsConnectionsByTransport(t *testing.T) {
 	if st, _, _ := gwtest.DSDo(t, http.MethodPut, u, map[string]string{"Content-Type": "application/json"}, ""); st != http.StatusCreated {
 		t.Fatalf("PUT: %d", st)
 	}
-	_, stopES := gwtest.SSELines(t, u, esAccept)
+	_, stopES := gwtest.SSELines(t, u, gwtest.AcceptEvents)
 	lpCtx, stopLP := context.WithCancel(context.Background())
 	lpDone := make(chan struct{})
 	go func() {

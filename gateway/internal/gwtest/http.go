@@ -43,6 +43,9 @@ func Bearer(tok string) map[string]string {
 // sort as strings.
 func Offset(seq uint64) string { return fmt.Sprintf("%016d", seq) }
 
+// AcceptEvents are the headers of a browser EventSource's request.
+var AcceptEvents = map[string]string{"Accept": "text/event-stream"}
+
 // SSELines reads an event stream's lines until the response ends.
 func SSELines(t *testing.T, url string, hdr map[string]string) (<-chan string, func()) {
 	t.Helper()

@@ -1,4 +1,4 @@
-package gateway
+package sse
 
 // Drop-in sse-cluster (github.com/davidsbond/sse-cluster): GET /channel/{ch} and
 // GET /channel/{ch}/client/{id} are event streams, POST /channel/{ch} publishes
@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"io"
 	"maps"
 	"net/http"
@@ -46,58 +47,59 @@ type channels struct {
 	n  map[string]int
 }
 
-func (h *httpStreams) registerSSECluster() {
-	cs := &channels{n: map[string]int{}}
-	sub := func(w http.ResponseWriter, r *http.Request) {
-		ch := r.PathValue("ch")
-		if !h.prelude(w, r) {
-			return
-		}
-		if err := names.Validate(sseChannelPrefix + ch); err != nil {
-			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
-			return
-		}
-		if err := h.g.hooks.AuthorizeSubscribe(r.Context(), h.g.hooks.ConnInfo(r), sseChannelPrefix+ch); err != nil {
-			httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.Error())
-			return
-		}
-		cs.mu.Lock()
-		cs.n[ch]++
-		cs.mu.Unlock()
-		h.eventSource(w, r, sseChannelPrefix+ch, true, esClusterEvents, func() {
-			cs.mu.Lock()
-			if cs.n[ch]--; cs.n[ch] <= 0 {
-				delete(cs.n, ch)
-			}
-			cs.mu.Unlock()
-		})
+// ServeChannel is GET /channel/{ch} and GET /channel/{ch}/client/{id}: the channel's
+// events from now on (or from Last-Event-ID).
+func (h *Server) ServeChannel(w http.ResponseWriter, r *http.Request) {
+	cs := h.channels
+	ch := r.PathValue("ch")
+	streamhub.SecurityHeaders(w.Header())
+	if err := names.Validate(sseChannelPrefix + ch); err != nil {
+		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
+		return
 	}
-	h.g.mux.HandleFunc("GET /channel/{ch}", sub)
-	h.g.mux.HandleFunc("GET /channel/{ch}/client/{id}", sub)
-	h.g.mux.HandleFunc("POST /channel/{ch}", func(w http.ResponseWriter, r *http.Request) {
-		h.clusterPublish(w, r, []string{r.PathValue("ch")})
-	})
-	h.g.mux.HandleFunc("POST /channel", func(w http.ResponseWriter, r *http.Request) {
-		_, counts := h.clusterChannels(r.Context(), cs)
-		all := make([]string, 0, len(counts))
-		for ch := range counts {
-			all = append(all, ch)
+	if err := h.hooks.AuthorizeSubscribe(r.Context(), h.hooks.ConnInfo(r), sseChannelPrefix+ch); err != nil {
+		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.Error())
+		return
+	}
+	cs.mu.Lock()
+	cs.n[ch]++
+	cs.mu.Unlock()
+	h.eventSource(w, r, sseChannelPrefix+ch, true, esClusterEvents, func() {
+		cs.mu.Lock()
+		if cs.n[ch]--; cs.n[ch] <= 0 {
+			delete(cs.n, ch)
 		}
-		sort.Strings(all)
-		h.clusterPublish(w, r, all)
+		cs.mu.Unlock()
 	})
-	h.g.mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		members, counts := h.clusterChannels(r.Context(), cs)
-		list := make([]map[string]any, 0, len(counts))
-		for ch, n := range counts {
-			list = append(list, map[string]any{"id": ch, "clients": n})
-		}
-		sort.Slice(list, func(i, j int) bool { return list[i]["id"].(string) < list[j]["id"].(string) })
-		b, _ := json.Marshal(map[string]any{"id": h.g.id, "channels": list, "members": members})
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(b)
-	})
-	h.answerChannels(cs)
+}
+
+// Publish is POST /channel/{ch}: one event to the channel.
+func (h *Server) Publish(w http.ResponseWriter, r *http.Request) {
+	h.clusterPublish(w, r, []string{r.PathValue("ch")})
+}
+
+// PublishAll is POST /channel: one event to every channel with subscribers on any gateway.
+func (h *Server) PublishAll(w http.ResponseWriter, r *http.Request) {
+	_, counts := h.clusterChannels(r.Context(), h.channels)
+	all := make([]string, 0, len(counts))
+	for ch := range counts {
+		all = append(all, ch)
+	}
+	sort.Strings(all)
+	h.clusterPublish(w, r, all)
+}
+
+// ServeStatus is GET /status: the gateways and their channels' subscribers.
+func (h *Server) ServeStatus(w http.ResponseWriter, r *http.Request) {
+	members, counts := h.clusterChannels(r.Context(), h.channels)
+	list := make([]map[string]any, 0, len(counts))
+	for ch, n := range counts {
+		list = append(list, map[string]any{"id": ch, "clients": n})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i]["id"].(string) < list[j]["id"].(string) })
+	b, _ := json.Marshal(map[string]any{"id": h.id, "channels": list, "members": members})
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
 }
 
 // snapshot copies this gateway's channel counts.
@@ -108,23 +110,18 @@ func (cs *channels) snapshot() map[string]int {
 }
 
 // answerChannels answers the other gateways' /status and POST /channel with this
-// gateway's channels, until the gateway closes.
-func (h *httpStreams) answerChannels(cs *channels) {
-	g := h.g
-	sub, err := g.nc.Subscribe(wire.SSEChannelsSubject, func(m *nats.Msg) {
-		b, _ := json.Marshal(wire.SSEChannels{Gateway: g.id, Channels: cs.snapshot()})
+// gateway's channels, until ctx ends.
+func (h *Server) answerChannels(ctx context.Context) {
+	cs := h.channels
+	sub, err := h.opts.Conn.Subscribe(wire.SSEChannelsSubject, func(m *nats.Msg) {
+		b, _ := json.Marshal(wire.SSEChannels{Gateway: h.id, Channels: cs.snapshot()})
 		_ = m.Respond(b)
 	})
 	if err != nil {
-		g.log.Warn("sse-cluster: other gateways will not see this gateway's channels", "err", err)
+		h.opts.Logger.Warn("sse-cluster: other gateways will not see this gateway's channels", "err", err)
 		return
 	}
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		<-g.ctx.Done()
-		_ = sub.Unsubscribe()
-	}()
+	context.AfterFunc(ctx, func() { _ = sub.Unsubscribe() })
 }
 
 // sseGatherTimeout bounds how long /status and POST /channel wait for the other gateways.
@@ -135,8 +132,8 @@ const sseGatherTimeout = 500 * time.Millisecond
 // presence key, or sseGatherTimeout; a gateway that does not answer in time is left out
 // of members (and its channels out of the counts). Without NATS it answers for this
 // gateway alone.
-func (h *httpStreams) clusterChannels(ctx context.Context, cs *channels) (members []string, counts map[string]int) {
-	g := h.g
+func (h *Server) clusterChannels(ctx context.Context, cs *channels) (members []string, counts map[string]int) {
+	nc := h.opts.Conn
 	counts = map[string]int{}
 	seen := map[string]bool{}
 	add := func(a wire.SSEChannels) {
@@ -147,29 +144,29 @@ func (h *httpStreams) clusterChannels(ctx context.Context, cs *channels) (member
 		}
 	}
 	defer func() {
-		if !seen[g.id] {
-			add(wire.SSEChannels{Gateway: g.id, Channels: cs.snapshot()})
+		if !seen[h.id] {
+			add(wire.SSEChannels{Gateway: h.id, Channels: cs.snapshot()})
 		}
 		sort.Strings(members)
 	}()
-	if !g.Ready() {
+	if !h.opts.Cluster.Ready() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, sseGatherTimeout)
 	defer cancel()
 	expect := map[string]bool{}
-	if keys, err := g.res.Gateways.ListKeys(ctx); err == nil {
-		for k := range keys.Keys() {
-			expect[k] = true
+	if ids, err := h.opts.Cluster.Gateways(ctx); err == nil {
+		for _, id := range ids {
+			expect[id] = true
 		}
 	}
-	inbox := g.nc.NewRespInbox()
-	sub, err := g.nc.SubscribeSync(inbox)
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := g.nc.PublishRequest(wire.SSEChannelsSubject, inbox, nil); err != nil {
+	if err := nc.PublishRequest(wire.SSEChannelsSubject, inbox, nil); err != nil {
 		return
 	}
 	for len(expect) == 0 || !allSeen(expect, seen) {
@@ -213,15 +210,13 @@ func clusterRender(buf *bytes.Buffer, id string, msg json.RawMessage) {
 	if json.Unmarshal(e.Data, &s) == nil {
 		data = []byte(s)
 	}
-	writeSSEData(buf, data)
+	WriteData(buf, data)
 	buf.WriteByte('\n')
 }
 
-func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, chans []string) {
-	if !h.prelude(w, r) {
-		return
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.g.opts.MaxBodyBytes))
+func (h *Server) clusterPublish(w http.ResponseWriter, r *http.Request, chans []string) {
+	streamhub.SecurityHeaders(w.Header())
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -249,9 +244,9 @@ func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, cha
 	if len(e.Data) == 0 {
 		e.Data = json.RawMessage("null")
 	}
-	c := h.g.hooks.ConnInfo(r)
+	c := h.hooks.ConnInfo(r)
 	for _, ch := range chans {
-		if err := h.g.hooks.AuthorizePublish(r.Context(), c, sseChannelPrefix+ch, e.Data); err != nil {
+		if err := h.hooks.AuthorizePublish(r.Context(), c, sseChannelPrefix+ch, e.Data); err != nil {
 			httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.Error())
 			return
 		}
@@ -265,8 +260,8 @@ func (h *httpStreams) clusterPublish(w http.ResponseWriter, r *http.Request, cha
 	msg, _ := json.Marshal(e)
 	item := []streamapi.PublishItem{{ID: e.ID, Data: msg}}
 	for _, ch := range chans {
-		ctx, cancel := context.WithTimeout(r.Context(), h.g.opts.RequestTimeout)
-		out, err := h.g.sc.Publish(ctx, sseChannelPrefix+ch, item)
+		ctx, cancel := context.WithTimeout(r.Context(), h.opts.RequestTimeout)
+		out, err := h.sc.Publish(ctx, sseChannelPrefix+ch, item)
 		cancel()
 		if err != nil {
 			httperr.WriteCallError(w, err)

@@ -1,4 +1,4 @@
-package gateway
+package sse
 
 // What the event streams send of a message, encoded once per gateway (feed codecs on the
 // gateway's stream hub).
@@ -6,21 +6,21 @@ package gateway
 import (
 	"bytes"
 	"github.com/holdfast/holdfast/gateway/internal/dsread"
+	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"strconv"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/feed"
 )
 
-// streamCodecs are a message's EventSource events, browsers' and sse-cluster's
-// (sse_conn.go).
-type streamCodecs struct {
+// codecs are a message's EventSource events, browsers' and sse-cluster's: every event of
+// its record (reader.go).
+type codecs struct {
 	esMessage, esCluster *feed.Codec
 }
 
-func (g *Gateway) newStreamCodecs() *streamCodecs {
-	h := g.streams
-	return &streamCodecs{
+func newCodecs(h *streamhub.Hub) codecs {
+	return codecs{
 		esMessage: h.Codec(recordEvents(messageEvent)),
 		esCluster: h.Codec(recordEvents(clusterRender)),
 	}

@@ -1,4 +1,4 @@
-package gateway_test
+package sse_test
 
 import (
 	"encoding/json"
@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 )
-
-var esAccept = map[string]string{"Accept": "text/event-stream"}
 
 // TestEventSourceResume: ids name records (and messages of a JSON batch); Last-Event-ID
 // resumes after the last one seen, with no gap and no duplicate.
@@ -39,7 +37,7 @@ func TestEventSourceResume(t *testing.T) {
 		}
 		return
 	}
-	lines, stop := gwtest.SSELines(t, u, esAccept)
+	lines, stop := gwtest.SSELines(t, u, gwtest.AcceptEvents)
 	all := gwtest.AwaitLine(t, lines, func(l string) bool { return l == "data:4" })
 	stop()
 	gotIDs, data := ids(all)
@@ -71,7 +69,7 @@ func TestSSEHeartbeat(t *testing.T) {
 		t.Fatalf("PUT: %d", st)
 	}
 	isHB := func(l string) bool { return strings.HasPrefix(l, ":") }
-	lines, _ := gwtest.SSELines(t, u, esAccept)
+	lines, _ := gwtest.SSELines(t, u, gwtest.AcceptEvents)
 	gwtest.AwaitLine(t, lines, isHB)
 	lines, _ = gwtest.SSELines(t, u+"?offset=-1&live=sse", nil)
 	gwtest.AwaitLine(t, lines, isHB)

@@ -1,9 +1,9 @@
-package gateway
+package sse
 
 // EventSource (a browser's text/event-stream) on /v1/stream/{name}: one event per message,
 // "id: <seq>" so that a reconnecting EventSource resumes with Last-Event-ID, with no gap
 // and no duplicate. Messages of one JSON batch share a record, so theirs are "<seq>.<i>".
-// sse-cluster's channels (ssecluster.go) are the same reader with another event shape.
+// sse-cluster's channels (cluster.go) are the same reader with another event shape.
 
 import (
 	"bytes"
@@ -52,7 +52,7 @@ func parseEventID(s string) (from uint64, seen int, ok bool) {
 type esEvent func(buf *bytes.Buffer, id string, msg json.RawMessage)
 
 // esStyle is what an EventSource's events look like: a browser EventSource's message
-// events, or sse-cluster's (ssecluster.go).
+// events, or sse-cluster's (cluster.go).
 type esStyle int
 
 const (
@@ -68,7 +68,7 @@ func (s esStyle) render() esEvent {
 }
 
 // codec is the feed codec of a record's events in this style, rendered once per gateway.
-func (s esStyle) codec(c *streamCodecs) *feed.Codec {
+func (s esStyle) codec(c codecs) *feed.Codec {
 	if s == esClusterEvents {
 		return c.esCluster
 	}
@@ -77,19 +77,21 @@ func (s esStyle) codec(c *streamCodecs) *feed.Codec {
 
 func messageEvent(buf *bytes.Buffer, id string, msg json.RawMessage) {
 	buf.WriteString("id: " + id + "\nevent: message\n")
-	writeSSEData(buf, msg)
+	WriteData(buf, msg)
 	buf.WriteByte('\n')
 }
 
-// serveEventSource streams name's messages. Without Last-Event-ID it starts at the first
-// retained message, or at the tail when live (sse-cluster never replayed history).
-func (h *httpStreams) serveEventSource(w http.ResponseWriter, r *http.Request, name string, live bool) {
-	h.eventSource(w, r, name, live, esMessages, nil)
+// ServeEventSource streams name's messages to a browser's EventSource. Without
+// Last-Event-ID it starts at the first retained message.
+func (h *Server) ServeEventSource(w http.ResponseWriter, r *http.Request, name string) {
+	h.eventSource(w, r, name, false, esMessages, nil)
 }
 
-// eventSource serves an event stream; done (when not nil) is called once it ended, which
-// may be after eventSource returned (a connection taken off net/http, sse_conn.go).
-func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name string, live bool, style esStyle, done func()) {
+// eventSource serves an event stream from the first retained message, or from the tail
+// when live (sse-cluster never replayed history); done (when not nil) is called once it
+// ended, which may be after eventSource returned (a connection taken off net/http,
+// reader.go).
+func (h *Server) eventSource(w http.ResponseWriter, r *http.Request, name string, live bool, style esStyle, done func()) {
 	handedOff := false
 	if done != nil {
 		defer func() {
@@ -99,7 +101,6 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 		}()
 	}
 	ctx := r.Context()
-	g := h.g
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
 		last = r.URL.Query().Get("lastEventId")
@@ -117,8 +118,8 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 	// The stream's feed (its start makes sure the log exists), then one read of the
 	// stream's object, shared by the EventSources opening it meanwhile: whether it exists,
 	// its configuration and its tail. Every message comes from the feed.
-	cctx, cancel := context.WithTimeout(ctx, g.opts.RequestTimeout)
-	f, err := g.streams.Acquire(cctx, name)
+	cctx, cancel := context.WithTimeout(ctx, h.opts.RequestTimeout)
+	f, err := h.streams.Acquire(cctx, name)
 	cancel()
 	if err != nil {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
@@ -145,7 +146,23 @@ func (h *httpStreams) eventSource(w http.ResponseWriter, r *http.Request, name s
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set("X-Accel-Buffering", "no")
 	handedOff = true // the reader releases the feed and calls done when it ends
-	sr := h.newSSEReader(conns.EventSource, fd, from, seen, eventSourceRender(style.render(), style.codec(g.codecs)))
+	sr := h.NewReader(conns.EventSource, fd, &esRender{fd: fd, from: from, seen: seen, event: style.render(), codec: style.codec(h.codecs)})
 	sr.done = done
-	sr.serve(w, r, []byte("retry: "+strconv.Itoa(sseRetryMs)+"\n\n"))
+	sr.Serve(w, r, []byte("retry: "+strconv.Itoa(sseRetryMs)+"\n\n"))
+}
+
+// WriteData writes payload as data: lines (a line break in the payload starts a new
+// line, which the reader joins back with "\n").
+func WriteData(buf *bytes.Buffer, payload []byte) {
+	s := strings.ReplaceAll(strings.ReplaceAll(string(payload), "\r\n", "\n"), "\r", "\n")
+	for _, line := range strings.Split(s, "\n") {
+		// "data:" then the line; a line that starts with a space gets one more, which the
+		// reader strips.
+		buf.WriteString("data:")
+		if strings.HasPrefix(line, " ") {
+			buf.WriteByte(' ')
+		}
+		buf.WriteString(line)
+		buf.WriteByte('\n')
+	}
 }

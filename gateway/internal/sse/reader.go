@@ -1,7 +1,7 @@
-package gateway
+package sse
 
 // One loop for every event stream of a stream — a browser's EventSource, sse-cluster's
-// channels, a Durable Streams live=sse response: an sseReader follows the stream on its
+// channels, a Durable Streams live=sse response: a Reader follows the stream on its
 // feed (the WebSocket subscribers' consumer and ring), and a writer goroutine, started when
 // the feed has news and gone once caught up, renders the records from the reader's
 // position into events. They go through a client connection of the gateway's core
@@ -17,34 +17,34 @@ import (
 	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/gateway/internal/feed"
 )
 
-// sseRender renders the records of rd, read at the reader's position, into buf and moves
-// the position on. more: there is more to read now; end: the stream is over (the
-// connection closes once buf is out).
-type sseRender func(r *sseReader, buf *bytes.Buffer, rd *streamapi.DSRead) (more, end bool)
+// A Renderer turns the records of a stream into the events of one event stream, and keeps
+// its position; only the Reader's (single) writer goroutine calls it.
+type Renderer interface {
+	// From is the offset the next read starts at.
+	From() uint64
+	// Render renders the records of rd, read at From, into buf and moves the position on.
+	// more: there is more to read now; end: the stream is over (the connection closes
+	// once buf is out).
+	Render(buf *bytes.Buffer, rd *streamapi.DSRead) (more, end bool)
+}
 
-// sseReader is one event stream of a stream: a listener of its feed.
-type sseReader struct {
-	h      *httpStreams
+// Reader is one event stream of a stream: a listener of its feed.
+type Reader struct {
+	h      *Server
 	fd     *dsread.Follow
 	conn   *conns.Conn
-	render sseRender
+	render Renderer
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   func() // the caller's end of the stream, or nil
-
-	// The position; only the (single) writer goroutine touches them.
-	from  uint64
-	seen  int               // messages of the record at from already sent (-1: none)
-	first *streamapi.DSRead // the object's first read, rendered before the feed's
-	// Durable Streams SSE: the client's cursor and whether the first control event is out.
-	cursor  string
-	started bool
+	done   func()            // the caller's end of the stream, or nil
+	first  *streamapi.DSRead // the object's first read, rendered before the feed's (First)
 
 	mu      sync.Mutex
 	running bool // a writer goroutine runs
@@ -52,32 +52,42 @@ type sseReader struct {
 	closed  bool
 }
 
-var _ feed.Listener = (*sseReader)(nil)
+var _ feed.Listener = (*Reader)(nil)
 
 // sseQueued bounds what a reader leaves queued on its connection before it waits for the
 // queue to drain (a reader far behind reads a page after another).
 const sseQueued = 2 * dsread.FollowBytes
 
-// newSSEReader is an event stream of fd's stream from from (seen: messages of that record
-// already sent), rendered by render.
-func (h *httpStreams) newSSEReader(kind conns.Kind, fd *dsread.Follow, from uint64, seen int, render sseRender) *sseReader {
-	sr := &sseReader{h: h, fd: fd, conn: h.g.conns.NewConn(kind), render: render, from: from, seen: seen, again: true}
-	sr.ctx, sr.cancel = context.WithCancel(h.g.ctx)
+// NewReader is an event stream of a connection of kind on fd's stream, rendered by
+// render from its position on; it releases fd's feed when it ends.
+func (h *Server) NewReader(kind conns.Kind, fd *dsread.Follow, render Renderer) *Reader {
+	sr := &Reader{h: h, fd: fd, conn: h.conns.NewConn(kind), render: render, again: true}
+	sr.ctx, sr.cancel = context.WithCancel(h.ctx)
 	sr.conn.SetOnDrain(sr.kick)
 	sr.conn.OnEnd(sr.close)
 	return sr
 }
 
-// serve serves r as the event stream, with the headers set on w: over HTTP/1.1 off
+// First gives the reader the object's first read (from the position on), rendered before
+// what it reads from the feed.
+func (sr *Reader) First(rd *streamapi.DSRead) { sr.first = rd }
+
+// EndAfter ends the stream after d: the client reconnects from its last position.
+func (sr *Reader) EndAfter(d time.Duration) {
+	end := time.AfterFunc(d, func() { sr.conn.Close(0, "") })
+	sr.conn.OnEnd(func() { end.Stop() })
+}
+
+// Serve serves r as the event stream, with the headers set on w: over HTTP/1.1 off
 // net/http (the handler returns at once), else in the handler until the stream ends.
 // prefix is sent first.
-func (sr *sseReader) serve(w http.ResponseWriter, r *http.Request, prefix []byte) {
+func (sr *Reader) Serve(w http.ResponseWriter, r *http.Request, prefix []byte) {
 	if len(prefix) > 0 {
 		sr.conn.Send(prefix)
 	}
 	context.AfterFunc(sr.ctx, func() { sr.conn.Close(0, "") }) // the gateway's shutdown ends it
 	sr.fd.Feed.Listen(sr)
-	if sr.h.g.conns.AcceptSSE(w, r, sr.conn) {
+	if sr.h.conns.AcceptSSE(w, r, sr.conn) {
 		sr.kick()
 		return
 	}
@@ -90,10 +100,10 @@ func (sr *sseReader) serve(w http.ResponseWriter, r *http.Request, prefix []byte
 }
 
 // Appended is the feed's news of a message.
-func (sr *sseReader) Appended(*feed.Msg) { sr.kick() }
+func (sr *Reader) Appended(*feed.Msg) { sr.kick() }
 
 // kick starts the writer unless it runs, and makes it read again.
-func (sr *sseReader) kick() {
+func (sr *Reader) kick() {
 	sr.mu.Lock()
 	defer sr.mu.Unlock()
 	sr.again = true
@@ -105,7 +115,7 @@ func (sr *sseReader) kick() {
 }
 
 // write sends what is due, then exits.
-func (sr *sseReader) write() {
+func (sr *Reader) write() {
 	var buf bytes.Buffer
 	for {
 		sr.mu.Lock()
@@ -126,13 +136,13 @@ func (sr *sseReader) write() {
 			sr.first = nil
 			if rd == nil {
 				var err error
-				if rd, err = sr.h.reads.ReadFollowing(sr.ctx, sr.fd, sr.from); err != nil || rd == nil {
+				if rd, err = sr.h.reads.ReadFollowing(sr.ctx, sr.fd, sr.render.From()); err != nil || rd == nil {
 					sr.conn.Close(0, "")
 					return
 				}
 			}
 			buf.Reset()
-			more, end := sr.render(sr, &buf, rd)
+			more, end := sr.render.Render(&buf, rd)
 			if buf.Len() > 0 && !sr.conn.Send(buf.Bytes()) {
 				return // closed (a slow consumer's connection is, at once)
 			}
@@ -148,7 +158,7 @@ func (sr *sseReader) write() {
 }
 
 // close is the connection's end: the reader lets the feed go.
-func (sr *sseReader) close() {
+func (sr *Reader) close() {
 	sr.mu.Lock()
 	if sr.closed {
 		sr.mu.Unlock()
@@ -164,32 +174,42 @@ func (sr *sseReader) close() {
 	}
 }
 
-// eventSourceRender renders EventSource events, one per message, with render; a record's
-// events, when the reader sends all of them, are codec's encoding of its log message:
-// rendered once per gateway, whoever reads them.
-func eventSourceRender(render esEvent, codec *feed.Codec) sseRender {
-	return func(sr *sseReader, buf *bytes.Buffer, rd *streamapi.DSRead) (more, end bool) {
-		shared := sr.fd.Src != nil && len(sr.fd.Src) == len(rd.Msgs) && rd.Meta.Fork == nil // ids are seqs
-		for j, m := range rd.Msgs {
-			if shared && (m.Seq != sr.from || sr.seen < 0) {
-				buf.Write(sr.fd.Src[j].Encoded(codec))
-				sr.seen = -1
+// esRender renders EventSource events, one per message, with event; a record's events,
+// when the reader sends all of them, are codec's encoding of its log message: rendered
+// once per gateway, whoever reads them.
+type esRender struct {
+	fd    *dsread.Follow
+	from  uint64
+	seen  int // messages of the record at from already sent (-1: none)
+	event esEvent
+	codec *feed.Codec
+}
+
+var _ Renderer = (*esRender)(nil)
+
+func (e *esRender) From() uint64 { return e.from }
+
+func (e *esRender) Render(buf *bytes.Buffer, rd *streamapi.DSRead) (more, end bool) {
+	shared := e.fd.Src != nil && len(e.fd.Src) == len(rd.Msgs) && rd.Meta.Fork == nil // ids are seqs
+	for j, m := range rd.Msgs {
+		if shared && (m.Seq != e.from || e.seen < 0) {
+			buf.Write(e.fd.Src[j].Encoded(e.codec))
+			e.seen = -1
+			continue
+		}
+		msgs := dsread.JSONMessages(m)
+		for i, msg := range msgs {
+			if m.Seq == e.from && i <= e.seen {
 				continue
 			}
-			msgs := dsread.JSONMessages(m)
-			for i, msg := range msgs {
-				if m.Seq == sr.from && i <= sr.seen {
-					continue
-				}
-				render(buf, eventID(m.Seq, i, len(msgs)), msg)
-			}
-			sr.seen = -1
+			e.event(buf, eventID(m.Seq, i, len(msgs)), msg)
 		}
-		if rd.Upto > sr.from {
-			sr.from, sr.seen = rd.Upto, -1
-		}
-		return sr.from < rd.Next, false
+		e.seen = -1
 	}
+	if rd.Upto > e.from {
+		e.from, e.seen = rd.Upto, -1
+	}
+	return e.from < rd.Next, false
 }
 
 // sharedReads lets EventSources opening one stream share reads of its object (whether it
@@ -218,7 +238,7 @@ type sharedRead struct {
 
 // read reads name's configuration and tail (an implicit read: a stream used only over
 // WebSocket reads as JSON), sharing the read with the others that ask meanwhile.
-func (sr *sharedReads) read(ctx context.Context, h *httpStreams, name string) (int, *streamapi.DSRead, error) {
+func (sr *sharedReads) read(ctx context.Context, h *Server, name string) (int, *streamapi.DSRead, error) {
 	sr.mu.Lock()
 	if sr.m == nil {
 		sr.m = map[string]*readQueue{}
@@ -247,10 +267,10 @@ func (sr *sharedReads) read(ctx context.Context, h *httpStreams, name string) (i
 }
 
 // run makes the reads of q one after another while readers wait for a next one.
-func (sr *sharedReads) run(h *httpStreams, name string, q *readQueue, f *sharedRead) {
+func (sr *sharedReads) run(h *Server, name string, q *readQueue, f *sharedRead) {
 	for f != nil {
 		// Not on an asker's context: the others would fail with it.
-		rctx, cancel := context.WithTimeout(h.g.ctx, h.g.opts.RequestTimeout)
+		rctx, cancel := context.WithTimeout(h.ctx, h.opts.RequestTimeout)
 		f.st, f.rd, _, f.err = h.reads.Read(rctx, name, streamapi.DSReadQuery{From: 1 << 62, Implicit: true})
 		cancel()
 		close(f.done)
