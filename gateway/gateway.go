@@ -13,7 +13,9 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway/internal/dshttp"
 	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"github.com/holdfast/holdfast/gateway/internal/sse"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
@@ -134,6 +136,10 @@ type Options struct {
 	// the scheme and Host of the request that created the subscription.
 	PublicURL string
 }
+
+// DefaultLongPollTimeout is how long a long-poll read waits for data without
+// Options.LongPollTimeout.
+const DefaultLongPollTimeout = dshttp.DefaultLongPollTimeout
 
 // StreamClass is the class of the objects behind durable streams (its contract is package
 // builtin/stream/streamapi): the hosts must serve it when Options.Streams is set.
@@ -427,13 +433,24 @@ func (g *Gateway) buildMux() (err error) {
 			Gateway: g.id, MaxMessage: g.opts.MaxMessage, RequestTimeout: g.opts.RequestTimeout, Logger: g.log,
 			Conns: g.conns, Streams: g.sc, Hub: g.streams, Hooks: g.hooks, Metrics: g.metrics, CheckOrigin: g.checkOrigin,
 		})
-		// /v1/stream/{name...}: WebSocket, Durable Streams HTTP, EventSource (durable_http.go).
 		reads := dsread.New(g.sc, g.streams)
 		g.events = sse.New(g.ctx, sse.Config{
 			Gateway: g.id, Conn: g.nc, Cluster: peers{g}, Conns: g.conns, Streams: g.sc, Hub: g.streams, Hooks: g.hooks,
 			Reads: reads, RequestTimeout: g.opts.RequestTimeout, MaxBodyBytes: g.opts.MaxBodyBytes, Logger: g.log,
 		})
-		g.registerHTTPStreams(reads)
+		ds := dshttp.New(g.ctx, dshttp.Config{
+			Streams: g.sc, Hub: g.streams, Hooks: g.hooks, Reads: reads, Events: g.events, LongPoll: g.opts.LongPollTimeout,
+			RequestTimeout: g.opts.RequestTimeout, MaxBodyBytes: g.opts.MaxBodyBytes, Metrics: g.metrics,
+		})
+		// /v1/stream/{name...}: a WebSocket, else Durable Streams over HTTP (an EventSource
+		// among them).
+		g.mux.HandleFunc("/v1/stream/{name...}", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && websocket.IsWebSocketUpgrade(r) {
+				g.ws.ServeStream(w, r)
+				return
+			}
+			ds.ServeHTTP(w, r)
+		})
 		// sse-cluster's drop-in routes.
 		g.mux.HandleFunc("GET /channel/{ch}", g.events.ServeChannel)
 		g.mux.HandleFunc("GET /channel/{ch}/client/{id}", g.events.ServeChannel)

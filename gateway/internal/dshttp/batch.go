@@ -1,4 +1,4 @@
-package gateway
+package dshttp
 
 // Group commit of protocol appends, one level above the object (builtin/stream,
 // dsbatch.go): the appends to one stream that arrive while the gateway's previous request
@@ -35,7 +35,7 @@ const (
 )
 
 // batchBytes is the bound of one appends batch on this NATS connection.
-func (h *httpStreams) batchBytes() int { return h.g.streams.BatchBytes(maxAppendBatchBytes) }
+func (h *Server) batchBytes() int { return h.streams.BatchBytes(maxAppendBatchBytes) }
 
 // appendReply is what one queued append gets back: its answer, or for the whole batch the
 // object's error answer (fail) or a failure to reach it (err).
@@ -85,7 +85,7 @@ func (q *appendQueue) take(limit int) []*queuedAppend {
 }
 
 // appendDS appends a through the stream's queue and waits for its answer.
-func (h *httpStreams) appendDS(ctx context.Context, name string, a streamapi.DSAppend) appendReply {
+func (h *Server) appendDS(ctx context.Context, name string, a streamapi.DSAppend) appendReply {
 	qa := &queuedAppend{a: a, done: make(chan appendReply, 1)}
 	ab := &h.appends
 	ab.mu.Lock()
@@ -115,8 +115,8 @@ func (h *httpStreams) appendDS(ctx context.Context, name string, a streamapi.DSA
 
 // sendAppends sends batch, answers its callers, and goes on with what queued meanwhile
 // until the queue is empty.
-func (h *httpStreams) sendAppends(name string, q *appendQueue, batch []*queuedAppend) {
-	h.g.metrics.MessagesIn.WithLabelValues(wire.ConnHTTP).Add(float64(len(batch)))
+func (h *Server) sendAppends(name string, q *appendQueue, batch []*queuedAppend) {
+	h.metrics.MessagesIn.WithLabelValues(wire.ConnHTTP).Add(float64(len(batch)))
 	ab := &h.appends
 	for {
 		h.sendBatch(name, batch)
@@ -133,7 +133,7 @@ func (h *httpStreams) sendAppends(name string, q *appendQueue, batch []*queuedAp
 	}
 }
 
-func (h *httpStreams) sendBatch(name string, batch []*queuedAppend) {
+func (h *Server) sendBatch(name string, batch []*queuedAppend) {
 	fail := func(r appendReply) {
 		for _, qa := range batch {
 			qa.done <- r
@@ -144,7 +144,7 @@ func (h *httpStreams) sendBatch(name string, batch []*queuedAppend) {
 		as[i] = qa.a
 	}
 	// Not any one caller's context: the others' appends must not fail when it leaves.
-	answers, err := h.g.sc.AppendBatch(h.g.ctx, name, as)
+	answers, err := h.sc.AppendBatch(h.ctx, name, as)
 	var se *streamapi.Error
 	switch {
 	case err == nil:
@@ -164,9 +164,9 @@ func (h *httpStreams) sendBatch(name string, batch []*queuedAppend) {
 }
 
 // sendOneByOne sends each append of batch as its own POST /ds, the request before batches.
-func (h *httpStreams) sendOneByOne(name string, batch []*queuedAppend) {
+func (h *Server) sendOneByOne(name string, batch []*queuedAppend) {
 	for _, qa := range batch {
-		ans, err := h.g.sc.Append(h.g.ctx, name, qa.a)
+		ans, err := h.sc.Append(h.ctx, name, qa.a)
 		qa.done <- appendReply{ans: ans, err: err} // an error answer has its Code set
 	}
 }

@@ -1,4 +1,4 @@
-package gateway
+package dshttp
 
 import (
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"

@@ -1,12 +1,19 @@
-package gateway
+package dshttp
 
-// The Durable Streams protocol over plain HTTP at /v1/stream/{name} (issue 4; PROTOCOL.md
-// of durable-streams/durable-streams): PUT create, POST append/close, GET catch-up,
-// long-poll and SSE, HEAD, DELETE. The gateway parses and validates the request; the
-// stream's object (builtin/stream, durable.go) decides and stores, one request at a time;
-// appends go to it in batches (durable_batch.go).
-// Offsets are the log's seqs, zero-padded so that they sort as strings, so HTTP, EventSource
-// and WebSocket clients share one numbering.
+// Package dshttp serves the Durable Streams protocol over plain HTTP at /v1/stream/{name}
+// (PROTOCOL.md of durable-streams/durable-streams; docs/streams.md): PUT create, POST
+// append and close, GET catch-up, long-poll and live=sse, HEAD, DELETE, and forks. The
+// gateway parses and validates the request; the stream's object (builtin/stream,
+// durable.go) decides and stores, one request at a time; appends go to it in batches of
+// the appends in flight (batch.go). Reads go through gateway/internal/dsread (the records
+// from the log at the gateway), a long-poll and a live=sse response follow the stream's
+// feed, and an EventSource (a GET asking for text/event-stream) is the sse package's.
+// Offsets are the log's seqs, zero-padded so that they sort as strings
+// (streamapi.FormatOffset), so HTTP, EventSource and WebSocket clients share one numbering.
+//
+// It must not import the gateway, the WebSocket streams (wsstream), the subscriptions
+// (dssubs), the Stream class or the runtime: the gateway routes WebSocket upgrades itself
+// and hands this package what it needs in Config.
 
 import (
 	"bytes"
@@ -17,6 +24,7 @@ import (
 	"fmt"
 	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"github.com/holdfast/holdfast/gateway/internal/sse"
+	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"io"
 	"math/rand/v2"
@@ -27,14 +35,14 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/internal/metrics"
 )
 
 // DefaultLongPollTimeout is how long a long-poll read waits for data without
-// Options.LongPollTimeout.
+// Config.LongPoll.
 const DefaultLongPollTimeout = 30 * time.Second
 
 const (
@@ -45,35 +53,54 @@ const (
 	maxDSBody = 4 << 20
 )
 
-// httpStreams serves the HTTP faces of streams: the protocol, EventSource and sse-cluster.
-type httpStreams struct {
-	g        *Gateway
-	longPoll time.Duration
-	reads    *dsread.Reader
-	events   *sse.Server // EventSources and live=sse responses
-
-	appends appendBatcher // durable_batch.go
+// Config configures a Server; the gateway fills it from its Options.
+type Config struct {
+	Streams        *streamclient.Client // the Stream objects
+	Hub            *streamhub.Hub       // the feeds; the bound of a batch of appends
+	Hooks          *streamhub.Hooks     // the server hooks
+	Reads          *dsread.Reader       // reads from an offset, a fork's included
+	Events         *sse.Server          // EventSources and live=sse responses
+	LongPoll       time.Duration        // how long a long-poll waits; DefaultLongPollTimeout
+	RequestTimeout time.Duration
+	MaxBodyBytes   int64 // a JSON append shown to the AuthorizePublish hook
+	Metrics        *metrics.Gateway
 }
 
-// registerHTTPStreams takes /v1/stream/{name...} for every method: WebSocket upgrades go to
-// serveStream, the rest to the protocol or EventSource.
-func (g *Gateway) registerHTTPStreams(reads *dsread.Reader) {
-	h := &httpStreams{g: g, longPoll: g.opts.LongPollTimeout, reads: reads, events: g.events}
+// Server serves the Durable Streams protocol of a gateway.
+type Server struct {
+	opts     Config
+	ctx      context.Context
+	sc       *streamclient.Client
+	streams  *streamhub.Hub
+	hooks    *streamhub.Hooks
+	reads    *dsread.Reader
+	events   *sse.Server
+	metrics  *metrics.Gateway
+	longPoll time.Duration
+
+	appends appendBatcher // batch.go
+}
+
+// New is the Durable Streams protocol of a gateway; the appends batched in flight are
+// sent on ctx (not on any one caller's).
+func New(ctx context.Context, cfg Config) *Server {
+	h := &Server{opts: cfg, ctx: ctx, sc: cfg.Streams, streams: cfg.Hub, hooks: cfg.Hooks, reads: cfg.Reads,
+		events: cfg.Events, metrics: cfg.Metrics, longPoll: cfg.LongPoll}
 	h.appends.queues = map[string]*appendQueue{}
 	if h.longPoll <= 0 {
 		h.longPoll = DefaultLongPollTimeout
 	}
-	g.mux.HandleFunc("/v1/stream/{name...}", h.serve)
+	return h
 }
 
-// Response headers a browser may read (CORS).
-const dsExposed = "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, Stream-Expires-At, " +
+// ExposedHeaders are the protocol's response headers a browser may read (CORS).
+const ExposedHeaders = "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, Stream-Expires-At, " +
 	"Stream-Sse-Data-Encoding, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, Producer-Received-Seq, ETag, Content-Type, Location"
 
 // prelude sets the protocol's security headers (its section 12.7) and answers an OPTIONS
-// that is not a CORS preflight (those the gateway answers, cors.go); it reports whether r
+// that is not a CORS preflight (those the gateway answers); it reports whether r
 // is still to be served.
-func (h *httpStreams) prelude(w http.ResponseWriter, r *http.Request) bool {
+func (h *Server) prelude(w http.ResponseWriter, r *http.Request) bool {
 	hd := w.Header()
 	streamhub.SecurityHeaders(hd)
 	if r.Method == http.MethodOptions {
@@ -84,11 +111,9 @@ func (h *httpStreams) prelude(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func (h *httpStreams) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet && websocket.IsWebSocketUpgrade(r) {
-		h.g.ws.ServeStream(w, r)
-		return
-	}
+// ServeHTTP serves /v1/stream/{name...}: every method but a WebSocket upgrade (the
+// gateway's to route).
+func (h *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.prelude(w, r) {
 		return
 	}
@@ -213,7 +238,7 @@ func writeDataError(w http.ResponseWriter, err error) {
 	httperr.Write(w, http.StatusBadRequest, httperr.CodeBadJSON, err.Error())
 }
 
-func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string) {
+func (h *Server) create(w http.ResponseWriter, r *http.Request, name string) {
 	forked := r.Header.Get("Stream-Forked-From") != ""
 	if !forked && (r.Header.Get("Stream-Fork-Offset") != "" || len(r.Header.Values("Stream-Fork-Sub-Offset")) > 0) {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From")
@@ -275,7 +300,7 @@ func (h *httpStreams) create(w http.ResponseWriter, r *http.Request, name string
 			return // answered
 		}
 	}
-	ans, err := h.g.sc.Create(r.Context(), name, c)
+	ans, err := h.sc.Create(r.Context(), name, c)
 	if fk != nil {
 		h.forkCreated(r.Context(), fk.source, name, ans, err)
 	}
@@ -315,7 +340,7 @@ func requestURL(r *http.Request) string {
 	return scheme + "://" + r.Host + r.URL.EscapedPath()
 }
 
-func (h *httpStreams) appendHTTP(w http.ResponseWriter, r *http.Request, name string) {
+func (h *Server) appendHTTP(w http.ResponseWriter, r *http.Request, name string) {
 	a := streamapi.DSAppend{Closed: closedHeader(r), StreamSeq: r.Header.Get("Stream-Seq")}
 	pid, pe, ps := r.Header.Values("Producer-Id"), r.Header.Get("Producer-Epoch"), r.Header.Get("Producer-Seq")
 	// Both travel as JSON strings to the object: bytes that are not UTF-8 would arrive as
@@ -421,7 +446,7 @@ func parseJSInt(s string) (uint64, bool) {
 	return n, err == nil && n <= 1<<53-1
 }
 
-func (h *httpStreams) head(w http.ResponseWriter, r *http.Request, name string) {
+func (h *Server) head(w http.ResponseWriter, r *http.Request, name string) {
 	st, rd, _, err := h.reads.Read(r.Context(), name, streamapi.DSReadQuery{From: 1 << 62})
 	if err != nil {
 		httperr.WriteCallError(w, err)
@@ -441,7 +466,7 @@ func (h *httpStreams) head(w http.ResponseWriter, r *http.Request, name string) 
 	w.WriteHeader(http.StatusOK)
 }
 
-func (h *httpStreams) metaHeaders(hd http.Header, rd *streamapi.DSRead) {
+func (h *Server) metaHeaders(hd http.Header, rd *streamapi.DSRead) {
 	hd.Set("Content-Type", rd.Meta.ContentType)
 	if rd.Meta.TTL != nil {
 		hd.Set("Stream-TTL", strconv.FormatInt(*rd.Meta.TTL, 10))
@@ -488,7 +513,7 @@ func body(rd *streamapi.DSRead) []byte {
 	return append(b, ']')
 }
 
-func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) {
+func (h *Server) read(w http.ResponseWriter, r *http.Request, name string) {
 	q := r.URL.Query()
 	live := q.Get("live")
 	if live != "" && live != "long-poll" && live != "sse" {
@@ -589,7 +614,7 @@ func (h *httpStreams) read(w http.ResponseWriter, r *http.Request, name string) 
 
 // waitData waits for records at from (or closure) up to the long-poll timeout, on the
 // stream's feed. A nil result with no error means the request ended.
-func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd *streamapi.DSRead) (*streamapi.DSRead, error) {
+func (h *Server) waitData(ctx context.Context, name string, from uint64, rd *streamapi.DSRead) (*streamapi.DSRead, error) {
 	fl, err := h.reads.Follow(ctx, name, rd, false)
 	if err != nil {
 		return nil, err
@@ -623,7 +648,7 @@ func (h *httpStreams) waitData(ctx context.Context, name string, from uint64, rd
 
 // protocolSSE is live=sse: data and control events from from on, the first read's (rd)
 // first, then the feed's, on the one event-stream loop (sse.Reader).
-func (h *httpStreams) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *streamapi.DSRead, from uint64) {
+func (h *Server) protocolSSE(w http.ResponseWriter, r *http.Request, name string, rd *streamapi.DSRead, from uint64) {
 	b64 := !streamapi.IsJSON(rd.Meta.ContentType) && !strings.HasPrefix(rd.Meta.ContentType, "text/")
 	fd, err := h.reads.Follow(r.Context(), name, rd, false)
 	if err != nil {
@@ -696,30 +721,29 @@ func (l *liveRender) Render(buf *bytes.Buffer, rd *streamapi.DSRead) (more, end 
 // HEAD) are subscribes, everything else publishes. A JSON append's body is shown to
 // AuthorizePublish (it is put back for the handler); other bodies are passed as nil. A
 // refusal answers 403 and reports false.
-func (h *httpStreams) authorizeHTTP(w http.ResponseWriter, r *http.Request, name string) bool {
-	g := h.g
-	if !g.hooks.Authorizes() {
+func (h *Server) authorizeHTTP(w http.ResponseWriter, r *http.Request, name string) bool {
+	if !h.hooks.Authorizes() {
 		return true
 	}
-	c := g.hooks.ConnInfo(r)
+	c := h.hooks.ConnInfo(r)
 	var err error
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		err = g.hooks.AuthorizeSubscribe(r.Context(), c, name)
+		err = h.hooks.AuthorizeSubscribe(r.Context(), c, name)
 	default:
 		var data json.RawMessage
 		if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-			b, rerr := io.ReadAll(io.LimitReader(r.Body, g.opts.MaxBodyBytes+1))
+			b, rerr := io.ReadAll(io.LimitReader(r.Body, h.opts.MaxBodyBytes+1))
 			if rerr != nil {
 				httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "reading the body: "+rerr.Error())
 				return false
 			}
 			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), r.Body))
-			if int64(len(b)) <= g.opts.MaxBodyBytes && json.Valid(b) {
+			if int64(len(b)) <= h.opts.MaxBodyBytes && json.Valid(b) {
 				data = b
 			}
 		}
-		err = g.hooks.AuthorizePublish(r.Context(), c, name, data)
+		err = h.hooks.AuthorizePublish(r.Context(), c, name, data)
 	}
 	if err != nil {
 		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, err.Error())

@@ -1,4 +1,4 @@
-package gateway
+package dshttp
 
 // Forks over HTTP (PROTOCOL.md section 4.2; the object side is builtin/stream/fork.go).
 // A fork copies no history: reads below its fork point are served by its source's log, and
@@ -64,7 +64,7 @@ func sourceName(v string) (string, bool) {
 // planFork validates a fork's headers against its source and completes c (content type,
 // inherited expiry, the fork's origin). It answers the request itself and returns nil on
 // a refusal.
-func (h *httpStreams) planFork(w http.ResponseWriter, r *http.Request, name string, c *streamapi.DSCreate, ctGiven bool) *forkPlan {
+func (h *Server) planFork(w http.ResponseWriter, r *http.Request, name string, c *streamapi.DSCreate, ctGiven bool) *forkPlan {
 	ctx := r.Context()
 	src, ok := sourceName(r.Header.Get("Stream-Forked-From"))
 	if !ok {
@@ -191,8 +191,8 @@ func (fk *forkPlan) join(ct string, data []byte, batch int) ([]byte, int) {
 
 // forkRef records the fork on its source before the fork exists, so that the source
 // cannot be dropped under a new fork.
-func (h *httpStreams) forkRef(w http.ResponseWriter, r *http.Request, src, fork string) bool {
-	_, ans, err := h.g.sc.Ref(r.Context(), src, streamapi.DSRef{Fork: fork})
+func (h *Server) forkRef(w http.ResponseWriter, r *http.Request, src, fork string) bool {
+	_, ans, err := h.sc.Ref(r.Context(), src, streamapi.DSRef{Fork: fork})
 	if err != nil {
 		httperr.WriteCallError(w, err)
 		return false
@@ -212,19 +212,19 @@ func (h *httpStreams) forkRef(w http.ResponseWriter, r *http.Request, src, fork 
 
 // forkCreated drops the source's reference when the create did not make (or find) a fork
 // of that source.
-func (h *httpStreams) forkCreated(ctx context.Context, src, fork string, ans streamapi.DSAnswer, err error) {
+func (h *Server) forkCreated(ctx context.Context, src, fork string, ans streamapi.DSAnswer, err error) {
 	if m := ans.Meta; err == nil && m != nil && m.Fork != nil && m.Fork.Source == src {
 		return // created, or an existing fork of the same source
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.g.opts.RequestTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.RequestTimeout)
 	defer cancel()
-	_, _, _ = h.g.sc.Ref(ctx, src, streamapi.DSRef{Fork: fork, Remove: true})
+	_, _, _ = h.sc.Ref(ctx, src, streamapi.DSRef{Fork: fork, Remove: true})
 }
 
 // delete is DELETE: a stream with forks is soft-deleted by its object; a deleted fork
 // releases its source, which drops a soft-deleted source with no fork left, up the chain.
-func (h *httpStreams) delete(w http.ResponseWriter, r *http.Request, name string) {
-	ans, err := h.g.sc.Delete(r.Context(), name)
+func (h *Server) delete(w http.ResponseWriter, r *http.Request, name string) {
+	ans, err := h.sc.Delete(r.Context(), name)
 	if err != nil {
 		httperr.WriteCallError(w, err)
 		return
@@ -234,11 +234,11 @@ func (h *httpStreams) delete(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 	if res := ans.DSResult; res.Meta != nil && res.Meta.Fork != nil {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.g.opts.RequestTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.opts.RequestTimeout)
 		defer cancel()
 		fork, src := name, res.Meta.Fork.Source
 		for range dsread.MaxForkDepth {
-			rr, ans, err := h.g.sc.Ref(ctx, src, streamapi.DSRef{Fork: fork, Remove: true})
+			rr, ans, err := h.sc.Ref(ctx, src, streamapi.DSRef{Fork: fork, Remove: true})
 			if err != nil || ans.Status != http.StatusOK || !rr.Dropped || rr.Source == "" {
 				break
 			}
