@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/holdfast/holdfast/internal/names"
 	"hash/fnv"
 	"io"
 	"math/rand/v2"
@@ -620,7 +621,7 @@ func (m *dsSubs) listMatching(ctx context.Context, pattern string, limit int) ([
 		for info := range l.Info() {
 			for _, subj := range info.Config.Subjects {
 				name := strings.ReplaceAll(strings.TrimPrefix(subj, prefix), ".", "/")
-				if !strings.HasPrefix(subj, prefix) || seen[name] || !globMatch(pattern, name) || validStreamPath(name) != nil {
+				if !strings.HasPrefix(subj, prefix) || seen[name] || !globMatch(pattern, name) || names.ValidateStream(name) != nil {
 					continue
 				}
 				seen[name] = true

@@ -130,17 +130,6 @@ func validSubID(id string) bool {
 	return true
 }
 
-// validStreamPath: a stream name that is not in the reserved __ds namespace.
-func validStreamPath(p string) error {
-	if err := names.Validate(p); err != nil {
-		return err
-	}
-	if p == "__ds" || strings.HasPrefix(p, "__ds/") {
-		return errors.New("the __ds prefix is reserved")
-	}
-	return nil
-}
-
 // validPattern checks a glob: segments that are name tokens, "*" (one segment) or "**"
 // (zero or more).
 func validPattern(p string) error {

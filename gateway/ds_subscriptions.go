@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/internal/names"
 	"io"
 	"net/http"
 	"sort"
@@ -222,7 +223,7 @@ func (m *dsSubs) create(q *dsReq) {
 	}
 	seen := map[string]bool{}
 	for _, p := range b.Streams {
-		if err := validStreamPath(p); err != nil {
+		if err := names.ValidateStream(p); err != nil {
 			bad(subInvalidRequest, "streams: "+err.Error())
 			return
 		}
@@ -256,7 +257,7 @@ func (m *dsSubs) create(q *dsReq) {
 			bad(subInvalidRequest, "webhook is for webhook subscriptions")
 			return
 		}
-		if err := validStreamPath(*b.WakeStream); err != nil {
+		if err := names.ValidateStream(*b.WakeStream); err != nil {
 			bad(subInvalidRequest, "wake_stream: "+err.Error())
 			return
 		}
@@ -430,7 +431,7 @@ func (m *dsSubs) addStreams(q *dsReq) {
 		return
 	}
 	for _, p := range b.Streams {
-		if err := validStreamPath(p); err != nil {
+		if err := names.ValidateStream(p); err != nil {
 			dsError(q.w, http.StatusBadRequest, subInvalidRequest, "streams: "+err.Error(), nil)
 			return
 		}
@@ -483,7 +484,7 @@ func (m *dsSubs) missed(q *dsReq, s *dsSub, err error) bool {
 }
 
 func (m *dsSubs) removeStream(q *dsReq, path string) {
-	if err := validStreamPath(path); err != nil {
+	if err := names.ValidateStream(path); err != nil {
 		dsError(q.w, http.StatusBadRequest, subInvalidRequest, err.Error(), nil)
 		return
 	}

@@ -9,7 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/holdfast/holdfast/gateway/internal/dsread"
-	"github.com/holdfast/holdfast/gateway/internal/streamhub"
+	"github.com/holdfast/holdfast/internal/names"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -58,7 +58,7 @@ func sourceName(v string) (string, bool) {
 		return "", false
 	}
 	name, ok := strings.CutPrefix(u.Path, "/v1/stream/")
-	return name, ok && streamhub.ValidName(name) == nil
+	return name, ok && names.ValidateStream(name) == nil
 }
 
 // planFork validates a fork's headers against its source and completes c (content type,

@@ -26,6 +26,7 @@ import (
 	"github.com/holdfast/holdfast/gateway/internal/sse"
 	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
+	"github.com/holdfast/holdfast/internal/names"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -118,7 +119,7 @@ func (h *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	if err := streamhub.ValidName(name); err != nil {
+	if err := names.ValidateStream(name); err != nil {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
 		return
 	}

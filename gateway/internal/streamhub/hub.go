@@ -6,7 +6,7 @@
 //     retained range as JetStream holds it; the bound of one batch sent to an object.
 //   - Hooks: the server hooks of package streams (authorization, Transform), each run
 //     with its panic contained and its refusal typed (*streamapi.Error, CodeForbidden).
-//   - Names: which stream names are valid, and the retention patterns.
+//   - Retention: which limits a stream's log gets, by name pattern.
 //
 // The protocol packages get a *Hub and a *Hooks from the gateway in their config. This
 // package imports the Stream contract, the typed client and the feed: never the gateway,
@@ -16,7 +16,6 @@ package streamhub
 import (
 	"context"
 	"errors"
-	"fmt"
 	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 	"github.com/nats-io/nats.go"
 	"log/slog"
@@ -25,26 +24,9 @@ import (
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/feed"
-	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// ReservedPrefix starts the Durable Streams subscription API's paths
-// (/v1/stream/__ds/...), so no stream may be named under it.
-const ReservedPrefix = "__ds/"
-
-// ValidName checks a stream name from any path (WebSocket, HTTP, durable-stream's
-// subjects, fork sources): the object name grammar, and not under the reserved prefix.
-func ValidName(name string) error {
-	if err := names.Validate(name); err != nil {
-		return err
-	}
-	if name == strings.TrimSuffix(ReservedPrefix, "/") || strings.HasPrefix(name, ReservedPrefix) {
-		return fmt.Errorf("stream names under %q are reserved for the subscription API", ReservedPrefix)
-	}
-	return nil
-}
 
 // Retention limits the streams whose names match Pattern: tokens separated by "/",
 // "*" matching one token and a last ">" one or more. Zero is no limit.

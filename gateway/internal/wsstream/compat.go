@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
+	"github.com/holdfast/holdfast/internal/names"
 	"math"
 	"net/http"
 	"strconv"
@@ -67,7 +68,7 @@ type compatConn struct {
 // ServeCompat is GET /stream/{subject...}: durable-stream's WebSocket.
 func (g *Server) ServeCompat(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("subject")
-	if err := streamhub.ValidName(name); err != nil {
+	if err := names.ValidateStream(name); err != nil {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName,
 			fmt.Sprintf("subject %q is not a valid stream name (tokens of letters, digits, '_' and '-' separated by '/'): %v", name, err))
 		return

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/holdfast/holdfast/gateway/internal/streamhub"
+	"github.com/holdfast/holdfast/internal/names"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -47,7 +47,7 @@ func (g *Server) acceptUpgrade(w http.ResponseWriter, r *http.Request, route str
 // durable streams.
 func (g *Server) ServeStream(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := streamhub.ValidName(name); err != nil {
+	if err := names.ValidateStream(name); err != nil {
 		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadName, err.Error())
 		return
 	}
@@ -267,7 +267,7 @@ func (c *streamConn) command(cmd cmdReq) (any, error) {
 	name := c.primary
 	if a.Stream != nil {
 		name = *a.Stream
-		if err := streamhub.ValidName(name); err != nil {
+		if err := names.ValidateStream(name); err != nil {
 			return nil, &streamapi.Error{Code: streamapi.CodeBadName, Message: err.Error()}
 		}
 	}
