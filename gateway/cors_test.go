@@ -108,7 +108,7 @@ func TestCORS(t *testing.T) {
 }
 
 // TestBearerScheme: the Authorization scheme is case-insensitive (RFC 9110), the key is not
-// (bearerToken: TestBearerToken).
+// (internal/bearer: TestToken).
 func TestBearerScheme(t *testing.T) {
 	s := natstest.Server(t)
 	gwtest.StartHost(t, s, natstest.Conn(t, s), runtime.Options{})

@@ -17,6 +17,7 @@ import (
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/dshttp"
 	"github.com/holdfast/holdfast/gateway/internal/dsread"
+	"github.com/holdfast/holdfast/gateway/internal/dssubs"
 	"github.com/holdfast/holdfast/gateway/internal/sse"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"github.com/holdfast/holdfast/gateway/internal/wsstream"
@@ -32,6 +33,7 @@ import (
 	"github.com/holdfast/holdfast/functions"
 	"github.com/holdfast/holdfast/gateway/internal/conns"
 	"github.com/holdfast/holdfast/gateway/internal/streamclient"
+	"github.com/holdfast/holdfast/internal/bearer"
 	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/metrics"
@@ -178,7 +180,6 @@ type Gateway struct {
 	ws          *wsstream.Server     // WebSocket streams (gateway/internal/wsstream)
 	events      *sse.Server          // event streams (gateway/internal/sse)
 	sc          *streamclient.Client // the Stream objects
-	subs        *dsSubs              // Durable Streams subscriptions (ds_subscriptions.go)
 	requests    requestCounts        // plain requests in flight (presence.go)
 	started     time.Time
 	ctrl        jetstream.JetStream // the control plane's (Options.ControlConn)
@@ -458,7 +459,15 @@ func (g *Gateway) buildMux() (err error) {
 		g.mux.HandleFunc("POST /channel", g.events.PublishAll)
 		g.mux.HandleFunc("GET /status", g.events.ServeStatus)
 		g.mux.HandleFunc("GET /stream/{subject...}", g.ws.ServeCompat) // durable-stream's clients
-		g.registerDSSubscriptions()                                    // /v1/stream/__ds/ (ds_subscriptions.go)
+		// The Durable Streams subscriptions' API, /v1/stream/__ds/ (more specific than
+		// /v1/stream/{name...}), and their engine, which Close waits for.
+		subs := dssubs.New(g.ctx, dssubs.Config{
+			Gateway: g.id, Conn: g.nc, JetStream: g.js, Cluster: peers{g}, Streams: g.sc, Replicas: g.opts.Replicas,
+			RequestTimeout: g.opts.RequestTimeout, PublicURL: g.opts.PublicURL, AllowLocalhost: g.opts.WebhookAllowLocalhost, Logger: g.log,
+		})
+		g.mux.Handle("/v1/stream/__ds/{rest...}", subs)
+		g.wg.Add(1)
+		go func() { defer g.wg.Done(); subs.Run() }()
 	}
 	return nil
 }
@@ -484,7 +493,7 @@ func (g *Gateway) route(o *observed, r *http.Request) {
 		return
 	}
 	key, ok := g.authorized(r)
-	if !ok && !dsTokenAuth(r) { // subscription callbacks carry a wake token instead
+	if !ok && !dssubs.TokenAuth(r) { // subscription callbacks carry a wake token instead
 		w.Header().Set("WWW-Authenticate", `Bearer realm="holdfast"`)
 		httperr.Write(w, http.StatusUnauthorized, httperr.CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> or ?token=<key>")
 		return
@@ -540,7 +549,7 @@ func (g *Gateway) authorized(r *http.Request) (string, bool) {
 	if len(g.keys) == 0 {
 		return "", true
 	}
-	key, ok := bearerToken(r.Header.Get("Authorization"))
+	key, ok := bearer.Token(r.Header.Get("Authorization"))
 	if !ok {
 		q := r.URL.Query()
 		if key = q.Get("token"); key == "" {
@@ -559,16 +568,6 @@ func (g *Gateway) authorized(r *http.Request) (string, bool) {
 		return "", false
 	}
 	return key, true
-}
-
-// bearerToken reads "Bearer <token>": the scheme is case-insensitive (RFC 9110 section 11.1)
-// and may be followed by more than one space.
-func bearerToken(h string) (string, bool) {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	return strings.TrimLeft(token, " "), true
 }
 
 // checkOrigin enforces AllowedOrigins on WebSocket upgrades and CORS.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/holdfast/holdfast/gateway/internal/dssubs"
 	"github.com/holdfast/holdfast/gateway/internal/sse"
 	"net/http"
 	"strings"
@@ -88,7 +89,10 @@ func requestKindOf(r *http.Request) requestKind {
 // reaches JetStream, and which gateways are alive (their presence keys).
 type peers struct{ g *Gateway }
 
-var _ sse.Cluster = peers{}
+var (
+	_ sse.Cluster    = peers{}
+	_ dssubs.Cluster = peers{}
+)
 
 // errNotReady: the gateway does not reach JetStream yet.
 var errNotReady = errors.New("gateway: not connected to NATS JetStream yet")

@@ -215,7 +215,7 @@ func (e *esRender) Render(buf *bytes.Buffer, rd *streamapi.DSRead) (more, end bo
 // sharedReads lets EventSources opening one stream share reads of its object (whether it
 // exists, its configuration, its tail): 10,000 opened at once otherwise ask the object one
 // read each, all waiting in line with their stacks and buffers. As appends share requests
-// (durable_batch.go), the EventSources that open while one read is in flight wait together
+// (dshttp's batches), the EventSources that open while one read is in flight wait together
 // for the next one, which starts when it ends: each opener is answered by a read that
 // started after it asked, and a stream has at most one read in flight.
 type sharedReads struct {

@@ -1,4 +1,4 @@
-package gateway
+package dssubs
 
 import (
 	"encoding/base64"

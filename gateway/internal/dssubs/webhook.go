@@ -1,4 +1,4 @@
-package gateway
+package dssubs
 
 // Webhook URLs and their HTTP client (PROTOCOL.md 6.2 and 12.8, SSRF). A URL must be https
 // to a public address. Options.WebhookAllowLocalhost (on in `holdfast dev`) also admits

@@ -1,4 +1,4 @@
-package gateway_test
+package dssubs_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/dssubs"
 	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"io"
@@ -156,7 +157,7 @@ func TestDSSubsWebhookTwoGateways(t *testing.T) {
 	}
 	// The other gateway may see the subscription a moment later; wait for its mirror.
 	natstest.WaitFor(t, "gateway 2 mirrors the subscription", 5*time.Second, func() bool {
-		return gateway.SubsMirrored(f2.GW, "s1")
+		return dssubs.Mirrored(f2.GW.ID(), "s1")
 	})
 	if st, _, b := gwtest.DSDo(t, http.MethodPut, f2.URL+"/v1/stream/ev/a", auth, `{"n":1}`); st != http.StatusCreated {
 		t.Fatalf("PUT stream: %d %s", st, b)
@@ -314,8 +315,8 @@ func TestDSSubsPullWake(t *testing.T) {
 // a stream drops its glob link.
 func TestDSSubsReconcile(t *testing.T) {
 	_, _, f := gwtest.StartStreams(t, gateway.Options{WebhookAllowLocalhost: true})
-	natstest.WaitFor(t, "the subscriptions part", 5*time.Second, func() bool { return gateway.SubsOpened(f.GW) })
-	gateway.SubsNoMatcher(f.GW)
+	natstest.WaitFor(t, "the subscriptions part", 5*time.Second, func() bool { return dssubs.Opened(f.GW.ID()) })
+	dssubs.NoMatcher(f.GW.ID())
 	hr := newHookReceiver(t, hookReply{200, `{"done":true}`})
 	sub := f.URL + "/v1/stream/__ds/subscriptions/q1"
 	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, nil, `{"type":"webhook","pattern":"rc/*","webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
@@ -329,7 +330,7 @@ func TestDSSubsReconcile(t *testing.T) {
 	if early != 0 {
 		t.Fatal("woken without a matcher")
 	}
-	gateway.SubsPoke(f.GW, "q1", true) // what the reconcile timer does
+	dssubs.Poke(f.GW.ID(), "q1", true) // what the reconcile timer does
 	n := hr.await(t, 1)[0]
 	if len(n.body.Streams) != 1 || n.body.Streams[0].Path != "rc/a" || !n.body.Streams[0].HasPending {
 		t.Fatalf("notification: %s", n.raw)
@@ -342,7 +343,7 @@ func TestDSSubsReconcile(t *testing.T) {
 	if st, _, _ := gwtest.DSDo(t, http.MethodDelete, f.URL+"/v1/stream/rc/a", nil, ""); st != http.StatusNoContent {
 		t.Fatalf("DELETE stream: %d", st)
 	}
-	gateway.SubsPoke(f.GW, "q1", false)
+	dssubs.Poke(f.GW.ID(), "q1", false)
 	natstest.WaitFor(t, "the glob link of a deleted stream to go", 5*time.Second, func() bool {
 		return len(getSub(t, sub, nil)["streams"].([]any)) == 0
 	})
@@ -393,7 +394,7 @@ func TestDSSubsRetryAfterGatewayLoss(t *testing.T) {
 	s, _, f1 := gwtest.StartStreams(t, gateway.Options{WebhookAllowLocalhost: true})
 	f2 := gwtest.StartGateway(t, s, gateway.Options{Streams: true, Routes: []gateway.Route{}, WebhookAllowLocalhost: true})
 	// Keep gateway 2 off the log subjects, so that gateway 1 makes the first delivery.
-	gateway.SubsNoMatcher(f2.GW)
+	dssubs.NoMatcher(f2.GW.ID())
 	hr := newHookReceiver(t, hookReply{503, "busy"}, hookReply{200, `{"done":true}`})
 	sub := f1.URL + "/v1/stream/__ds/subscriptions/f1"
 	if st, _, b := gwtest.DSDo(t, http.MethodPut, sub, nil, `{"type":"webhook","streams":["fo/x"],"webhook":{"url":"`+hr.url+`"}}`); st != http.StatusCreated {
@@ -472,7 +473,7 @@ func TestDSWebhookDialCheck(t *testing.T) {
 func TestDSSubsMatcherFilters(t *testing.T) {
 	_, _, f := gwtest.StartStreams(t, gateway.Options{WebhookAllowLocalhost: true})
 	hr := newHookReceiver(t)
-	filters := func() []string { return gateway.SubsMatcherFilters(f.GW) }
+	filters := func() []string { return dssubs.MatcherFilters(f.GW.ID()) }
 	want := func(what string, w ...string) {
 		t.Helper()
 		natstest.WaitFor(t, what, 5*time.Second, func() bool { return slices.Equal(filters(), w) })

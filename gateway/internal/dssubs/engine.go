@@ -1,4 +1,4 @@
-package gateway
+package dssubs
 
 // Durable Streams subscriptions: how wakes happen. Every gateway mirrors the bucket (a KV
 // watch) and, while at least one subscription exists, joins the queue group hf-ds-subs on
@@ -12,15 +12,30 @@ package gateway
 // drops some). Nothing is lost by it: every gateway also reconciles each subscription
 // every dsReconcileEvery (list the streams its pattern matches, read every tail), which
 // finds what a dropped poke would have.
+//
+// Why the matcher has a core queue subscription of its own on the log subjects rather than
+// reading the per-stream feeds (gateway/internal/feed) every other reader of a stream uses:
+//
+//   - it hears appends to many streams at once, and to streams a pattern will match before
+//     they exist (a feed is one stream's, started by a reader of that stream, and needs
+//     the log to exist), so it would have to open a feed, a JetStream consumer and a ring,
+//     per matching stream on every gateway;
+//   - only one gateway of the queue group is to hear each publish (the one that pokes),
+//     while a feed delivers every message to every gateway that reads the stream;
+//   - it needs no message data, order or history: a poke says "look", and the tails are
+//     read from the streams' objects (the typed client), which also covers what the core
+//     subscription missed, as reconciliation does.
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 	"github.com/holdfast/holdfast/internal/names"
 	"hash/fnv"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"sort"
@@ -45,9 +60,14 @@ const (
 	dsTombstoneGC     = time.Hour
 )
 
-// dsSubs is a gateway's part of the subscriptions system.
-type dsSubs struct {
-	g          *Gateway
+// Server is a gateway's part of the subscriptions system.
+type Server struct {
+	opts       Config
+	id         string
+	ctx        context.Context
+	log        *slog.Logger
+	sc         *streamclient.Client
+	wg         sync.WaitGroup // the goroutines Run waits for before it returns
 	allowLocal bool
 	client     *http.Client
 	reconcile  time.Duration
@@ -66,19 +86,19 @@ type dsSubs struct {
 	// noMatcher (tests) keeps this gateway off the log subjects, as if it missed every
 	// publish: what is left to find is reconciliation's.
 	noMatcher bool
-	closed    bool // run has ended: no more goroutines (Gateway.Close waits for them)
+	closed    bool // Run is ending: no more goroutines (it waits for those that run)
 }
 
-// spawn runs f on a goroutine the gateway's Close waits for, unless closing.
-func (m *dsSubs) spawn(f func()) bool {
+// spawn runs f on a goroutine Run waits for, unless closing.
+func (m *Server) spawn(f func()) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return false
 	}
-	m.g.wg.Add(1) // run still holds its own count here, so this never races Close's Wait
+	m.wg.Add(1) // under m.mu and not closed: Run has not begun its Wait
 	go func() {
-		defer m.g.wg.Done()
+		defer m.wg.Done()
 		f()
 	}()
 	return true
@@ -91,25 +111,33 @@ type dsRun struct {
 	again    bool
 }
 
-func newDSSubs(g *Gateway) *dsSubs {
-	return &dsSubs{g: g, allowLocal: g.opts.WebhookAllowLocalhost,
-		client:    webhookClient(g.opts.WebhookAllowLocalhost, dsWebhookTimeout),
+// testHookNew, when a test sets it (export_test.go), is told of every Server made.
+var testHookNew func(*Server)
+
+// New is a gateway's part of the subscriptions; Run runs it until ctx ends.
+func New(ctx context.Context, cfg Config) *Server {
+	m := &Server{opts: cfg, id: cfg.Gateway, ctx: ctx, log: cfg.Logger, sc: cfg.Streams, allowLocal: cfg.AllowLocalhost,
+		client:    webhookClient(cfg.AllowLocalhost, dsWebhookTimeout),
 		reconcile: dsReconcileEvery,
 		mirror:    map[string]*dsSub{}, runs: map[string]*dsRun{}, skipped: map[string]map[string]bool{}, kick: make(chan struct{}, 1),
 		tailSem: make(chan struct{}, dsTailsInFlight)}
+	if testHookNew != nil {
+		testHookNew(m)
+	}
+	return m
 }
 
 // open returns the bucket and secrets, opening them on first use.
-func (m *dsSubs) open(ctx context.Context) (*dsStore, *dsSecrets, error) {
+func (m *Server) open(ctx context.Context) (*dsStore, *dsSecrets, error) {
 	m.initMu.Lock()
 	defer m.initMu.Unlock()
 	if m.store != nil {
 		return m.store, m.secrets, nil
 	}
-	if !m.g.ready.Load() {
+	if !m.opts.Cluster.Ready() {
 		return nil, nil, errors.New("not connected to NATS JetStream yet")
 	}
-	st, err := openDSStore(ctx, m.g.js, m.g.opts.Replicas, m.g.log)
+	st, err := openDSStore(ctx, m.opts.JetStream, m.opts.Replicas, m.log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,10 +149,11 @@ func (m *dsSubs) open(ctx context.Context) (*dsStore, *dsSecrets, error) {
 	return st, sec, nil
 }
 
-// run is the background part: wait for JetStream, watch the bucket, fire deadlines and
-// reconcile, until the gateway closes.
-func (m *dsSubs) run() {
-	defer m.g.wg.Done()
+// Run is the background part: wait for JetStream, watch the bucket, fire deadlines and
+// reconcile, until the context of New ends; it returns once every goroutine it started
+// has.
+func (m *Server) Run() {
+	defer m.wg.Wait()
 	defer func() {
 		m.mu.Lock()
 		m.closed = true
@@ -134,7 +163,7 @@ func (m *dsSubs) run() {
 		m.matcher = nil
 		m.mu.Unlock()
 	}()
-	ctx := m.g.ctx
+	ctx := m.ctx
 	backoff := 100 * time.Millisecond
 	var st *dsStore
 	for st == nil {
@@ -155,10 +184,10 @@ func (m *dsSubs) run() {
 // watch mirrors the bucket until ctx ends. Each time a watch (re)opens, the values it
 // delivers first replace the mirror (entries that vanished while no watch ran are
 // dropped).
-func (m *dsSubs) watch(ctx context.Context, st *dsStore) {
+func (m *Server) watch(ctx context.Context, st *dsStore) {
 	var initial map[string]bool
 	kvwatch.Run(ctx, st.kv, kvwatch.Config{
-		What: "ds subscriptions", Keys: []string{dsSubKey + "*"}, Logger: m.g.log,
+		What: "ds subscriptions", Keys: []string{dsSubKey + "*"}, Logger: m.log,
 		Begin: func() { initial = map[string]bool{} },
 		Synced: func() {
 			m.mu.Lock()
@@ -189,7 +218,7 @@ func (m *dsSubs) watch(ctx context.Context, st *dsStore) {
 }
 
 // observe puts s into the mirror and makes sure the matcher hears of its streams.
-func (m *dsSubs) observe(s *dsSub) {
+func (m *Server) observe(s *dsSub) {
 	m.mu.Lock()
 	resync := !sameFilters(m.mirror[s.ID], s)
 	m.mirror[s.ID] = s
@@ -231,7 +260,7 @@ func sameFilters(a, b *dsSub) bool {
 	return n == 0
 }
 
-func (m *dsSubs) forget(id string) {
+func (m *Server) forget(id string) {
 	m.mu.Lock()
 	delete(m.mirror, id)
 	delete(m.skipped, id)
@@ -246,8 +275,8 @@ const maxMatcherFilters = 256
 // filters and each explicit link's own subject, or every stream log past
 // maxMatcherFilters. Every gateway computes the same set from the same mirror, so each
 // filter's queue group spreads its publishes over them. m.mu is held.
-func (m *dsSubs) matcherFilters() map[string]bool {
-	prefix := wire.LogSubjectPrefix + StreamClass + "."
+func (m *Server) matcherFilters() map[string]bool {
+	prefix := wire.LogSubjectPrefix + streamapi.ClassName + "."
 	want := map[string]bool{}
 	for _, s := range m.mirror {
 		if s.Pattern != "" {
@@ -257,7 +286,7 @@ func (m *dsSubs) matcherFilters() map[string]bool {
 		}
 		for name, l := range s.Links {
 			if l.Explicit {
-				want[wire.LogSubject(StreamClass, name)] = true
+				want[wire.LogSubject(streamapi.ClassName, name)] = true
 			}
 		}
 		if len(want) > maxMatcherFilters {
@@ -269,7 +298,7 @@ func (m *dsSubs) matcherFilters() map[string]bool {
 
 // syncMatcher subscribes to the log subjects the subscriptions cover, and only to them:
 // a stream nobody subscribed to costs the matcher nothing.
-func (m *dsSubs) syncMatcher() {
+func (m *Server) syncMatcher() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	want := map[string]bool{}
@@ -287,9 +316,9 @@ func (m *dsSubs) syncMatcher() {
 		if m.matcher[f] != nil {
 			continue
 		}
-		sub, err := m.g.nc.QueueSubscribe(f, dsQueueGroup, m.onLog)
+		sub, err := m.opts.Conn.QueueSubscribe(f, dsQueueGroup, m.onLog)
 		if err != nil {
-			m.g.log.Warn("ds subscriptions: cannot subscribe to stream logs", "subject", f, "err", err)
+			m.log.Warn("ds subscriptions: cannot subscribe to stream logs", "subject", f, "err", err)
 			continue
 		}
 		// Drops beyond this are found again by reconciliation.
@@ -301,13 +330,13 @@ func (m *dsSubs) syncMatcher() {
 		added = true
 	}
 	if added {
-		_ = m.g.nc.Flush() // the server knows the interest before a PUT answers
+		_ = m.opts.Conn.Flush() // the server knows the interest before a PUT answers
 	}
 }
 
 // onLog is a publish on a stream's log: poke the subscriptions it concerns.
-func (m *dsSubs) onLog(msg *nats.Msg) {
-	name := strings.ReplaceAll(strings.TrimPrefix(msg.Subject, wire.LogSubjectPrefix+StreamClass+"."), ".", "/")
+func (m *Server) onLog(msg *nats.Msg) {
+	name := strings.ReplaceAll(strings.TrimPrefix(msg.Subject, wire.LogSubjectPrefix+streamapi.ClassName+"."), ".", "/")
 	m.mu.Lock()
 	var ids []string
 	for id, s := range m.mirror {
@@ -337,7 +366,7 @@ func (m *dsSubs) onLog(msg *nats.Msg) {
 }
 
 // poke asks for a step of subscription id, with stream possibly new to it.
-func (m *dsSubs) poke(id, stream string, discover bool) {
+func (m *Server) poke(id, stream string, discover bool) {
 	m.mu.Lock()
 	r := m.runs[id]
 	if r != nil {
@@ -358,21 +387,21 @@ func (m *dsSubs) poke(id, stream string, discover bool) {
 		r.streams[stream] = true
 	}
 	m.runs[id] = r
-	m.g.wg.Add(1) // under m.mu and not closed: run still holds its count
+	m.wg.Add(1) // under m.mu and not closed: Run has not begun its Wait
 	m.mu.Unlock()
 	go m.loop(id, r)
 }
 
-func (m *dsSubs) loop(id string, r *dsRun) {
-	defer m.g.wg.Done()
+func (m *Server) loop(id string, r *dsRun) {
+	defer m.wg.Done()
 	for range 64 { // bounded: a step that keeps being poked yields and is poked again
 		m.mu.Lock()
 		streams, discover := r.streams, r.discover
 		r.streams, r.discover, r.again = map[string]bool{}, false, false
 		m.mu.Unlock()
-		ctx, cancel := context.WithTimeout(m.g.ctx, m.g.opts.RequestTimeout)
-		if _, err := m.step(ctx, id, streams, discover); err != nil && m.g.ctx.Err() == nil {
-			m.g.log.Warn("ds subscription step failed", "subscription", id, "err", err)
+		ctx, cancel := context.WithTimeout(m.ctx, m.opts.RequestTimeout)
+		if _, err := m.step(ctx, id, streams, discover); err != nil && m.ctx.Err() == nil {
+			m.log.Warn("ds subscription step failed", "subscription", id, "err", err)
 		}
 		cancel()
 		m.mu.Lock()
@@ -391,7 +420,7 @@ func (m *dsSubs) loop(id string, r *dsRun) {
 
 // step moves one subscription on: link new matching streams, expire its lease, retry its
 // webhook, or start a wake when work is pending. It reports whether it started a wake.
-func (m *dsSubs) step(ctx context.Context, id string, streams map[string]bool, discover bool) (bool, error) {
+func (m *Server) step(ctx context.Context, id string, streams map[string]bool, discover bool) (bool, error) {
 	st, sec, err := m.open(ctx)
 	if err != nil {
 		return false, err
@@ -496,7 +525,7 @@ func (m *dsSubs) step(ctx context.Context, id string, streams map[string]bool, d
 // wakeIfPending starts a wake when a linked stream has data beyond its cursor (and drops
 // glob links to streams that are gone: garbage collection). It reports whether a wake is
 // running afterwards (this one's, or one that another step started first).
-func (m *dsSubs) wakeIfPending(ctx context.Context, st *dsStore, sec *dsSecrets, s *dsSub) (bool, error) {
+func (m *Server) wakeIfPending(ctx context.Context, st *dsStore, sec *dsSecrets, s *dsSub) (bool, error) {
 	tails, gone := m.tails(ctx, s)
 	first, ok := s.pending(tails)
 	if !ok && len(gone) == 0 {
@@ -553,7 +582,7 @@ func gcLinks(s *dsSub, gone []string) bool {
 
 // tails reads every linked stream's tail (bounded parallelism). Streams that do not
 // exist read as 0 and are listed in gone.
-func (m *dsSubs) tails(ctx context.Context, s *dsSub) (map[string]uint64, []string) {
+func (m *Server) tails(ctx context.Context, s *dsSub) (map[string]uint64, []string) {
 	paths := make([]string, 0, len(s.Links))
 	for p := range s.Links {
 		paths = append(paths, p)
@@ -561,7 +590,7 @@ func (m *dsSubs) tails(ctx context.Context, s *dsSub) (map[string]uint64, []stri
 	return m.readTails(ctx, paths)
 }
 
-func (m *dsSubs) readTails(ctx context.Context, paths []string) (map[string]uint64, []string) {
+func (m *Server) readTails(ctx context.Context, paths []string) (map[string]uint64, []string) {
 	out := make(map[string]uint64, len(paths))
 	var gone []string
 	var mu sync.Mutex
@@ -590,14 +619,14 @@ func (m *dsSubs) readTails(ctx context.Context, paths []string) (map[string]uint
 }
 
 // tail is a stream's Stream-Next-Offset position.
-func (m *dsSubs) tail(ctx context.Context, name string) (uint64, bool, error) {
+func (m *Server) tail(ctx context.Context, name string) (uint64, bool, error) {
 	select {
 	case m.tailSem <- struct{}{}:
 		defer func() { <-m.tailSem }()
 	case <-ctx.Done():
 		return 0, false, ctx.Err()
 	}
-	rd, ans, err := m.g.sc.Read(ctx, name, streamapi.DSReadQuery{From: 1 << 62})
+	rd, ans, err := m.sc.Read(ctx, name, streamapi.DSReadQuery{From: 1 << 62})
 	st := ans.Status
 	switch {
 	case err != nil:
@@ -612,12 +641,12 @@ func (m *dsSubs) tail(ctx context.Context, name string) (uint64, bool, error) {
 }
 
 // listMatching lists existing streams whose names match pattern, at most limit+1.
-func (m *dsSubs) listMatching(ctx context.Context, pattern string, limit int) ([]string, error) {
-	prefix := wire.LogSubjectPrefix + StreamClass + "."
+func (m *Server) listMatching(ctx context.Context, pattern string, limit int) ([]string, error) {
+	prefix := wire.LogSubjectPrefix + streamapi.ClassName + "."
 	seen := map[string]bool{}
 	var out []string
 	for _, filter := range globSubjects(prefix, pattern) {
-		l := m.g.js.ListStreams(ctx, jetstream.WithStreamListSubject(filter))
+		l := m.opts.JetStream.ListStreams(ctx, jetstream.WithStreamListSubject(filter))
 		for info := range l.Info() {
 			for _, subj := range info.Config.Subjects {
 				name := strings.ReplaceAll(strings.TrimPrefix(subj, prefix), ".", "/")
@@ -666,7 +695,7 @@ func (l *dsLink) kind() string {
 }
 
 // deliver posts wake s to its webhook and records the outcome.
-func (m *dsSubs) deliver(s *dsSub, sec *dsSecrets, tails map[string]uint64) {
+func (m *Server) deliver(s *dsSub, sec *dsSecrets, tails map[string]uint64) {
 	snap := map[string]uint64{}
 	for p, t := range s.Snapshot {
 		snap[p] = t
@@ -677,7 +706,7 @@ func (m *dsSubs) deliver(s *dsSub, sec *dsSecrets, tails map[string]uint64) {
 		"callback_url":   s.Base + "/__ds/subscriptions/" + s.ID + "/callback",
 		"callback_token": sec.token(s, "cb"),
 	})
-	ctx, cancel := context.WithTimeout(m.g.ctx, dsWebhookTimeout)
+	ctx, cancel := context.WithTimeout(m.ctx, dsWebhookTimeout)
 	defer cancel()
 	ok, done := false, false
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
@@ -697,9 +726,9 @@ func (m *dsSubs) deliver(s *dsSub, sec *dsSecrets, tails map[string]uint64) {
 		}
 	}
 	if !ok {
-		m.g.log.Info("ds webhook delivery failed; retrying", "subscription", s.ID, "err", err)
+		m.log.Info("ds webhook delivery failed; retrying", "subscription", s.ID, "err", err)
 	}
-	uctx, ucancel := context.WithTimeout(m.g.ctx, m.g.opts.RequestTimeout)
+	uctx, ucancel := context.WithTimeout(m.ctx, m.opts.RequestTimeout)
 	defer ucancel()
 	wake := s.WakeID
 	_, err = m.store.update(uctx, s.ID, func(s *dsSub) error {
@@ -727,7 +756,7 @@ func (m *dsSubs) deliver(s *dsSub, sec *dsSecrets, tails map[string]uint64) {
 		return nil
 	})
 	if err != nil {
-		m.g.log.Warn("ds webhook: cannot record the delivery", "subscription", s.ID, "err", err)
+		m.log.Warn("ds webhook: cannot record the delivery", "subscription", s.ID, "err", err)
 	}
 	if done {
 		m.poke(s.ID, "", false) // new data may have come meanwhile
@@ -742,13 +771,13 @@ func retryDelay(attempt int) time.Duration {
 }
 
 // appendWake writes a pull-wake subscription's wake event to its wake stream.
-func (m *dsSubs) appendWake(ctx context.Context, s *dsSub, first string) {
+func (m *Server) appendWake(ctx context.Context, s *dsSub, first string) {
 	ev, _ := json.Marshal(map[string]any{"type": "wake", "subscription_id": s.ID, "stream": first,
 		"generation": s.Generation, "ts": time.Now().UnixMilli()})
-	ans, err := m.g.sc.Append(ctx, s.WakeStream, streamapi.DSAppend{ContentType: "application/json", Data: ev, Batch: 1})
+	ans, err := m.sc.Append(ctx, s.WakeStream, streamapi.DSAppend{ContentType: "application/json", Data: ev, Batch: 1})
 	if err != nil || ans.Status >= 300 {
 		// The wake stays claimable, and reconciliation tries the event again.
-		m.g.log.Warn("ds pull-wake: cannot write the wake event", "subscription", s.ID, "wake_stream", s.WakeStream, "status", ans.Status, "err", err, "answer", ans.Message)
+		m.log.Warn("ds pull-wake: cannot write the wake event", "subscription", s.ID, "wake_stream", s.WakeStream, "status", ans.Status, "err", err, "answer", ans.Message)
 		return
 	}
 	wake := s.WakeID
@@ -759,12 +788,12 @@ func (m *dsSubs) appendWake(ctx context.Context, s *dsSub, first string) {
 		s.Announced = true
 		return nil
 	}); err != nil {
-		m.g.log.Warn("ds pull-wake: cannot record the wake event", "subscription", s.ID, "err", err)
+		m.log.Warn("ds pull-wake: cannot record the wake event", "subscription", s.ID, "err", err)
 	}
 }
 
 // schedule fires lease expiries and webhook retries at their time, and reconciles.
-func (m *dsSubs) schedule() {
+func (m *Server) schedule() {
 	recon := time.NewTimer(m.reconcileJitter())
 	defer recon.Stop()
 	gc := time.NewTicker(dsTombstoneGC + rand.N(dsTombstoneGC/4))
@@ -801,16 +830,16 @@ func (m *dsSubs) schedule() {
 		}
 		t.Reset(wait)
 		select {
-		case <-m.g.ctx.Done():
+		case <-m.ctx.Done():
 			return
 		case <-m.kick:
 		case <-t.C:
 		case <-gc.C:
 			// Deleted subscriptions leave a purge marker (the tombstone): drop those older
 			// than an hour, so the bucket does not grow with every id ever deleted.
-			ctx, cancel := context.WithTimeout(m.g.ctx, time.Minute)
-			if err := m.store.kv.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(dsTombstoneGC)); err != nil && m.g.ctx.Err() == nil {
-				m.g.log.Warn("ds subscriptions: tombstone cleanup failed", "err", err)
+			ctx, cancel := context.WithTimeout(m.ctx, time.Minute)
+			if err := m.store.kv.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(dsTombstoneGC)); err != nil && m.ctx.Err() == nil {
+				m.log.Warn("ds subscriptions: tombstone cleanup failed", "err", err)
 			}
 			cancel()
 			share := m.reconcileShare()
@@ -840,17 +869,17 @@ func (m *dsSubs) schedule() {
 // spread over the live gateways (their presence keys) by hash, so each is reconciled by
 // about one gateway. When the list cannot be read, or this gateway is not in it, it
 // takes every subscription: reconciling twice costs reads, never correctness.
-func (m *dsSubs) reconcileShare() func(id string) bool {
+func (m *Server) reconcileShare() func(id string) bool {
 	all := func(string) bool { return true }
-	ctx, cancel := context.WithTimeout(m.g.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
 	defer cancel()
-	keys, err := m.g.res.Gateways.Keys(ctx)
+	keys, err := m.opts.Cluster.Gateways(ctx)
 	if err != nil {
 		return all
 	}
 	sort.Strings(keys)
-	me := sort.SearchStrings(keys, m.g.id)
-	if me == len(keys) || keys[me] != m.g.id {
+	me := sort.SearchStrings(keys, m.id)
+	if me == len(keys) || keys[me] != m.id {
 		return all
 	}
 	return func(id string) bool {
@@ -860,11 +889,11 @@ func (m *dsSubs) reconcileShare() func(id string) bool {
 	}
 }
 
-func (m *dsSubs) reconcileJitter() time.Duration {
+func (m *Server) reconcileJitter() time.Duration {
 	return time.Duration(float64(m.reconcile) * (0.75 + 0.5*rand.Float64()))
 }
 
-func (m *dsSubs) wakeScheduler() {
+func (m *Server) wakeScheduler() {
 	select {
 	case m.kick <- struct{}{}:
 	default:

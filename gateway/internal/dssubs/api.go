@@ -1,4 +1,4 @@
-package gateway
+package dssubs
 
 // Durable Streams subscriptions over HTTP (PROTOCOL.md sections 6 and 7), under the
 // reserved prefix /v1/stream/__ds/:
@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/internal/bearer"
 	"github.com/holdfast/holdfast/internal/names"
 	"io"
 	"net/http"
@@ -29,18 +30,8 @@ import (
 	"time"
 )
 
-// registerDSSubscriptions takes /v1/stream/__ds/ (more specific than /v1/stream/{name...})
-// and starts the background part.
-func (g *Gateway) registerDSSubscriptions() {
-	m := newDSSubs(g)
-	g.subs = m
-	g.mux.HandleFunc("/v1/stream/__ds/{rest...}", m.serve)
-	g.wg.Add(1)
-	go m.run()
-}
-
-// dsTokenAuth reports requests authenticated by a wake token or public, not by API key.
-func dsTokenAuth(r *http.Request) bool {
+// TokenAuth reports requests authenticated by a wake token or public, not by API key.
+func TokenAuth(r *http.Request) bool {
 	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/stream/__ds/")
 	if !ok {
 		return false
@@ -99,7 +90,8 @@ type dsReq struct {
 	sec *dsSecrets
 }
 
-func (m *dsSubs) serve(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP serves /v1/stream/__ds/{rest...}.
+func (m *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	rest := r.PathValue("rest")
 	st, sec, err := m.open(r.Context())
@@ -171,8 +163,8 @@ func (q *dsReq) readJSON(v any) bool {
 
 // streamRoot is the stream root URL (callback and JWKS URLs derive from it): under
 // Options.PublicURL, else the one the client used.
-func (m *dsSubs) streamRoot(r *http.Request) string {
-	if u := m.g.opts.PublicURL; u != "" {
+func (m *Server) streamRoot(r *http.Request) string {
+	if u := m.opts.PublicURL; u != "" {
 		return u + "/v1/stream"
 	}
 	scheme := "http"
@@ -194,7 +186,7 @@ type dsCreateBody struct {
 	Description *string `json:"description"`
 }
 
-func (m *dsSubs) create(q *dsReq) {
+func (m *Server) create(q *dsReq) {
 	var b dsCreateBody
 	if !q.readJSON(&b) {
 		return
@@ -289,7 +281,7 @@ func (m *dsSubs) create(q *dsReq) {
 		return
 	}
 	if s.Type == "pull-wake" {
-		rd, ans, err := m.g.sc.Read(q.ctx, s.WakeStream, streamapi.DSReadQuery{From: 1 << 62})
+		rd, ans, err := m.sc.Read(q.ctx, s.WakeStream, streamapi.DSReadQuery{From: 1 << 62})
 		switch {
 		case err != nil:
 			dsError(q.w, http.StatusServiceUnavailable, subUnavailable, err.Error(), nil)
@@ -357,7 +349,7 @@ func (m *dsSubs) create(q *dsReq) {
 	dsJSON(q.w, http.StatusCreated, m.describe(q, s))
 }
 
-func (m *dsSubs) confirm(q *dsReq, old *dsSub, hash string) {
+func (m *Server) confirm(q *dsReq, old *dsSub, hash string) {
 	if old.Hash != hash {
 		dsError(q.w, http.StatusConflict, subExists, "subscription "+q.id+" exists with another configuration", nil)
 		return
@@ -366,7 +358,7 @@ func (m *dsSubs) confirm(q *dsReq, old *dsSub, hash string) {
 }
 
 // describe is the GET shape (never a secret).
-func (m *dsSubs) describe(q *dsReq, s *dsSub) map[string]any {
+func (m *Server) describe(q *dsReq, s *dsSub) map[string]any {
 	infos := streamInfos(s, nil)
 	for _, i := range infos {
 		delete(i, "tail_offset")
@@ -397,18 +389,18 @@ func (m *dsSubs) describe(q *dsReq, s *dsSub) map[string]any {
 	return out
 }
 
-func (m *dsSubs) notFound(q *dsReq) {
+func (m *Server) notFound(q *dsReq) {
 	dsError(q.w, http.StatusNotFound, subNoSuch, "no subscription "+q.id, nil)
 }
 
-func (m *dsSubs) read(q *dsReq) {
+func (m *Server) read(q *dsReq) {
 	s, _, err := q.st.get(q.ctx, q.id)
 	if !m.missed(q, s, err) {
 		dsJSON(q.w, http.StatusOK, m.describe(q, s))
 	}
 }
 
-func (m *dsSubs) remove(q *dsReq) {
+func (m *Server) remove(q *dsReq) {
 	s, _, err := q.st.get(q.ctx, q.id)
 	if err == nil && s != nil {
 		err = q.st.kv.Purge(q.ctx, dsSubKey+q.id)
@@ -419,7 +411,7 @@ func (m *dsSubs) remove(q *dsReq) {
 	}
 }
 
-func (m *dsSubs) addStreams(q *dsReq) {
+func (m *Server) addStreams(q *dsReq) {
 	var b struct {
 		Streams []string `json:"streams"`
 	}
@@ -471,7 +463,7 @@ func (m *dsSubs) addStreams(q *dsReq) {
 
 // missed answers a read or update of a subscription that has nothing to act on: 503 when
 // the bucket failed, 404 when the subscription does not exist. False: s is there.
-func (m *dsSubs) missed(q *dsReq, s *dsSub, err error) bool {
+func (m *Server) missed(q *dsReq, s *dsSub, err error) bool {
 	switch {
 	case err != nil:
 		dsError(q.w, http.StatusServiceUnavailable, subUnavailable, err.Error(), nil)
@@ -483,7 +475,7 @@ func (m *dsSubs) missed(q *dsReq, s *dsSub, err error) bool {
 	return true
 }
 
-func (m *dsSubs) removeStream(q *dsReq, path string) {
+func (m *Server) removeStream(q *dsReq, path string) {
 	if err := names.ValidateStream(path); err != nil {
 		dsError(q.w, http.StatusBadRequest, subInvalidRequest, err.Error(), nil)
 		return
@@ -529,8 +521,8 @@ type dsAckBody struct {
 }
 
 // wakeAnswer serves callback (webhook), ack and release (pull-wake).
-func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
-	tok, ok := bearerToken(q.r.Header.Get("Authorization"))
+func (m *Server) wakeAnswer(q *dsReq, action string) {
+	tok, ok := bearer.Token(q.r.Header.Get("Authorization"))
 	claims, valid := q.sec.verify(tok)
 	if !ok || !valid || claims.id != q.id {
 		dsError(q.w, http.StatusUnauthorized, subTokenInvalid, "a valid wake token is required (Authorization: Bearer <token>)", nil)
@@ -624,7 +616,7 @@ func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
 	next := false
 	if done {
 		if next, err = m.wakeIfPending(q.ctx, q.st, q.sec, s); err != nil {
-			m.g.log.Warn("ds subscription: next wake failed", "subscription", q.id, "err", err)
+			m.log.Warn("ds subscription: next wake failed", "subscription", q.id, "err", err)
 			m.poke(q.id, "", false)
 		}
 	}
@@ -636,7 +628,7 @@ func (m *dsSubs) wakeAnswer(q *dsReq, action string) {
 }
 
 // claim gives a pull-wake subscription's current wake to one worker.
-func (m *dsSubs) claim(q *dsReq) {
+func (m *Server) claim(q *dsReq) {
 	var b struct {
 		Worker string `json:"worker"`
 	}

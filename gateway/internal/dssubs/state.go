@@ -1,4 +1,4 @@
-package gateway
+package dssubs
 
 // Durable Streams subscriptions (PROTOCOL.md sections 6 and 7): the durable state. Every
 // subscription is one JSON value in the JetStream KV bucket hf_ds_subs, changed only by
