@@ -3,8 +3,17 @@
 // It holds clients' WebSockets itself, so that objects can sleep or move while their
 // sockets stay open. Any number of gateways may run against one NATS cluster.
 //
-// The gateway never imports the object runtime: it speaks to hosts only through the
-// protocol in internal/wire.
+// This package owns what every request meets — routing (buildMux, serve), API keys,
+// CORS and origins (cors.go), the client's address, health and presence (presence.go),
+// metrics (metrics.go) — and the object surfaces: requests to objects (objects.go),
+// functions (functions.go) and object sockets (sockets.go). Each stream protocol is a
+// package of its own under gateway/internal/, made and routed in streams.go; the client
+// core every long-lived connection goes through is gateway/internal/conns.
+//
+// The gateway never imports the object runtime or an object class: it speaks to hosts
+// only through the protocol in internal/wire, and to the Stream class through its
+// contract (builtin/stream/streamapi) and typed client (gateway/internal/streamclient).
+// TestImports holds that and the rules of the sub-packages.
 package gateway
 
 import (
@@ -13,14 +22,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/dshttp"
-	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"github.com/holdfast/holdfast/gateway/internal/dssubs"
-	"github.com/holdfast/holdfast/gateway/internal/sse"
 	"github.com/holdfast/holdfast/gateway/internal/streamhub"
-	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"log/slog"
 	"net"
 	"net/http"
@@ -175,10 +180,6 @@ type Gateway struct {
 	sockets     socketTable
 	socketsOpen openSockets // object sockets' sessions, which Close waits for
 	env         *env
-	streams     *streamhub.Hub       // every stream protocol's feeds (gateway/internal/streamhub)
-	hooks       *streamhub.Hooks     // the server hooks (Options.StreamHooks)
-	ws          *wsstream.Server     // WebSocket streams (gateway/internal/wsstream)
-	events      *sse.Server          // event streams (gateway/internal/sse)
 	sc          *streamclient.Client // the Stream objects
 	requests    requestCounts        // plain requests in flight (presence.go)
 	started     time.Time
@@ -425,49 +426,7 @@ func (g *Gateway) buildMux() (err error) {
 		}
 	}
 	if g.opts.Streams {
-		g.streams = streamhub.New(g.ctx, streamhub.Config{
-			JetStream: g.js, Conn: g.nc, Streams: g.sc, Retention: g.opts.StreamRetention, Logger: g.log,
-			RingMsgs: g.opts.StreamRingMsgs, RingBytes: g.opts.StreamRingBytes, StartTimeout: g.opts.RequestTimeout,
-		})
-		g.hooks = streamhub.NewHooks(g.opts.StreamHooks, g.log, requestKey)
-		g.ws = wsstream.New(g.ctx, wsstream.Config{
-			Gateway: g.id, MaxMessage: g.opts.MaxMessage, RequestTimeout: g.opts.RequestTimeout, Logger: g.log,
-			Conns: g.conns, Streams: g.sc, Hub: g.streams, Hooks: g.hooks, Metrics: g.metrics, CheckOrigin: g.checkOrigin,
-		})
-		reads := dsread.New(g.sc, g.streams)
-		g.events = sse.New(g.ctx, sse.Config{
-			Gateway: g.id, Conn: g.nc, Cluster: peers{g}, Conns: g.conns, Streams: g.sc, Hub: g.streams, Hooks: g.hooks,
-			Reads: reads, RequestTimeout: g.opts.RequestTimeout, MaxBodyBytes: g.opts.MaxBodyBytes, Logger: g.log,
-		})
-		ds := dshttp.New(g.ctx, dshttp.Config{
-			Streams: g.sc, Hub: g.streams, Hooks: g.hooks, Reads: reads, Events: g.events, LongPoll: g.opts.LongPollTimeout,
-			RequestTimeout: g.opts.RequestTimeout, MaxBodyBytes: g.opts.MaxBodyBytes, Metrics: g.metrics,
-		})
-		// /v1/stream/{name...}: a WebSocket, else Durable Streams over HTTP (an EventSource
-		// among them).
-		g.mux.HandleFunc("/v1/stream/{name...}", func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && websocket.IsWebSocketUpgrade(r) {
-				g.ws.ServeStream(w, r)
-				return
-			}
-			ds.ServeHTTP(w, r)
-		})
-		// sse-cluster's drop-in routes.
-		g.mux.HandleFunc("GET /channel/{ch}", g.events.ServeChannel)
-		g.mux.HandleFunc("GET /channel/{ch}/client/{id}", g.events.ServeChannel)
-		g.mux.HandleFunc("POST /channel/{ch}", g.events.Publish)
-		g.mux.HandleFunc("POST /channel", g.events.PublishAll)
-		g.mux.HandleFunc("GET /status", g.events.ServeStatus)
-		g.mux.HandleFunc("GET /stream/{subject...}", g.ws.ServeCompat) // durable-stream's clients
-		// The Durable Streams subscriptions' API, /v1/stream/__ds/ (more specific than
-		// /v1/stream/{name...}), and their engine, which Close waits for.
-		subs := dssubs.New(g.ctx, dssubs.Config{
-			Gateway: g.id, Conn: g.nc, JetStream: g.js, Cluster: peers{g}, Streams: g.sc, Replicas: g.opts.Replicas,
-			RequestTimeout: g.opts.RequestTimeout, PublicURL: g.opts.PublicURL, AllowLocalhost: g.opts.WebhookAllowLocalhost, Logger: g.log,
-		})
-		g.mux.Handle("/v1/stream/__ds/{rest...}", subs)
-		g.wg.Add(1)
-		go func() { defer g.wg.Done(); subs.Run() }()
+		g.buildStreams() // streams.go
 	}
 	return nil
 }
