@@ -58,6 +58,13 @@ func startHost(t *testing.T, s *server.Server, nc *nats.Conn, opts runtime.Optio
 
 func startGateway(t *testing.T, s *server.Server, opts Options) *fixture {
 	t.Helper()
+	return startGatewayWith(t, s, opts, nil)
+}
+
+// startGatewayWith is startGateway with a hook that may change the gateway before it
+// serves its first request.
+func startGatewayWith(t *testing.T, s *server.Server, opts Options, hook func(*Gateway)) *fixture {
+	t.Helper()
 	if opts.Routes == nil {
 		opts.Routes = []Route{
 			{Pattern: "/room/{name}", Class: "Room"},
@@ -68,6 +75,9 @@ func startGateway(t *testing.T, s *server.Server, opts Options) *fixture {
 	gw, err := New(natstest.Conn(t, s), opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hook != nil {
+		hook(gw)
 	}
 	srv := httptest.NewServer(gw.Handler())
 	t.Cleanup(func() {
