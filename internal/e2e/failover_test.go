@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -142,11 +141,7 @@ func TestFormerOwnerPausedPastLease(t *testing.T) {
 	// a finds out on its own: its host lease's next renewal is refused, the lease watch
 	// shows it c2 taken over, or its next commit is refused.
 	natstest.WaitFor(t, a+" to notice it lost "+name, 10*time.Second, func() bool {
-		return c.hosts[a].stderr.hasLine(func(l string) bool {
-			return strings.Contains(l, `"msg":"host lease lost; its objects stop and move"`) ||
-				strings.Contains(l, `"object":"Counter.`+name+`"`) &&
-					(strings.Contains(l, `"msg":"object taken over by another host; it stops here"`) || strings.Contains(l, `"msg":"commit failed; object stops"`))
-		})
+		return c.hosts[a].stderr.hasRecord(lostObject("Counter." + name))
 	})
 
 	// Ask a directly, as a gateway with a stale owner cache would: it must refuse.

@@ -205,11 +205,7 @@ func scenarioPauseOwner(t *testing.T, c *cluster) outcome {
 	// shows the stream taken over, or its next commit is refused.
 	key := names.Key(streamClass, w.stream)
 	natstest.WaitFor(t, old+" to notice it lost "+key, 20*time.Second, func() bool {
-		return c.hosts[old].stderr.hasLine(func(l string) bool {
-			return strings.Contains(l, `msg="host lease lost; its objects stop and move"`) ||
-				strings.Contains(l, "object="+key) &&
-					(strings.Contains(l, `msg="object taken over by another host; it stops here"`) || strings.Contains(l, `msg="commit failed; object stops"`))
-		})
+		return c.hosts[old].stderr.hasRecord(lostObject(key))
 	})
 	w.waitAcks(t, 100, "after the old owner woke up")
 

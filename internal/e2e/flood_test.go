@@ -182,6 +182,7 @@ func flood(t *testing.T, c *cluster) {
 			continue
 		}
 		for _, bad := range []string{"host lease lost", "gateway presence lapsed", "object taken over by another host"} {
+			// A substring of the line: holdfast dev logs text, the production roles JSON.
 			if p.stderr.hasLine(func(l string) bool { return strings.Contains(l, bad) }) {
 				t.Errorf("%s logged %q during the flood", name, bad)
 			}

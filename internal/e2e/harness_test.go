@@ -133,6 +133,31 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
+// logRecord is one line of a production process's JSON log (log/slog), the fields the
+// tests look at.
+type logRecord struct {
+	Msg    string `json:"msg"`
+	Object string `json:"object"`
+}
+
+// hasRecord reports whether some complete line is a JSON log record that satisfies match.
+func (l *logBuffer) hasRecord(match func(logRecord) bool) bool {
+	return l.hasLine(func(line string) bool {
+		var r logRecord
+		return json.Unmarshal([]byte(line), &r) == nil && match(r)
+	})
+}
+
+// lostObject matches the record of a host that found out it no longer owns the object
+// key (class.name): its host lease was refused, the lease watch showed the object taken
+// over, or a commit was refused.
+func lostObject(key string) func(logRecord) bool {
+	return func(r logRecord) bool {
+		return r.Msg == "host lease lost; its objects stop and move" ||
+			r.Object == key && (r.Msg == "object taken over by another host; it stops here" || r.Msg == "commit failed; object stops")
+	}
+}
+
 // hasLine reports whether some complete line satisfies match.
 func (l *logBuffer) hasLine(match func(string) bool) bool {
 	s := l.String()

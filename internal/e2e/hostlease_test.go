@@ -118,7 +118,7 @@ func TestHostPausedPastItsLease(t *testing.T) {
 		hl, ok := c.hostLease("host-a")
 		return ok && hl.Epoch != epoch.Epoch
 	})
-	if !c.hosts["host-a"].stderr.hasLine(func(l string) bool { return strings.Contains(l, `"msg":"host lease lost; its objects stop and move"`) }) {
+	if !c.hosts["host-a"].stderr.hasRecord(func(r logRecord) bool { return r.Msg == "host lease lost; its objects stop and move" }) {
 		t.Error("host-a did not log that its host lease was lost")
 	}
 	for _, n := range names {

@@ -116,6 +116,13 @@ func StartStreams(t *testing.T, opts gateway.Options) (*server.Server, *runtime.
 // at an object's state directly (a group's, a durable client's ack).
 func (f *Fixture) StreamClient(t *testing.T) *streamclient.Client {
 	t.Helper()
+	return streamclient.New(f.Sender(t))
+}
+
+// Sender sends requests to the objects on f's server, routed as a gateway routes them,
+// through a connection of its own.
+func (f *Fixture) Sender(t *testing.T) streamclient.Sender {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	nc := natstest.Conn(t, f.S)
@@ -131,7 +138,7 @@ func (f *Fixture) StreamClient(t *testing.T) *streamclient.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return streamclient.New(objclient.New(nc, owners))
+	return objclient.New(nc, owners)
 }
 
 // Dial opens a WebSocket to path on f.

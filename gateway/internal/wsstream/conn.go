@@ -433,7 +433,7 @@ func (c *streamConn) publisher() {
 		var out []streamapi.Published
 		var err error
 		if n > 0 {
-			out, err = c.g.sc.Publish(ctx, c.primary, publishItems(batch, refused, n))
+			out, err = c.publish(ctx, publishItems(batch, refused, n))
 		}
 		cancel()
 		if err != nil {

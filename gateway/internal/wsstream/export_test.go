@@ -2,8 +2,10 @@ package wsstream
 
 import (
 	"sync"
+	"time"
 
 	"github.com/holdfast/holdfast/gateway/internal/feed"
+	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 )
 
 // What the package's external tests look at inside the Servers their gateways made.
@@ -36,4 +38,15 @@ func LiveSubscribers(gateway, stream string) int {
 		}
 	})
 	return live
+}
+
+// SetSender makes gateway's WebSocket streams send their requests to the Stream objects
+// through s; a test sets it before it opens a connection.
+func SetSender(gateway string, s streamclient.Sender) { serverOf(gateway).sc = streamclient.New(s) }
+
+// SetPublishAttempt sets publishAttempt to d until restore.
+func SetPublishAttempt(d time.Duration) (restore func()) {
+	old := publishAttempt
+	publishAttempt = d
+	return func() { publishAttempt = old }
 }

@@ -1,9 +1,11 @@
 package wsstream
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 )
@@ -80,4 +82,38 @@ func rawCount(raw json.RawMessage, n *uint64) bool {
 	v, err := strconv.ParseUint(string(raw), 10, 64)
 	*n = v
 	return err == nil && v <= streamapi.MaxProducerSeq
+}
+
+// publishAttempt is how long a publish batch whose every message names a producer waits
+// for the object's answer before it is sent again. Such a batch is safe to resend: the
+// object answers a producer's repeat with the original seq and stores nothing twice. A
+// request lost on the way (core NATS is at most once: one sent through a NATS server as
+// it dies is gone) then costs one attempt, not the whole request timeout, and so does
+// everything queued behind it, since a connection's publishes are answered in order. An
+// attempt is shorter than a JetStream leader election (4-9 s on a 3-node cluster): a
+// commit held up by one is sent again once or twice, and the repeats are answered as
+// duplicates once it lands.
+var publishAttempt = 4 * time.Second // a variable for the tests
+
+// publish sends one /publish of items to the connection's stream, resending it after
+// publishAttempt while ctx allows when it is idempotent (every item names a producer).
+func (c *streamConn) publish(ctx context.Context, items []streamapi.PublishItem) ([]streamapi.Published, error) {
+	idempotent := true
+	for _, it := range items {
+		idempotent = idempotent && it.Producer != nil
+	}
+	if !idempotent {
+		return c.g.sc.Publish(ctx, c.primary, items)
+	}
+	for {
+		actx, cancel := context.WithTimeout(ctx, publishAttempt)
+		out, err := c.g.sc.Publish(actx, c.primary, items)
+		lapsed := actx.Err() != nil
+		cancel()
+		if err == nil || ctx.Err() != nil || !lapsed {
+			return out, err
+		}
+		c.g.log.Warn("publish unanswered; sending it again (its producer makes a repeat harmless)",
+			"stream", c.primary, "messages", len(items), "after", publishAttempt)
+	}
 }
