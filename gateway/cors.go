@@ -16,9 +16,9 @@ package gateway
 //   - A request from another origin gets no CORS header: the browser hides the answer.
 
 import (
-	"github.com/holdfast/holdfast/gateway/internal/dshttp"
 	"net/http"
 
+	"github.com/holdfast/holdfast/gateway/internal/dshttp"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 

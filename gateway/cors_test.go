@@ -1,8 +1,6 @@
 package gateway_test
 
 import (
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +9,8 @@ import (
 	"github.com/holdfast/holdfast/builtin/stream"
 	"github.com/holdfast/holdfast/examples/counter"
 	"github.com/holdfast/holdfast/functions"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"github.com/holdfast/holdfast/internal/hosttest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/objects"

@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"github.com/holdfast/holdfast/gateway"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/examples/counter"
+	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/internal/hosttest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/objects"

@@ -3,8 +3,6 @@ package gateway_test
 import (
 	"context"
 	"errors"
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"github.com/holdfast/holdfast/internal/natsembed"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/nats-io/nats.go"

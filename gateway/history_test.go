@@ -3,8 +3,6 @@ package gateway_test
 import (
 	"encoding/json"
 	"errors"
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 

@@ -4,14 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/holdfast/holdfast/gateway/internal/dssubs"
-	"github.com/holdfast/holdfast/gateway/internal/sse"
 	"net/http"
 	"strings"
 	"sync/atomic"
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/gateway/internal/dssubs"
+	"github.com/holdfast/holdfast/gateway/internal/sse"
 	"github.com/holdfast/holdfast/internal/wire"
 )
 

@@ -3,13 +3,13 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"maps"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/runtime"

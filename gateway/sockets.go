@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"maps"
 	"net/http"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/objclient"
 	"github.com/holdfast/holdfast/internal/wire"
@@ -217,12 +217,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, s *gwSocket) {
 // message resent after a failover (its answer lost with the old owner) is taken once.
 func (g *Gateway) forward(s *gwSocket, data []byte, binary bool) {
 	s.seq++
-	m := nats.NewMsg("")
-	m.Header.Set(wire.HdrOp, wire.OpSocketMsg)
-	m.Header.Set(wire.HdrClass, s.class)
-	m.Header.Set(wire.HdrName, s.name)
-	m.Header.Set(wire.HdrSocket, s.id)
-	m.Header.Set(wire.HdrGateway, g.id)
+	m := g.socketMsg(s, wire.OpSocketMsg)
 	m.Header.Set(wire.HdrSeq, strconv.FormatUint(s.seq, 10))
 	if binary {
 		m.Header.Set(wire.HdrBinary, "1")
@@ -252,14 +247,20 @@ func (g *Gateway) forward(s *gwSocket, data []byte, binary bool) {
 	}
 }
 
-// notifyClose tells the object its socket closed, retrying through moves.
-func (g *Gateway) notifyClose(s *gwSocket, code int, reason string) {
+// socketMsg is a message of op to s's object about s.
+func (g *Gateway) socketMsg(s *gwSocket, op string) *nats.Msg {
 	m := nats.NewMsg("")
-	m.Header.Set(wire.HdrOp, wire.OpSocketClose)
+	m.Header.Set(wire.HdrOp, op)
 	m.Header.Set(wire.HdrClass, s.class)
 	m.Header.Set(wire.HdrName, s.name)
 	m.Header.Set(wire.HdrSocket, s.id)
 	m.Header.Set(wire.HdrGateway, g.id)
+	return m
+}
+
+// notifyClose tells the object its socket closed, retrying through moves.
+func (g *Gateway) notifyClose(s *gwSocket, code int, reason string) {
+	m := g.socketMsg(s, wire.OpSocketClose)
 	m.Header.Set(wire.HdrCode, strconv.Itoa(code))
 	m.Header.Set(wire.HdrReason, reason)
 	ctx, cancel := context.WithTimeout(context.Background(), g.opts.RequestTimeout)

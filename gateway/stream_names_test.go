@@ -1,10 +1,11 @@
 package gateway_test
 
 import (
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"net/http"
 	"testing"
+
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 )
 
 // TestStreamReservedNames: no path creates a stream under the subscription API's prefix

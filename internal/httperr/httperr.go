@@ -15,6 +15,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
@@ -84,4 +86,34 @@ func WriteCallError(w http.ResponseWriter, err error) {
 	default:
 		Write(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
 	}
+}
+
+// ReadBody reads r's body of at most limit bytes: past the limit it answers 413
+// (payload_too_large), a body that cannot be read (shorter than its Content-Length, a
+// client gone) 400; false: it answered. A body of known size is read into one buffer of
+// that size.
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	switch n := r.ContentLength; {
+	case n > limit:
+		Write(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the body is over the limit of %d bytes", limit))
+		return nil, false
+	case n >= 0:
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			Write(w, http.StatusBadRequest, CodeBadRequest, "the body is shorter than its Content-Length or could not be read")
+			return nil, false
+		}
+		return b, true
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		Write(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the body is over the limit of %d bytes", limit))
+		return nil, false
+	case err != nil:
+		Write(w, http.StatusBadRequest, CodeBadRequest, "the body could not be read: "+err.Error())
+		return nil, false
+	}
+	return b, true
 }

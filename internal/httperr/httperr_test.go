@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
@@ -39,6 +40,35 @@ func TestWriteCallError(t *testing.T) {
 		}
 		if w.Code != c.status || b.Error.Code != c.code || (w.Header().Get("Retry-After") != "") != c.retryAfter {
 			t.Errorf("%v: %d %s (Retry-After %q), want %d %s", c.err, w.Code, b.Error.Code, w.Header().Get("Retry-After"), c.status, c.code)
+		}
+	}
+}
+
+// TestReadBody: a body within the limit is read whole, of known size or chunked; past it
+// the answer is 413, a body shorter than its Content-Length 400, and nothing is returned.
+func TestReadBody(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		body   string
+		length int64 // -1: unknown (chunked)
+		status int
+	}{
+		{"known", "hello", 5, 200},
+		{"chunked", "hello", -1, 200},
+		{"empty", "", 0, 200},
+		{"known, past the limit", "hello world", 11, 413},
+		{"chunked, past the limit", "hello world", -1, 413},
+		{"shorter than its length", "hel", 5, 400},
+	} {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(c.body))
+		r.ContentLength = c.length
+		w := httptest.NewRecorder()
+		b, ok := httperr.ReadBody(w, r, 8)
+		switch {
+		case c.status == 200 && (!ok || string(b) != c.body):
+			t.Errorf("%s: %q, %v", c.name, b, ok)
+		case c.status != 200 && (ok || b != nil || w.Code != c.status):
+			t.Errorf("%s: %q, %v, status %d, want %d", c.name, b, ok, w.Code, c.status)
 		}
 	}
 }

@@ -11,11 +11,11 @@ package dshttp
 import (
 	"context"
 	"errors"
-	"github.com/holdfast/holdfast/internal/wire"
 	"net/http"
 	"sync"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/internal/wire"
 )
 
 const (

@@ -2,14 +2,15 @@ package dshttp_test
 
 import (
 	"fmt"
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 )
 
 // TestDSConcurrentAppends: appends racing to one stream (so the gateway batches them)

@@ -8,15 +8,15 @@ package dshttp
 import (
 	"context"
 	"encoding/json"
-	"github.com/holdfast/holdfast/gateway/internal/dsread"
-	"github.com/holdfast/holdfast/internal/names"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/internal/names"
 )
 
 // forkPlan is a validated fork creation: the source and the inherited prefix of a record

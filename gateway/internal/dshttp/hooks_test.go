@@ -1,12 +1,13 @@
 package dshttp_test
 
 import (
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 )
 
 // TestStreamHooksGuardHTTP: the hooks that guard WebSocket streams guard the same streams

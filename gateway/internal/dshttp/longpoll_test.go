@@ -2,12 +2,12 @@ package dshttp_test
 
 import (
 	"context"
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"

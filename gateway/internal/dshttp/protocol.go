@@ -1,5 +1,3 @@
-package dshttp
-
 // Package dshttp serves the Durable Streams protocol over plain HTTP at /v1/stream/{name}
 // (PROTOCOL.md of durable-streams/durable-streams; docs/streams.md): PUT create, POST
 // append and close, GET catch-up, long-poll and live=sse, HEAD, DELETE, and forks. The
@@ -14,6 +12,7 @@ package dshttp
 // It must not import the gateway, the WebSocket streams (wsstream), the subscriptions
 // (dssubs), the Stream class or the runtime: the gateway routes WebSocket upgrades itself
 // and hands this package what it needs in Config.
+package dshttp
 
 import (
 	"bytes"
@@ -22,11 +21,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/holdfast/holdfast/gateway/internal/dsread"
-	"github.com/holdfast/holdfast/gateway/internal/sse"
-	"github.com/holdfast/holdfast/gateway/internal/streamclient"
-	"github.com/holdfast/holdfast/gateway/internal/streamhub"
-	"github.com/holdfast/holdfast/internal/names"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -38,8 +32,13 @@ import (
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/gateway/internal/dsread"
+	"github.com/holdfast/holdfast/gateway/internal/sse"
+	"github.com/holdfast/holdfast/gateway/internal/streamclient"
+	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/metrics"
+	"github.com/holdfast/holdfast/internal/names"
 )
 
 // DefaultLongPollTimeout is how long a long-poll read waits for data without
@@ -206,29 +205,6 @@ func jsonBody(b []byte) (data []byte, batch int, err error) {
 	return buf.Bytes(), len(elems), nil
 }
 
-func readDSBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	if n := r.ContentLength; n >= 0 && n <= maxDSBody {
-		// The size is known: one allocation, no growing.
-		b := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, b); err == nil {
-			return b, true
-		}
-		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "the body is shorter than its Content-Length or could not be read")
-		return nil, false
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDSBody))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, fmt.Sprintf("the body is over the limit of %d bytes", maxDSBody))
-		return nil, false
-	}
-	if err != nil {
-		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "the body could not be read: "+err.Error())
-		return nil, false
-	}
-	return b, true
-}
-
 // writeDataError answers a body streamapi.CheckData (or jsonBody) refused.
 func writeDataError(w http.ResponseWriter, err error) {
 	var se *streamapi.Error
@@ -273,7 +249,7 @@ func (h *Server) create(w http.ResponseWriter, r *http.Request, name string) {
 		}
 		c.ExpiresAt = exp
 	}
-	body, ok := readDSBody(w, r)
+	body, ok := httperr.ReadBody(w, r, maxDSBody)
 	if !ok {
 		return
 	}
@@ -363,7 +339,7 @@ func (h *Server) appendHTTP(w http.ResponseWriter, r *http.Request, name string)
 		}
 		a.Producer = &streamapi.Producer{ID: pid[0], Epoch: e, Seq: s}
 	}
-	body, ok := readDSBody(w, r)
+	body, ok := httperr.ReadBody(w, r, maxDSBody)
 	if !ok {
 		return
 	}

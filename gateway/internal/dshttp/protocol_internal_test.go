@@ -1,8 +1,9 @@
 package dshttp
 
 import (
-	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"testing"
+
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 )
 
 // TestLegacyRecordsReadAsText: a JSON record stored before writes were checked for UTF-8

@@ -2,14 +2,14 @@ package dshttp_test
 
 import (
 	"encoding/json"
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 

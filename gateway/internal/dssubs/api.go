@@ -20,14 +20,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"github.com/holdfast/holdfast/builtin/stream/streamapi"
-	"github.com/holdfast/holdfast/internal/bearer"
-	"github.com/holdfast/holdfast/internal/names"
 	"io"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/internal/bearer"
+	"github.com/holdfast/holdfast/internal/names"
 )
 
 // TokenAuth reports requests authenticated by a wake token or public, not by API key.

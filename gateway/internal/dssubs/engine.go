@@ -31,8 +31,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/holdfast/holdfast/gateway/internal/streamclient"
-	"github.com/holdfast/holdfast/internal/names"
 	"hash/fnv"
 	"io"
 	"log/slog"
@@ -44,7 +42,9 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 	"github.com/holdfast/holdfast/internal/kvwatch"
+	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"

@@ -5,10 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/dssubs"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
-	"github.com/holdfast/holdfast/internal/natstest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +17,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/dssubs"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
+	"github.com/holdfast/holdfast/internal/natstest"
 )
 
 // hookReceiver is a webhook endpoint on 127.0.0.1 that records notifications and answers

@@ -10,9 +10,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"github.com/holdfast/holdfast/gateway/internal/streamhub"
-	"io"
 	"maps"
 	"net/http"
 	"sort"
@@ -23,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/wire"
@@ -216,14 +214,8 @@ func clusterRender(buf *bytes.Buffer, id string, msg json.RawMessage) {
 
 func (h *Server) clusterPublish(w http.ResponseWriter, r *http.Request, chans []string) {
 	streamhub.SecurityHeaders(w.Header())
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, "body too large")
-		} else {
-			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "reading the body: "+err.Error())
-		}
+	b, ok := httperr.ReadBody(w, r, h.opts.MaxBodyBytes)
+	if !ok {
 		return
 	}
 	if !utf8.Valid(b) { // json.Unmarshal would turn it into U+FFFD, and Data keeps it raw

@@ -5,12 +5,12 @@ package sse
 
 import (
 	"bytes"
-	"github.com/holdfast/holdfast/gateway/internal/dsread"
-	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"strconv"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"github.com/holdfast/holdfast/gateway/internal/feed"
+	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 )
 
 // codecs are a message's EventSource events, browsers' and sse-cluster's: every event of

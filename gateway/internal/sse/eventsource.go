@@ -9,12 +9,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"github.com/holdfast/holdfast/gateway/internal/feed"
 	"github.com/holdfast/holdfast/internal/httperr"
 )

@@ -14,13 +14,13 @@ package sse
 import (
 	"bytes"
 	"context"
-	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/gateway/internal/dsread"
 	"github.com/holdfast/holdfast/gateway/internal/feed"
 )
 

@@ -2,14 +2,15 @@ package sse_test
 
 import (
 	"encoding/json"
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
-	"github.com/holdfast/holdfast/internal/natstest"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
+	"github.com/holdfast/holdfast/internal/natstest"
 )
 
 // TestEventSourceResume: ids name records (and messages of a JSON batch); Last-Event-ID

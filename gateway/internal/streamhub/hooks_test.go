@@ -2,10 +2,11 @@ package streamhub
 
 import (
 	"encoding/json"
-	"github.com/holdfast/holdfast/streams"
 	"log/slog"
 	"slices"
 	"testing"
+
+	"github.com/holdfast/holdfast/streams"
 )
 
 // TestTransformDropsMarkers: every WebSocket reader builds its frames through

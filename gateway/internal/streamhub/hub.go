@@ -16,15 +16,15 @@ package streamhub
 import (
 	"context"
 	"errors"
-	"github.com/holdfast/holdfast/gateway/internal/streamclient"
-	"github.com/nats-io/nats.go"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/feed"
+	"github.com/holdfast/holdfast/gateway/internal/streamclient"
 	"github.com/holdfast/holdfast/internal/wire"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

@@ -29,8 +29,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/holdfast/holdfast/gateway/internal/streamhub"
-	"github.com/holdfast/holdfast/internal/names"
 	"math"
 	"net/http"
 	"strconv"
@@ -38,7 +36,9 @@ import (
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway/internal/feed"
+	"github.com/holdfast/holdfast/gateway/internal/streamhub"
 	"github.com/holdfast/holdfast/internal/httperr"
+	"github.com/holdfast/holdfast/internal/names"
 )
 
 // compatBase is durable-stream's sequence counter before its first message.
@@ -158,12 +158,7 @@ var _ feed.Listener = (*compatConn)(nil)
 // Appended is the feed's news of a message: one more to push once the last is acked.
 func (c *compatConn) Appended(*feed.Msg) { c.poke() }
 
-func (c *compatConn) poke() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
+func (c *compatConn) poke() { poke(c.wake) }
 
 // ack takes the echo of a push; an echo of anything but the push in flight is ignored.
 func (c *compatConn) ack(raw json.RawMessage) {

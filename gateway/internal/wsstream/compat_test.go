@@ -1,13 +1,13 @@
 package wsstream_test
 
 import (
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 )
 
 func TestCompatPublishReplyAndIgnoredFrames(t *testing.T) {

@@ -350,34 +350,29 @@ func (c *streamConn) flushAcks(ctx context.Context, final bool) {
 // queuePublish hands a publish to the publisher, starting it when it is not running (on
 // the reader's goroutine only). False: the connection ended.
 func (c *streamConn) queuePublish(p pubReq) bool {
-	if c.pubs == nil {
-		c.pubs = make(chan pubReq, publishQueue)
-	}
-	select {
-	case c.pubs <- p:
-	case <-c.ctx.Done():
-		return false
-	}
-	if c.pubRun.CompareAndSwap(false, true) {
-		c.wg.Add(1)
-		go c.publisher()
-	}
-	return true
+	return handOff(c, &c.pubs, publishQueue, &c.pubRun, c.publisher, p)
 }
 
 // queueCommand is queuePublish for commands.
 func (c *streamConn) queueCommand(cmd cmdReq) bool {
-	if c.cmds == nil {
-		c.cmds = make(chan cmdReq, 64)
+	return handOff(c, &c.cmds, 64, &c.cmdRun, c.commander, cmd)
+}
+
+// handOff queues v for a worker that runs while its queue holds work: the queue *q is made
+// (of size) on first use, and worker is started unless run says it runs. False: the
+// connection ended first.
+func handOff[T any](c *streamConn, q *chan T, size int, run *atomic.Bool, worker func(), v T) bool {
+	if *q == nil {
+		*q = make(chan T, size)
 	}
 	select {
-	case c.cmds <- cmd:
+	case *q <- v:
 	case <-c.ctx.Done():
 		return false
 	}
-	if c.cmdRun.CompareAndSwap(false, true) {
+	if run.CompareAndSwap(false, true) {
 		c.wg.Add(1)
-		go c.commander()
+		go worker()
 	}
 	return true
 }

@@ -85,9 +85,12 @@ var _ feed.Listener = (*streamGroup)(nil)
 // Appended is the feed's news of a message: one more to claim.
 func (m *streamGroup) Appended(*feed.Msg) { m.poke() }
 
-func (m *streamGroup) poke() {
+func (m *streamGroup) poke() { poke(m.wake) }
+
+// poke wakes whoever waits on wake (a channel of one), unless it is woken already.
+func poke(wake chan struct{}) {
 	select {
-	case m.wake <- struct{}{}:
+	case wake <- struct{}{}:
 	default:
 	}
 }

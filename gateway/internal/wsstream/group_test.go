@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,6 +12,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/builtin/stream"
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 )
 
 // groupInfo asks the stream object for a group's state.

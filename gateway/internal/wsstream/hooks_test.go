@@ -3,9 +3,6 @@ package wsstream_test
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
-	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"io"
 	"net/http"
 	"strings"
@@ -14,6 +11,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
+	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/streams"
 )

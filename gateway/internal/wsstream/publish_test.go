@@ -2,6 +2,10 @@ package wsstream_test
 
 import (
 	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/gateway/internal/gwtest"
@@ -9,9 +13,6 @@ import (
 	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/nats-io/nats.go"
-	"sync/atomic"
-	"testing"
-	"time"
 )
 
 // TestProducerFrames: a publish frame's producer fields go through to the stream, which

@@ -1,9 +1,10 @@
 package wsstream_test
 
 import (
+	"testing"
+
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/gateway/internal/gwtest"
-	"testing"
 )
 
 // TestStreamDurableRedelivery: a durable client's unacknowledged messages come again, in

@@ -5,15 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/holdfast/holdfast/gateway"
-	"github.com/holdfast/holdfast/gateway/internal/gwtest"
-	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
+	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"github.com/holdfast/holdfast/internal/natstest"
 )
 
