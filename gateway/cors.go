@@ -18,6 +18,7 @@ package gateway
 import (
 	"net/http"
 
+	"github.com/holdfast/holdfast/gateway/internal/dshttp"
 	"github.com/holdfast/holdfast/internal/httperr"
 )
 
@@ -29,7 +30,7 @@ const (
 	// corsExposed are the response headers a page may read: "*" for every header (the
 	// files' X-Meta-*, a function's own), and by name those the protocols define, for
 	// browsers that send credentials, where "*" is not a wildcard.
-	corsExposed = "*, " + dsExposed + ", Content-Range, Accept-Ranges, Last-Modified, Retry-After, WWW-Authenticate"
+	corsExposed = "*, " + dshttp.ExposedHeaders + ", Content-Range, Accept-Ranges, Last-Modified, Retry-After, WWW-Authenticate"
 )
 
 // isPreflight reports whether r is a CORS preflight request.

@@ -3,8 +3,17 @@
 // It holds clients' WebSockets itself, so that objects can sleep or move while their
 // sockets stay open. Any number of gateways may run against one NATS cluster.
 //
-// The gateway never imports the object runtime: it speaks to hosts only through the
-// protocol in internal/wire.
+// This package owns what every request meets — routing (buildMux, serve), API keys,
+// CORS and origins (cors.go), the client's address, health and presence (presence.go),
+// metrics (metrics.go) — and the object surfaces: requests to objects (objects.go),
+// functions (functions.go) and object sockets (sockets.go). Each stream protocol is a
+// package of its own under gateway/internal/, made and routed in streams.go; the client
+// core every long-lived connection goes through is gateway/internal/conns.
+//
+// The gateway never imports the object runtime or an object class: it speaks to hosts
+// only through the protocol in internal/wire, and to the Stream class through its
+// contract (builtin/stream/streamapi) and typed client (gateway/internal/streamclient).
+// TestImports holds that and the rules of the sub-packages.
 package gateway
 
 import (
@@ -25,7 +34,11 @@ import (
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
 	"github.com/holdfast/holdfast/functions"
 	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/gateway/internal/dshttp"
+	"github.com/holdfast/holdfast/gateway/internal/dssubs"
 	"github.com/holdfast/holdfast/gateway/internal/streamclient"
+	"github.com/holdfast/holdfast/gateway/internal/streamhub"
+	"github.com/holdfast/holdfast/internal/bearer"
 	"github.com/holdfast/holdfast/internal/cluster"
 	"github.com/holdfast/holdfast/internal/httperr"
 	"github.com/holdfast/holdfast/internal/metrics"
@@ -131,6 +144,18 @@ type Options struct {
 	PublicURL string
 }
 
+// DefaultLongPollTimeout is how long a long-poll read waits for data without
+// Options.LongPollTimeout.
+const DefaultLongPollTimeout = dshttp.DefaultLongPollTimeout
+
+// StreamClass is the class of the objects behind durable streams (its contract is package
+// builtin/stream/streamapi): the hosts must serve it when Options.Streams is set.
+const StreamClass = streamapi.ClassName
+
+// StreamRetention limits the streams whose names match Pattern: tokens separated by "/",
+// "*" matching one token and a last ">" one or more. Zero is no limit.
+type StreamRetention = streamhub.Retention
+
 // presenceTTL is how long a gateway stays "live" without renewing; objects close the
 // sockets of a gateway that is not.
 const presenceTTL = 5 * time.Second
@@ -146,9 +171,7 @@ type Gateway struct {
 	client      atomic.Pointer[objclient.Client]
 	res         *cluster.Resources
 	js          jetstream.JetStream
-	melody      *melody.Melody // object sockets' (websocket.go)
-	streamWS    *melody.Melody // /v1/stream connections'
-	compatWS    *melody.Melody // durable-stream's /stream connections'
+	melody      *melody.Melody // object sockets' (conns.NewMelody)
 	conns       *conns.Hub     // every client connection's queue and writer (gateway/internal/conns)
 	ctx         context.Context
 	cancel      context.CancelFunc
@@ -157,9 +180,7 @@ type Gateway struct {
 	sockets     socketTable
 	socketsOpen openSockets // object sockets' sessions, which Close waits for
 	env         *env
-	streams     *streamHub
 	sc          *streamclient.Client // the Stream objects
-	subs        *dsSubs              // Durable Streams subscriptions (ds_subscriptions.go)
 	requests    requestCounts        // plain requests in flight (presence.go)
 	started     time.Time
 	ctrl        jetstream.JetStream // the control plane's (Options.ControlConn)
@@ -191,6 +212,13 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 	g := &Gateway{opts: opts, id: opts.ID, nc: nc, log: opts.Logger.With("gateway", opts.ID), started: time.Now().UTC()}
 	g.metrics = metrics.NewGateway(opts.Metrics, g.connections)
 	g.sc = streamclient.New(streamclient.SenderFunc(g.request))
+	// Made now (it does no I/O): the stream parts hold it from the start, and use it once
+	// the gateway is ready (requests are refused before).
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	g.js = js
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	for _, k := range opts.APIKeys {
 		g.keys = append(g.keys, sha256.Sum256([]byte(k)))
@@ -198,7 +226,7 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 	g.sockets.m = map[string]*gwSocket{}
 	g.env = &env{g: g}
 	g.conns = conns.NewHub(g.ctx, conns.Config{QueueBytes: opts.StreamQueueBytes, Heartbeat: opts.SSEHeartbeat, Logger: g.log, Metrics: g.metrics})
-	g.melody = newMelody(g.opts.MaxMessage)
+	g.melody = conns.NewMelody(g.opts.MaxMessage)
 	if err := g.buildMux(); err != nil {
 		return nil, err
 	}
@@ -261,10 +289,7 @@ func (g *Gateway) connect() {
 func (g *Gateway) setup() error {
 	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
 	defer cancel()
-	js, err := jetstream.New(g.nc)
-	if err != nil {
-		return err
-	}
+	js := g.js
 	res, err := cluster.Ensure(ctx, js, cluster.Options{Replicas: g.opts.Replicas, Logger: g.log})
 	if err != nil {
 		return err
@@ -292,7 +317,7 @@ func (g *Gateway) setup() error {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("presence: %w", err)
 	}
-	g.js, g.res, g.ctrl = js, res, ctrl
+	g.res, g.ctrl = res, ctrl
 	g.client.Store(objclient.New(g.nc, owners))
 	g.wg.Add(1)
 	go g.keepPresence(rev)
@@ -401,15 +426,7 @@ func (g *Gateway) buildMux() (err error) {
 		}
 	}
 	if g.opts.Streams {
-		g.streams = newStreamHub(g)
-		// A frame over 16 times the limit closes a stream connection (1009); a larger one is
-		// refused with an error frame. durable-stream's protocol has no error frame.
-		g.streamWS = newMelody(max(16*g.opts.MaxMessage, 1<<20))
-		g.compatWS = newMelody(max(g.opts.MaxMessage, 1<<10))
-		// /v1/stream/{name...}: WebSocket, Durable Streams HTTP, EventSource (durable_http.go).
-		g.registerHTTPStreams()
-		g.mux.HandleFunc("GET /stream/{subject...}", g.serveStreamCompat) // durable-stream's clients
-		g.registerDSSubscriptions()                                       // /v1/stream/__ds/ (ds_subscriptions.go)
+		g.buildStreams() // streams.go
 	}
 	return nil
 }
@@ -435,7 +452,7 @@ func (g *Gateway) route(o *observed, r *http.Request) {
 		return
 	}
 	key, ok := g.authorized(r)
-	if !ok && !dsTokenAuth(r) { // subscription callbacks carry a wake token instead
+	if !ok && !dssubs.TokenAuth(r) { // subscription callbacks carry a wake token instead
 		w.Header().Set("WWW-Authenticate", `Bearer realm="holdfast"`)
 		httperr.Write(w, http.StatusUnauthorized, httperr.CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> or ?token=<key>")
 		return
@@ -491,7 +508,7 @@ func (g *Gateway) authorized(r *http.Request) (string, bool) {
 	if len(g.keys) == 0 {
 		return "", true
 	}
-	key, ok := bearerToken(r.Header.Get("Authorization"))
+	key, ok := bearer.Token(r.Header.Get("Authorization"))
 	if !ok {
 		q := r.URL.Query()
 		if key = q.Get("token"); key == "" {
@@ -510,16 +527,6 @@ func (g *Gateway) authorized(r *http.Request) (string, bool) {
 		return "", false
 	}
 	return key, true
-}
-
-// bearerToken reads "Bearer <token>": the scheme is case-insensitive (RFC 9110 section 11.1)
-// and may be followed by more than one space.
-func bearerToken(h string) (string, bool) {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	return strings.TrimLeft(token, " "), true
 }
 
 // checkOrigin enforces AllowedOrigins on WebSocket upgrades and CORS.
@@ -541,29 +548,6 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 		return strings.EqualFold(host, r.Host)
 	}
 	return false
-}
-
-// writeClientError maps an objclient error onto the JSON error shape; an answer of a
-// Stream object (a *streamapi.Error with its status) keeps its status and code.
-func writeClientError(w http.ResponseWriter, err error) {
-	var se *streamapi.Error
-	if errors.As(err, &se) && se.Status >= 400 {
-		httperr.Write(w, se.Status, se.Code, se.Message)
-		return
-	}
-	switch {
-	case errors.Is(err, objclient.ErrNoHosts):
-		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
-	case errors.Is(err, objclient.ErrOverloaded):
-		w.Header().Set("Retry-After", "1")
-		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
-	case errors.Is(err, objclient.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		httperr.Write(w, http.StatusGatewayTimeout, httperr.CodeTimeout, "the object did not answer in time; the request may or may not have taken effect")
-	case errors.Is(err, objclient.ErrBadRequest):
-		httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, err.Error())
-	default:
-		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
-	}
 }
 
 // clientAddr is the client's address: from the trusted proxy header when configured (its

@@ -1,4 +1,4 @@
-package gateway
+package gateway_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/examples/counter"
+	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/internal/hosttest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/objects"
@@ -23,8 +24,8 @@ func BenchmarkCounterHTTP(b *testing.B) {
 	s := natstest.Server(b)
 	log := slog.New(slog.DiscardHandler)
 	hosttest.Start(b, natstest.Conn(b, s), runtime.Options{Classes: []objects.Class{counter.Class}, Logger: log})
-	gw, err := New(natstest.Conn(b, s), Options{
-		Routes: []Route{{Pattern: "/counter/{name}", Class: "Counter"}}, Logger: log,
+	gw, err := gateway.New(natstest.Conn(b, s), gateway.Options{
+		Routes: []gateway.Route{{Pattern: "/counter/{name}", Class: "Counter"}}, Logger: log,
 	})
 	if err != nil {
 		b.Fatal(err)

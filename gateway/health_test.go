@@ -1,4 +1,4 @@
-package gateway
+package gateway_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"github.com/holdfast/holdfast/internal/natsembed"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/nats-io/nats.go"
@@ -32,7 +34,7 @@ func TestHealthFollowsNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	gw, err := New(nc, Options{Routes: []Route{{Pattern: "/counter/{name}", Class: "Counter"}}})
+	gw, err := gateway.New(nc, gateway.Options{Routes: []gateway.Route{{Pattern: "/counter/{name}", Class: "Counter"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,14 +71,14 @@ func TestHealthFollowsNATS(t *testing.T) {
 // answers nil.
 func TestHealthWaitsForReadiness(t *testing.T) {
 	var ready atomic.Bool
-	f := startGateway(t, natstest.Server(t), Options{Readiness: func() error {
+	f := gwtest.StartGateway(t, natstest.Server(t), gateway.Options{Readiness: func() error {
 		if !ready.Load() {
 			return errors.New("the file store is not open yet")
 		}
 		return nil
 	}})
 	get := func() (int, string) {
-		resp, err := http.Get(f.url + "/healthz")
+		resp, err := http.Get(f.URL + "/healthz")
 		if err != nil {
 			t.Fatal(err)
 		}

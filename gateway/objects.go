@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -28,7 +27,7 @@ func (g *Gateway) serveObject(w http.ResponseWriter, r *http.Request, class, nam
 		httperr.Write(w, http.StatusForbidden, httperr.CodeForbidden, "origin not allowed: "+r.Header.Get("Origin"))
 		return
 	}
-	body, ok := readBody(w, r, g.opts.MaxBodyBytes)
+	body, ok := httperr.ReadBody(w, r, g.opts.MaxBodyBytes)
 	if !ok {
 		return
 	}
@@ -53,7 +52,7 @@ func (g *Gateway) serveObject(w http.ResponseWriter, r *http.Request, class, nam
 		if sock != nil {
 			g.sockets.drop(sock)
 		}
-		writeClientError(w, err)
+		httperr.WriteCallError(w, err)
 		return
 	}
 	if sock == nil {
@@ -81,23 +80,4 @@ func (g *Gateway) request(ctx context.Context, class, name string, m *nats.Msg) 
 	g.metrics.ObjectRequests.WithLabelValues(class, objectResult(err)).Inc()
 	g.metrics.ObjectRequestDuration.WithLabelValues(class).Observe(time.Since(began).Seconds())
 	return reply, err
-}
-
-// readBody reads a request body of at most limit bytes, answering 413 beyond it.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	if r.ContentLength > limit {
-		httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, "request body over the limit")
-		return nil, false
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			httperr.Write(w, http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, "request body over the limit")
-		} else {
-			httperr.Write(w, http.StatusBadRequest, httperr.CodeBadRequest, "reading the body: "+err.Error())
-		}
-		return nil, false
-	}
-	return body, true
 }

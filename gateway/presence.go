@@ -1,13 +1,17 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/gateway/internal/dssubs"
+	"github.com/holdfast/holdfast/gateway/internal/sse"
 	"github.com/holdfast/holdfast/internal/wire"
 )
 
@@ -79,4 +83,26 @@ func requestKindOf(r *http.Request) requestKind {
 		}
 	}
 	return plainRequest
+}
+
+// peers is what the stream parts ask of the gateway's place in the cluster: whether it
+// reaches JetStream, and which gateways are alive (their presence keys).
+type peers struct{ g *Gateway }
+
+var (
+	_ sse.Cluster    = peers{}
+	_ dssubs.Cluster = peers{}
+)
+
+// errNotReady: the gateway does not reach JetStream yet.
+var errNotReady = errors.New("gateway: not connected to NATS JetStream yet")
+
+func (p peers) Ready() bool { return p.g.Ready() }
+
+// Gateways are the ids of the gateways alive now, this one included.
+func (p peers) Gateways(ctx context.Context) ([]string, error) {
+	if !p.g.ready.Load() {
+		return nil, errNotReady
+	}
+	return p.g.res.Gateways.Keys(ctx)
 }

@@ -1,4 +1,4 @@
-package gateway
+package gateway_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/internal/gwtest"
 	"github.com/holdfast/holdfast/internal/natstest"
 	"github.com/holdfast/holdfast/internal/wire"
 	"github.com/holdfast/holdfast/runtime"
@@ -19,16 +21,16 @@ import (
 // until they close.
 func TestPresenceCountsConnectionsByTransport(t *testing.T) {
 	s := natstest.Server(t)
-	startStreamHost(t, s, "h1")
-	startHost(t, s, natstest.Conn(t, s), runtime.Options{ID: "h2"})
-	f := startGateway(t, s, Options{Streams: true, Address: "http://gw.example:8787", Version: "v-test", ControlConn: natstest.Conn(t, s)})
+	gwtest.StartStreamHost(t, s, "h1")
+	gwtest.StartHost(t, s, natstest.Conn(t, s), runtime.Options{ID: "h2"})
+	f := gwtest.StartGateway(t, s, gateway.Options{Streams: true, Address: "http://gw.example:8787", Version: "v-test", ControlConn: natstest.Conn(t, s)})
 	js, _ := jetstream.New(natstest.Conn(t, s))
 	kv, err := js.KeyValue(context.Background(), wire.GatewayBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	presence := func() wire.GatewayPresence {
-		e, err := kv.Get(context.Background(), f.gw.ID())
+		e, err := kv.Get(context.Background(), f.GW.ID())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +49,7 @@ func TestPresenceCountsConnectionsByTransport(t *testing.T) {
 		})
 	}
 	p := presence()
-	if p.ID != f.gw.ID() || p.Address != "http://gw.example:8787" || p.Version != "v-test" || p.Started.IsZero() {
+	if p.ID != f.GW.ID() || p.Address != "http://gw.example:8787" || p.Version != "v-test" || p.Started.IsZero() {
 		t.Fatalf("presence %+v", p)
 	}
 	counts := func(obj, str, es, lp int) map[string]int {
@@ -55,14 +57,14 @@ func TestPresenceCountsConnectionsByTransport(t *testing.T) {
 	}
 	waitCounts(counts(0, 0, 0, 0))
 
-	obj := dial(t, f, "/room/r1?user=u1")
-	expect(t, obj, "joined u1")
-	str := sdial(t, f, "/v1/stream/p1")
-	u := f.url + "/v1/stream/p2"
-	if st, _, _ := dsDo(t, http.MethodPut, u, map[string]string{"Content-Type": "application/json"}, ""); st != http.StatusCreated {
+	obj := gwtest.Dial(t, f, "/room/r1?user=u1")
+	gwtest.Expect(t, obj, "joined u1")
+	str := gwtest.DialStream(t, f, "/v1/stream/p1")
+	u := f.URL + "/v1/stream/p2"
+	if st, _, _ := gwtest.DSDo(t, http.MethodPut, u, map[string]string{"Content-Type": "application/json"}, ""); st != http.StatusCreated {
 		t.Fatalf("PUT: %d", st)
 	}
-	_, stopES := sseLines(t, u, esAccept)
+	_, stopES := gwtest.SSELines(t, u, gwtest.AcceptEvents)
 	lpCtx, stopLP := context.WithCancel(context.Background())
 	lpDone := make(chan struct{})
 	go func() {
@@ -75,7 +77,7 @@ func TestPresenceCountsConnectionsByTransport(t *testing.T) {
 	waitCounts(counts(1, 1, 1, 1))
 
 	_ = obj.Close()
-	_ = str.c.Close()
+	_ = str.C.Close()
 	stopES()
 	stopLP()
 	<-lpDone

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/gateway/internal/conns"
+	"github.com/holdfast/holdfast/gateway/internal/wsstream"
 	"github.com/holdfast/holdfast/internal/names"
 	"github.com/holdfast/holdfast/internal/objclient"
 	"github.com/holdfast/holdfast/internal/wire"
@@ -26,6 +27,8 @@ const (
 	CloseSlowConsumer = conns.CloseSlowConsumer
 	// CloseObjectUnavailable: the object could not take the client's message; reconnect.
 	CloseObjectUnavailable = 1013
+	// CloseStreamUnavailable: a stream could not be read or written; reconnect.
+	CloseStreamUnavailable = wsstream.CloseStreamUnavailable
 )
 
 // gwSocket is one WebSocket held for an object. Its connection (conn) exists from the
@@ -43,7 +46,7 @@ type gwSocket struct {
 	seq             uint64 // client messages forwarded; only the read loop touches it
 }
 
-var _ wsSession = (*gwSocket)(nil)
+var _ conns.Session = (*gwSocket)(nil)
 
 type frame struct {
 	data   []byte
@@ -128,14 +131,14 @@ func (s *gwSocket) write(f frame) {
 	}
 }
 
-func (s *gwSocket) connected() { s.conn.Ready() }
+func (s *gwSocket) Connected() { s.conn.Ready() }
 
-func (s *gwSocket) message(data []byte, binary bool) {
+func (s *gwSocket) Message(data []byte, binary bool) {
 	s.g.metrics.MessagesIn.WithLabelValues(wire.ConnObjectSocket).Inc()
 	s.g.forward(s, data, binary)
 }
 
-func (s *gwSocket) closing(code int, reason string) {
+func (s *gwSocket) Closing(code int, reason string) {
 	s.mu.Lock()
 	if s.closeCode == 0 {
 		s.closeCode, s.closeReason = code, reason
@@ -143,10 +146,10 @@ func (s *gwSocket) closing(code int, reason string) {
 	s.mu.Unlock()
 }
 
-func (s *gwSocket) fail(code int, reason string) { s.close(code, reason, false) }
+func (s *gwSocket) Fail(code int, reason string) { s.close(code, reason, false) }
 
-// disconnected tells the object its socket closed, unless it closed it itself.
-func (s *gwSocket) disconnected() {
+// Disconnected tells the object its socket closed, unless it closed it itself.
+func (s *gwSocket) Disconnected() {
 	g := s.g
 	defer g.socketsOpen.wg.Done()
 	g.sockets.remove(s.id)
@@ -202,7 +205,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, s *gwSocket) {
 		g.notifyClose(s, 1006, "upgrade failed")
 		g.socketsOpen.wg.Done()
 	}
-	if err := g.acceptWebSocket(w, r, g.melody, s.conn, s, failed); err != nil {
+	if err := g.conns.AcceptWebSocket(w, r, s.conn, g.melody, s, failed); err != nil {
 		g.log.Debug("upgrade failed", "err", err)
 		failed()
 	}
@@ -214,12 +217,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, s *gwSocket) {
 // message resent after a failover (its answer lost with the old owner) is taken once.
 func (g *Gateway) forward(s *gwSocket, data []byte, binary bool) {
 	s.seq++
-	m := nats.NewMsg("")
-	m.Header.Set(wire.HdrOp, wire.OpSocketMsg)
-	m.Header.Set(wire.HdrClass, s.class)
-	m.Header.Set(wire.HdrName, s.name)
-	m.Header.Set(wire.HdrSocket, s.id)
-	m.Header.Set(wire.HdrGateway, g.id)
+	m := g.socketMsg(s, wire.OpSocketMsg)
 	m.Header.Set(wire.HdrSeq, strconv.FormatUint(s.seq, 10))
 	if binary {
 		m.Header.Set(wire.HdrBinary, "1")
@@ -249,14 +247,20 @@ func (g *Gateway) forward(s *gwSocket, data []byte, binary bool) {
 	}
 }
 
-// notifyClose tells the object its socket closed, retrying through moves.
-func (g *Gateway) notifyClose(s *gwSocket, code int, reason string) {
+// socketMsg is a message of op to s's object about s.
+func (g *Gateway) socketMsg(s *gwSocket, op string) *nats.Msg {
 	m := nats.NewMsg("")
-	m.Header.Set(wire.HdrOp, wire.OpSocketClose)
+	m.Header.Set(wire.HdrOp, op)
 	m.Header.Set(wire.HdrClass, s.class)
 	m.Header.Set(wire.HdrName, s.name)
 	m.Header.Set(wire.HdrSocket, s.id)
 	m.Header.Set(wire.HdrGateway, g.id)
+	return m
+}
+
+// notifyClose tells the object its socket closed, retrying through moves.
+func (g *Gateway) notifyClose(s *gwSocket, code int, reason string) {
+	m := g.socketMsg(s, wire.OpSocketClose)
 	m.Header.Set(wire.HdrCode, strconv.Itoa(code))
 	m.Header.Set(wire.HdrReason, reason)
 	ctx, cancel := context.WithTimeout(context.Background(), g.opts.RequestTimeout)

@@ -21,7 +21,7 @@ var codeSources = []struct {
 }{
 	{"../../builtin/stream/streamapi", "Code"},
 	{".", "Code"},
-	{"../../gateway", "sub"},
+	{"../../gateway/internal/dssubs", "sub"},
 }
 
 // constants returns the string constants named prefix* defined in dir with a literal value,

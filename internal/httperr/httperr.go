@@ -12,10 +12,15 @@
 package httperr
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/holdfast/holdfast/builtin/stream/streamapi"
+	"github.com/holdfast/holdfast/internal/objclient"
 )
 
 // Codes used across Holdfast's HTTP endpoints. A code is stable; a message is for people.
@@ -56,4 +61,59 @@ func Write(w http.ResponseWriter, status int, code, message string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(Body{Detail{code, message}})
+}
+
+// WriteCallError answers the failure of a call to an object (routed by internal/objclient)
+// in the error shape: an answer of a Stream object (a *streamapi.Error with its status)
+// keeps its status and code; a routing failure is 503 (no host, overloaded: Retry-After),
+// 504 (no answer in time: the request may or may not have taken effect) or 400.
+func WriteCallError(w http.ResponseWriter, err error) {
+	var se *streamapi.Error
+	if errors.As(err, &se) && se.Status >= 400 {
+		Write(w, se.Status, se.Code, se.Message)
+		return
+	}
+	switch {
+	case errors.Is(err, objclient.ErrNoHosts):
+		Write(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+	case errors.Is(err, objclient.ErrOverloaded):
+		w.Header().Set("Retry-After", "1")
+		Write(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+	case errors.Is(err, objclient.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		Write(w, http.StatusGatewayTimeout, CodeTimeout, "the object did not answer in time; the request may or may not have taken effect")
+	case errors.Is(err, objclient.ErrBadRequest):
+		Write(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+	default:
+		Write(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+	}
+}
+
+// ReadBody reads r's body of at most limit bytes: past the limit it answers 413
+// (payload_too_large), a body that cannot be read (shorter than its Content-Length, a
+// client gone) 400; false: it answered. A body of known size is read into one buffer of
+// that size.
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	switch n := r.ContentLength; {
+	case n > limit:
+		Write(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the body is over the limit of %d bytes", limit))
+		return nil, false
+	case n >= 0:
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			Write(w, http.StatusBadRequest, CodeBadRequest, "the body is shorter than its Content-Length or could not be read")
+			return nil, false
+		}
+		return b, true
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		Write(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the body is over the limit of %d bytes", limit))
+		return nil, false
+	case err != nil:
+		Write(w, http.StatusBadRequest, CodeBadRequest, "the body could not be read: "+err.Error())
+		return nil, false
+	}
+	return b, true
 }

@@ -67,6 +67,23 @@ func ValidateClass(class string) error {
 	return Validate(class)
 }
 
+// ReservedStreamPrefix starts the Durable Streams subscription API's paths
+// (/v1/stream/__ds/...), so no stream may be named under it.
+const ReservedStreamPrefix = "__ds/"
+
+// ValidateStream reports whether name may name a stream: a valid name (on every path a
+// stream is named by: WebSocket, HTTP, durable-stream's subjects, fork sources,
+// subscriptions) and not under ReservedStreamPrefix. The error wraps ErrInvalid.
+func ValidateStream(name string) error {
+	if err := Validate(name); err != nil {
+		return err
+	}
+	if name == strings.TrimSuffix(ReservedStreamPrefix, "/") || strings.HasPrefix(name, ReservedStreamPrefix) {
+		return fmt.Errorf("%w: stream names under %q are reserved for the subscription API", ErrInvalid, ReservedStreamPrefix)
+	}
+	return nil
+}
+
 // describeAt names the character starting at byte i of s as a person reads it: the rune
 // ('é', not the 'Ã' of its first byte), or the byte when s is not UTF-8 there.
 func describeAt(s string, i int) string {

@@ -35,6 +35,14 @@ func TestValidateClass(t *testing.T) {
 	}
 }
 
+func TestValidateStream(t *testing.T) {
+	for name, ok := range map[string]bool{"a": true, "a/b": true, "__ds2": true, "x/__ds": true, "__ds": false, "__ds/x": false, "a//b": false, "": false} {
+		if err := ValidateStream(name); (err == nil) != ok || err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("ValidateStream(%q) = %v", name, err)
+		}
+	}
+}
+
 func TestKeyRoundTrip(t *testing.T) {
 	c, n, ok := SplitKey(Key("Counter", "a/b"))
 	if !ok || c != "Counter" || n != "a/b" {

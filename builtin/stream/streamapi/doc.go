@@ -13,6 +13,9 @@
 // text/* data is valid UTF-8), and what its readers show as messages is one rule,
 // IsMessage.
 //
+// What clients see of a stream's log is defined here too: its records' headers (log.go),
+// its offsets as strings (FormatOffset, ParseOffset) and the error codes (codes.go).
+//
 //	POST   /publish        [PublishItem, ...]          -> [Published, ...], one per item
 //	GET    /info                                        -> Info
 //	POST   /configure      Config                       -> Info (creates the log)

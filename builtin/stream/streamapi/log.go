@@ -1,5 +1,9 @@
 package streamapi
 
+import (
+	"strconv"
+)
+
 // A stream's log: one JetStream message per record (a WebSocket publish, a Durable
 // Streams create, append or close), written by the object and read both by it and, straight
 // from JetStream, by every gateway (one feed per stream per gateway). What a Durable
@@ -29,4 +33,41 @@ func (m *DSMeta) Seq(off uint64) uint64 {
 		return off
 	}
 	return off - m.Fork.Offset + m.CreateSeq
+}
+
+// Offsets as clients see them (Stream-Next-Offset, ?offset=, the SSE control events, the
+// subscriptions' cursors): the log seq (DSMeta.Offset), zero-padded to OffsetWidth digits
+// so that every offset has the same length and string order is seq order.
+
+// OffsetWidth is the digits of an offset.
+const OffsetWidth = 16
+
+// FormatOffset is offset off as clients see it.
+func FormatOffset(off uint64) string {
+	var b [24]byte
+	d := strconv.AppendUint(b[:0], off, 10)
+	if len(d) >= OffsetWidth {
+		return string(d)
+	}
+	var out [OffsetWidth]byte
+	for i := range out {
+		out[i] = '0'
+	}
+	copy(out[OffsetWidth-len(d):], d)
+	return string(out[:])
+}
+
+// ParseOffset reads an offset: "-1" (start, offset 0), "now" or a server-minted offset.
+func ParseOffset(s string) (seq uint64, now bool, ok bool) {
+	switch s {
+	case "-1":
+		return 0, false, true
+	case "now":
+		return 0, true, true
+	}
+	if len(s) != OffsetWidth {
+		return 0, false, false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, false, err == nil
 }

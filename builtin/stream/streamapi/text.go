@@ -3,6 +3,7 @@ package streamapi
 import (
 	"bytes"
 	"encoding/json"
+	"mime"
 	"strings"
 	"unicode/utf8"
 )
@@ -58,3 +59,36 @@ func CheckData(contentType string, data []byte) *Error {
 	}
 	return nil
 }
+
+// MediaType is a Content-Type's lower-cased media type, as a stream keeps it (DSMeta,
+// CheckData); "" when malformed.
+func MediaType(ct string) string {
+	if plainMediaType(ct) {
+		return ct // the usual case, already in the form ParseMediaType would give
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(mt)
+}
+
+// plainMediaType reports whether ct is type/subtype in lower case without parameters:
+// letters, digits and the token punctuation that appears in registered types.
+func plainMediaType(ct string) bool {
+	slash := -1
+	for i := 0; i < len(ct); i++ {
+		c := ct[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '.', c == '+':
+		case c == '/' && slash < 0:
+			slash = i
+		default:
+			return false
+		}
+	}
+	return slash > 0 && slash < len(ct)-1
+}
+
+// IsJSON reports whether ct is JSON: the stream's messages are JSON values.
+func IsJSON(ct string) bool { return MediaType(ct) == "application/json" }

@@ -77,3 +77,18 @@ func TestValidText(t *testing.T) {
 		}
 	}
 }
+
+func TestMediaType(t *testing.T) {
+	for ct, want := range map[string]string{
+		"application/json": "application/json", "Application/JSON; charset=utf-8": "application/json",
+		"text/plain": "text/plain", "text/plain;charset=utf-8": "text/plain", "application/vnd.a+json": "application/vnd.a+json",
+		"": "", "text/": "", "/json": "", "not a type": "",
+	} {
+		if got := MediaType(ct); got != want {
+			t.Errorf("MediaType(%q) = %q, want %q", ct, got, want)
+		}
+	}
+	if !IsJSON("application/json; charset=utf-8") || IsJSON("text/plain") {
+		t.Error("IsJSON")
+	}
+}

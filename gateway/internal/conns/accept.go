@@ -12,9 +12,10 @@ import (
 	"github.com/olahol/melody"
 )
 
-// AcceptWebSocket takes an upgrade request off net/http and hands it to m: melody upgrades
-// it and runs the session (its read pump, pings, the close handshake) on a goroutine of
-// its own, over c, which carries every frame the gateway sends. The handler returns at
+// AcceptWebSocket takes an upgrade request off net/http and hands it to m (a NewMelody):
+// melody upgrades it and runs the session (its read pump, pings, the close handshake) on
+// a goroutine of its own, telling sess of its events, over c, which carries every frame
+// the gateway sends. The handler returns at
 // once: net/http's connection, request, response and their buffers (~10 KB), held while a
 // handler runs, are freed, and an idle socket keeps melody's two goroutines.
 //
@@ -22,7 +23,7 @@ import (
 // until then); failed runs when the upgrade fails once the connection left net/http. The
 // request must have been checked already (an upgrade, its origin allowed). An error: the
 // connection could not be taken; nothing was written, and c is discarded.
-func (h *Hub) AcceptWebSocket(w http.ResponseWriter, r *http.Request, c *Conn, m *melody.Melody, keys map[string]any, failed func()) error {
+func (h *Hub) AcceptWebSocket(w http.ResponseWriter, r *http.Request, c *Conn, m *melody.Melody, sess Session, failed func()) error {
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		c.Discard()
@@ -34,7 +35,7 @@ func (h *Hub) AcceptWebSocket(w http.ResponseWriter, r *http.Request, c *Conn, m
 	d := &detached{conn: wc, brw: brw, header: http.Header{}}
 	req := detach(r)
 	go func() {
-		if err := m.HandleRequestWithKeys(d, req, keys); err != nil {
+		if err := m.HandleRequestWithKeys(d, req, map[string]any{sessKey: sess}); err != nil {
 			_ = c.closeNow()
 			if failed != nil {
 				failed()

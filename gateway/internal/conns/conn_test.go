@@ -16,7 +16,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/holdfast/holdfast/internal/natstest"
-	"github.com/olahol/melody"
 )
 
 func newTestHub(t *testing.T, cfg Config) *Hub {
@@ -255,20 +254,32 @@ func TestSSEChunksHeartbeatsAndEnd(t *testing.T) {
 	natstest.WaitFor(t, "the connection to end", 5*time.Second, func() bool { return h.Open(EventSource) == 0 })
 }
 
+// echoSession is a Session that echoes each message over its connection.
+type echoSession struct {
+	c     *Conn
+	ended *atomic.Bool
+}
+
+var _ Session = echoSession{}
+
+func (e echoSession) Connected()                       { e.c.Ready() }
+func (e echoSession) Message(data []byte, binary bool) { e.c.Send(append([]byte("echo "), data...)) }
+func (e echoSession) Closing(int, string)              {}
+func (e echoSession) Fail(code int, reason string)     { e.c.Close(code, reason) }
+func (e echoSession) Disconnected()                    { e.ended.Store(true) }
+
 // A WebSocket accepted by melody off net/http: the handler returns at once, melody runs
-// the session, and the connection carries the frames sent before and after the upgrade.
+// the session (NewMelody's handlers tell the Session), and the connection carries the
+// frames sent before and after the upgrade.
 func TestAcceptWebSocketWithMelody(t *testing.T) {
 	h := newTestHub(t, Config{})
-	m := melody.New()
+	m := NewMelody(1 << 10)
 	var ended atomic.Bool
-	m.HandleConnect(func(s *melody.Session) { s.MustGet("c").(*Conn).Ready() })
-	m.HandleMessage(func(s *melody.Session, data []byte) { s.MustGet("c").(*Conn).Send(append([]byte("echo "), data...)) })
-	m.HandleDisconnect(func(s *melody.Session) { ended.Store(true) })
 	returned := make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := h.NewConn(StreamSocket)
 		c.Send([]byte("early"))
-		if err := h.AcceptWebSocket(w, r, c, m, map[string]any{"c": c}, func() { t.Error("upgrade failed") }); err != nil {
+		if err := h.AcceptWebSocket(w, r, c, m, echoSession{c: c, ended: &ended}, func() { t.Error("upgrade failed") }); err != nil {
 			t.Error(err)
 		}
 		returned <- struct{}{}
