@@ -239,7 +239,8 @@ func TestRunStopsWithItsContext(t *testing.T) {
 	}
 	var m mirror
 	done := make(chan struct{})
-	go func() { Run(ctx, kv, m.config()); close(done) }()
+	cfg := m.config() // before the goroutine: config sets the mirror's map, which get reads
+	go func() { Run(ctx, kv, cfg); close(done) }()
 	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
