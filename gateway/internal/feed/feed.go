@@ -532,8 +532,19 @@ func (f *Feed) ReadRange(ctx context.Context, from, upTo uint64, max int) (msgs 
 		upTo = f.last
 	}
 	if from >= f.ring.start && from <= f.last {
-		msgs, next, _ = f.cachedLocked(nil, from, min(upTo, f.last), max)
+		last := f.last
+		msgs, next, _ = f.cachedLocked(nil, from, min(upTo, last), max)
 		f.mu.RUnlock()
+		if next <= upTo && len(msgs) < max {
+			// The caller knows of seqs the feed has not delivered yet (an append the
+			// object acknowledged a moment ago): the rest of the range from the log, so
+			// that a read after a write sees it.
+			more, after, err := f.fetch(ctx, next, upTo, max-len(msgs))
+			if err != nil {
+				return nil, from, err
+			}
+			msgs, next = append(msgs, more...), after
+		}
 		return msgs, next, nil
 	}
 	if from < f.ring.start {
