@@ -27,6 +27,8 @@ type outcome struct {
 	disconnects int           // client connections that dropped without the client closing them
 	resume      time.Duration // from the fault to the first publish acknowledged after it
 	notes       []string
+
+	acks, oks []time.Time // when each publish was acknowledged, each increment answered 200
 }
 
 // check stops the workload, reads everything back and returns what it found; each
@@ -172,6 +174,7 @@ func (w *workload) check(t *testing.T, faultAt time.Time) outcome {
 		o.notes = append(o.notes, fmt.Sprintf("%s=%d (%d ok, %d unsure)", d.name, final, ok, unsure))
 	}
 
+	o.acks, o.oks = acks, oks
 	pubGap := longestGap(acks, w.began, stopped)
 	cntGap := longestGap(oks, w.began, stopped)
 	o.unavailable = max(pubGap, cntGap)
@@ -229,6 +232,17 @@ func longestGap(at []time.Time, from, to time.Time) time.Duration {
 		gap, prev = max(gap, a.Sub(prev)), a
 	}
 	return max(gap, to.Sub(prev))
+}
+
+// firstAfter is how long after at the first of ts came (at..to: none came before to).
+func firstAfter(ts []time.Time, at, to time.Time) time.Duration {
+	first := to
+	for _, x := range ts {
+		if !x.Before(at) && x.Before(first) {
+			first = x
+		}
+	}
+	return first.Sub(at)
 }
 
 // readStream reads every message of stream from its leader (an ordered consumer; direct

@@ -267,6 +267,7 @@ func scenarioKillNATSLeaders(t *testing.T, c *cluster) outcome {
 		t.Fatal(err)
 	}
 	t.Logf("%s: killed %s, the leader of %s", at.Format("15:04:05.000"), first.Name, logName)
+	back1 := c.leadersBack(ctx, first.Name)
 	w.waitAcks(t, 200, "with "+first.Name+" down")
 	restart := func(s interface {
 		Restart(context.Context) error
@@ -299,17 +300,81 @@ func scenarioKillNATSLeaders(t *testing.T, c *cluster) outcome {
 	if err := second.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s: killed %s", time.Now().Format("15:04:05.000"), second.Name)
+	at2 := time.Now()
+	t.Logf("%s: killed %s", at2.Format("15:04:05.000"), second.Name)
+	back2 := c.leadersBack(ctx, second.Name)
 	w.waitAcks(t, 200, "with "+second.Name+" down")
 	restart(second)
 	w.waitAcks(t, 100, "after "+second.Name+" came back")
 	o := w.check(t, at)
-	// JetStream elects a new leader 4 to 9 s after it lost one (nats-server's raft
-	// election timeout): Holdfast's own share on top of that must stay within 3 s.
-	if limit := 9*time.Second + 3*time.Second; o.unavailable > limit {
-		t.Errorf("clients waited %v at most; a leader change must be a short pause (%v at most: JetStream's 9 s election and 3 s of Holdfast's)", o.unavailable, limit)
+	// JetStream elects new leaders 4 to 9 s after it lost one (nats-server's raft
+	// election timeout), longer on a loaded machine, and Holdfast cannot serve a stream or
+	// a lease bucket that has none. What is Holdfast's is the time from the moment every
+	// stream had a leader again to the first publish acknowledged and the first
+	// increment answered, for each kill. A commit sent while its stream had no leader is
+	// not answered (the replicas drop it) and fails only at the commit's 10 s timeout,
+	// then the gateway sends the publish again: with the shortest election (4 s) that is
+	// up to 6 s, and a second of slack for a loaded machine.
+	end := time.Now()
+	for i, k := range []struct {
+		name     string
+		at, back time.Time
+	}{{first.Name, at, <-back1}, {second.Name, at2, <-back2}} {
+		if k.back.IsZero() {
+			t.Errorf("kill %d (%s): the streams never all had a leader again", i+1, k.name)
+			continue
+		}
+		pub, inc := firstAfter(o.acks, k.back, end), firstAfter(o.oks, k.back, end)
+		t.Logf("kill %d (%s): every stream led again %v after the kill; then the first publish ack %v, the first increment %v",
+			i+1, k.name, k.back.Sub(k.at).Round(time.Millisecond), pub.Round(time.Millisecond), inc.Round(time.Millisecond))
+		if limit := 7 * time.Second; pub > limit || inc > limit {
+			t.Errorf("kill %d (%s): publishing resumed %v and increments %v after JetStream had every leader back; Holdfast's share must stay within %v",
+				i+1, k.name, pub.Round(time.Millisecond), inc.Round(time.Millisecond), limit)
+		}
+	}
+	// And a pause, however JetStream took its time, stays a pause.
+	if limit := 30 * time.Second; o.unavailable > limit {
+		t.Errorf("clients waited %v at most; a leader change must be a short pause (under %v)", o.unavailable, limit)
 	}
 	return o
+}
+
+// leadersBack watches the cluster's streams after the server named gone was killed and
+// sends when each had a leader other than it (the zero time if ctx ended first). Until
+// JetStream has elected them, nothing of Holdfast's that lives there can move.
+func (c *cluster) leadersBack(ctx context.Context, gone string) <-chan time.Time {
+	done := make(chan time.Time, 1)
+	go func() {
+		for {
+			if c.everyStreamLed(ctx, gone) {
+				done <- time.Now()
+				return
+			}
+			select {
+			case <-ctx.Done():
+				done <- time.Time{}
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return done
+}
+
+// everyStreamLed says whether every stream's info names a leader other than gone (the
+// listing itself needs JetStream's meta leader).
+func (c *cluster) everyStreamLed(ctx context.Context, gone string) bool {
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	l := c.js.ListStreams(lctx)
+	n := 0
+	for info := range l.Info() {
+		if info.Cluster == nil || info.Cluster.Leader == "" || info.Cluster.Leader == gone {
+			return false
+		}
+		n++
+	}
+	return l.Err() == nil && n > 0
 }
 
 // scenarioKillGateway: SIGKILL a gateway. Its clients, Go and JS, reconnect through the
