@@ -303,6 +303,7 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 	s3Listen := f.fs.String("s3-listen", "", "also serve the S3-compatible endpoint here (needs [[auth.s3]] credentials)")
 	metricsListen := f.metricsListen(" (on --listen, /metrics needs an API key)")
 	longPoll := f.longPoll()
+	drainDelay := f.fs.Duration("drain-delay", 0, "on SIGTERM, how long /healthz answers 503 draining before the gateway closes its connections (the time a load balancer takes to notice; docs/deploy.md)")
 	log, cfg, err := c.setup(f, args, reg)
 	if err != nil {
 		return helpOK(err)
@@ -402,8 +403,12 @@ func runGateway(ctx context.Context, args []string, reg app.Registry, ready io.W
 	case err := <-errc:
 		return err
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// Drain first: out of the load balancer's rotation, then every long-lived client sent
+	// to another gateway (gateway/drain.go); the HTTP server then waits only for short
+	// requests.
+	sctx, cancel := context.WithTimeout(context.Background(), *drainDelay+15*time.Second)
 	defer cancel()
+	_ = gw.Drain(sctx, *drainDelay)
 	app.Shutdown(sctx, srv)
 	_ = gw.Close(sctx)
 	_ = ctrl.Drain()

@@ -168,6 +168,7 @@ type Gateway struct {
 	log         *slog.Logger
 	mux         *http.ServeMux
 	ready       atomic.Bool
+	draining    atomic.Bool // Drain was called (drain.go)
 	client      atomic.Pointer[objclient.Client]
 	res         *cluster.Resources
 	js          jetstream.JetStream
@@ -239,9 +240,13 @@ func New(nc *nats.Conn, opts Options) (*Gateway, error) {
 func (g *Gateway) ID() string { return g.id }
 
 // serveHealth answers /healthz: 200 once the gateway reaches JetStream and every part
-// in Options.Readiness is up, else 503 saying what is missing.
+// in Options.Readiness is up, else 503 saying what is missing ({"status":"draining"} once
+// it drains).
 func (g *Gateway) serveHealth(w http.ResponseWriter) {
-	if err := g.Healthy(); err != nil {
+	if err := g.Healthy(); errors.Is(err, ErrDraining) {
+		serveHealthDraining(w)
+		return
+	} else if err != nil {
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, err.Error())
 		return
 	}
@@ -250,8 +255,11 @@ func (g *Gateway) serveHealth(w http.ResponseWriter) {
 }
 
 // Healthy is /healthz's answer: nil once the gateway reaches JetStream and every part in
-// Options.Readiness is up, else what is missing.
+// Options.Readiness is up, else what is missing; ErrDraining once it drains.
 func (g *Gateway) Healthy() error {
+	if g.draining.Load() {
+		return ErrDraining
+	}
 	if !g.Ready() {
 		return errors.New("not connected to NATS JetStream yet")
 	}
@@ -364,8 +372,10 @@ func (g *Gateway) keepPresence(rev uint64) {
 	}
 }
 
-// Close closes every WebSocket (their objects get close events) and leaves.
+// Close drains the gateway (Drain, without a delay, unless it was called), so that every
+// WebSocket is closed (their objects get close events), and leaves.
 func (g *Gateway) Close(ctx context.Context) error {
+	_ = g.Drain(ctx, 0)
 	g.socketsOpen.stop()
 	_ = g.melody.Close()
 	done := make(chan struct{})
@@ -469,6 +479,9 @@ func (g *Gateway) route(o *observed, r *http.Request) {
 	if !g.ready.Load() {
 		w.Header().Set("Retry-After", "1")
 		httperr.Write(w, http.StatusServiceUnavailable, httperr.CodeUnavailable, "not connected to NATS JetStream yet")
+		return
+	}
+	if g.refuseDraining(w, r) {
 		return
 	}
 	for prefix, h := range g.opts.Mounts {

@@ -43,6 +43,7 @@ func (g *Gateway) buildStreams() {
 	})
 	ds := dshttp.New(g.ctx, dshttp.Config{
 		Streams: g.sc, Hub: hub, Hooks: hooks, Reads: reads, Events: events, LongPoll: g.opts.LongPollTimeout,
+		Draining:       g.conns.Draining(),
 		RequestTimeout: g.opts.RequestTimeout, MaxBodyBytes: g.opts.MaxBodyBytes, Metrics: g.metrics,
 	})
 	// /v1/stream/{name...}: a WebSocket, else Durable Streams over HTTP (an EventSource

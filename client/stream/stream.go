@@ -218,6 +218,12 @@ func (c *Conn) dial(ctx context.Context) (*websocket.Conn, error) {
 		return nil, fmt.Errorf("stream: dial: %w", err)
 	}
 	c.mu.Lock()
+	if c.ctx.Err() != nil {
+		// Close ran while this dial was under way: it found no connection to close.
+		c.mu.Unlock()
+		_ = ws.Close()
+		return nil, ErrClosed
+	}
 	c.ws = ws
 	c.mu.Unlock()
 	return ws, nil

@@ -179,6 +179,7 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	_ = gw.Drain(sctx, 0) // long-lived clients first: the HTTP server waits for none of them
 	app.Shutdown(sctx, srv)
 	if s3srv != nil {
 		app.Shutdown(sctx, s3srv)

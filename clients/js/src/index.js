@@ -90,7 +90,8 @@ export class StreamClient {
    *   (server default 30000; 100 to 3600000)
    * @param {(msg: {stream: string, seq: number, time: string, data: any}) => any} [options.onMessage]
    * @param {(err: StreamError) => void} [options.onError] errors that answer no request (history_gone),
-   *   and policy_violation: a 1008 close, after which the client stops (it is closed)
+   *   and policy_violation: a 1008 close, after which the client stops (it is closed).
+   *   A 1012 (a gateway draining) or 1001 close is no error: the client reconnects at once.
    * @param {(state: 'open'|'closed') => void} [options.onStatus]
    * @param {boolean|Storage|Map} [options.cache] keep received messages: true uses localStorage when
    *   there is one, else a Map; or pass the store. Resumes after the cached last seq.
@@ -210,14 +211,19 @@ export class StreamClient {
         p.reject(new StreamError('disconnected', 'the connection dropped before the answer; it may or may not have taken effect'))
       }
       this.opts.onStatus?.('closed')
-      this._retry()
+      // 1012 (service restart: a draining gateway) and 1001 (going away) say "reconnect
+      // now, elsewhere": no error, no backoff.
+      this._retry(ev.code === 1012 || ev.code === 1001)
     }
   }
 
-  _retry () {
+  _retry (now = false) {
     if (this.closed) return
-    const wait = this.backoff
-    this.backoff = Math.min(this.backoff * 2, this.maxBackoff)
+    let wait = 0
+    if (!now) {
+      wait = this.backoff
+      this.backoff = Math.min(this.backoff * 2, this.maxBackoff)
+    }
     this.timer = setTimeout(() => this._connect(), wait)
   }
 

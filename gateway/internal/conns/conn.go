@@ -64,6 +64,7 @@ func (h *Hub) NewConn(kind Kind) *Conn {
 	c := &Conn{hub: h, kind: kind, t: t, max: h.cfg.QueueBytes}
 	c.cond.L = &c.mu
 	h.admit(kind)
+	h.register(c)
 	return c
 }
 
@@ -436,6 +437,7 @@ func (c *Conn) end() {
 	c.onEnd = nil
 	c.mu.Unlock()
 	c.hub.open[c.kind].Add(-1)
+	c.hub.unregister(c)
 	c.hub.wheel.remove(c)
 	if len(fns) > 0 {
 		// Not on the flusher's goroutine, which may be the one ending it.

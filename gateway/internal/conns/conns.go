@@ -20,6 +20,9 @@
 //     default) drops what it holds and closes the connection, a WebSocket with
 //     CloseSlowConsumer (4008), an event stream by ending its body: a stream client
 //     resumes from its last ack, an EventSource from its Last-Event-ID.
+//   - Draining: Hub.Drain ends every connection of a gateway about to stop, a WebSocket
+//     with CloseServiceRestart (1012: reconnect now, elsewhere), an event stream by ending
+//     its body, and tells long-polls through Hub.Draining (drain.go).
 //   - Text: every outgoing WebSocket text frame is framed by one function (appendWSFrame),
 //     the one place a UTF-8 check belongs should anything unchecked ever reach it. What
 //     the gateway sends is valid already: a stream's frames are built from text made valid
@@ -96,6 +99,7 @@ type Hub struct {
 	slow    atomic.Int64
 	sent    [numKinds]prometheus.Counter // messages queued, for the metrics
 	slowBy  [numKinds]prometheus.Counter // slow consumers closed
+	live    live                         // the connections not ended, for Drain (drain.go)
 }
 
 // Transport is kind's transport label, as the presence and the metrics name it.
@@ -132,6 +136,7 @@ func NewHub(ctx context.Context, cfg Config) *Hub {
 		h.slowBy[k] = cfg.Metrics.SlowConsumers.WithLabelValues(k.Transport())
 	}
 	h.wheel = newWheel(cfg.Heartbeat)
+	h.live.init()
 	go h.flusher.run(ctx.Done())
 	return h
 }

@@ -55,12 +55,15 @@ const (
 
 // Config configures a Server; the gateway fills it from its Options.
 type Config struct {
-	Streams        *streamclient.Client // the Stream objects
-	Hub            *streamhub.Hub       // the feeds; the bound of a batch of appends
-	Hooks          *streamhub.Hooks     // the server hooks
-	Reads          *dsread.Reader       // reads from an offset, a fork's included
-	Events         *sse.Server          // EventSources and live=sse responses
-	LongPoll       time.Duration        // how long a long-poll waits; DefaultLongPollTimeout
+	Streams  *streamclient.Client // the Stream objects
+	Hub      *streamhub.Hub       // the feeds; the bound of a batch of appends
+	Hooks    *streamhub.Hooks     // the server hooks
+	Reads    *dsread.Reader       // reads from an offset, a fork's included
+	Events   *sse.Server          // EventSources and live=sse responses
+	LongPoll time.Duration        // how long a long-poll waits; DefaultLongPollTimeout
+	// Draining, closed when the gateway drains (conns.Hub.Draining), answers every
+	// long-poll waiting as its timeout would: the client polls again, on another gateway.
+	Draining       <-chan struct{}
 	RequestTimeout time.Duration
 	MaxBodyBytes   int64 // a JSON append shown to the AuthorizePublish hook
 	Metrics        *metrics.Gateway
@@ -589,8 +592,9 @@ func (h *Server) read(w http.ResponseWriter, r *http.Request, name string) {
 	_, _ = w.Write(b)
 }
 
-// waitData waits for records at from (or closure) up to the long-poll timeout, on the
-// stream's feed. A nil result with no error means the request ended.
+// waitData waits for records at from (or closure) up to the long-poll timeout, or until
+// the gateway drains, on the stream's feed. A nil result with no error means the request
+// ended.
 func (h *Server) waitData(ctx context.Context, name string, from uint64, rd *streamapi.DSRead) (*streamapi.DSRead, error) {
 	fl, err := h.reads.Follow(ctx, name, rd, false)
 	if err != nil {
@@ -616,6 +620,8 @@ func (h *Server) waitData(ctx context.Context, name string, from uint64, rd *str
 		select {
 		case <-ch:
 		case <-timer.C:
+			return rd, nil
+		case <-h.opts.Draining:
 			return rd, nil
 		case <-ctx.Done():
 			return nil, nil
