@@ -185,7 +185,9 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Host, error) {
 		}
 		h.classes[c.Name] = c
 	}
-	js, err := jetstream.New(nc)
+	// The async publish timeout only frees futures that a stream electing a leader never
+	// answers: appendLog (log.go) tries again after publishAttempt on its own.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(asyncPublishTimeout))
 	if err != nil {
 		return nil, err
 	}

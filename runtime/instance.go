@@ -437,26 +437,26 @@ func (in *instance) commit(b *batch) error {
 }
 
 // publishFenced appends rec to the object's log, conditional on the log's last sequence
-// being the one this owner last wrote. A timeout is retried with the same message id, so a
-// record that did land is not written twice.
+// being the one this owner last wrote. A try that goes unanswered is made again, every
+// publishAttempt until ctx ends (publish.go), with the same message id, so a record that
+// did land is not written twice.
 func (in *instance) publishFenced(ctx context.Context, rec []byte) (uint64, error) {
 	m := nats.NewMsg(in.subject)
 	m.Data = rec
 	id := nuid.Next()
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		var ack *jetstream.PubAck
-		ack, err = in.h.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(in.lastSeq),
+	for {
+		actx, cancel := context.WithTimeout(ctx, publishAttempt)
+		ack, err := in.h.js.PublishMsg(actx, m, jetstream.WithExpectLastSequencePerSubject(in.lastSeq),
 			jetstream.WithMsgID(id))
+		cancel()
 		if err == nil {
 			in.lastSeq = ack.Sequence
 			return ack.Sequence, nil
 		}
-		if isFenced(err) || ctx.Err() != nil {
-			break
+		if !retryable(err) || ctx.Err() != nil || !pauseBeforeRetry(ctx, err) {
+			return 0, err
 		}
 	}
-	return 0, err
 }
 
 func isFenced(err error) bool { return cluster.IsWrongLastSeq(err) }

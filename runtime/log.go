@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -277,37 +278,124 @@ func (in *instance) commitLog(ctx context.Context, c *logChange) error {
 		l.exists.Store(true)
 	}
 	if len(c.appends) > 0 {
-		futures := make([]jetstream.PubAckFuture, 0, len(c.appends))
-		for _, a := range c.appends {
-			m := nats.NewMsg(l.subject)
-			m.Data = a.data
-			for k, v := range a.headers {
-				m.Header.Set(k, v)
-			}
-			f, err := js.PublishMsgAsync(m, jetstream.WithExpectLastSequence(a.seq-1))
-			if err != nil {
-				return fmt.Errorf("log append: %w", err)
-			}
-			futures = append(futures, f)
-		}
-		for i, f := range futures {
-			select {
-			case ack := <-f.Ok():
-				if ack.Sequence != c.appends[i].seq {
-					return fmt.Errorf("log append: stored at %d, expected %d", ack.Sequence, c.appends[i].seq)
-				}
-				l.durable.Store(ack.Sequence)
-			case err := <-f.Err():
-				return fmt.Errorf("log append %d: %w", c.appends[i].seq, err)
-			case <-ctx.Done():
-				return fmt.Errorf("log append: %w", ctx.Err())
-			}
+		if err := in.appendLog(ctx, c.appends); err != nil {
+			return err
 		}
 	}
 	if c.trim > 0 {
 		if err := l.handle.Purge(ctx, jetstream.WithPurgeSequence(c.trim+1)); err != nil {
 			return fmt.Errorf("log trim: %w", err)
 		}
+	}
+	return nil
+}
+
+// appendLog publishes appends pipelined, each conditional on the seq before it. Should one
+// go unanswered for publishAttempt (a stream electing a leader drops what it is sent,
+// publish.go), it and every one after it are published again one at a time until ctx
+// ends. A retry whose earlier try did land is refused as out of sequence; that it landed
+// is then read back: while this instance holds the lease, nothing but its own appends can
+// stand at its seqs (a former owner's are fenced off), so the message there, if it has
+// the same bytes, is the one sent.
+func (in *instance) appendLog(ctx context.Context, appends []logAppend) error {
+	l := in.log
+	msgs := make([]*nats.Msg, len(appends))
+	futures := make([]jetstream.PubAckFuture, len(appends))
+	for i, a := range appends {
+		m := nats.NewMsg(l.subject)
+		m.Data = a.data
+		for k, v := range a.headers {
+			m.Header.Set(k, v)
+		}
+		msgs[i] = m
+		f, err := in.h.js.PublishMsgAsync(m, jetstream.WithExpectLastSequence(a.seq-1))
+		if err != nil {
+			return fmt.Errorf("log append: %w", err)
+		}
+		futures[i] = f
+	}
+	timer := time.NewTimer(publishAttempt)
+	defer timer.Stop()
+	for i, f := range futures {
+		var err error
+		select {
+		case ack := <-f.Ok():
+			if ack.Sequence != appends[i].seq {
+				return fmt.Errorf("log append: stored at %d, expected %d", ack.Sequence, appends[i].seq)
+			}
+			l.durable.Store(ack.Sequence)
+			timer.Reset(publishAttempt) // unanswered means no answer for an attempt
+			continue
+		case err = <-f.Err():
+			if !retryable(err) {
+				return fmt.Errorf("log append %d: %w", appends[i].seq, err)
+			}
+		case <-timer.C:
+			err = context.DeadlineExceeded
+		case <-ctx.Done():
+			return fmt.Errorf("log append: %w", ctx.Err())
+		}
+		in.logger().Warn("log append unanswered; publishing again", "seq", appends[i].seq, "err", err)
+		for j := i; j < len(appends); j++ {
+			select {
+			case ack := <-futures[j].Ok(): // answered meanwhile
+				if ack.Sequence == appends[j].seq {
+					l.durable.Store(ack.Sequence)
+					continue
+				}
+			default:
+			}
+			if err := in.appendAgain(ctx, msgs[j], appends[j].seq); err != nil {
+				return fmt.Errorf("log append %d: %w", appends[j].seq, err)
+			}
+			l.durable.Store(appends[j].seq)
+		}
+		return nil
+	}
+	return nil
+}
+
+// appendAgain publishes m as the log's message seq again, until it is stored or ctx ends.
+func (in *instance) appendAgain(ctx context.Context, m *nats.Msg, seq uint64) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, publishAttempt)
+		ack, err := in.h.js.PublishMsg(actx, m, jetstream.WithExpectLastSequence(seq-1))
+		cancel()
+		switch {
+		case err == nil && ack.Sequence != seq:
+			return fmt.Errorf("stored at %d, expected %d", ack.Sequence, seq)
+		case err == nil:
+			return nil
+		case cluster.IsWrongLastSeq(err):
+			return in.landed(ctx, m, seq, err)
+		case !retryable(err) || ctx.Err() != nil || !pauseBeforeRetry(ctx, err):
+			return err
+		}
+	}
+}
+
+// landed checks that the message at seq is m, sent by an earlier try: fenced is the
+// refusal of the retry, returned when it is not.
+func (in *instance) landed(ctx context.Context, m *nats.Msg, seq uint64, fenced error) error {
+	if !in.leaseValid() {
+		return fenced
+	}
+	st := in.log.handle
+	var got *jetstream.RawStreamMsg
+	var err error
+	for {
+		actx, cancel := context.WithTimeout(ctx, publishAttempt)
+		got, err = st.GetMsg(actx, seq)
+		cancel()
+		if err == nil || !retryable(err) || ctx.Err() != nil || !pauseBeforeRetry(ctx, err) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w (reading back seq %d: %v)", fenced, seq, err)
+	}
+	if !bytes.Equal(got.Data, m.Data) {
+		return fmt.Errorf("%w (seq %d holds another message)", fenced, seq)
 	}
 	return nil
 }

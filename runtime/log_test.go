@@ -159,3 +159,41 @@ func TestLogFenceRefusesFormerOwner(t *testing.T) {
 		t.Fatalf("log holds %d messages, want 3", last)
 	}
 }
+
+// TestLogAppendAgainFindsItsEarlierTry: an append published again after its first try went
+// unanswered (a stream electing a leader) is refused as out of sequence when the first try
+// did land; appendAgain then finds its own bytes at its seq and reports it stored, once.
+// Another message at that seq is still the fence's refusal.
+func TestLogAppendAgainFindsItsEarlierTry(t *testing.T) {
+	s := natstest.Server(t)
+	h := startHost(t, s, Options{Classes: []objects.Class{logProbeClass}, ID: "a"})
+	c := newClient(t, s)
+	if got := logGet(t, c, "l1", "/append?n=3"); got != "200 1,2,3" {
+		t.Fatalf("append: %q", got)
+	}
+	insts := h.instances()
+	if len(insts) != 1 {
+		t.Fatalf("%d active objects, want 1", len(insts))
+	}
+	in := insts[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	again := func(data string, seq uint64) error {
+		m := nats.NewMsg(in.log.subject)
+		m.Data = []byte(data)
+		return in.appendAgain(ctx, m, seq)
+	}
+	if err := again("m2", 3); err != nil {
+		t.Fatalf("the retry of a landed append: %v", err)
+	}
+	if err := again("not m2", 3); err == nil || !isFenced(err) {
+		t.Fatalf("another message at a stored seq: %v, want the fence's refusal", err)
+	}
+	info, err := in.log.handle.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 3 || info.State.LastSeq != 3 {
+		t.Fatalf("the log holds %d messages up to %d, want 3 up to 3", info.State.Msgs, info.State.LastSeq)
+	}
+}

@@ -311,10 +311,12 @@ func scenarioKillNATSLeaders(t *testing.T, c *cluster) outcome {
 	// election timeout), longer on a loaded machine, and Holdfast cannot serve a stream or
 	// a lease bucket that has none. What is Holdfast's is the time from the moment every
 	// stream had a leader again to the first publish acknowledged and the first
-	// increment answered, for each kill. A commit sent while its stream had no leader is
-	// not answered (the replicas drop it) and fails only at the commit's 10 s timeout,
-	// then the gateway sends the publish again: with the shortest election (4 s) that is
-	// up to 6 s, and a second of slack for a loaded machine.
+	// increment answered, for each kill. A write sent while its stream had no leader is
+	// not answered (the replicas drop it); the host tries it again every 2 s
+	// (runtime/publish.go), so the first one after the election lands within an attempt,
+	// plus a second of slack for a loaded machine. (Before the host tried again on its
+	// own, a write waited out the commit's 10 s timeout and this share was 3-4 s; now it
+	// measures under 50 ms.)
 	end := time.Now()
 	for i, k := range []struct {
 		name     string
@@ -327,7 +329,7 @@ func scenarioKillNATSLeaders(t *testing.T, c *cluster) outcome {
 		pub, inc := firstAfter(o.acks, k.back, end), firstAfter(o.oks, k.back, end)
 		t.Logf("kill %d (%s): every stream led again %v after the kill; then the first publish ack %v, the first increment %v",
 			i+1, k.name, k.back.Sub(k.at).Round(time.Millisecond), pub.Round(time.Millisecond), inc.Round(time.Millisecond))
-		if limit := 7 * time.Second; pub > limit || inc > limit {
+		if limit := 3 * time.Second; pub > limit || inc > limit {
 			t.Errorf("kill %d (%s): publishing resumed %v and increments %v after JetStream had every leader back; Holdfast's share must stay within %v",
 				i+1, k.name, pub.Round(time.Millisecond), inc.Round(time.Millisecond), limit)
 		}
